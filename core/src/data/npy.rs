@@ -1,0 +1,262 @@
+//! Streaming reader for NumPy `.npy` arrays, alone or inside (possibly compressed) `.npz`
+//! archives. Arrays are read a few rows at a time so that a large set never sits in memory whole.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// Element type of an array, as its NumPy `descr` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DType {
+    F32,
+    F64,
+    I64,
+    I32,
+    U8,
+    Other,
+}
+
+/// The parsed header of one `.npy` array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NpyHeader {
+    /// Element type.
+    pub dtype: DType,
+    /// NumPy's `descr` string, for messages (`<f8`, `|b1`, ...).
+    pub descr: String,
+    /// Whether the data is stored column-major.
+    pub fortran_order: bool,
+    /// The array shape.
+    pub shape: Vec<usize>,
+}
+
+impl NpyHeader {
+    /// Human name of the dtype for messages (`float64`, ...).
+    pub fn dtype_name(&self) -> String {
+        match self.dtype {
+            DType::F32 => "float32".into(),
+            DType::F64 => "float64".into(),
+            DType::I64 => "int64".into(),
+            DType::I32 => "int32".into(),
+            DType::U8 => "uint8".into(),
+            DType::Other => format!("'{}'", self.descr),
+        }
+    }
+
+    fn elem_size_bytes(&self) -> usize {
+        match self.dtype {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::U8 => 1,
+            DType::Other => 0,
+        }
+    }
+}
+
+/// Parses the header at the start of `r`, leaving `r` at the first data byte.
+pub(crate) fn read_header(r: &mut impl Read) -> Result<NpyHeader, String> {
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic).map_err(|_| "not a .npy array (too short)".to_string())?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Err("not a .npy array (bad magic bytes)".into());
+    }
+    let header_len = match magic[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).map_err(|_| "truncated .npy header".to_string())?;
+            usize::from(u16::from_le_bytes(b))
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b).map_err(|_| "truncated .npy header".to_string())?;
+            usize::try_from(u32::from_le_bytes(b)).map_err(|_| "oversized .npy header".to_string())?
+        }
+        v => return Err(format!("unsupported .npy format version {v}")),
+    };
+    if header_len > 1 << 20 {
+        return Err(format!("oversized .npy header ({header_len} bytes)"));
+    }
+    let mut text = vec![0u8; header_len];
+    r.read_exact(&mut text).map_err(|_| "truncated .npy header".to_string())?;
+    let text = String::from_utf8_lossy(&text);
+    parse_header_dict(&text)
+}
+
+fn dict_value<'a>(text: &'a str, key: &str) -> Result<&'a str, String> {
+    let pat = format!("'{key}':");
+    let start = text.find(&pat).ok_or_else(|| format!("malformed .npy header: no '{key}'"))? + pat.len();
+    Ok(text[start..].trim_start())
+}
+
+fn parse_header_dict(text: &str) -> Result<NpyHeader, String> {
+    let descr_rest = dict_value(text, "descr")?;
+    let descr = descr_rest
+        .strip_prefix('\'')
+        .and_then(|s| s.split('\'').next())
+        .ok_or_else(|| "malformed .npy header: descr".to_string())?
+        .to_string();
+    let dtype = match descr.as_str() {
+        "<f4" => DType::F32,
+        "<f8" => DType::F64,
+        "<i8" => DType::I64,
+        "<i4" => DType::I32,
+        "|u1" | "<u1" => DType::U8,
+        _ => DType::Other,
+    };
+    let fortran_order = dict_value(text, "fortran_order")?.starts_with("True");
+    let shape_rest = dict_value(text, "shape")?;
+    let inner = shape_rest
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| "malformed .npy header: shape".to_string())?;
+    let shape = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse::<usize>().map_err(|_| format!("malformed .npy shape '{inner}'")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NpyHeader { dtype, descr, fortran_order, shape })
+}
+
+/// An open array positioned at its data, read row by row (a row is one sample: all elements
+/// after the first axis).
+pub(crate) struct NpyStream {
+    reader: Box<dyn Read + Send>,
+    /// The array's header.
+    pub header: NpyHeader,
+    rows_read: usize,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for NpyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NpyStream").field("header", &self.header).field("rows_read", &self.rows_read).finish()
+    }
+}
+
+impl NpyStream {
+    /// Opens a plain `.npy` file.
+    pub fn open_npy(path: &Path) -> Result<Self, String> {
+        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        Self::from_reader(Box::new(BufReader::new(file)))
+    }
+
+    /// Opens the array `key` (without `.npy`) of a `.npz` archive.
+    pub fn open_npz_entry(path: &Path, key: &str) -> Result<Self, String> {
+        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let mut archive = zip::ZipArchive::new(BufReader::new(file))
+            .map_err(|e| format!("not a valid .npz archive ({e})"))?;
+        let (data_start, compressed_size, method) = {
+            let entry = archive
+                .by_name(&format!("{key}.npy"))
+                .map_err(|e| format!("cannot read array '{key}' ({e})"))?;
+            (entry.data_start(), entry.compressed_size(), entry.compression())
+        };
+        let mut file = archive.into_inner();
+        file.seek(SeekFrom::Start(data_start)).map_err(|e| format!("cannot read array '{key}' ({e})"))?;
+        let raw = file.take(compressed_size);
+        let reader: Box<dyn Read + Send> = match method {
+            zip::CompressionMethod::Stored => Box::new(raw),
+            zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(raw)),
+            other => return Err(format!("array '{key}' uses unsupported compression {other:?}")),
+        };
+        Self::from_reader(reader)
+    }
+
+    fn from_reader(mut reader: Box<dyn Read + Send>) -> Result<Self, String> {
+        let header = read_header(&mut reader)?;
+        Ok(Self { reader, header, rows_read: 0, buf: Vec::new() })
+    }
+
+    /// Number of rows (the first axis), or 1 for a 0-d array.
+    pub fn num_rows(&self) -> usize {
+        self.header.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Elements per row.
+    pub fn row_len(&self) -> usize {
+        self.header.shape.iter().skip(1).product()
+    }
+
+    fn read_bytes(&mut self, rows: usize) -> Result<&[u8], String> {
+        if self.header.fortran_order && self.header.shape.len() > 1 {
+            return Err("arrays in Fortran order are not supported (save with np.ascontiguousarray)".into());
+        }
+        let rows = rows.min(self.num_rows().saturating_sub(self.rows_read));
+        let n = rows
+            .checked_mul(self.row_len())
+            .and_then(|e| e.checked_mul(self.header.elem_size_bytes()))
+            .ok_or_else(|| "array too large".to_string())?;
+        self.buf.resize(n, 0);
+        self.reader.read_exact(&mut self.buf).map_err(|_| "truncated array data".to_string())?;
+        self.rows_read += rows;
+        Ok(&self.buf)
+    }
+
+    /// Reads the next `rows` rows (fewer at the end) as `f32`; the array must be float32.
+    pub fn read_f32_rows(&mut self, rows: usize, out: &mut Vec<f32>) -> Result<(), String> {
+        if self.header.dtype != DType::F32 {
+            return Err(format!("dtype {} (expected float32)", self.header.dtype_name()));
+        }
+        let bytes = self.read_bytes(rows)?;
+        out.clear();
+        out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        Ok(())
+    }
+
+    /// Reads the whole array as integers; the array must hold int64, int32 or uint8.
+    pub fn read_all_i64(&mut self) -> Result<Vec<i64>, String> {
+        let dtype = self.header.dtype;
+        let rows = self.num_rows();
+        let bytes = self.read_bytes(rows)?;
+        match dtype {
+            DType::I64 => Ok(bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect()),
+            DType::I32 => {
+                Ok(bytes.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect())
+            }
+            DType::U8 => Ok(bytes.iter().map(|&b| i64::from(b)).collect()),
+            _ => Err(format!("dtype {} (expected an integer type)", self.header.dtype_name())),
+        }
+    }
+}
+
+/// The array names (without `.npy`) in a `.npz` archive, sorted.
+pub(crate) fn npz_keys(path: &Path) -> Result<Vec<String>, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let archive =
+        zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format!("not a valid .npz archive ({e})"))?;
+    let mut keys: Vec<String> =
+        archive.file_names().filter_map(|n| n.strip_suffix(".npy")).map(str::to_string).collect();
+    keys.sort();
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(header: &str, expect: Result<(DType, bool, Vec<usize>), &str>) {
+        let got = parse_header_dict(header).map(|h| (h.dtype, h.fortran_order, h.shape));
+        assert_eq!(got, expect.map_err(str::to_string), "{header}");
+    }
+
+    #[test]
+    fn parses_headers() {
+        check("{'descr': '<f4', 'fortran_order': False, 'shape': (256, 64), }", Ok((DType::F32, false, vec![256, 64])));
+        check("{'descr': '<i8', 'fortran_order': False, 'shape': (300,), }", Ok((DType::I64, false, vec![300])));
+        check("{'descr': '<f8', 'fortran_order': True, 'shape': (), }", Ok((DType::F64, true, vec![])));
+        check("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", Ok((DType::Other, false, vec![2, 3])));
+        check("{'fortran_order': False, 'shape': (2, 3), }", Err("malformed .npy header: no 'descr'"));
+        check("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", Err("malformed .npy shape '2, x'"));
+    }
+
+    #[test]
+    fn rejects_bad_magic() {
+        let mut r: &[u8] = b"hello world, not numpy";
+        assert_eq!(read_header(&mut r).unwrap_err(), "not a .npy array (bad magic bytes)");
+        let mut r: &[u8] = b"\x93NUM";
+        assert_eq!(read_header(&mut r).unwrap_err(), "not a .npy array (too short)");
+    }
+}

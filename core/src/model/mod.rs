@@ -1,0 +1,160 @@
+//! Model loading: decode an ONNX file, check it is something QuantBench can run, and describe it.
+//! This module (with `runtime`) is the only place that touches tract types.
+
+mod build;
+pub mod runtime;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use prost::Message as _;
+use tract_onnx::pb;
+use tract_onnx::prelude::Tensor;
+
+pub use summary::{Dim, ModelSummary, NodeInfo, QuantizableLayer, TensorInfo, shape_to_string};
+
+use crate::error::{Error, Result, one_line};
+
+/// Operators that carry subgraphs; QuantBench refuses them with a clear message.
+const CONTROL_FLOW_OPS: [&str; 3] = ["If", "Loop", "Scan"];
+
+/// A decoded, checked ONNX model and its summary.
+#[derive(Debug, Clone)]
+pub struct OnnxModel {
+    /// The decoded protobuf, as read (export edits a copy of it).
+    pub proto: pb::ModelProto,
+    /// The summary built from `proto`.
+    pub summary: ModelSummary,
+    /// Where the model was read from (a descriptive name for in-memory bytes).
+    pub path: PathBuf,
+}
+
+impl OnnxModel {
+    /// Reads and checks the model at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read model", e, path))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Decodes and checks a model held in memory; `path` names it in messages and the summary.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let not_onnx = |reason: String| Error::NotOnnx { reason, path: path.to_path_buf() };
+        if bytes.is_empty() {
+            return Err(not_onnx("the file is empty".into()));
+        }
+        let proto = pb::ModelProto::decode(bytes)
+            .map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
+        let Some(graph) = proto.graph.as_ref() else {
+            return Err(not_onnx("it has no graph".into()));
+        };
+        if proto.ir_version <= 0 || graph.node.is_empty() {
+            return Err(not_onnx(format!(
+                "ir_version {} with {} nodes",
+                proto.ir_version,
+                graph.node.len()
+            )));
+        }
+        check_operators(graph)?;
+        let name = path.file_stem().map_or_else(
+            || "model".to_string(),
+            |s| {
+                // Sample models live in folders named after them: `mlp/model.onnx` → `mlp`.
+                let stem = s.to_string_lossy().to_string();
+                if stem == "model" {
+                    path.parent()
+                        .and_then(Path::file_name)
+                        .map_or(stem, |p| p.to_string_lossy().to_string())
+                } else {
+                    stem
+                }
+            },
+        );
+        let summary = build::summarize(&proto, name)?;
+        check_tract_parses(&proto, path)?;
+        Ok(Self { proto, summary, path: path.to_path_buf() })
+    }
+
+    /// The graph (always present: checked at load).
+    pub fn graph(&self) -> &pb::GraphProto {
+        // Invariant: `from_bytes` rejects models without a graph.
+        self.proto.graph.as_ref().unwrap_or_else(|| unreachable!("checked at load"))
+    }
+
+    /// All constant tensors of the graph (initializers and `Constant` node values), by name.
+    pub fn constants(&self) -> BTreeMap<&str, &pb::TensorProto> {
+        build::constants(self.graph())
+    }
+
+    /// The constant `name` as a tract tensor.
+    pub fn constant_tensor(&self, name: &str) -> Result<Tensor> {
+        let consts = self.constants();
+        let proto = consts
+            .get(name)
+            .ok_or_else(|| Error::InvalidModel(format!("no constant tensor named '{name}'")))?;
+        load_tensor(proto, &self.path)
+    }
+}
+
+/// Converts a tensor proto to a tract tensor, refusing what tract would panic on.
+pub(crate) fn load_tensor(proto: &pb::TensorProto, path: &Path) -> Result<Tensor> {
+    let dir = path.parent().and_then(Path::to_str);
+    let provider = tract_onnx::data_resolver::MmapDataResolver;
+    std::panic::catch_unwind(|| tract_onnx::tensor::load_tensor(&provider, proto, dir))
+        .map_err(|_| {
+            Error::InvalidModel(format!(
+                "tensor '{}' has an unsupported data layout (type {})",
+                proto.name, proto.data_type
+            ))
+        })?
+        .map_err(|e| Error::InvalidModel(format!("tensor '{}': {}", proto.name, one_line(&format!("{e:#}")))))
+}
+
+/// Rejects control flow, custom domains and operators tract does not implement, naming each.
+fn check_operators(graph: &pb::GraphProto) -> Result<()> {
+    let control: Vec<String> = graph
+        .node
+        .iter()
+        .filter(|n| CONTROL_FLOW_OPS.contains(&n.op_type.as_str()))
+        .map(|n| format!("{} (node '{}')", n.op_type, build::node_name(n)))
+        .collect();
+    if !control.is_empty() {
+        return Err(Error::ControlFlow(control.join(", ")));
+    }
+    let registry = tract_onnx::onnx().op_register;
+    let mut unsupported: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in &graph.node {
+        let custom_domain = !matches!(n.domain.as_str(), "" | "ai.onnx");
+        if custom_domain || !registry.0.contains_key(&n.op_type) {
+            let op = if custom_domain { format!("{}.{}", n.domain, n.op_type) } else { n.op_type.clone() };
+            unsupported.entry(op).or_default().push(build::node_name(n));
+        }
+    }
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<String> = unsupported
+        .into_iter()
+        .map(|(op, nodes)| {
+            let shown: Vec<String> = nodes.iter().take(5).map(|n| format!("'{n}'")).collect();
+            let more = if nodes.len() > 5 { format!(" and {} more", nodes.len() - 5) } else { String::new() };
+            format!("{op} (nodes {}{more})", shown.join(", "))
+        })
+        .collect();
+    Err(Error::UnsupportedOps(parts.join(", ")))
+}
+
+/// Lets tract build its graph once, so attribute and wiring errors surface at load time.
+fn check_tract_parses(proto: &pb::ModelProto, path: &Path) -> Result<()> {
+    let dir = path.parent().and_then(Path::to_str);
+    let parsed = std::panic::catch_unwind(|| tract_onnx::onnx().parse(proto, dir))
+        .map_err(|_| Error::InvalidModel("the model could not be parsed (internal parser panic)".into()))?
+        .map_err(|e| Error::InvalidModel(one_line(&format!("{e:#}"))))?;
+    if !parsed.unresolved_inputs.is_empty() {
+        return Err(Error::InvalidModel(format!(
+            "tensors used but never produced: {}",
+            parsed.unresolved_inputs.join(", ")
+        )));
+    }
+    Ok(())
+}

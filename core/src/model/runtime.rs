@@ -1,0 +1,85 @@
+//! Running a model with tract: typing with concrete input shapes, optimising, executing.
+
+use ndarray::ArrayD;
+use tract_onnx::prelude::*;
+
+use super::OnnxModel;
+use crate::error::{Error, Result};
+
+/// An optimised, runnable tract plan for concrete input shapes, returning the graph outputs
+/// followed by any extra tensors asked for by ONNX name.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    plan: std::sync::Arc<TypedSimplePlan>,
+    /// Concrete shape of each model input, in graph order.
+    pub input_shapes: Vec<Vec<usize>>,
+    /// ONNX names of the returned tensors, in order.
+    pub output_names: Vec<String>,
+}
+
+impl Runner {
+    /// Types `model` with `input_shapes` (one per model input, graph order), makes the graph
+    /// outputs plus `extra_outputs` (ONNX tensor names) the plan's outputs, and optimises.
+    pub fn new(model: &OnnxModel, input_shapes: &[Vec<usize>], extra_outputs: &[String]) -> Result<Self> {
+        let proto = model.proto.clone();
+        Self::from_proto(&proto, model, input_shapes, extra_outputs)
+    }
+
+    /// As [`Runner::new`], but on an edited protobuf of `model` (e.g. fake-quantized weights).
+    pub fn from_proto(
+        proto: &tract_onnx::pb::ModelProto,
+        model: &OnnxModel,
+        input_shapes: &[Vec<usize>],
+        extra_outputs: &[String],
+    ) -> Result<Self> {
+        let summary = &model.summary;
+        if input_shapes.len() != summary.inputs.len() {
+            return Err(Error::Shape(format!(
+                "{} input shapes given for {} model inputs",
+                input_shapes.len(),
+                summary.inputs.len()
+            )));
+        }
+        let run = || -> TractResult<(std::sync::Arc<TypedSimplePlan>, Vec<String>)> {
+            let mut inf = tract_onnx::onnx().model_for_proto_model(proto)?;
+            for (ix, shape) in input_shapes.iter().enumerate() {
+                inf = inf.with_input_fact(ix, f32::fact(shape).into())?;
+            }
+            let mut outlets = inf.output_outlets()?.to_vec();
+            let mut names: Vec<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
+            for name in extra_outputs {
+                let outlet = inf
+                    .find_outlet_label(name)
+                    .ok_or_else(|| tract_onnx::tract_core::internal::anyhow!("no tensor named '{name}' in the model"))?;
+                outlets.push(outlet);
+                names.push(name.clone());
+            }
+            inf.select_output_outlets(&outlets)?;
+            let typed = inf.into_typed()?;
+            let plan = typed.into_optimized()?.into_runnable()?;
+            Ok((plan, names))
+        };
+        let (plan, output_names) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+            .map_err(|_| Error::Runtime("tract panicked while preparing the model".into()))?
+            .map_err(|e| Error::runtime(&e))?;
+        Ok(Self { plan, input_shapes: input_shapes.to_vec(), output_names })
+    }
+
+    /// Runs one batch; `inputs` are in graph order and must have the shapes given at creation.
+    pub fn run(&self, inputs: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
+        let tensors: TVec<TValue> = inputs.into_iter().map(|a| Tensor::from(a).into()).collect();
+        let outputs = self.plan.run(tensors).map_err(|e| Error::runtime(&e))?;
+        outputs
+            .into_iter()
+            .map(|t| {
+                let t = t.into_tensor();
+                let t = if t.datum_type() == f32::datum_type() {
+                    t
+                } else {
+                    t.cast_to::<f32>().map_err(|e| Error::runtime(&e))?.into_owned()
+                };
+                t.into_plain_array::<f32>().map_err(|e| Error::runtime(&e))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, and every test (unit, property, end-to-end, and the
+# ONNX Runtime oracle). Installs what it needs by itself (a Python venv with onnxruntime).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse one build directory across clones (CI builds from a fresh clone each time).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quantbench/target}"
+
+# Python oracle environment (ONNX Runtime), created or refreshed when the pins change.
+source scripts/python-env.sh
+echo "python oracle: $QB_PYTHON"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests run the real binary, so build it first.
+cargo build -p quantbench --locked
+cargo test --workspace --locked

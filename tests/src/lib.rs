@@ -1,0 +1,68 @@
+//! Shared helpers for the end-to-end tests: locating the repository, the sample models, the
+//! `quantbench` binary and the Python oracle, and running them.
+
+pub mod onnx_build;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The sample models every end-to-end test covers.
+pub const SAMPLE_MODELS: [&str; 4] = ["mlp", "cnn", "mobilenet", "transformer"];
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `sample_models/<name>/<file>`.
+pub fn sample(name: &str, file: &str) -> PathBuf {
+    repo_root().join("sample_models").join(name).join(file)
+}
+
+/// The `quantbench` binary of the current build (built by `scripts/test.sh` before the tests).
+pub fn quantbench_bin() -> PathBuf {
+    // current_exe is <target>/<profile>/deps/e2e-<hash>; the binary is <target>/<profile>/quantbench.
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let bin = profile_dir.join(format!("quantbench{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} is missing: run `cargo build -p quantbench` first (scripts/test.sh does)", bin.display());
+    bin
+}
+
+/// Runs `quantbench` with `args` and no stdin.
+pub fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(quantbench_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn quantbench")
+}
+
+/// The Python interpreter of the oracle venv: `QB_PYTHON`, or the default venv that
+/// `scripts/test.sh` creates.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("QB_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let p = home.join(".cache/quantbench/venv/bin/python");
+    assert!(p.is_file(), "the Python oracle venv is missing: run scripts/test.sh once (it creates {})", p.display());
+    p
+}
+
+/// Runs a script of `tests/oracle/` with the oracle Python; panics with its stderr on failure.
+pub fn run_oracle<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> String {
+    let out = Command::new(python())
+        .arg(repo_root().join("tests").join("oracle").join(script))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn python");
+    assert!(out.status.success(), "oracle {script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stdout and stderr of a finished command as text.
+pub fn texts(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}

@@ -1,0 +1,59 @@
+//! Tiny ONNX graphs built in Rust (through tract's protobuf types) for error-path tests.
+
+use std::path::Path;
+
+use prost::Message as _;
+use tract_onnx::pb;
+
+/// A node of the default domain.
+pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| (*s).to_string()).collect(),
+        output: outputs.iter().map(|s| (*s).to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn float_value(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{Dimension, dimension::Value};
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A model with float input `x` [1, 4], output `y` [1, 4], and `nodes`, at opset 13.
+pub fn model_with_nodes(nodes: Vec<pb::NodeProto>) -> pb::ModelProto {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        producer_name: "quantbench-tests".into(),
+        graph: Some(pb::GraphProto {
+            name: "g".into(),
+            node: nodes,
+            input: vec![float_value("x", &[1, 4])],
+            output: vec![float_value("y", &[1, 4])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Encodes `model` to `path`.
+pub fn write_model(model: &pb::ModelProto, path: &Path) {
+    std::fs::write(path, model.encode_to_vec()).expect("write model");
+}
