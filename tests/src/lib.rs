@@ -25,17 +25,17 @@ pub fn quantbench_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
     let bin = profile_dir.join(format!("quantbench{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} is missing: run `cargo build -p quantbench` first (scripts/test.sh does)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p quantbench` first (scripts/test.sh does)",
+        bin.display()
+    );
     bin
 }
 
 /// Runs `quantbench` with `args` and no stdin.
 pub fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(quantbench_bin())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("spawn quantbench")
+    Command::new(quantbench_bin()).args(args).stdin(std::process::Stdio::null()).output().expect("spawn quantbench")
 }
 
 /// The Python interpreter of the oracle venv: `QB_PYTHON`, or the default venv that

@@ -10,7 +10,8 @@ use crate::samples;
 
 /// Starts the GUI, opening `model` or the default bundled sample.
 pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
-    let start = model.or_else(|| samples::models().into_iter().find(|(n, _)| n == samples::DEFAULT_SAMPLE).map(|m| m.1));
+    let start =
+        model.or_else(|| samples::models().into_iter().find(|(n, _)| n == samples::DEFAULT_SAMPLE).map(|m| m.1));
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 800.0]).with_title("QuantBench"),
         ..Default::default()
@@ -156,7 +157,9 @@ impl eframe::App for WorkbenchApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let dropped: Vec<PathBuf> = ui.ctx().input(|i| i.raw.dropped_files.iter().filter_map(|f| f.path.clone()).collect());
+        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
+            i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
+        });
         if let Some(p) = dropped.into_iter().next() {
             self.open(p);
         }
@@ -184,7 +187,9 @@ impl eframe::App for WorkbenchApp {
                     }
                     ui.end_row();
                     for n in model.summary.nodes.iter().filter(|n| {
-                        filter.is_empty() || n.name.to_lowercase().contains(&filter) || n.op_type.to_lowercase().contains(&filter)
+                        filter.is_empty()
+                            || n.name.to_lowercase().contains(&filter)
+                            || n.op_type.to_lowercase().contains(&filter)
                     }) {
                         ui.label(&n.name);
                         ui.label(&n.op_type);

@@ -81,11 +81,7 @@ impl Preprocess {
             .collect();
         if fixed.len() != 4 {
             return Err(Error::data(
-                format!(
-                    "image folders need a 4-D model input, '{}' is {}",
-                    input.name,
-                    shape_to_string(&input.shape)
-                ),
+                format!("image folders need a 4-D model input, '{}' is {}", input.name, shape_to_string(&input.shape)),
                 dir,
             ));
         }
@@ -203,7 +199,12 @@ pub(crate) fn load_batch(paths: &[PathBuf], pre: &Preprocess, sample_shape: &[us
     Ok(out)
 }
 
-fn resize_and_crop(img: &image::DynamicImage, shorter: Option<u32>, width: usize, height: usize) -> image::DynamicImage {
+fn resize_and_crop(
+    img: &image::DynamicImage,
+    shorter: Option<u32>,
+    width: usize,
+    height: usize,
+) -> image::DynamicImage {
     use image::imageops::FilterType;
     let (w, h) = (u32::try_from(width).unwrap_or(1), u32::try_from(height).unwrap_or(1));
     let Some(shorter) = shorter else {

@@ -129,7 +129,10 @@ fn check_float_input(input: &TensorInfo, path: &Path) -> Result<()> {
         Ok(())
     } else {
         Err(Error::data(
-            format!("model input '{}' has element type {}; only float32 inputs are supported", input.name, input.elem_type),
+            format!(
+                "model input '{}' has element type {}; only float32 inputs are supported",
+                input.name, input.elem_type
+            ),
             path,
         ))
     }
@@ -239,10 +242,7 @@ fn open_npz(p: &Path, inputs: &[TensorInfo]) -> Result<NpzContents> {
     }
     let n = counts.first().map_or(0, |c| c.1);
     if let Some((k, m)) = counts.iter().find(|c| c.1 != n) {
-        return Err(Error::data(
-            format!("sample counts differ: '{}' has {n} samples, '{k}' has {m}", counts[0].0),
-            p,
-        ));
+        return Err(Error::data(format!("sample counts differ: '{}' has {n} samples, '{k}' has {m}", counts[0].0), p));
     }
     let labels = if keys.iter().any(|k| k == LABELS_KEY) {
         let mut s = NpyStream::open_npz_entry(p, LABELS_KEY).map_err(|m| Error::data(m, p))?;

@@ -129,7 +129,10 @@ pub(crate) struct NpyStream {
 
 impl std::fmt::Debug for NpyStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NpyStream").field("header", &self.header).field("rows_read", &self.rows_read).finish()
+        f.debug_struct("NpyStream")
+            .field("header", &self.header)
+            .field("rows_read", &self.rows_read)
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,12 +146,11 @@ impl NpyStream {
     /// Opens the array `key` (without `.npy`) of a `.npz` archive.
     pub fn open_npz_entry(path: &Path, key: &str) -> Result<Self, String> {
         let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-        let mut archive = zip::ZipArchive::new(BufReader::new(file))
-            .map_err(|e| format!("not a valid .npz archive ({e})"))?;
+        let mut archive =
+            zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format!("not a valid .npz archive ({e})"))?;
         let (data_start, compressed_size, method) = {
-            let entry = archive
-                .by_name(&format!("{key}.npy"))
-                .map_err(|e| format!("cannot read array '{key}' ({e})"))?;
+            let entry =
+                archive.by_name(&format!("{key}.npy")).map_err(|e| format!("cannot read array '{key}' ({e})"))?;
             (entry.data_start(), entry.compressed_size(), entry.compression())
         };
         let mut file = archive.into_inner();
@@ -225,8 +227,7 @@ impl NpyStream {
 /// The array names (without `.npy`) in a `.npz` archive, sorted.
 pub(crate) fn npz_keys(path: &Path) -> Result<Vec<String>, String> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let archive =
-        zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format!("not a valid .npz archive ({e})"))?;
+    let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format!("not a valid .npz archive ({e})"))?;
     let mut keys: Vec<String> =
         archive.file_names().filter_map(|n| n.strip_suffix(".npy")).map(str::to_string).collect();
     keys.sort();

@@ -60,8 +60,7 @@ fn is_float(code: i32) -> bool {
 
 /// The constant tensors of a graph: initializers and the `value` of `Constant` nodes, by name.
 pub(crate) fn constants(graph: &pb::GraphProto) -> BTreeMap<&str, &pb::TensorProto> {
-    let mut map: BTreeMap<&str, &pb::TensorProto> =
-        graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut map: BTreeMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
         let value = n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref());
         if let (Some(t), Some(out)) = (value, n.output.first()) {
@@ -103,17 +102,13 @@ fn dims_u64(t: &pb::TensorProto) -> Result<Vec<u64>> {
     t.dims
         .iter()
         .map(|&d| {
-            u64::try_from(d)
-                .map_err(|_| Error::InvalidModel(format!("tensor '{}' has negative dim {d}", t.name)))
+            u64::try_from(d).map_err(|_| Error::InvalidModel(format!("tensor '{}' has negative dim {d}", t.name)))
         })
         .collect()
 }
 
 /// Recognises a quantizable layer: the op type is known and its weight input is a float constant.
-fn quantizable_layer(
-    n: &pb::NodeProto,
-    consts: &BTreeMap<&str, &pb::TensorProto>,
-) -> Result<Option<QuantizableLayer>> {
+fn quantizable_layer(n: &pb::NodeProto, consts: &BTreeMap<&str, &pb::TensorProto>) -> Result<Option<QuantizableLayer>> {
     let op = n.op_type.as_str();
     if !matches!(op, "Conv" | "ConvTranspose" | "Gemm" | "MatMul") || n.input.len() < 2 {
         return Ok(None);
@@ -151,19 +146,12 @@ fn quantizable_layer(
 
 /// Builds the summary of a decoded model (the graph must be present).
 pub(crate) fn summarize(proto: &pb::ModelProto, name: String) -> Result<ModelSummary> {
-    let graph = proto
-        .graph
-        .as_ref()
-        .ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
+    let graph = proto.graph.as_ref().ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
     let consts = constants(graph);
     let initializer_names: std::collections::BTreeSet<&str> =
         graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<TensorInfo> = graph
-        .input
-        .iter()
-        .filter(|v| !initializer_names.contains(v.name.as_str()))
-        .map(tensor_info)
-        .collect();
+    let inputs: Vec<TensorInfo> =
+        graph.input.iter().filter(|v| !initializer_names.contains(v.name.as_str())).map(tensor_info).collect();
     if inputs.is_empty() {
         return Err(Error::InvalidModel("the graph has no inputs".into()));
     }
@@ -195,30 +183,17 @@ pub(crate) fn summarize(proto: &pb::ModelProto, name: String) -> Result<ModelSum
     let mut param_count = 0u64;
     let mut float_size_bytes = 0u64;
     for t in consts.values() {
-        let elems = dims_u64(t)?.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-            Error::InvalidModel(format!("tensor '{}' has an overflowing element count", t.name))
-        })?;
+        let elems = dims_u64(t)?
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::InvalidModel(format!("tensor '{}' has an overflowing element count", t.name)))?;
         if is_float(t.data_type) {
             param_count += elems;
         }
         float_size_bytes += elems * elem_size_bytes(t.data_type);
     }
-    let opset = proto
-        .opset_import
-        .iter()
-        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .map_or(1, |o| o.version);
+    let opset =
+        proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(1, |o| o.version);
     let producer = format!("{} {}", proto.producer_name, proto.producer_version).trim().to_string();
-    Ok(ModelSummary {
-        name,
-        opset,
-        producer,
-        inputs,
-        outputs,
-        nodes,
-        layers,
-        op_counts,
-        param_count,
-        float_size_bytes,
-    })
+    Ok(ModelSummary { name, opset, producer, inputs, outputs, nodes, layers, op_counts, param_count, float_size_bytes })
 }

@@ -43,17 +43,12 @@ impl OnnxModel {
         if bytes.is_empty() {
             return Err(not_onnx("the file is empty".into()));
         }
-        let proto = pb::ModelProto::decode(bytes)
-            .map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
+        let proto = pb::ModelProto::decode(bytes).map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
         let Some(graph) = proto.graph.as_ref() else {
             return Err(not_onnx("it has no graph".into()));
         };
         if proto.ir_version <= 0 || graph.node.is_empty() {
-            return Err(not_onnx(format!(
-                "ir_version {} with {} nodes",
-                proto.ir_version,
-                graph.node.len()
-            )));
+            return Err(not_onnx(format!("ir_version {} with {} nodes", proto.ir_version, graph.node.len())));
         }
         check_operators(graph)?;
         let name = path.file_stem().map_or_else(
@@ -62,9 +57,7 @@ impl OnnxModel {
                 // Sample models live in folders named after them: `mlp/model.onnx` → `mlp`.
                 let stem = s.to_string_lossy().to_string();
                 if stem == "model" {
-                    path.parent()
-                        .and_then(Path::file_name)
-                        .map_or(stem, |p| p.to_string_lossy().to_string())
+                    path.parent().and_then(Path::file_name).map_or(stem, |p| p.to_string_lossy().to_string())
                 } else {
                     stem
                 }
@@ -89,9 +82,8 @@ impl OnnxModel {
     /// The constant `name` as a tract tensor.
     pub fn constant_tensor(&self, name: &str) -> Result<Tensor> {
         let consts = self.constants();
-        let proto = consts
-            .get(name)
-            .ok_or_else(|| Error::InvalidModel(format!("no constant tensor named '{name}'")))?;
+        let proto =
+            consts.get(name).ok_or_else(|| Error::InvalidModel(format!("no constant tensor named '{name}'")))?;
         load_tensor(proto, &self.path)
     }
 }

@@ -48,9 +48,9 @@ impl Runner {
             let mut outlets = inf.output_outlets()?.to_vec();
             let mut names: Vec<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
             for name in extra_outputs {
-                let outlet = inf
-                    .find_outlet_label(name)
-                    .ok_or_else(|| tract_onnx::tract_core::internal::anyhow!("no tensor named '{name}' in the model"))?;
+                let outlet = inf.find_outlet_label(name).ok_or_else(|| {
+                    tract_onnx::tract_core::internal::anyhow!("no tensor named '{name}' in the model")
+                })?;
                 outlets.push(outlet);
                 names.push(name.clone());
             }

@@ -121,11 +121,7 @@ impl ModelSummary {
         if !self.producer.is_empty() {
             let _ = writeln!(s, "producer  {}", self.producer);
         }
-        let _ = writeln!(
-            s,
-            "params    {} ({} bytes as float)",
-            self.param_count, self.float_size_bytes
-        );
+        let _ = writeln!(s, "params    {} ({} bytes as float)", self.param_count, self.float_size_bytes);
         for (label, list) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             let _ = writeln!(s, "{label}:");
             for t in list {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, ArrayD, IxDyn};
+use ndarray::{Array1, ArrayD, Dimension as _, IxDyn};
 use ndarray_npy::{NpzWriter, WritableElement};
 use quantbench_core::data::{DataSet, DataSource};
 use quantbench_core::model::OnnxModel;
@@ -25,7 +25,7 @@ fn write_npz<T: WritableElement>(dir: &Path, name: &str, arrays: &[(&str, ArrayD
 }
 
 fn f32s(shape: &[usize]) -> ArrayD<f32> {
-    ArrayD::from_shape_fn(IxDyn(shape), |ix| ix.as_array_view().iter().sum::<usize>() as f32 * 0.01)
+    ArrayD::from_shape_fn(IxDyn(shape), |ix| ix.slice().iter().sum::<usize>() as f32 * 0.01)
 }
 
 /// Opens `path` as data for the MLP and checks the error contains `expect`.
@@ -70,9 +70,10 @@ fn streamed_batches_equal_the_whole_array() {
     let whole = f32s(&[50, 64]);
     let p = write_npz(dir.path(), "d.npz", &[("input", whole.clone())]);
     let set = DataSet::open(DataSource::Npz(p), &mlp().summary.inputs).expect("open");
-    let parts: Vec<ArrayD<f32>> = set.batches(16).expect("batches").map(|b| b.expect("batch").inputs[0].clone()).collect();
+    let parts: Vec<ArrayD<f32>> =
+        set.batches(16).expect("batches").map(|b| b.expect("batch").inputs[0].clone()).collect();
     assert_eq!(parts.len(), 4);
-    let views: Vec<_> = parts.iter().map(ndarray::ArrayBase::view).collect();
+    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
     let joined = ndarray::concatenate(ndarray::Axis(0), &views).expect("concat");
     assert_eq!(joined, whole);
 }

@@ -18,7 +18,7 @@ fn tract_logits(name: &str) -> (ArrayD<f32>, Vec<i64>) {
         let out = runner.run(b.expect("batch").inputs).expect("run");
         rows.push(out[0].clone());
     }
-    let views: Vec<_> = rows.iter().map(ArrayD::view).collect();
+    let views: Vec<_> = rows.iter().map(|a| a.view()).collect();
     (ndarray::concatenate(Axis(0), &views).expect("concat"), set.labels.clone().expect("labels"))
 }
 

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use quantbench_tests::{run_cli, sample, texts};
 use quantbench_tests::onnx_build::{model_with_nodes, node, write_model};
+use quantbench_tests::{run_cli, sample, texts};
 
 /// Runs `inspect` on `path` and checks it fails with one line containing `expect`.
 fn check_fails(path: &Path, expect: &str) {
