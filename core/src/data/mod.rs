@@ -4,6 +4,7 @@
 
 mod images;
 mod npy;
+mod shapes;
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use images::{ChannelOrder, Layout, Preprocess};
 use npy::NpyStream;
+pub use shapes::{InputShape, fixed_batch, resolve_input_shapes};
 
 use crate::error::{Error, Result};
 use crate::model::{Dim, TensorInfo, shape_to_string};

@@ -174,3 +174,54 @@ fn not_an_archive_and_unknown_format() {
     let err = DataSource::from_path(&p).expect_err("unknown kind").to_string();
     assert!(err.contains("unknown data format"), "{err}");
 }
+
+/// Writes a uniform `w`×`h` RGB PNG.
+fn write_png(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
+    image::RgbImage::from_pixel(w, h, image::Rgb(rgb)).save(path).expect("save png");
+}
+
+#[test]
+fn image_folder_with_class_subfolders() {
+    use quantbench_core::data::Preprocess;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (class, files) in [("cat", 2), ("dog", 1)] {
+        std::fs::create_dir(dir.path().join(class)).expect("mkdir");
+        for i in 0..files {
+            write_png(&dir.path().join(class).join(format!("{i}.png")), 24, 20, [255, 255, 255]);
+        }
+    }
+    std::fs::write(dir.path().join("cat").join("notes.txt"), "ignored").expect("write");
+    let model = OnnxModel::load(&sample("cnn", "model.onnx")).expect("load cnn");
+    let pre = Preprocess { mean: vec![0.5], std: vec![0.25], resize_shorter: Some(18), ..Preprocess::default() };
+    let set =
+        DataSet::open(DataSource::Images { dir: dir.path().to_path_buf(), preprocess: pre }, &model.summary.inputs)
+            .expect("open image folder");
+    assert_eq!(set.num_samples, 3);
+    assert_eq!(set.labels.as_deref(), Some(&[0, 0, 1][..]));
+    let all = set.read_all().expect("read");
+    assert_eq!(all.inputs[0].shape(), &[3, 1, 16, 16]);
+    // White is 1.0 after scaling; (1.0 - 0.5) / 0.25 = 2.0.
+    assert!(
+        all.inputs[0].iter().all(|v| (v - 2.0).abs() < 1e-4),
+        "{:?}",
+        all.inputs[0].iter().take(4).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn flat_image_folder_is_unlabelled_and_bad_images_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_png(&dir.path().join("a.png"), 16, 16, [0, 0, 0]);
+    std::fs::write(dir.path().join("b.png"), "not a png").expect("write");
+    let model = OnnxModel::load(&sample("cnn", "model.onnx")).expect("load cnn");
+    let set = DataSet::open(DataSource::from_path(dir.path()).expect("kind"), &model.summary.inputs).expect("open");
+    assert_eq!(set.num_samples, 2);
+    assert!(set.labels.is_none());
+    let err = set.read_all().expect_err("b.png is broken").to_string();
+    assert!(err.contains("cannot decode image") && err.ends_with("b.png"), "{err}");
+    let empty = tempfile::tempdir().expect("tempdir");
+    let err = DataSet::open(DataSource::from_path(empty.path()).expect("kind"), &model.summary.inputs)
+        .expect_err("empty folder")
+        .to_string();
+    assert!(err.contains("the data set is empty"), "{err}");
+}
