@@ -5,3 +5,4 @@ mod data;
 mod float_parity;
 mod inspect;
 mod model_errors;
+mod realworld;
