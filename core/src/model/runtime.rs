@@ -83,3 +83,51 @@ impl Runner {
             .collect()
     }
 }
+
+/// The float activation tensors of `model` typed with `input_shapes`, by ONNX name, in network
+/// order: the model inputs, then every node output that is a float32 non-constant tensor.
+pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Result<Vec<String>> {
+    let run = || -> TractResult<Vec<String>> {
+        let mut inf = tract_onnx::onnx().model_for_proto_model(&model.proto)?;
+        for (ix, shape) in input_shapes.iter().enumerate() {
+            inf = inf.with_input_fact(ix, f32::fact(shape).into())?;
+        }
+        let mut outlets = inf.output_outlets()?.to_vec();
+        for node in inf.nodes() {
+            for ix in 0..node.outputs.len() {
+                let outlet = OutletId::new(node.id, ix);
+                if inf.outlet_label(outlet).is_some() && !outlets.contains(&outlet) {
+                    outlets.push(outlet);
+                }
+            }
+        }
+        // Keep every labelled tensor alive through typing so its fact is known.
+        inf.select_output_outlets(&outlets)?;
+        let typed = inf.into_typed()?;
+        let order = typed.eval_order()?;
+        let mut names: Vec<String> = model.summary.inputs.iter().map(|i| i.name.clone()).collect();
+        for id in order {
+            let node = typed.node(id);
+            for ix in 0..node.outputs.len() {
+                let outlet = OutletId::new(id, ix);
+                let fact = typed.outlet_fact(outlet)?;
+                if fact.datum_type != f32::datum_type()
+                    || fact.konst.is_some()
+                    || node.op_is::<tract_onnx::tract_core::ops::konst::Const>()
+                {
+                    continue;
+                }
+                if let Some(label) = typed.outlet_label(outlet) {
+                    names.push(label.to_string());
+                }
+            }
+        }
+        Ok(names)
+    };
+    let mut names = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .map_err(|_| Error::Runtime("tract panicked while typing the model".into()))?
+        .map_err(|e| Error::runtime(&e))?;
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    Ok(names)
+}

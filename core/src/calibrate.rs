@@ -1,0 +1,159 @@
+//! The calibration pass: stream a data set through the float model once and collect statistics
+//! for every float activation (model inputs included) and every quantizable weight.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ndarray::{ArrayViewD, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataSet, InputShape, fixed_batch, resolve_input_shapes};
+use crate::error::{Error, Result};
+use crate::model::OnnxModel;
+use crate::model::runtime::{Runner, float_activations};
+use crate::observe::TensorStats;
+
+/// Settings of a calibration pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CalibrationConfig {
+    /// Samples per inference call (models with a fixed batch dim use theirs). Batch 1 is the
+    /// fastest per sample in tract on small models, and makes the moving average per sample.
+    pub batch_size: usize,
+    /// Shapes for dynamic dims the data cannot fix.
+    pub input_shapes: Vec<InputShape>,
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        Self { batch_size: 1, input_shapes: Vec::new() }
+    }
+}
+
+/// Range statistics of a constant weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightStats {
+    /// The layer (node) the weight belongs to.
+    pub layer: String,
+    /// Output-channel axis.
+    pub axis: usize,
+    /// Minimum of each output channel.
+    pub channel_min: Vec<f32>,
+    /// Maximum of each output channel.
+    pub channel_max: Vec<f32>,
+    /// Whole-tensor statistics (range and histogram).
+    pub stats: TensorStats,
+}
+
+/// Everything a calibration pass learned. Maps are sorted by tensor name; `order` gives network
+/// order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Calibration {
+    /// Number of samples streamed.
+    pub num_samples: usize,
+    /// Activation tensors in network order.
+    pub order: Vec<String>,
+    /// Statistics per activation tensor.
+    pub activations: BTreeMap<String, TensorStats>,
+    /// Statistics per weight tensor of the quantizable layers.
+    pub weights: BTreeMap<String, WeightStats>,
+}
+
+impl Calibration {
+    /// Tensors that held NaN or infinite values, with how many, sorted by name.
+    pub fn non_finite(&self) -> Vec<(String, u64)> {
+        self.activations.iter().filter(|(_, s)| s.non_finite > 0).map(|(n, s)| (n.clone(), s.non_finite)).collect()
+    }
+}
+
+/// Statistics of a weight along its output-channel axis.
+pub fn weight_stats(layer: &str, w: &ArrayViewD<f32>, axis: usize) -> WeightStats {
+    let mut stats = TensorStats::default();
+    if let Some(s) = w.as_slice() {
+        stats.update(s);
+    } else {
+        stats.update(&w.iter().copied().collect::<Vec<_>>());
+    }
+    let (mut channel_min, mut channel_max) = (Vec::new(), Vec::new());
+    if axis < w.ndim() {
+        for lane in w.axis_iter(Axis(axis)) {
+            let (lo, hi) = lane.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            channel_min.push(if lo.is_finite() { lo } else { 0.0 });
+            channel_max.push(if hi.is_finite() { hi } else { 0.0 });
+        }
+    }
+    WeightStats { layer: layer.to_string(), axis, channel_min, channel_max, stats }
+}
+
+/// Runs the calibration pass. `on_progress(done, total)` is called after every batch;
+/// setting `cancel` stops the pass within one batch with [`Error::Cancelled`].
+pub fn calibrate(
+    model: &OnnxModel,
+    data: &DataSet,
+    config: &CalibrationConfig,
+    on_progress: &mut dyn FnMut(usize, usize),
+    cancel: &AtomicBool,
+) -> Result<Calibration> {
+    let inputs = &model.summary.inputs;
+    let batch = inputs.iter().find_map(fixed_batch).unwrap_or(config.batch_size.max(1));
+    let shapes = resolve_input_shapes(inputs, Some(&data.sample_shapes), &config.input_shapes, batch)?;
+    let order = float_activations(model, &shapes)?;
+    let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    let output_names: Vec<&str> = model.summary.outputs.iter().map(|o| o.name.as_str()).collect();
+    let extra: Vec<String> = order
+        .iter()
+        .filter(|n| !input_names.contains(&n.as_str()) && !output_names.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    let runner = Runner::new(model, &shapes, &extra)?;
+    let mut tail_runner: Option<Runner> = None;
+
+    let mut activations: BTreeMap<String, TensorStats> =
+        order.iter().map(|n| (n.clone(), TensorStats::default())).collect();
+    let mut done = 0;
+    for b in data.batches(batch)? {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let b = b?;
+        let n = b.len();
+        for (name, arr) in input_names.iter().zip(&b.inputs) {
+            if let (Some(stats), Some(s)) = (activations.get_mut(*name), arr.as_slice()) {
+                stats.update(s);
+            }
+        }
+        let runner = if n == batch {
+            &runner
+        } else {
+            if fixed_batch(&inputs[0]).is_some() {
+                return Err(Error::data(
+                    format!("the model fixes the batch size to {batch} but the last batch has {n} samples"),
+                    data.source.path(),
+                ));
+            }
+            let tail_shapes: Vec<Vec<usize>> = shapes.iter().map(|s| [&[n][..], &s[1..]].concat()).collect();
+            if tail_runner.is_none() {
+                tail_runner = Some(Runner::new(model, &tail_shapes, &extra)?);
+            }
+            tail_runner.as_ref().unwrap_or(&runner)
+        };
+        let outputs = runner.run(b.inputs)?;
+        for (name, out) in runner.output_names.iter().zip(&outputs) {
+            if let Some(stats) = activations.get_mut(name) {
+                match out.as_slice() {
+                    Some(s) => stats.update(s),
+                    None => stats.update(&out.iter().copied().collect::<Vec<_>>()),
+                }
+            }
+        }
+        done += n;
+        on_progress(done, data.num_samples);
+    }
+    let mut weights = BTreeMap::new();
+    for layer in &model.summary.layers {
+        let t = model.constant_tensor(&layer.weight)?;
+        let view = t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
+        weights.insert(layer.weight.clone(), weight_stats(&layer.name, &view, layer.out_channel_axis));
+    }
+    Ok(Calibration { num_samples: done, order, activations, weights })
+}

@@ -1,0 +1,337 @@
+//! Observers: how a clip range is chosen from a tensor's calibration statistics. All work from
+//! the same statistics, so switching observer needs no new pass.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::TensorStats;
+use crate::error::{Error, Result};
+use crate::quant::{QRange, compute_scale_zp};
+
+/// A range-selection method with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Observer {
+    /// The observed minimum and maximum.
+    MinMax,
+    /// Exponential moving average of per-batch minima and maxima.
+    Ema {
+        /// Weight of each new batch, in (0, 1].
+        constant: f32,
+    },
+    /// Clip at a percentile of |x| (ONNX Runtime's symmetric percentile calibrator).
+    Percentile {
+        /// Percentile in (0, 100], e.g. 99.999.
+        percentile: f32,
+    },
+    /// TensorRT's KL-divergence threshold search, as ONNX Runtime implements it.
+    Entropy {
+        /// Bins of the histogram the search runs on.
+        num_bins: usize,
+        /// Quantized bins the candidate distributions are merged into.
+        num_quantized_bins: usize,
+    },
+    /// The clip range minimising the expected quantization MSE over the histogram.
+    Mse,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Self::MinMax
+    }
+}
+
+impl Observer {
+    /// All observers with default parameters, in the order the UI lists them.
+    pub const ALL: [Self; 5] = [
+        Self::MinMax,
+        Self::Ema { constant: 0.01 },
+        Self::Percentile { percentile: 99.999 },
+        Self::Entropy { num_bins: 2048, num_quantized_bins: 128 },
+        Self::Mse,
+    ];
+
+    /// Short name as the CLI writes it (`percentile:99.99`).
+    pub fn name(&self) -> String {
+        match self {
+            Self::MinMax => "minmax".into(),
+            Self::Ema { constant } => format!("ema:{constant}"),
+            Self::Percentile { percentile } => format!("percentile:{percentile}"),
+            Self::Entropy { .. } => "entropy".into(),
+            Self::Mse => "mse".into(),
+        }
+    }
+
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Self::Ema { constant } if !(constant > 0.0 && constant <= 1.0) => {
+                Err(Error::Config(format!("EMA constant must be in (0, 1], got {constant}")))
+            }
+            Self::Percentile { percentile } if !(percentile > 0.0 && percentile <= 100.0) => {
+                Err(Error::Config(format!("percentile must be in (0, 100], got {percentile}")))
+            }
+            Self::Entropy { num_bins, num_quantized_bins }
+                if num_quantized_bins < 2 || num_bins < num_quantized_bins =>
+            {
+                Err(Error::Config(format!(
+                    "entropy needs num_bins ≥ num_quantized_bins ≥ 2, got {num_bins} and {num_quantized_bins}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The clip range `[lo, hi]` for a tensor with statistics `stats`, to be quantized to
+    /// `qrange` (symmetric or not). Always within `[stats.min, stats.max]`.
+    pub fn range(&self, stats: &TensorStats, qrange: QRange, symmetric: bool) -> (f32, f32) {
+        if stats.count == 0 {
+            return (0.0, 0.0);
+        }
+        match *self {
+            Self::MinMax => (stats.min, stats.max),
+            Self::Ema { constant } => ema(stats, constant),
+            Self::Percentile { percentile } => percentile_range(stats, percentile),
+            Self::Entropy { num_bins, num_quantized_bins } => entropy_range(stats, num_bins, num_quantized_bins),
+            Self::Mse => mse_range(stats, qrange, symmetric),
+        }
+    }
+}
+
+impl FromStr for Observer {
+    type Err = Error;
+
+    /// Parses `minmax`, `ema[:C]`, `percentile[:P]`, `entropy`, `mse`.
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, arg) = s.split_once(':').map_or((s, None), |(a, b)| (a, Some(b)));
+        let num = |default: f32| -> Result<f32> {
+            arg.map_or(Ok(default), |a| {
+                a.parse::<f32>().map_err(|_| Error::Config(format!("bad observer parameter in '{s}'")))
+            })
+        };
+        let obs = match name.to_ascii_lowercase().as_str() {
+            "minmax" => Self::MinMax,
+            "ema" => Self::Ema { constant: num(0.01)? },
+            "percentile" => Self::Percentile { percentile: num(99.999)? },
+            "entropy" => Self::Entropy { num_bins: 2048, num_quantized_bins: 128 },
+            "mse" => Self::Mse,
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown observer '{s}' (expected minmax, ema[:C], percentile[:P], entropy, mse)"
+                )));
+            }
+        };
+        obs.validate()?;
+        Ok(obs)
+    }
+}
+
+fn ema(stats: &TensorStats, c: f32) -> (f32, f32) {
+    let mut it = stats.batch_ranges.iter();
+    let Some(first) = it.next() else { return (stats.min, stats.max) };
+    let (mut lo, mut hi) = (first[0], first[1]);
+    for r in it {
+        lo += c * (r[0] - lo);
+        hi += c * (r[1] - hi);
+    }
+    (lo, hi)
+}
+
+/// ONNX Runtime's symmetric percentile: `t` = the `p`-th percentile of |x|; range
+/// `(max(-t, min), min(t, max))`.
+fn percentile_range(stats: &TensorStats, p: f32) -> (f32, f32) {
+    let h = &stats.histogram;
+    let n = h.bins();
+    let half = n / 2;
+    let w = h.bin_width();
+    let total = h.total();
+    let target = total * f64::from(p) / 100.0;
+    let mut acc = 0.0;
+    let mut t = h.threshold;
+    for k in 0..half {
+        let c = h.counts[half + k] + h.counts[half - 1 - k];
+        if acc + c >= target && c > 0.0 {
+            let frac = ((target - acc) / c).clamp(0.0, 1.0) as f32;
+            t = w * (k as f32 + frac);
+            break;
+        }
+        acc += c;
+    }
+    ((-t).max(stats.min), t.min(stats.max))
+}
+
+/// ORT's `smooth_distribution`: zeros become `eps`, taken off the non-zero entries.
+fn smooth(p: &[f32]) -> Option<Vec<f32>> {
+    let eps = 0.0001f32;
+    let zeros = p.iter().filter(|v| **v == 0.0).count();
+    let nonzeros = p.len() - zeros;
+    if nonzeros == 0 {
+        return None;
+    }
+    let eps1 = eps * zeros as f32 / nonzeros as f32;
+    Some(p.iter().map(|&v| if v == 0.0 { eps } else { v - eps1 }).collect())
+}
+
+/// Relative entropy of normalised `p` and `q` (f32, as ORT computes it).
+fn kl(p: &[f32], q: &[f32]) -> f32 {
+    let sp: f32 = p.iter().sum();
+    let sq: f32 = q.iter().sum();
+    let mut s = 0f32;
+    for (&a, &b) in p.iter().zip(q) {
+        let (a, b) = (a / sp, b / sq);
+        if a > 0.0 && b > 0.0 {
+            s += a * (a / b).ln();
+        } else if !(a == 0.0 && b >= 0.0) {
+            return f32::INFINITY;
+        }
+    }
+    s
+}
+
+/// ONNX Runtime's `get_entropy_threshold` on a `num_bins` histogram over `[-A, A]`.
+fn entropy_range(stats: &TensorStats, num_bins: usize, num_quantized_bins: usize) -> (f32, f32) {
+    let a = stats.min.abs().max(stats.max.abs());
+    if a == 0.0 {
+        return (0.0, 0.0);
+    }
+    let hist = stats.histogram.rebin(-a, a, num_bins);
+    let edge = |i: usize| -a + 2.0 * a * i as f32 / num_bins as f32;
+    let zero = num_bins / 2;
+    let half_q = num_quantized_bins / 2;
+    let mut best = (f32::INFINITY, (-a, a));
+    for i in half_q..=zero {
+        let start = zero - i;
+        let end = (zero + i + 1).min(num_bins);
+        let sliced = &hist[start..end];
+        let mut p: Vec<f64> = sliced.to_vec();
+        let left: f64 = hist[..start].iter().sum();
+        let right: f64 = hist[end..].iter().sum();
+        p[0] += left;
+        let last = p.len() - 1;
+        p[last] += right;
+        let merged = sliced.len() / num_quantized_bins;
+        let mut quantized = vec![0f64; num_quantized_bins];
+        for (j, qb) in quantized.iter_mut().enumerate() {
+            *qb = sliced[j * merged..(j + 1) * merged].iter().sum();
+        }
+        quantized[num_quantized_bins - 1] += sliced[num_quantized_bins * merged..].iter().sum::<f64>();
+        let mut q = vec![0f32; p.len()];
+        for (j, &qb) in quantized.iter().enumerate() {
+            let range = j * merged..(j + 1) * merged;
+            let norm = p[range.clone()].iter().filter(|v| **v != 0.0).count();
+            if norm != 0 {
+                // ORT stores the quotient in an int64 array: truncation.
+                let v = (qb / norm as f64).trunc() as f32;
+                q[range].iter_mut().for_each(|x| *x = v);
+            }
+        }
+        let p32: Vec<f32> = p.iter().map(|&v| v as f32).collect();
+        let div = match (smooth(&p32), smooth(&q)) {
+            (Some(ps), Some(qs)) => kl(&ps, &qs),
+            _ => f32::INFINITY,
+        };
+        if div < best.0 {
+            best = (div, (edge(start), edge(end)));
+        }
+    }
+    let (lo, hi) = best.1;
+    (lo.max(stats.min), hi.min(stats.max))
+}
+
+/// Searches clip ranges shrinking `[min, max]` and keeps the one with the least expected squared
+/// error (rounding inside, clipping outside) over the histogram's bin centres.
+fn mse_range(stats: &TensorStats, qrange: QRange, symmetric: bool) -> (f32, f32) {
+    const STEPS: usize = 100;
+    let h = &stats.histogram;
+    let w = h.bin_width();
+    let centres: Vec<(f32, f64)> = h
+        .counts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0.0)
+        .map(|(i, &c)| (if h.threshold > 0.0 { h.edge(i) + 0.5 * w } else { 0.0 }, c))
+        .collect();
+    let mut best = (f64::INFINITY, (stats.min, stats.max));
+    for step in 1..=STEPS {
+        let f = step as f32 / STEPS as f32;
+        let (lo, hi) = (stats.min * f, stats.max * f);
+        let p = compute_scale_zp(lo, hi, qrange, symmetric);
+        let err: f64 = centres
+            .iter()
+            .map(|&(x, c)| {
+                let d = f64::from(p.fake_quant(x.clamp(stats.min, stats.max)) - x);
+                c * d * d
+            })
+            .sum();
+        if err < best.0 {
+            best = (err, (lo, hi));
+        }
+    }
+    best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats_of(values: &[f32]) -> TensorStats {
+        let mut s = TensorStats::default();
+        for chunk in values.chunks(100) {
+            s.update(chunk);
+        }
+        s
+    }
+
+    /// A heavy-tailed sample: mostly small values and a few large outliers.
+    fn outliers() -> Vec<f32> {
+        let mut v: Vec<f32> = (0..10_000).map(|i| ((i as f32 * 0.618).fract() - 0.5) * 2.0).collect();
+        v.extend([40.0, -35.0, 50.0]);
+        v
+    }
+
+    #[test]
+    fn minmax_and_ema() {
+        let s = stats_of(&[1.0, -2.0, 3.0, 0.5]);
+        assert_eq!(Observer::MinMax.range(&s, QRange::new(8, false, false), false), (-2.0, 3.0));
+        let mut s = TensorStats::default();
+        s.update(&[0.0, 10.0]);
+        s.update(&[0.0, 20.0]);
+        assert_eq!(Observer::Ema { constant: 0.5 }.range(&s, QRange::new(8, false, false), false), (0.0, 15.0));
+    }
+
+    #[test]
+    fn clipping_observers_ignore_outliers() {
+        let s = stats_of(&outliers());
+        let q = QRange::new(8, false, false);
+        for obs in
+            [Observer::Percentile { percentile: 99.9 }, Observer::Entropy { num_bins: 2048, num_quantized_bins: 128 }]
+        {
+            let (lo, hi) = obs.range(&s, q, false);
+            assert!(hi < 40.0 && lo > -35.0 && hi >= 0.9 && lo <= -0.9, "{obs:?}: ({lo}, {hi})");
+        }
+        // With enough mass in [-1, 1], the rounding noise of the full range at 3 bits outweighs
+        // clipping three outliers.
+        let mut bulk: Vec<f32> = (0..100_000).map(|i| ((i as f32 * 0.618).fract() - 0.5) * 2.0).collect();
+        bulk.extend([40.0, -35.0, 50.0]);
+        let big = stats_of(&bulk);
+        let (lo, hi) = Observer::Mse.range(&big, QRange::new(3, false, false), false);
+        assert!(hi < 40.0 && lo > -35.0 && lo >= big.min && hi <= big.max, "mse: ({lo}, {hi})");
+        // At 16 bits nothing is worth clipping.
+        assert_eq!(Observer::Mse.range(&s, QRange::new(16, false, false), false), (s.min, s.max));
+    }
+
+    #[test]
+    fn non_finite_values_are_counted_not_folded() {
+        let s = stats_of(&[1.0, f32::NAN, -1.0, f32::INFINITY]);
+        assert_eq!((s.min, s.max, s.count, s.non_finite), (-1.0, 1.0, 2, 2));
+    }
+
+    #[test]
+    fn parses_cli_names() {
+        assert_eq!("percentile:99.99".parse::<Observer>().expect("ok"), Observer::Percentile { percentile: 99.99 });
+        assert_eq!("MinMax".parse::<Observer>().expect("ok"), Observer::MinMax);
+        assert!("percentile:101".parse::<Observer>().is_err());
+        assert!("kl".parse::<Observer>().expect_err("unknown").to_string().contains("unknown observer 'kl'"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Quantization math: schemes, (scale, zero point) as ONNX Runtime computes them, fake-quant
+//! kernels, and the recipe that records a user's configuration.
+
+mod fake;
+mod qparams;
+pub mod recipe;
+mod scheme;
+
+pub use fake::{WeightQuant, fake_quant_per_axis, fake_quant_slice, quantize_weight};
+pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even};
+pub use scheme::{ActivationScheme, Granularity, LayerConfig, WeightScheme};

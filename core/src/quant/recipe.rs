@@ -1,0 +1,143 @@
+//! The recipe: global defaults, per-layer overrides and the calibration statistics, as versioned
+//! JSON that saves and reloads losslessly.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::scheme::LayerConfig;
+use crate::calibrate::{Calibration, CalibrationConfig};
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::model::ModelSummary;
+
+/// The recipe format version this build writes and the newest it reads.
+pub const RECIPE_VERSION: u32 = 1;
+
+/// A user's full quantization configuration for one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    /// Format version.
+    pub version: u32,
+    /// Name of the model the recipe was made for.
+    pub model: String,
+    /// Configuration of every layer without an override.
+    pub defaults: LayerConfig,
+    /// Per-layer overrides, by layer (node) name.
+    #[serde(default)]
+    pub layers: BTreeMap<String, LayerConfig>,
+    /// How calibration was run.
+    #[serde(default)]
+    pub calibration_config: CalibrationConfig,
+    /// The calibration statistics, when calibrated.
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+}
+
+impl Recipe {
+    /// A recipe with ONNX Runtime's defaults for `model`.
+    pub fn new(model: &str) -> Self {
+        Self {
+            version: RECIPE_VERSION,
+            model: model.to_string(),
+            defaults: LayerConfig::default(),
+            layers: BTreeMap::new(),
+            calibration_config: CalibrationConfig::default(),
+            calibration: None,
+        }
+    }
+
+    /// The configuration of `layer`: its override, else the defaults.
+    pub fn config_for(&self, layer: &str) -> LayerConfig {
+        self.layers.get(layer).copied().unwrap_or(self.defaults)
+    }
+
+    /// Checks the recipe against a model: every override names a quantizable layer and every
+    /// scheme is valid.
+    pub fn validate(&self, summary: &ModelSummary) -> Result<()> {
+        self.defaults.validate()?;
+        let unknown: Vec<&str> =
+            self.layers.keys().filter(|k| summary.layer(k).is_none()).map(String::as_str).collect();
+        if !unknown.is_empty() {
+            return Err(Error::Config(format!(
+                "the recipe configures layers that are not quantizable layers of '{}': {}",
+                summary.name,
+                unknown.join(", ")
+            )));
+        }
+        for (name, cfg) in &self.layers {
+            cfg.validate().map_err(|e| Error::Config(format!("layer '{name}': {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The recipe as pretty JSON (deterministic: maps are sorted).
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| Error::Config(format!("cannot serialize the recipe: {e}")))
+    }
+
+    /// Parses a recipe, refusing versions newer than this build reads.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::data(format!("not a valid recipe JSON ({e})"), path))?;
+        let version = value.get("version").and_then(serde_json::Value::as_u64);
+        match version {
+            None => return Err(Error::data("not a recipe: no \"version\" field", path)),
+            Some(v) if v > u64::from(RECIPE_VERSION) => {
+                return Err(Error::data(
+                    format!(
+                        "recipe version {v} is newer than this QuantBench reads ({RECIPE_VERSION}); upgrade QuantBench"
+                    ),
+                    path,
+                ));
+            }
+            Some(_) => {}
+        }
+        serde_json::from_value(value).map_err(|e| Error::data(format!("invalid recipe ({e})"), path))
+    }
+
+    /// Writes the recipe atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_json()?.as_bytes())
+    }
+
+    /// Reads a recipe file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read recipe", e, path))?;
+        Self::from_json(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Observer;
+    use crate::quant::Granularity;
+
+    #[test]
+    fn newer_versions_and_garbage_are_refused() {
+        let p = Path::new("r.json");
+        let err = Recipe::from_json(r#"{"version": 99, "model": "m"}"#, p).expect_err("newer");
+        assert!(err.to_string().contains("recipe version 99 is newer"), "{err}");
+        let err = Recipe::from_json("{]", p).expect_err("garbage");
+        assert!(err.to_string().contains("not a valid recipe JSON"), "{err}");
+        let err = Recipe::from_json("{}", p).expect_err("no version");
+        assert!(err.to_string().contains("no \"version\""), "{err}");
+    }
+
+    #[test]
+    fn overrides_round_trip() {
+        let mut r = Recipe::new("m");
+        let mut cfg = LayerConfig::default();
+        cfg.weight.bits = 4;
+        cfg.weight.granularity = Granularity::PerGroup { group_size: 32 };
+        cfg.activation.observer = Observer::Percentile { percentile: 99.99 };
+        r.layers.insert("conv1".into(), cfg);
+        r.layers.insert("fc".into(), LayerConfig { keep_float: true, ..LayerConfig::default() });
+        let back = Recipe::from_json(&r.to_json().expect("json"), Path::new("r.json")).expect("parse");
+        assert_eq!(back, r);
+        assert_eq!(back.config_for("conv1").weight.bits, 4);
+        assert_eq!(back.config_for("other"), r.defaults);
+    }
+}

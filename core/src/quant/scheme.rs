@@ -1,0 +1,130 @@
+//! Quantization schemes: what the user chooses per layer for weights and activations.
+
+use serde::{Deserialize, Serialize};
+
+use super::qparams::QRange;
+use crate::error::{Error, Result};
+use crate::observe::Observer;
+
+/// How many (scale, zero point) pairs a weight gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Granularity {
+    /// One for the whole tensor.
+    PerTensor,
+    /// One per output channel.
+    PerChannel,
+    /// One per group of `group_size` consecutive elements within each output channel.
+    PerGroup {
+        /// Elements per group.
+        group_size: usize,
+    },
+}
+
+/// How a layer's weight is quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WeightScheme {
+    /// Bit width, 2–16 (ignored when `ternary`).
+    pub bits: u8,
+    /// Signed integers.
+    pub signed: bool,
+    /// Symmetric range around zero.
+    pub symmetric: bool,
+    /// Narrow signed range (int8: [-127, 127]), as ONNX Runtime uses for symmetric weights.
+    pub narrow_range: bool,
+    /// Per tensor, per channel or per group.
+    pub granularity: Granularity,
+    /// Ternary weights {-s, 0, +s} with a threshold (TWN: 0.7 · mean |w|).
+    pub ternary: bool,
+}
+
+impl Default for WeightScheme {
+    /// ONNX Runtime's common setup: int8 symmetric (narrow) per-channel.
+    fn default() -> Self {
+        Self {
+            bits: 8,
+            signed: true,
+            symmetric: true,
+            narrow_range: true,
+            granularity: Granularity::PerChannel,
+            ternary: false,
+        }
+    }
+}
+
+impl WeightScheme {
+    /// The integer range of the scheme (`[-1, 1]` for ternary).
+    pub fn qrange(&self) -> QRange {
+        if self.ternary { QRange { qmin: -1, qmax: 1 } } else { QRange::new(self.bits, self.signed, self.narrow_range) }
+    }
+
+    /// Checks the bit width and group size.
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=16).contains(&self.bits) {
+            return Err(Error::Config(format!("weight bits must be 2–16, got {}", self.bits)));
+        }
+        if let Granularity::PerGroup { group_size: 0 } = self.granularity {
+            return Err(Error::Config("per-group quantization needs a group size above 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// How a layer's input activation is quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ActivationScheme {
+    /// Bit width, 2–16.
+    pub bits: u8,
+    /// Signed integers.
+    pub signed: bool,
+    /// Symmetric range around zero.
+    pub symmetric: bool,
+    /// How the clip range is chosen from the calibration statistics.
+    pub observer: Observer,
+    /// Dynamic quantization: the range is computed per batch at run time.
+    pub dynamic: bool,
+}
+
+impl Default for ActivationScheme {
+    /// ONNX Runtime's common setup: uint8 asymmetric per-tensor, MinMax.
+    fn default() -> Self {
+        Self { bits: 8, signed: false, symmetric: false, observer: Observer::MinMax, dynamic: false }
+    }
+}
+
+impl ActivationScheme {
+    /// The integer range of the scheme.
+    pub fn qrange(&self) -> QRange {
+        QRange::new(self.bits, self.signed, false)
+    }
+
+    /// Checks the bit width and observer parameters.
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=16).contains(&self.bits) {
+            return Err(Error::Config(format!("activation bits must be 2–16, got {}", self.bits)));
+        }
+        self.observer.validate()
+    }
+}
+
+/// The full configuration of one layer (or the global default).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct LayerConfig {
+    /// Leave the layer in float.
+    pub keep_float: bool,
+    /// Weight quantization.
+    pub weight: WeightScheme,
+    /// Input-activation quantization.
+    pub activation: ActivationScheme,
+}
+
+impl LayerConfig {
+    /// Checks both schemes.
+    pub fn validate(&self) -> Result<()> {
+        self.weight.validate()?;
+        self.activation.validate()
+    }
+}
