@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         Some(cmd) => cli::run(cmd),
         None => gui::run(args.model),
     };
+    if std::env::var_os("QB_REPORT_PEAK_RSS").is_some() {
+        report_peak_rss();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,4 +40,15 @@ fn main() -> ExitCode {
 /// Collapses a multi-line error chain into one line.
 fn one_line(s: &str) -> String {
     s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+}
+
+/// Prints the process's peak resident set size (Linux `VmHWM`) on stderr, for the memory
+/// benchmarks.
+fn report_peak_rss() {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+    {
+        let kib: String = line.chars().filter(char::is_ascii_digit).collect();
+        eprintln!("peak_rss_kib: {kib}");
+    }
 }

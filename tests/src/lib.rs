@@ -23,7 +23,11 @@ pub fn sample(name: &str, file: &str) -> PathBuf {
 pub fn quantbench_bin() -> PathBuf {
     // current_exe is <target>/<profile>/deps/e2e-<hash>; the binary is <target>/<profile>/quantbench.
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    quantbench_bin_in(exe.parent().and_then(Path::parent).expect("target profile dir"))
+}
+
+/// The `quantbench` binary in a target profile directory (e.g. `target/debug`).
+pub fn quantbench_bin_in(profile_dir: &Path) -> PathBuf {
     let bin = profile_dir.join(format!("quantbench{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),

@@ -10,10 +10,11 @@ use crate::error::{Error, Result};
 use crate::quant::{QRange, compute_scale_zp};
 
 /// A range-selection method with its parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Observer {
     /// The observed minimum and maximum.
+    #[default]
     MinMax,
     /// Exponential moving average of per-batch minima and maxima.
     Ema {
@@ -34,12 +35,6 @@ pub enum Observer {
     },
     /// The clip range minimising the expected quantization MSE over the histogram.
     Mse,
-}
-
-impl Default for Observer {
-    fn default() -> Self {
-        Self::MinMax
-    }
 }
 
 impl Observer {

@@ -60,11 +60,11 @@ pub fn compute_scale_zp(rmin: f32, rmax: f32, range: QRange, symmetric: bool) ->
     let dr = f64::from(rmax - rmin);
     let dq = f64::from(range.qmax) - f64::from(range.qmin);
     let scale = dr / dq;
-    if !(scale >= f64::from(f32::MIN_POSITIVE)) {
+    if scale.is_nan() || scale < f64::from(f32::MIN_POSITIVE) {
         return QParams { scale: 1.0, zero_point: 0, range };
     }
     let zero_point = if symmetric {
-        round_half_even((f64::from(range.qmin) + f64::from(range.qmax)) / 2.0)
+        round_half_even(f64::midpoint(f64::from(range.qmin), f64::from(range.qmax)))
     } else {
         round_half_even(f64::from(range.qmin) - f64::from(rmin) / scale)
     };
