@@ -175,3 +175,36 @@ fn calibration_cancels_and_reports_progress() {
         .expect_err("cancelled");
     assert!(matches!(err, quantbench_core::Error::Cancelled), "{err}");
 }
+
+#[test]
+fn non_finite_activations_are_reported_not_folded() {
+    use quantbench_tests::onnx_build::{model_with_nodes, node, write_model};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model_path = dir.path().join("log.onnx");
+    // y = Log(x): x = 0 gives -inf.
+    write_model(&model_with_nodes(vec![node("Log", "log", &["x"], &["y"])]), &model_path);
+    let data = dir.path().join("zeros.npz");
+    let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&data).expect("create"));
+    w.add_array(
+        "x",
+        &ndarray::Array2::<f32>::from_shape_fn((3, 4), |(i, j)| if i == 1 { 0.0 } else { (j + 1) as f32 }),
+    )
+    .expect("add");
+    w.finish().expect("finish");
+    let model = OnnxModel::load(&model_path).expect("load");
+    let set = DataSet::open(DataSource::Npz(data), &model.summary.inputs).expect("data");
+    let cal = calibrate(&model, &set, &CalibrationConfig::default(), &mut |_, _| {}, &AtomicBool::new(false))
+        .expect("calibrate");
+    assert_eq!(cal.non_finite(), vec![("y".to_string(), 4)]);
+    let y = &cal.activations["y"];
+    assert_eq!((y.min, y.max, y.count), (0.0, 4f32.ln(), 8), "only finite values shape the range");
+    let out = quantbench_tests::run_cli(&[
+        "calibrate".as_ref(),
+        model_path.as_os_str(),
+        "--calib".as_ref(),
+        dir.path().join("zeros.npz").as_os_str(),
+    ]);
+    let (_, stderr) = quantbench_tests::texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: tensor 'y' produced 4 non-finite values"), "{stderr}");
+}
