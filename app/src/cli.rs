@@ -9,6 +9,7 @@ use quantbench_core::data::{DataSet, DataSource, InputShape};
 use quantbench_core::model::OnnxModel;
 use quantbench_core::observe::Observer;
 use quantbench_core::quant::recipe::Recipe;
+use quantbench_core::report::Report;
 
 /// QuantBench: post-training quantization workbench for ONNX models.
 #[derive(Debug, Parser)]
@@ -47,6 +48,53 @@ pub enum Command {
         #[arg(long, value_name = "RECIPE.json")]
         save_recipe: Option<PathBuf>,
     },
+    /// Calibrate, simulate the quantized model on an evaluation set and write a report with
+    /// model-level metrics, per-layer local and accumulated errors, and predictions.
+    Analyze {
+        /// The ONNX model.
+        model: PathBuf,
+        #[command(flatten)]
+        quant: QuantOptions,
+        /// Evaluation data (labels give accuracies).
+        #[arg(long)]
+        eval: PathBuf,
+        /// Where to write the report JSON.
+        #[arg(long, value_name = "REPORT.json")]
+        report: PathBuf,
+        /// Skip per-layer local errors (faster).
+        #[arg(long)]
+        no_local: bool,
+    },
+}
+
+/// Quantization options shared by `analyze` and `quantize`. Flags change the recipe's defaults;
+/// per-layer overrides in a recipe take precedence.
+#[derive(Debug, clap::Args)]
+pub struct QuantOptions {
+    /// Calibration data: .npz, .npy, or a folder of images.
+    #[arg(long)]
+    pub calib: PathBuf,
+    /// Start from this recipe (defaults, per-layer overrides).
+    #[arg(long, value_name = "R.json")]
+    pub recipe: Option<PathBuf>,
+    /// Activation observer: minmax, ema[:C], percentile[:P], entropy, mse.
+    #[arg(long)]
+    pub observer: Option<String>,
+    /// Weight bits (2–16).
+    #[arg(long = "w-bits")]
+    pub w_bits: Option<u8>,
+    /// Activation bits (2–16).
+    #[arg(long = "a-bits")]
+    pub a_bits: Option<u8>,
+    /// Per-tensor weights instead of per-channel.
+    #[arg(long = "per-tensor")]
+    pub per_tensor: bool,
+    /// Fix dynamic input dims the data cannot: name=1x3x48x192 (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shapes: Vec<String>,
+    /// Save the recipe used (with its calibration).
+    #[arg(long, value_name = "R.json")]
+    pub save_recipe: Option<PathBuf>,
 }
 
 /// Runs a subcommand.
@@ -56,6 +104,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Calibrate { model, calib, input_shapes, save_recipe } => {
             calibrate(&model, &calib, &input_shapes, save_recipe.as_deref())
         }
+        Command::Analyze { model, quant, eval, report, no_local } => analyze(&model, &quant, &eval, &report, no_local),
     }
 }
 
@@ -111,5 +160,101 @@ fn calibrate(
         recipe.save(path)?;
         eprintln!("recipe written to {}", path.display());
     }
+    Ok(())
+}
+
+/// Loads the model, builds the recipe from the options and calibrates it.
+fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<(OnnxModel, Recipe)> {
+    let model = OnnxModel::load(model_path)?;
+    let mut recipe = match &opts.recipe {
+        Some(p) => Recipe::load(p)?,
+        None => Recipe::new(&model.summary.name),
+    };
+    let d = &mut recipe.defaults;
+    if let Some(o) = &opts.observer {
+        d.activation.observer = o.parse::<Observer>()?;
+    }
+    if let Some(b) = opts.w_bits {
+        d.weight.bits = b;
+    }
+    if let Some(b) = opts.a_bits {
+        d.activation.bits = b;
+    }
+    if opts.per_tensor {
+        d.weight.granularity = quantbench_core::quant::Granularity::PerTensor;
+    }
+    recipe.validate(&model.summary)?;
+    recipe.calibration_config.input_shapes = parse_input_shapes(&opts.input_shapes)?;
+    let set = DataSet::open(DataSource::from_path(&opts.calib)?, &model.summary.inputs)?;
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let cal = run_calibration(&model, &set, &recipe.calibration_config, &mut |_, _| {}, &never)
+        .context("calibration failed")?;
+    for (tensor, count) in cal.non_finite() {
+        eprintln!("warning: tensor '{tensor}' produced {count} non-finite values (excluded from its statistics)");
+    }
+    recipe.calibration = Some(cal);
+    if let Some(p) = &opts.save_recipe {
+        recipe.save(p)?;
+    }
+    Ok((model, recipe))
+}
+
+/// Simulates `recipe` on the evaluation set and returns the report.
+fn simulate_report(model: &OnnxModel, recipe: &Recipe, eval: &std::path::Path, no_local: bool) -> anyhow::Result<Report> {
+    use quantbench_core::plan::{PlanFilter, QuantPlan};
+    use quantbench_core::simulate::{EvalConfig, Simulator};
+    let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
+    let config = EvalConfig { input_shapes: recipe.calibration_config.input_shapes.clone(), skip_local: no_local };
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let sim = Simulator::new(model, &set, &config, &never)?;
+    let plan = QuantPlan::build(model, recipe, &PlanFilter::default())?;
+    let evaluation = sim.evaluate(&plan, &config, &mut |_| {}, &never)?;
+    Ok(Report::new(&model.summary, recipe.defaults, &evaluation))
+}
+
+fn write_report(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report).context("serializing the report")?;
+    quantbench_core::fsutil::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+fn print_summary(report: &Report) {
+    let m = &report.metrics;
+    let pct = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |a| format!("{:.2} %", 100.0 * a));
+    println!(
+        "accuracy float {} quant {} | top-1 agreement {:.2} % | output SQNR {:.2} dB | size {} -> {} bytes",
+        pct(m.float_accuracy),
+        pct(m.quant_accuracy),
+        100.0 * m.top1_agreement,
+        m.output_sqnr_db,
+        m.float_size_bytes,
+        m.quant_size_bytes
+    );
+    for l in &report.layers {
+        let bits = |b: Option<u8>| b.map_or_else(|| "f".to_string(), |b| b.to_string());
+        let local = l.local_sqnr_db.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "  {:<24} {:<13} W{:<2} A{:<2} local {:>7} dB  accumulated {:>7.2} dB",
+            l.name,
+            l.op,
+            bits(l.w_bits),
+            bits(l.a_bits),
+            local,
+            l.accumulated_sqnr_db
+        );
+    }
+}
+
+fn analyze(
+    model_path: &std::path::Path,
+    opts: &QuantOptions,
+    eval: &std::path::Path,
+    report_path: &std::path::Path,
+    no_local: bool,
+) -> anyhow::Result<()> {
+    let (model, recipe) = prepare(model_path, opts)?;
+    let report = simulate_report(&model, &recipe, eval, no_local)?;
+    write_report(&report, report_path)?;
+    print_summary(&report);
     Ok(())
 }

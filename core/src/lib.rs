@@ -5,8 +5,12 @@ pub mod calibrate;
 pub mod data;
 pub mod error;
 pub mod fsutil;
+pub mod metrics;
 pub mod model;
 pub mod observe;
+pub mod plan;
 pub mod quant;
+pub mod report;
+pub mod simulate;
 
 pub use error::{Error, Result};

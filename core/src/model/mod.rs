@@ -12,6 +12,7 @@ use prost::Message as _;
 use tract_onnx::pb;
 use tract_onnx::prelude::Tensor;
 
+pub(crate) use build::node_name;
 pub use summary::{Dim, ModelSummary, NodeInfo, QuantizableLayer, TensorInfo, shape_to_string};
 
 use crate::error::{Error, Result, one_line};
@@ -65,6 +66,12 @@ impl OnnxModel {
         );
         let summary = build::summarize(&proto, name)?;
         check_tract_parses(&proto, path)?;
+        Ok(Self { proto, summary, path: path.to_path_buf() })
+    }
+
+    /// Wraps an edited protobuf of an already checked model (no re-validation).
+    pub(crate) fn from_checked_proto(proto: pb::ModelProto, name: String, path: &Path) -> Result<Self> {
+        let summary = build::summarize(&proto, name)?;
         Ok(Self { proto, summary, path: path.to_path_buf() })
     }
 

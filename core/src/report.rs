@@ -1,0 +1,93 @@
+//! The analysis report (DESIGN.md §7): the JSON that `quantbench analyze` and `quantize` write.
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::TensorMetrics;
+use crate::model::{ModelSummary, TensorInfo};
+use crate::quant::LayerConfig;
+use crate::simulate::{Evaluation, ModelMetrics};
+
+/// The model part of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportModel {
+    /// Model name.
+    pub name: String,
+    /// Graph inputs.
+    pub inputs: Vec<TensorInfo>,
+    /// Graph outputs.
+    pub outputs: Vec<TensorInfo>,
+}
+
+/// One layer's row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportLayer {
+    /// Layer (node) name.
+    pub name: String,
+    /// Op type.
+    pub op: String,
+    /// Weight bits (null when the weight stays float; 0 for ternary).
+    pub w_bits: Option<u8>,
+    /// Activation bits (null when the input stays float).
+    pub a_bits: Option<u8>,
+    /// Observer of the input activation.
+    pub observer: Option<String>,
+    /// SQNR of the layer alone quantized (null when it stays float).
+    pub local_sqnr_db: Option<f64>,
+    /// SQNR at the layer's output with the whole model quantized.
+    pub accumulated_sqnr_db: f64,
+    /// All local metrics.
+    pub local: Option<TensorMetrics>,
+    /// All accumulated metrics.
+    pub accumulated: TensorMetrics,
+}
+
+/// Argmax of the first output on the evaluation set, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Predictions {
+    /// Float model.
+    pub float: Vec<usize>,
+    /// Quantized model.
+    pub quant: Vec<usize>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The model.
+    pub model: ReportModel,
+    /// The default layer configuration used.
+    pub config: LayerConfig,
+    /// Model-level metrics.
+    pub metrics: ModelMetrics,
+    /// Per quantizable layer, network order.
+    pub layers: Vec<ReportLayer>,
+    /// Predictions on the evaluation set.
+    pub predictions: Predictions,
+}
+
+impl Report {
+    /// Builds the report of an evaluation.
+    pub fn new(summary: &ModelSummary, config: LayerConfig, eval: &Evaluation) -> Self {
+        Self {
+            model: ReportModel { name: summary.name.clone(), inputs: summary.inputs.clone(), outputs: summary.outputs.clone() },
+            config,
+            metrics: eval.metrics.clone(),
+            layers: eval
+                .layers
+                .iter()
+                .map(|l| ReportLayer {
+                    name: l.name.clone(),
+                    op: l.op.clone(),
+                    w_bits: l.w_bits,
+                    a_bits: l.a_bits,
+                    observer: l.observer.clone(),
+                    local_sqnr_db: l.local.map(|m| m.sqnr_db),
+                    accumulated_sqnr_db: l.accumulated.sqnr_db,
+                    local: l.local,
+                    accumulated: l.accumulated,
+                })
+                .collect(),
+            predictions: Predictions { float: eval.predictions_float.clone(), quant: eval.predictions_quant.clone() },
+        }
+    }
+}

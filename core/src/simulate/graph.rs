@@ -1,0 +1,128 @@
+//! Emitting a plan into an ONNX graph for simulation: weights and biases replaced by their
+//! dequantized values, and each quantized activation routed through float ops computing
+//! QuantizeLinear→DequantizeLinear exactly (`(clip(round(x / s) + z, qmin, qmax) - z) · s`, with
+//! ONNX Round, which rounds half to even). This runs at any bit width in tract.
+
+use std::collections::BTreeMap;
+
+use tract_onnx::pb;
+
+use crate::error::{Error, Result};
+use crate::model::OnnxModel;
+use crate::plan::{ActQuant, QuantPlan};
+
+/// The name of the fake-quantized version of `tensor`.
+pub fn fq_name(tensor: &str) -> String {
+    format!("{tensor}/qb_fq")
+}
+
+/// A float32 tensor proto.
+pub(crate) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: 1,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Replaces the data of the constant `name` (initializer or `Constant` node) with `values`.
+pub(crate) fn replace_constant(graph: &mut pb::GraphProto, name: &str, values: &[f32]) -> Result<()> {
+    let slot = if let Some(t) = graph.initializer.iter_mut().find(|t| t.name == name) {
+        t
+    } else {
+        graph
+            .node
+            .iter_mut()
+            .filter(|n| n.op_type == "Constant" && n.output.first().map(String::as_str) == Some(name))
+            .find_map(|n| n.attribute.iter_mut().find(|a| a.name == "value").and_then(|a| a.t.as_mut()))
+            .ok_or_else(|| Error::InvalidModel(format!("constant '{name}' not found")))?
+    };
+    let dims = slot.dims.clone();
+    let keep_name = slot.name.clone();
+    *slot = float_tensor(&keep_name, &dims, values);
+    Ok(())
+}
+
+fn node(op: &str, name: String, inputs: &[&str], output: String) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.to_string(),
+        name,
+        input: inputs.iter().map(|s| (*s).to_string()).collect(),
+        output: vec![output],
+        ..Default::default()
+    }
+}
+
+/// The nodes and scalar initializers computing `fq_name(tensor)` from `tensor`.
+fn fake_quant_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
+    let t = &a.tensor;
+    let p = a.params;
+    let k = |s: &str| format!("{t}/qb_fq/{s}");
+    let inits = vec![
+        float_tensor(&k("scale"), &[], &[p.scale]),
+        float_tensor(&k("zero_point"), &[], &[p.zero_point as f32]),
+        float_tensor(&k("qmin"), &[], &[p.range.qmin as f32]),
+        float_tensor(&k("qmax"), &[], &[p.range.qmax as f32]),
+    ];
+    let nodes = vec![
+        node("Div", k("div"), &[t, &k("scale")], k("x_s")),
+        node("Round", k("round"), &[&k("x_s")], k("rounded")),
+        node("Add", k("add_zp"), &[&k("rounded"), &k("zero_point")], k("shifted")),
+        node("Clip", k("clip"), &[&k("shifted"), &k("qmin"), &k("qmax")], k("q")),
+        node("Sub", k("sub_zp"), &[&k("q"), &k("zero_point")], k("centred")),
+        node("Mul", k("mul_s"), &[&k("centred"), &k("scale")], fq_name(t)),
+    ];
+    (nodes, inits)
+}
+
+/// The model with `plan` applied for simulation.
+pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto> {
+    if !plan.activations.is_empty() && model.summary.opset < 11 {
+        return Err(Error::Config(format!(
+            "simulating activation quantization needs opset 11 or newer; the model has opset {}",
+            model.summary.opset
+        )));
+    }
+    let mut proto = model.proto.clone();
+    let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
+    for lp in &plan.layers {
+        if let Some(wq) = &lp.weight_quant {
+            let values = wq.dequantize();
+            let values: Vec<f32> = values.iter().copied().collect();
+            replace_constant(graph, &lp.weight, &values)?;
+        }
+        if let Some(b) = &lp.bias {
+            replace_constant(graph, &b.tensor, &b.dequantize())?;
+        }
+    }
+    // Each activation's fake-quant block goes right before its first consumer; the quantized
+    // consumers read the fake-quantized tensor instead.
+    let mut first_consumer: BTreeMap<&str, Vec<&ActQuant>> = BTreeMap::new();
+    for a in plan.activations.values() {
+        if let Some(first) = a.consumers.first() {
+            first_consumer.entry(first.as_str()).or_default().push(a);
+        }
+    }
+    let consumer_of: BTreeMap<&str, &ActQuant> =
+        plan.activations.values().flat_map(|a| a.consumers.iter().map(move |c| (c.as_str(), a))).collect();
+    let old_nodes = std::mem::take(&mut graph.node);
+    for mut n in old_nodes {
+        let name = crate::model::node_name(&n);
+        if let Some(acts) = first_consumer.get(name.as_str()) {
+            for a in acts {
+                let (nodes, inits) = fake_quant_nodes(a);
+                graph.node.extend(nodes);
+                graph.initializer.extend(inits);
+            }
+        }
+        if let Some(a) = consumer_of.get(name.as_str())
+            && n.input.first() == Some(&a.tensor)
+        {
+            n.input[0] = fq_name(&a.tensor);
+        }
+        graph.node.push(n);
+    }
+    Ok(proto)
+}

@@ -1,0 +1,111 @@
+//! Local error of one layer: the layer alone, as a one-node model with its constants, run on the
+//! cached float inputs with the plan's fake quantization, compared with its cached float output.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use tract_onnx::pb;
+
+use super::{Simulator, check_cancel, flat, graph};
+use crate::error::{Error, Result};
+use crate::metrics::{ErrorAccumulator, TensorMetrics};
+use crate::model::runtime::Runner;
+use crate::model::{OnnxModel, QuantizableLayer};
+use crate::plan::{PlanFilter, QuantPlan};
+
+fn float_value_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{Dimension, dimension::Value};
+    pb::ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A model holding only `layer`'s node and the constants it reads.
+fn single_layer_model(model: &OnnxModel, layer: &QuantizableLayer, input_dims: &[usize]) -> Result<OnnxModel> {
+    let graph = model.graph();
+    let node = graph
+        .node
+        .iter()
+        .find(|n| crate::model::node_name(n) == layer.name)
+        .ok_or_else(|| Error::InvalidModel(format!("node '{}' not found", layer.name)))?;
+    let consts = model.constants();
+    let mut initializer = Vec::new();
+    for input in node.input.iter().skip(1).filter(|i| !i.is_empty()) {
+        let t = consts
+            .get(input.as_str())
+            .ok_or_else(|| Error::InvalidModel(format!("input '{input}' of '{}' is not a constant", layer.name)))?;
+        let mut t = (*t).clone();
+        t.name.clone_from(input);
+        initializer.push(t);
+    }
+    let proto = pb::ModelProto {
+        ir_version: model.proto.ir_version,
+        opset_import: model.proto.opset_import.clone(),
+        graph: Some(pb::GraphProto {
+            name: format!("{}_alone", layer.name),
+            node: vec![node.clone()],
+            initializer,
+            input: vec![float_value_info(&layer.input, input_dims)],
+            output: vec![pb::ValueInfoProto { name: layer.output.clone(), ..Default::default() }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    OnnxModel::from_checked_proto(proto, layer.name.clone(), &model.path)
+}
+
+/// Runs `layer` alone with `plan`'s quantization on every sample's float input.
+pub(super) fn local_error(
+    sim: &Simulator,
+    plan: &QuantPlan,
+    layer: &QuantizableLayer,
+    on_progress: &mut dyn FnMut(usize),
+    cancel: &AtomicBool,
+) -> Result<TensorMetrics> {
+    let first = sim
+        .float_value(&layer.input, 0)
+        .ok_or_else(|| Error::Runtime(format!("no float value cached for '{}'", layer.input)))?;
+    let alone = single_layer_model(&sim.model, layer, first.shape())?;
+    let only = PlanFilter { only: Some([layer.name.clone()].into()), ..PlanFilter::default() };
+    let layer_plan = restrict(plan, &only);
+    let proto = graph::simulated_proto(&alone, &layer_plan)?;
+    let qmodel = OnnxModel::from_checked_proto(proto, layer.name.clone(), Path::new(&sim.model.path))?;
+    let runner = Runner::new(&qmodel, &[first.shape().to_vec()], &[])?;
+    let mut acc = ErrorAccumulator::default();
+    for i in 0..sim.num_samples() {
+        check_cancel(cancel)?;
+        let (Some(x), Some(reference)) = (sim.float_value(&layer.input, i), sim.float_value(&layer.output, i)) else {
+            return Err(Error::Runtime(format!("no float values cached for layer '{}'", layer.name)));
+        };
+        let out = runner.run(vec![x.clone()])?;
+        acc.add(&flat(reference), &flat(&out[0]));
+        on_progress(i + 1);
+    }
+    Ok(acc.metrics())
+}
+
+/// The part of `plan` that concerns the layers `filter` keeps (activations keep only those
+/// consumers).
+pub(crate) fn restrict(plan: &QuantPlan, filter: &PlanFilter) -> QuantPlan {
+    let keep = |name: &str| filter.only.as_ref().is_none_or(|o| o.contains(name)) && !filter.except.contains(name);
+    let layers: Vec<_> = plan.layers.iter().filter(|l| keep(&l.layer)).cloned().collect();
+    let mut activations = plan.activations.clone();
+    for a in activations.values_mut() {
+        a.consumers.retain(|c| keep(c));
+    }
+    activations.retain(|_, a| !a.consumers.is_empty());
+    QuantPlan { layers, activations }
+}

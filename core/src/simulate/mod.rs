@@ -1,0 +1,257 @@
+//! Simulated execution: the float model runs once over the evaluation set (its outputs and every
+//! layer's input and output are cached); a plan is then evaluated by running the fake-quantized
+//! model (accumulated error) and each quantized layer alone on cached float inputs (local error).
+
+pub mod graph;
+mod layer;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ndarray::{ArrayD, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataSet, InputShape, resolve_input_shapes};
+use crate::error::{Error, Result};
+use crate::metrics::{ErrorAccumulator, TensorMetrics, argmax};
+use crate::model::OnnxModel;
+use crate::model::runtime::Runner;
+use crate::plan::QuantPlan;
+
+/// Settings of an evaluation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvalConfig {
+    /// Shapes for dynamic dims the data cannot fix.
+    pub input_shapes: Vec<InputShape>,
+    /// Skip the per-layer local errors (one small run per layer).
+    pub skip_local: bool,
+}
+
+/// Results for one quantizable layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerResult {
+    /// Layer (node) name.
+    pub name: String,
+    /// Op type.
+    pub op: String,
+    /// Weight bits, when the weight is quantized (0 for ternary).
+    pub w_bits: Option<u8>,
+    /// Activation bits, when the input activation is quantized.
+    pub a_bits: Option<u8>,
+    /// Observer name of the input activation, when quantized.
+    pub observer: Option<String>,
+    /// Error of this layer alone quantized, fed float inputs.
+    pub local: Option<TensorMetrics>,
+    /// Error at this layer's output with the whole plan applied.
+    pub accumulated: TensorMetrics,
+}
+
+/// Model-level metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMetrics {
+    /// Accuracy of the float model (when labels exist).
+    pub float_accuracy: Option<f64>,
+    /// Accuracy of the quantized model (when labels exist).
+    pub quant_accuracy: Option<f64>,
+    /// Fraction of samples whose top-1 class is the same as float's.
+    pub top1_agreement: f64,
+    /// SQNR of the first model output.
+    pub output_sqnr_db: f64,
+    /// Size of the float model's constants.
+    pub float_size_bytes: u64,
+    /// Size of the quantized model's constants (integers at their bit width, scales, zero points).
+    pub quant_size_bytes: u64,
+}
+
+/// Everything an evaluation measures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Model-level metrics.
+    pub metrics: ModelMetrics,
+    /// Per quantizable layer, in network order.
+    pub layers: Vec<LayerResult>,
+    /// Argmax of the first output of the float model, per sample.
+    pub predictions_float: Vec<usize>,
+    /// Argmax of the first output of the quantized model, per sample.
+    pub predictions_quant: Vec<usize>,
+}
+
+/// Progress of an evaluation: the stage and how far it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Stage name, e.g. "quantized model" or "layer conv1".
+    pub stage: String,
+    /// Samples done in this stage.
+    pub done: usize,
+    /// Samples in this stage.
+    pub total: usize,
+}
+
+/// The float reference over an evaluation set, ready to evaluate plans against.
+#[derive(Debug)]
+pub struct Simulator {
+    model: OnnxModel,
+    samples: Vec<Vec<ArrayD<f32>>>,
+    labels: Option<Vec<i64>>,
+    shapes: Vec<Vec<usize>>,
+    /// Float value of every watched tensor (model outputs, layer inputs/outputs), per sample.
+    float: BTreeMap<String, Vec<ArrayD<f32>>>,
+    float_predictions: Vec<usize>,
+}
+
+fn check_cancel(cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { Ok(()) }
+}
+
+impl Simulator {
+    /// Loads the evaluation set and runs the float model once over it.
+    pub fn new(model: &OnnxModel, eval: &DataSet, config: &EvalConfig, cancel: &AtomicBool) -> Result<Self> {
+        let inputs = &model.summary.inputs;
+        if inputs.iter().any(|i| crate::data::fixed_batch(i).is_some_and(|b| b != 1)) {
+            return Err(Error::Shape("simulation runs one sample at a time; the model fixes a batch size above 1".into()));
+        }
+        let shapes = resolve_input_shapes(inputs, Some(&eval.sample_shapes), &config.input_shapes, 1)?;
+        let all = eval.read_all()?;
+        let samples: Vec<Vec<ArrayD<f32>>> = (0..all.len())
+            .map(|i| all.inputs.iter().map(|a| a.index_axis(Axis(0), i).insert_axis(Axis(0)).to_owned()).collect())
+            .collect();
+        let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        let mut watch: Vec<String> = Vec::new();
+        for l in &model.summary.layers {
+            for t in [&l.input, &l.output] {
+                if !input_names.contains(&t.as_str()) && !watch.contains(t) {
+                    watch.push(t.clone());
+                }
+            }
+        }
+        let outputs: Vec<&str> = model.summary.outputs.iter().map(|o| o.name.as_str()).collect();
+        let extra: Vec<String> = watch.iter().filter(|t| !outputs.contains(&t.as_str())).cloned().collect();
+        let runner = Runner::new(model, &shapes, &extra)?;
+        let mut float: BTreeMap<String, Vec<ArrayD<f32>>> = BTreeMap::new();
+        for sample in &samples {
+            check_cancel(cancel)?;
+            for (name, value) in runner.output_names.iter().zip(runner.run(sample.clone())?) {
+                float.entry(name.clone()).or_default().push(value);
+            }
+        }
+        for (ix, name) in input_names.iter().enumerate() {
+            float.insert((*name).to_string(), samples.iter().map(|s| s[ix].clone()).collect());
+        }
+        let first_output = &runner.output_names[0];
+        let float_predictions = float[first_output].iter().map(|a| argmax_of(a)).collect();
+        Ok(Self { model: model.clone(), samples, labels: eval.labels.clone(), shapes, float, float_predictions })
+    }
+
+    /// Number of evaluation samples.
+    pub fn num_samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// The model.
+    pub fn model(&self) -> &OnnxModel {
+        &self.model
+    }
+
+    /// Evaluates `plan`: the whole quantized model, then (unless skipped) each layer alone.
+    /// `on_progress` is called after every sample; `cancel` stops within one sample.
+    pub fn evaluate(
+        &self,
+        plan: &QuantPlan,
+        config: &EvalConfig,
+        on_progress: &mut dyn FnMut(&Progress),
+        cancel: &AtomicBool,
+    ) -> Result<Evaluation> {
+        let proto = graph::simulated_proto(&self.model, plan)?;
+        let qmodel = OnnxModel::from_checked_proto(proto, self.model.summary.name.clone(), &self.model.path)?;
+        let outputs: Vec<&str> = self.model.summary.outputs.iter().map(|o| o.name.as_str()).collect();
+        let layer_outputs: Vec<String> = self.model.summary.layers.iter().map(|l| l.output.clone()).collect();
+        let extra: Vec<String> = layer_outputs.iter().filter(|t| !outputs.contains(&t.as_str())).cloned().collect();
+        let runner = Runner::new(&qmodel, &self.shapes, &extra)?;
+        let first_output = self.model.summary.outputs[0].name.clone();
+        let mut acc: BTreeMap<&str, ErrorAccumulator> = BTreeMap::new();
+        let mut predictions = Vec::with_capacity(self.samples.len());
+        let n = self.samples.len();
+        for (i, sample) in self.samples.iter().enumerate() {
+            check_cancel(cancel)?;
+            let out = runner.run(sample.clone())?;
+            for (name, value) in runner.output_names.iter().zip(&out) {
+                let reference = &self.float[name][i];
+                let entry = acc.entry(name.as_str()).or_default();
+                entry.add(&flat(reference), &flat(value));
+                if *name == first_output {
+                    predictions.push(argmax_of(value));
+                }
+            }
+            on_progress(&Progress { stage: "quantized model".into(), done: i + 1, total: n });
+        }
+        let mut layers = Vec::new();
+        for l in &self.model.summary.layers {
+            let lp = plan.layer(&l.name);
+            let local = match lp {
+                Some(_) if !config.skip_local => {
+                    Some(layer::local_error(self, plan, l, &mut |done| {
+                        on_progress(&Progress { stage: format!("layer {}", l.name), done, total: n });
+                    }, cancel)?)
+                }
+                _ => None,
+            };
+            let act = lp.and_then(|p| p.activation.as_ref()).and_then(|t| plan.activations.get(t));
+            layers.push(LayerResult {
+                name: l.name.clone(),
+                op: l.op_type.clone(),
+                w_bits: lp.and_then(|p| p.weight_quant.as_ref().map(|_| if p.config.weight.ternary { 0 } else { p.config.weight.bits })),
+                a_bits: act.map(|a| a.scheme.bits),
+                observer: act.map(|a| a.scheme.observer.name()),
+                local,
+                accumulated: acc.get(l.output.as_str()).map_or_else(|| ErrorAccumulator::default().metrics(), ErrorAccumulator::metrics),
+            });
+        }
+        let accuracy = |preds: &[usize]| {
+            self.labels.as_ref().map(|labels| {
+                let hits = preds.iter().zip(labels).filter(|(p, l)| i64::try_from(**p).ok() == Some(**l)).count();
+                hits as f64 / labels.len().max(1) as f64
+            })
+        };
+        let agree = predictions.iter().zip(&self.float_predictions).filter(|(a, b)| a == b).count();
+        let metrics = ModelMetrics {
+            float_accuracy: accuracy(&self.float_predictions),
+            quant_accuracy: accuracy(&predictions),
+            top1_agreement: agree as f64 / n.max(1) as f64,
+            output_sqnr_db: acc.get(first_output.as_str()).map_or(0.0, |a| a.metrics().sqnr_db),
+            float_size_bytes: self.model.summary.float_size_bytes,
+            quant_size_bytes: quantized_size_bytes(&self.model, plan),
+        };
+        Ok(Evaluation { metrics, layers, predictions_float: self.float_predictions.clone(), predictions_quant: predictions })
+    }
+
+    /// The float value of `tensor` for sample `i`, when cached.
+    pub(crate) fn float_value(&self, tensor: &str, i: usize) -> Option<&ArrayD<f32>> {
+        self.float.get(tensor).and_then(|v| v.get(i))
+    }
+}
+
+fn flat(a: &ArrayD<f32>) -> std::borrow::Cow<'_, [f32]> {
+    a.as_slice().map_or_else(|| std::borrow::Cow::Owned(a.iter().copied().collect()), std::borrow::Cow::Borrowed)
+}
+
+fn argmax_of(a: &ArrayD<f32>) -> usize {
+    argmax(&flat(a))
+}
+
+/// Bytes of the quantized model's constants: quantized weights at their bit width plus one f32
+/// scale and one zero point per parameter set, int32 biases, and every other constant as stored.
+pub fn quantized_size_bytes(model: &OnnxModel, plan: &QuantPlan) -> u64 {
+    let mut size = model.summary.float_size_bytes;
+    for lp in &plan.layers {
+        let layer_weight_elems: u64 = model.summary.layer(&lp.layer).map_or(0, |l| l.weight_shape.iter().product());
+        if let Some(wq) = &lp.weight_quant {
+            let bits = if lp.config.weight.ternary { 2 } else { u64::from(lp.config.weight.bits) };
+            size = size - layer_weight_elems * 4 + (layer_weight_elems * bits).div_ceil(8) + 8 * wq.params.len() as u64;
+        }
+        if let Some(b) = &lp.bias {
+            size += 4 * b.scales.len() as u64;
+        }
+    }
+    size + 8 * plan.activations.len() as u64
+}
