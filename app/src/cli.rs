@@ -200,7 +200,12 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
 }
 
 /// Simulates `recipe` on the evaluation set and returns the report.
-fn simulate_report(model: &OnnxModel, recipe: &Recipe, eval: &std::path::Path, no_local: bool) -> anyhow::Result<Report> {
+fn simulate_report(
+    model: &OnnxModel,
+    recipe: &Recipe,
+    eval: &std::path::Path,
+    no_local: bool,
+) -> anyhow::Result<Report> {
     use quantbench_core::plan::{PlanFilter, QuantPlan};
     use quantbench_core::simulate::{EvalConfig, Simulator};
     let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;

@@ -42,7 +42,13 @@ impl ErrorAccumulator {
             (10.0 * (self.sum_xx / self.sum_ee).log10()).clamp(-EXACT_SQNR_DB, EXACT_SQNR_DB)
         };
         let denom = (self.sum_xx * self.sum_yy).sqrt();
-        let cosine = if denom > 0.0 { self.sum_xy / denom } else if self.sum_ee == 0.0 { 1.0 } else { 0.0 };
+        let cosine = if denom > 0.0 {
+            self.sum_xy / denom
+        } else if self.sum_ee == 0.0 {
+            1.0
+        } else {
+            0.0
+        };
         TensorMetrics {
             sqnr_db,
             mse: if self.count > 0 { self.sum_ee / self.count as f64 } else { 0.0 },

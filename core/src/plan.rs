@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::quant::recipe::Recipe;
-use crate::quant::{ActivationScheme, Granularity, LayerConfig, QParams, WeightQuant, compute_scale_zp, quantize_weight};
+use crate::quant::{
+    ActivationScheme, Granularity, LayerConfig, QParams, WeightQuant, compute_scale_zp, quantize_weight,
+};
 
 /// How one op type is handled: which of its inputs are quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,11 +194,13 @@ impl QuantPlan {
             } else {
                 continue;
             };
-            let q = values
-                .iter()
-                .zip(&scales)
-                .map(|(&v, &s)| (v / s).round_ties_even().clamp(i32::MIN as f32, i32::MAX as f32) as i32)
-                .collect();
+            let scaled: Vec<f32> = values.iter().zip(&scales).map(|(&v, &s)| (v / s).round_ties_even()).collect();
+            // At high bit widths `s_input · s_weight` gets so small that the bias would saturate
+            // int32; such a bias stays float (in simulation and export alike).
+            if scaled.iter().any(|q| !q.is_finite() || q.abs() >= i32::MAX as f32) {
+                continue;
+            }
+            let q = scaled.iter().map(|&q| q as i32).collect();
             lp.bias = Some(BiasQuant { tensor: bias.clone(), scales, q });
         }
         Ok(plan)

@@ -69,7 +69,11 @@ impl Report {
     /// Builds the report of an evaluation.
     pub fn new(summary: &ModelSummary, config: LayerConfig, eval: &Evaluation) -> Self {
         Self {
-            model: ReportModel { name: summary.name.clone(), inputs: summary.inputs.clone(), outputs: summary.outputs.clone() },
+            model: ReportModel {
+                name: summary.name.clone(),
+                inputs: summary.inputs.clone(),
+                outputs: summary.outputs.clone(),
+            },
             config,
             metrics: eval.metrics.clone(),
             layers: eval

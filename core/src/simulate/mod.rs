@@ -109,7 +109,9 @@ impl Simulator {
     pub fn new(model: &OnnxModel, eval: &DataSet, config: &EvalConfig, cancel: &AtomicBool) -> Result<Self> {
         let inputs = &model.summary.inputs;
         if inputs.iter().any(|i| crate::data::fixed_batch(i).is_some_and(|b| b != 1)) {
-            return Err(Error::Shape("simulation runs one sample at a time; the model fixes a batch size above 1".into()));
+            return Err(Error::Shape(
+                "simulation runs one sample at a time; the model fixes a batch size above 1".into(),
+            ));
         }
         let shapes = resolve_input_shapes(inputs, Some(&eval.sample_shapes), &config.input_shapes, 1)?;
         let all = eval.read_all()?;
@@ -189,22 +191,30 @@ impl Simulator {
         for l in &self.model.summary.layers {
             let lp = plan.layer(&l.name);
             let local = match lp {
-                Some(_) if !config.skip_local => {
-                    Some(layer::local_error(self, plan, l, &mut |done| {
+                Some(_) if !config.skip_local => Some(layer::local_error(
+                    self,
+                    plan,
+                    l,
+                    &mut |done| {
                         on_progress(&Progress { stage: format!("layer {}", l.name), done, total: n });
-                    }, cancel)?)
-                }
+                    },
+                    cancel,
+                )?),
                 _ => None,
             };
             let act = lp.and_then(|p| p.activation.as_ref()).and_then(|t| plan.activations.get(t));
             layers.push(LayerResult {
                 name: l.name.clone(),
                 op: l.op_type.clone(),
-                w_bits: lp.and_then(|p| p.weight_quant.as_ref().map(|_| if p.config.weight.ternary { 0 } else { p.config.weight.bits })),
+                w_bits: lp.and_then(|p| {
+                    p.weight_quant.as_ref().map(|_| if p.config.weight.ternary { 0 } else { p.config.weight.bits })
+                }),
                 a_bits: act.map(|a| a.scheme.bits),
                 observer: act.map(|a| a.scheme.observer.name()),
                 local,
-                accumulated: acc.get(l.output.as_str()).map_or_else(|| ErrorAccumulator::default().metrics(), ErrorAccumulator::metrics),
+                accumulated: acc
+                    .get(l.output.as_str())
+                    .map_or_else(|| ErrorAccumulator::default().metrics(), ErrorAccumulator::metrics),
             });
         }
         let accuracy = |preds: &[usize]| {
@@ -222,7 +232,12 @@ impl Simulator {
             float_size_bytes: self.model.summary.float_size_bytes,
             quant_size_bytes: quantized_size_bytes(&self.model, plan),
         };
-        Ok(Evaluation { metrics, layers, predictions_float: self.float_predictions.clone(), predictions_quant: predictions })
+        Ok(Evaluation {
+            metrics,
+            layers,
+            predictions_float: self.float_predictions.clone(),
+            predictions_quant: predictions,
+        })
     }
 
     /// The float value of `tensor` for sample `i`, when cached.

@@ -7,3 +7,4 @@ mod float_parity;
 mod inspect;
 mod model_errors;
 mod realworld;
+mod simulate;

@@ -1,0 +1,149 @@
+//! Simulation: the metrics move the way physics says they must, and `analyze` writes the report.
+
+use std::sync::atomic::AtomicBool;
+
+use quantbench_core::calibrate::{CalibrationConfig, calibrate};
+use quantbench_core::data::{DataSet, DataSource};
+use quantbench_core::metrics::EXACT_SQNR_DB;
+use quantbench_core::model::OnnxModel;
+use quantbench_core::plan::{PlanFilter, QuantPlan};
+use quantbench_core::quant::Granularity;
+use quantbench_core::quant::recipe::Recipe;
+use quantbench_core::simulate::{EvalConfig, Evaluation, Simulator};
+use quantbench_tests::{SAMPLE_MODELS, run_cli, sample, texts};
+
+/// A calibrated default recipe and a simulator over the eval set.
+fn setup(name: &str) -> (OnnxModel, Recipe, Simulator) {
+    let model = OnnxModel::load(&sample(name, "model.onnx")).expect("load");
+    let never = AtomicBool::new(false);
+    let calib = DataSet::open(DataSource::Npz(sample(name, "calib.npz")), &model.summary.inputs).expect("calib");
+    let mut recipe = Recipe::new(&model.summary.name);
+    recipe.calibration =
+        Some(calibrate(&model, &calib, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"));
+    let eval = DataSet::open(DataSource::Npz(sample(name, "eval.npz")), &model.summary.inputs).expect("eval");
+    let sim = Simulator::new(&model, &eval, &EvalConfig::default(), &never).expect("simulator");
+    (model, recipe, sim)
+}
+
+fn run(model: &OnnxModel, recipe: &Recipe, sim: &Simulator) -> Evaluation {
+    let plan = QuantPlan::build(model, recipe, &PlanFilter::default()).expect("plan");
+    sim.evaluate(&plan, &EvalConfig::default(), &mut |_| {}, &AtomicBool::new(false)).expect("evaluate")
+}
+
+#[test]
+fn keep_float_everywhere_is_bit_exact() {
+    for name in SAMPLE_MODELS {
+        let (model, mut recipe, sim) = setup(name);
+        recipe.defaults.keep_float = true;
+        let e = run(&model, &recipe, &sim);
+        assert_eq!(e.metrics.output_sqnr_db, EXACT_SQNR_DB, "{name}");
+        assert_eq!(e.predictions_quant, e.predictions_float, "{name}");
+        for l in &e.layers {
+            assert_eq!(l.accumulated.max_abs, 0.0, "{name}/{}: bit-exact", l.name);
+            assert!(l.local.is_none() && l.w_bits.is_none() && l.a_bits.is_none(), "{name}/{}", l.name);
+        }
+        assert_eq!(e.metrics.quant_size_bytes, e.metrics.float_size_bytes);
+    }
+}
+
+#[test]
+fn errors_follow_the_bit_width() {
+    for name in SAMPLE_MODELS {
+        let (model, mut recipe, sim) = setup(name);
+        let mut by_bits = Vec::new();
+        for bits in [2u8, 4, 8, 16] {
+            recipe.defaults.weight.bits = bits;
+            recipe.defaults.activation.bits = bits;
+            by_bits.push((bits, run(&model, &recipe, &sim)));
+        }
+        let sqnr: Vec<f64> = by_bits.iter().map(|(_, e)| e.metrics.output_sqnr_db).collect();
+        assert!(sqnr.windows(2).all(|w| w[0] < w[1]), "{name}: output SQNR rises with bits: {sqnr:?}");
+        let e16 = &by_bits[3].1;
+        assert!(e16.metrics.top1_agreement >= 0.999, "{name}: 16-bit agreement {}", e16.metrics.top1_agreement);
+        let e8 = &by_bits[2].1;
+        let e2 = &by_bits[0].1;
+        assert!(sqnr[0] < sqnr[2] - 20.0, "{name}: 2-bit error is large: {sqnr:?}");
+        assert!(e2.metrics.top1_agreement < e8.metrics.top1_agreement, "{name}");
+        for (l8, l2) in e8.layers.iter().zip(&e2.layers) {
+            let (a, b) = (l8.local.expect("local").sqnr_db, l2.local.expect("local").sqnr_db);
+            assert!(a > b, "{name}/{}: local SQNR 8-bit {a} > 2-bit {b}", l8.name);
+        }
+        assert!(e2.metrics.quant_size_bytes < e8.metrics.quant_size_bytes);
+        assert!(e8.metrics.quant_size_bytes < e8.metrics.float_size_bytes);
+    }
+}
+
+#[test]
+fn per_channel_beats_per_tensor_on_mobilenet() {
+    let (model, mut recipe, sim) = setup("mobilenet");
+    let per_channel = run(&model, &recipe, &sim);
+    recipe.defaults.weight.granularity = Granularity::PerTensor;
+    let per_tensor = run(&model, &recipe, &sim);
+    let (pc, pt) = (per_channel.metrics, per_tensor.metrics);
+    assert!(pc.quant_accuracy > pt.quant_accuracy, "{:?} vs {:?}", pc.quant_accuracy, pt.quant_accuracy);
+    assert!(pc.output_sqnr_db > pt.output_sqnr_db + 10.0, "{} vs {}", pc.output_sqnr_db, pt.output_sqnr_db);
+}
+
+#[test]
+fn analyze_writes_a_complete_report_for_every_sample() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in SAMPLE_MODELS {
+        let report = dir.path().join(format!("{name}.json"));
+        let out = run_cli(&[
+            "analyze".as_ref(),
+            sample(name, "model.onnx").as_os_str(),
+            "--calib".as_ref(),
+            sample(name, "calib.npz").as_os_str(),
+            "--eval".as_ref(),
+            sample(name, "eval.npz").as_os_str(),
+            "--report".as_ref(),
+            report.as_os_str(),
+        ]);
+        assert!(out.status.success(), "{name}: {}", texts(&out).1);
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).expect("read")).expect("json");
+        assert_eq!(r["model"]["name"], name);
+        assert!(r["model"]["inputs"].is_array() && r["model"]["outputs"].is_array());
+        for key in ["float_accuracy", "quant_accuracy", "top1_agreement", "output_sqnr_db"] {
+            assert!(r["metrics"][key].is_number(), "{name}: metrics.{key}");
+        }
+        let layers = r["layers"].as_array().expect("layers");
+        assert!(!layers.is_empty());
+        for l in layers {
+            for key in ["name", "op", "w_bits", "a_bits", "observer", "local_sqnr_db", "accumulated_sqnr_db"] {
+                assert!(l.get(key).is_some_and(|v| !v.is_null()), "{name}: layer field {key} in {l}");
+            }
+        }
+        let n = 397;
+        assert_eq!(r["predictions"]["float"].as_array().expect("float").len(), n, "{name}");
+        assert_eq!(r["predictions"]["quant"].as_array().expect("quant").len(), n, "{name}");
+    }
+}
+
+#[test]
+fn analyze_rejects_bad_options_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("r.json");
+    for (flag, value, expect) in [
+        ("--w-bits", "1", "weight bits must be 2–16"),
+        ("--a-bits", "17", "activation bits must be 2–16"),
+        ("--observer", "kl", "unknown observer 'kl'"),
+    ] {
+        let out = run_cli(&[
+            "analyze".as_ref(),
+            sample("mlp", "model.onnx").as_os_str(),
+            "--calib".as_ref(),
+            sample("mlp", "calib.npz").as_os_str(),
+            "--eval".as_ref(),
+            sample("mlp", "eval.npz").as_os_str(),
+            "--report".as_ref(),
+            report.as_os_str(),
+            flag.as_ref(),
+            value.as_ref(),
+        ]);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(expect), "{flag} {value}: {stderr}");
+        assert!(!report.exists(), "no report after a failure");
+    }
+}
