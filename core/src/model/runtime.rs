@@ -87,7 +87,21 @@ impl Runner {
 /// The float activation tensors of `model` typed with `input_shapes`, by ONNX name, in network
 /// order: the model inputs, then every node output that is a float32 non-constant tensor.
 pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Result<Vec<String>> {
-    let run = || -> TractResult<Vec<String>> {
+    Ok(float_activation_sizes(model, input_shapes)?.into_iter().map(|(n, _)| n).collect())
+}
+
+/// Element counts of the tensors `names` (float activations) for `input_shapes`.
+pub fn activation_sizes(
+    model: &OnnxModel,
+    input_shapes: &[Vec<usize>],
+    names: &[String],
+) -> Result<std::collections::BTreeMap<String, usize>> {
+    Ok(float_activation_sizes(model, input_shapes)?.into_iter().filter(|(n, _)| names.contains(n)).collect())
+}
+
+/// As [`float_activations`], with each tensor's element count (0 when not concrete).
+pub fn float_activation_sizes(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Result<Vec<(String, usize)>> {
+    let run = || -> TractResult<Vec<(String, usize)>> {
         let mut inf = tract_onnx::onnx().model_for_proto_model(&model.proto)?;
         for (ix, shape) in input_shapes.iter().enumerate() {
             inf = inf.with_input_fact(ix, f32::fact(shape).into())?;
@@ -105,7 +119,8 @@ pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Resu
         inf.select_output_outlets(&outlets)?;
         let typed = inf.into_typed()?;
         let order = typed.eval_order()?;
-        let mut names: Vec<String> = model.summary.inputs.iter().map(|i| i.name.clone()).collect();
+        let mut names: Vec<(String, usize)> =
+            model.summary.inputs.iter().zip(input_shapes).map(|(i, s)| (i.name.clone(), s.iter().product())).collect();
         for id in order {
             let node = typed.node(id);
             for ix in 0..node.outputs.len() {
@@ -118,7 +133,8 @@ pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Resu
                     continue;
                 }
                 if let Some(label) = typed.outlet_label(outlet) {
-                    names.push(label.to_string());
+                    let elems = fact.shape.as_concrete().map_or(0, |d| d.iter().product());
+                    names.push((label.to_string(), elems));
                 }
             }
         }
@@ -128,6 +144,6 @@ pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Resu
         .map_err(|_| Error::Runtime("tract panicked while typing the model".into()))?
         .map_err(|e| Error::runtime(&e))?;
     let mut seen = std::collections::BTreeSet::new();
-    names.retain(|n| seen.insert(n.clone()));
+    names.retain(|(n, _)| seen.insert(n.clone()));
     Ok(names)
 }

@@ -13,7 +13,7 @@ use crate::model::runtime::Runner;
 use crate::model::{OnnxModel, QuantizableLayer};
 use crate::plan::{PlanFilter, QuantPlan};
 
-fn float_value_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
+pub(crate) fn float_value_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     pb::ValueInfoProto {
         name: name.to_string(),

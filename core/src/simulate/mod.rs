@@ -3,9 +3,12 @@
 //! model (accumulated error) and each quantized layer alone on cached float inputs (local error).
 
 pub mod graph;
+mod incremental;
 mod layer;
 
-use std::collections::BTreeMap;
+pub use incremental::SimState;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::{ArrayD, Axis};
@@ -26,6 +29,16 @@ pub struct EvalConfig {
     pub input_shapes: Vec<InputShape>,
     /// Skip the per-layer local errors (one small run per layer).
     pub skip_local: bool,
+    /// Memory the incremental cache may use, in MiB (0: the default of 1024 MiB).
+    pub cache_budget_mib: usize,
+}
+
+impl EvalConfig {
+    /// The cache budget in bytes.
+    pub fn cache_budget_bytes(&self) -> usize {
+        let mib = if self.cache_budget_mib == 0 { 1024 } else { self.cache_budget_mib };
+        mib.saturating_mul(1 << 20)
+    }
 }
 
 /// Results for one quantizable layer.
@@ -98,6 +111,9 @@ pub struct Simulator {
     /// Float value of every watched tensor (model outputs, layer inputs/outputs), per sample.
     float: BTreeMap<String, Vec<ArrayD<f32>>>,
     float_predictions: Vec<usize>,
+    /// Float activations of the model (network order) and their element counts per sample.
+    float_activations: Vec<String>,
+    activation_elems: BTreeMap<String, usize>,
 }
 
 fn check_cancel(cancel: &AtomicBool) -> Result<()> {
@@ -142,7 +158,18 @@ impl Simulator {
         }
         let first_output = &runner.output_names[0];
         let float_predictions = float[first_output].iter().map(|a| argmax_of(a)).collect();
-        Ok(Self { model: model.clone(), samples, labels: eval.labels.clone(), shapes, float, float_predictions })
+        let float_activations = crate::model::runtime::float_activations(model, &shapes)?;
+        let activation_elems = crate::model::runtime::activation_sizes(model, &shapes, &float_activations)?;
+        Ok(Self {
+            model: model.clone(),
+            samples,
+            labels: eval.labels.clone(),
+            shapes,
+            float,
+            float_predictions,
+            float_activations,
+            activation_elems,
+        })
     }
 
     /// Number of evaluation samples.
@@ -164,45 +191,148 @@ impl Simulator {
         on_progress: &mut dyn FnMut(&Progress),
         cancel: &AtomicBool,
     ) -> Result<Evaluation> {
-        let proto = graph::simulated_proto(&self.model, plan)?;
-        let qmodel = OnnxModel::from_checked_proto(proto, self.model.summary.name.clone(), &self.model.path)?;
-        let outputs: Vec<&str> = self.model.summary.outputs.iter().map(|o| o.name.as_str()).collect();
-        let layer_outputs: Vec<String> = self.model.summary.layers.iter().map(|l| l.output.clone()).collect();
-        let extra: Vec<String> = layer_outputs.iter().filter(|t| !outputs.contains(&t.as_str())).cloned().collect();
-        let runner = Runner::new(&qmodel, &self.shapes, &extra)?;
-        let first_output = self.model.summary.outputs[0].name.clone();
-        let mut acc: BTreeMap<&str, ErrorAccumulator> = BTreeMap::new();
-        let mut predictions = Vec::with_capacity(self.samples.len());
+        self.evaluate_from(None, plan, config, on_progress, cancel).map(|(e, _)| e)
+    }
+
+    /// Evaluates `plan`, reusing what `prev` (the state of an earlier evaluation on this
+    /// simulator) still holds: only the part of the graph from the first change on is run again,
+    /// and only the local errors of changed layers are recomputed. Returns the new state.
+    pub fn evaluate_from(
+        &self,
+        prev: Option<&SimState>,
+        plan: &QuantPlan,
+        config: &EvalConfig,
+        on_progress: &mut dyn FnMut(&Progress),
+        cancel: &AtomicBool,
+    ) -> Result<(Evaluation, SimState)> {
+        let summary = &self.model.summary;
+        let (proto, suffix) = incremental::plan_suffix(&self.model, prev, plan)?;
+        let graph = proto.graph.as_ref().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
+        let inputs: Vec<String> = summary.inputs.iter().map(|i| i.name.clone()).collect();
+        let first_output = summary.outputs[0].name.clone();
+        let mut watched: Vec<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
+        for l in &summary.layers {
+            if !watched.contains(&l.output) {
+                watched.push(l.output.clone());
+            }
+        }
+        let cacheable = incremental::cache_set(&self.float_activations, &inputs, plan);
         let n = self.samples.len();
-        for (i, sample) in self.samples.iter().enumerate() {
+        let mut state = SimState {
+            proto: Some(proto.clone()),
+            plan: plan.clone(),
+            nodes_total: graph.node.len(),
+            ..SimState::default()
+        };
+        let (runner, start) = match (&suffix, prev) {
+            (Some(sfx), Some(prev)) => {
+                let produced = incremental::produced_from(graph, sfx.start);
+                let wanted: Vec<String> = watched
+                    .iter()
+                    .chain(cacheable.iter())
+                    .filter(|t| produced.contains(*t))
+                    .fold(Vec::new(), |mut v, t| {
+                        if !v.contains(t) {
+                            v.push(t.clone());
+                        }
+                        v
+                    });
+                let cache = prev.cache.clone().unwrap_or_default();
+                let shapes: Vec<Vec<usize>> = sfx
+                    .cut
+                    .iter()
+                    .map(|t| self.cut_value(&cache, &inputs, t, 0).map(|a| a.shape().to_vec()))
+                    .collect::<Result<_>>()?;
+                let runner = incremental::suffix_runner(&self.model, &proto, sfx, shapes, &wanted)?;
+                state.cache = Some(cache);
+                state.acc =
+                    prev.acc.iter().filter(|(k, _)| !produced.contains(*k)).map(|(k, v)| (k.clone(), *v)).collect();
+                state.outputs = prev.outputs.clone();
+                (runner, sfx.start)
+            }
+            _ => {
+                let qmodel = OnnxModel::from_checked_proto(proto.clone(), summary.name.clone(), &self.model.path)?;
+                let mut extra: Vec<String> =
+                    watched.iter().filter(|t| !summary.outputs.iter().any(|o| &o.name == *t)).cloned().collect();
+                let caching = self.cache_fits(&cacheable, config);
+                if caching {
+                    extra.extend(cacheable.iter().filter(|t| !watched.contains(t)).cloned());
+                    state.cache = Some(BTreeMap::new());
+                }
+                (Runner::new(&qmodel, &self.shapes, &extra)?, 0)
+            }
+        };
+        state.nodes_rerun = state.nodes_total - start;
+        let mut fresh_acc: BTreeMap<String, ErrorAccumulator> = BTreeMap::new();
+        let mut predictions = Vec::with_capacity(n);
+        for i in 0..n {
             check_cancel(cancel)?;
-            let out = runner.run(sample.clone())?;
-            for (name, value) in runner.output_names.iter().zip(&out) {
-                let reference = &self.float[name][i];
-                let entry = acc.entry(name.as_str()).or_default();
-                entry.add(&flat(reference), &flat(value));
-                if *name == first_output {
-                    predictions.push(argmax_of(value));
+            let feed: Vec<ArrayD<f32>> = match &suffix {
+                Some(sfx) if start > 0 => {
+                    let cache = state.cache.as_ref().ok_or_else(|| Error::Runtime("cache missing".into()))?;
+                    sfx.cut
+                        .iter()
+                        .map(|t| self.cut_value(cache, &inputs, t, i).map(|a| (*a).clone()))
+                        .collect::<Result<_>>()?
+                }
+                _ => self.samples[i].clone(),
+            };
+            let out = runner.run(feed)?;
+            for (name, value) in runner.output_names.iter().zip(out) {
+                if watched.contains(name) {
+                    let reference = &self.float[name][i];
+                    fresh_acc.entry(name.clone()).or_default().add(&flat(reference), &flat(&value));
+                    if *name == first_output {
+                        predictions.push(argmax_of(&value));
+                    }
+                }
+                if let Some(cache) = state.cache.as_mut()
+                    && cacheable.contains(name)
+                {
+                    let slot = cache.entry(name.clone()).or_default();
+                    let value = std::sync::Arc::new(value);
+                    if slot.len() > i { slot[i] = value } else { slot.push(value) }
                 }
             }
             on_progress(&Progress { stage: "quantized model".into(), done: i + 1, total: n });
         }
+        state.acc.extend(fresh_acc);
+        if !predictions.is_empty() {
+            state.outputs.insert(first_output.clone(), predictions);
+        }
+        let predictions = state.outputs.get(&first_output).cloned().unwrap_or_default();
         let mut layers = Vec::new();
-        for l in &self.model.summary.layers {
+        for l in &summary.layers {
             let lp = plan.layer(&l.name);
+            let act = lp.and_then(|p| p.activation.as_ref()).and_then(|t| plan.activations.get(t));
             let local = match lp {
-                Some(_) if !config.skip_local => Some(layer::local_error(
-                    self,
-                    plan,
-                    l,
-                    &mut |done| {
-                        on_progress(&Progress { stage: format!("layer {}", l.name), done, total: n });
-                    },
-                    cancel,
-                )?),
+                Some(p) if !config.skip_local => {
+                    let unchanged = prev.is_some_and(|prev| {
+                        let old_act = prev
+                            .plan
+                            .layer(&l.name)
+                            .and_then(|o| o.activation.as_ref())
+                            .and_then(|t| prev.plan.activations.get(t));
+                        prev.plan.layer(&l.name) == Some(p) && old_act.map(|a| a.params) == act.map(|a| a.params)
+                    });
+                    match prev.and_then(|prev| prev.local.get(&l.name)).filter(|_| unchanged) {
+                        Some(m) => Some(*m),
+                        None => Some(layer::local_error(
+                            self,
+                            plan,
+                            l,
+                            &mut |done| {
+                                on_progress(&Progress { stage: format!("layer {}", l.name), done, total: n });
+                            },
+                            cancel,
+                        )?),
+                    }
+                }
                 _ => None,
             };
-            let act = lp.and_then(|p| p.activation.as_ref()).and_then(|t| plan.activations.get(t));
+            if let Some(m) = local {
+                state.local.insert(l.name.clone(), m);
+            }
             layers.push(LayerResult {
                 name: l.name.clone(),
                 op: l.op_type.clone(),
@@ -212,8 +342,9 @@ impl Simulator {
                 a_bits: act.map(|a| a.scheme.bits),
                 observer: act.map(|a| a.scheme.observer.name()),
                 local,
-                accumulated: acc
-                    .get(l.output.as_str())
+                accumulated: state
+                    .acc
+                    .get(&l.output)
                     .map_or_else(|| ErrorAccumulator::default().metrics(), ErrorAccumulator::metrics),
             });
         }
@@ -228,16 +359,48 @@ impl Simulator {
             float_accuracy: accuracy(&self.float_predictions),
             quant_accuracy: accuracy(&predictions),
             top1_agreement: agree as f64 / n.max(1) as f64,
-            output_sqnr_db: acc.get(first_output.as_str()).map_or(0.0, |a| a.metrics().sqnr_db),
-            float_size_bytes: self.model.summary.float_size_bytes,
+            output_sqnr_db: state.acc.get(&first_output).map_or(0.0, |a| a.metrics().sqnr_db),
+            float_size_bytes: summary.float_size_bytes,
             quant_size_bytes: quantized_size_bytes(&self.model, plan),
         };
-        Ok(Evaluation {
+        let evaluation = Evaluation {
             metrics,
             layers,
             predictions_float: self.float_predictions.clone(),
             predictions_quant: predictions,
-        })
+        };
+        Ok((evaluation, state))
+    }
+
+    /// The value of cut tensor `t` for sample `i`: a model input or a cached activation.
+    fn cut_value<'a>(
+        &'a self,
+        cache: &'a incremental::Cache,
+        inputs: &[String],
+        t: &str,
+        i: usize,
+    ) -> Result<std::borrow::Cow<'a, ArrayD<f32>>> {
+        if let Some(ix) = inputs.iter().position(|n| n == t) {
+            return Ok(std::borrow::Cow::Borrowed(&self.samples[i][ix]));
+        }
+        cache
+            .get(t)
+            .and_then(|v| v.get(i))
+            .map(|a| std::borrow::Cow::Borrowed(a.as_ref()))
+            .ok_or_else(|| Error::Runtime(format!("tensor '{t}' is not cached")))
+    }
+
+    /// Whether caching every float activation of every sample stays within the budget.
+    fn cache_fits(&self, cacheable: &BTreeSet<String>, config: &EvalConfig) -> bool {
+        let per_sample: usize = cacheable
+            .iter()
+            .map(|t| {
+                let base = t.strip_suffix("/qb_fq").unwrap_or(t);
+                self.activation_elems.get(base).copied().unwrap_or(0)
+            })
+            .sum();
+        let bytes = per_sample.saturating_mul(4).saturating_mul(self.samples.len());
+        bytes <= config.cache_budget_bytes()
     }
 
     /// The float value of `tensor` for sample `i`, when cached.

@@ -147,3 +147,37 @@ fn analyze_rejects_bad_options_cleanly() {
         assert!(!report.exists(), "no report after a failure");
     }
 }
+
+#[test]
+fn incremental_reevaluation_equals_a_full_one() {
+    use quantbench_core::quant::LayerConfig;
+    for name in SAMPLE_MODELS {
+        let (model, mut recipe, sim) = setup(name);
+        let never = AtomicBool::new(false);
+        let cfg = EvalConfig::default();
+        let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+        let (_, state) = sim.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");
+        assert_eq!(state.nodes_rerun, state.nodes_total);
+        // Change one layer in the middle: weights to 4 bits, activation observer to percentile.
+        let layers = &model.summary.layers;
+        let target = &layers[layers.len() / 2].name;
+        let mut changed = LayerConfig::default();
+        changed.weight.bits = 4;
+        changed.activation.observer = quantbench_core::observe::Observer::Percentile { percentile: 99.9 };
+        recipe.layers.insert(target.clone(), changed);
+        let plan2 = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+        let (inc, state2) = sim.evaluate_from(Some(&state), &plan2, &cfg, &mut |_| {}, &never).expect("incremental");
+        assert!(
+            state2.nodes_rerun < state2.nodes_total,
+            "{name}: only a suffix re-runs ({} of {})",
+            state2.nodes_rerun,
+            state2.nodes_total
+        );
+        let full = sim.evaluate(&plan2, &cfg, &mut |_| {}, &never).expect("full");
+        assert_eq!(inc, full, "{name}: incremental result equals the full one");
+        // And back again, incrementally.
+        recipe.layers.clear();
+        let (back, _) = sim.evaluate_from(Some(&state2), &plan, &cfg, &mut |_| {}, &never).expect("incremental back");
+        assert_eq!(back, sim.evaluate(&plan, &cfg, &mut |_| {}, &never).expect("full"), "{name}");
+    }
+}

@@ -1,0 +1,158 @@
+//! Incremental re-evaluation. After a full run the quantized value of every float activation is
+//! kept per sample (within a memory budget). When the plan changes, the new simulated graph is
+//! compared with the previous one node by node; only the nodes from the first difference on are
+//! run again, as a suffix model fed from the cache. Local errors are recomputed only for layers
+//! whose plan changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ndarray::ArrayD;
+use tract_onnx::pb;
+
+use super::graph::{fq_name, simulated_proto};
+use crate::error::{Error, Result};
+use crate::metrics::{ErrorAccumulator, TensorMetrics};
+use crate::model::OnnxModel;
+use crate::model::runtime::Runner;
+use crate::plan::QuantPlan;
+
+/// Values of cached tensors, per sample.
+pub(crate) type Cache = BTreeMap<String, Vec<Arc<ArrayD<f32>>>>;
+
+/// What a finished evaluation keeps so that the next one can be incremental.
+#[derive(Debug, Clone, Default)]
+pub struct SimState {
+    pub(crate) proto: Option<pb::ModelProto>,
+    pub(crate) plan: QuantPlan,
+    pub(crate) cache: Option<Cache>,
+    pub(crate) acc: BTreeMap<String, ErrorAccumulator>,
+    pub(crate) outputs: BTreeMap<String, Vec<usize>>,
+    pub(crate) local: BTreeMap<String, TensorMetrics>,
+    /// Nodes re-run by the evaluation that produced this state (all of them for a full run).
+    pub nodes_rerun: usize,
+    /// Nodes of the simulated graph.
+    pub nodes_total: usize,
+}
+
+/// Index of the first node of `new` that differs from `old` (itself or a constant it reads).
+pub(crate) fn first_difference(old: &pb::GraphProto, new: &pb::GraphProto) -> usize {
+    let inits = |g: &pb::GraphProto| -> BTreeMap<String, pb::TensorProto> {
+        g.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect()
+    };
+    let (old_inits, new_inits) = (inits(old), inits(new));
+    for (i, (a, b)) in old.node.iter().zip(&new.node).enumerate() {
+        if a != b || b.input.iter().any(|t| old_inits.get(t) != new_inits.get(t)) {
+            return i;
+        }
+    }
+    old.node.len().min(new.node.len())
+}
+
+/// Tensors the cache holds: the original model's float activations (not its inputs) and the
+/// fake-quantized versions of the plan's activations.
+pub(crate) fn cache_set(float_activations: &[String], inputs: &[String], plan: &QuantPlan) -> BTreeSet<String> {
+    float_activations
+        .iter()
+        .filter(|t| !inputs.contains(t))
+        .cloned()
+        .chain(plan.activations.keys().map(|t| fq_name(t)))
+        .collect()
+}
+
+/// The part of a graph a suffix run needs: its cut inputs and the suffix node range.
+pub(crate) struct Suffix {
+    pub start: usize,
+    pub cut: Vec<String>,
+}
+
+/// The tensors that cross from nodes `[..start]` (or the graph inputs) into nodes `[start..]`.
+pub(crate) fn suffix_cut(graph: &pb::GraphProto, start: usize) -> Suffix {
+    let constants: BTreeSet<&str> = graph
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(graph.node.iter().filter(|n| n.op_type == "Constant").flat_map(|n| n.output.iter().map(String::as_str)))
+        .collect();
+    let produced_after: BTreeSet<&str> =
+        graph.node[start..].iter().flat_map(|n| n.output.iter().map(String::as_str)).collect();
+    let mut cut = Vec::new();
+    for n in &graph.node[start..] {
+        for t in &n.input {
+            if !t.is_empty()
+                && !constants.contains(t.as_str())
+                && !produced_after.contains(t.as_str())
+                && !cut.contains(t)
+            {
+                cut.push(t.clone());
+            }
+        }
+    }
+    Suffix { start, cut }
+}
+
+/// The model made of the graph's `Constant` nodes before `start` and all nodes from `start`,
+/// whose inputs are the cut tensors (with the shapes of their cached values) and whose outputs
+/// are `outputs`.
+pub(crate) fn suffix_model(
+    base: &OnnxModel,
+    proto: &pb::ModelProto,
+    suffix: &Suffix,
+    shapes: &[Vec<usize>],
+    outputs: &[String],
+) -> Result<OnnxModel> {
+    let mut p = proto.clone();
+    let g = p.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
+    let nodes = std::mem::take(&mut g.node);
+    g.node = nodes[..suffix.start]
+        .iter()
+        .filter(|n| n.op_type == "Constant")
+        .cloned()
+        .chain(nodes[suffix.start..].iter().cloned())
+        .collect();
+    g.input = suffix.cut.iter().zip(shapes).map(|(t, s)| super::layer::float_value_info(t, s)).collect();
+    g.output = outputs.iter().map(|t| pb::ValueInfoProto { name: t.clone(), ..Default::default() }).collect();
+    g.value_info.clear();
+    OnnxModel::from_checked_proto(p, base.summary.name.clone(), &base.path)
+}
+
+/// Tensors produced by nodes `[start..]`.
+pub(crate) fn produced_from(graph: &pb::GraphProto, start: usize) -> BTreeSet<String> {
+    graph.node[start..].iter().flat_map(|n| n.output.iter().cloned()).collect()
+}
+
+/// Prepares the suffix runner for `plan` given the previous state, or None when a full run is
+/// needed (no previous state, no cache, or a cut tensor missing from the cache).
+pub(crate) fn plan_suffix(
+    base: &OnnxModel,
+    prev: Option<&SimState>,
+    plan: &QuantPlan,
+) -> Result<(pb::ModelProto, Option<Suffix>)> {
+    let proto = simulated_proto(base, plan)?;
+    let Some(prev) = prev else { return Ok((proto, None)) };
+    let (Some(old), Some(cache)) = (prev.proto.as_ref(), prev.cache.as_ref()) else { return Ok((proto, None)) };
+    let (Some(og), Some(ng)) = (old.graph.as_ref(), proto.graph.as_ref()) else { return Ok((proto, None)) };
+    let start = first_difference(og, ng);
+    if start == 0 {
+        return Ok((proto, None));
+    }
+    let suffix = suffix_cut(ng, start);
+    let inputs: Vec<&str> = base.summary.inputs.iter().map(|i| i.name.as_str()).collect();
+    if suffix.cut.iter().all(|t| inputs.contains(&t.as_str()) || cache.contains_key(t)) {
+        Ok((proto, Some(suffix)))
+    } else {
+        Ok((proto, None))
+    }
+}
+
+/// Builds a runner for the suffix with input shapes from the cache (sample 0).
+pub(crate) fn suffix_runner(
+    base: &OnnxModel,
+    proto: &pb::ModelProto,
+    suffix: &Suffix,
+    shapes: Vec<Vec<usize>>,
+    outputs: &[String],
+) -> Result<Runner> {
+    let m = suffix_model(base, proto, suffix, &shapes, outputs)?;
+    Runner::new(&m, &shapes, &[])
+}
