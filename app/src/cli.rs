@@ -65,6 +65,25 @@ pub enum Command {
         #[arg(long)]
         no_local: bool,
     },
+    /// Calibrate, quantize and export a QDQ ONNX model (plus optional report and encodings).
+    Quantize {
+        /// The ONNX model.
+        model: PathBuf,
+        #[command(flatten)]
+        quant: QuantOptions,
+        /// Evaluation data: simulate the quantized model on it and fill the report.
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        /// Where to write the QDQ model.
+        #[arg(long, value_name = "OUT.onnx")]
+        out: PathBuf,
+        /// Where to write the report JSON (needs --eval).
+        #[arg(long, value_name = "REPORT.json")]
+        report: Option<PathBuf>,
+        /// Where to write encodings JSON (AIMET and ONNX Runtime overrides).
+        #[arg(long, value_name = "ENC.json")]
+        encodings: Option<PathBuf>,
+    },
 }
 
 /// Quantization options shared by `analyze` and `quantize`. Flags change the recipe's defaults;
@@ -105,6 +124,9 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             calibrate(&model, &calib, &input_shapes, save_recipe.as_deref())
         }
         Command::Analyze { model, quant, eval, report, no_local } => analyze(&model, &quant, &eval, &report, no_local),
+        Command::Quantize { model, quant, eval, out, report, encodings } => {
+            quantize(&model, &quant, eval.as_deref(), &out, report.as_deref(), encodings.as_deref())
+        }
     }
 }
 
@@ -209,7 +231,11 @@ fn simulate_report(
     use quantbench_core::plan::{PlanFilter, QuantPlan};
     use quantbench_core::simulate::{EvalConfig, Simulator};
     let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
-    let config = EvalConfig { input_shapes: recipe.calibration_config.input_shapes.clone(), skip_local: no_local };
+    let config = EvalConfig {
+        input_shapes: recipe.calibration_config.input_shapes.clone(),
+        skip_local: no_local,
+        ..EvalConfig::default()
+    };
     let never = std::sync::atomic::AtomicBool::new(false);
     let sim = Simulator::new(model, &set, &config, &never)?;
     let plan = QuantPlan::build(model, recipe, &PlanFilter::default())?;
@@ -261,5 +287,34 @@ fn analyze(
     let report = simulate_report(&model, &recipe, eval, no_local)?;
     write_report(&report, report_path)?;
     print_summary(&report);
+    Ok(())
+}
+
+fn quantize(
+    model_path: &std::path::Path,
+    opts: &QuantOptions,
+    eval: Option<&std::path::Path>,
+    out: &std::path::Path,
+    report_path: Option<&std::path::Path>,
+    encodings: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use quantbench_core::plan::{PlanFilter, QuantPlan};
+    if report_path.is_some() && eval.is_none() {
+        anyhow::bail!("--report needs --eval (the report is measured on the evaluation set)");
+    }
+    let (model, recipe) = prepare(model_path, opts)?;
+    let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default())?;
+    quantbench_core::export::write_qdq(&model, &plan, out)?;
+    eprintln!("quantized model written to {}", out.display());
+    if let Some(p) = encodings {
+        quantbench_core::export::write_encodings(&plan, p)?;
+    }
+    if let Some(eval) = eval {
+        let report = simulate_report(&model, &recipe, eval, report_path.is_none())?;
+        if let Some(p) = report_path {
+            write_report(&report, p)?;
+        }
+        print_summary(&report);
+    }
     Ok(())
 }

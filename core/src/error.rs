@@ -7,12 +7,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{action}: {source}: {path}")]
+    #[error("{action}: {cause}: {path}")]
     Io {
         /// What was being done, e.g. "cannot read model".
         action: &'static str,
-        /// The underlying I/O error.
-        source: std::io::Error,
+        /// The underlying I/O error (in the message, deliberately not a `source`, so that error
+        /// chains print it once).
+        cause: std::io::Error,
         /// The file concerned.
         path: PathBuf,
     },
@@ -62,8 +63,8 @@ impl Error {
     }
 
     /// Builds an [`Error::Io`].
-    pub fn io(action: &'static str, source: std::io::Error, path: impl Into<PathBuf>) -> Self {
-        Self::Io { action, source, path: path.into() }
+    pub fn io(action: &'static str, cause: std::io::Error, path: impl Into<PathBuf>) -> Self {
+        Self::Io { action, cause, path: path.into() }
     }
 
     /// Wraps a tract error, keeping its whole cause chain on one line.

@@ -4,6 +4,7 @@
 pub mod calibrate;
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod fsutil;
 pub mod metrics;
 pub mod model;
@@ -12,5 +13,6 @@ pub mod plan;
 pub mod quant;
 pub mod report;
 pub mod simulate;
+pub mod worker;
 
 pub use error::{Error, Result};

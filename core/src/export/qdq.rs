@@ -1,0 +1,315 @@
+//! QDQ ONNX export as ONNX Runtime's `quantize_static(quant_format=QDQ)` writes it: integer
+//! weight initializers + DequantizeLinear (per-channel `axis`), QuantizeLinear→DequantizeLinear
+//! on activations, int32 biases. Bits below 8 use the b-bit grid stored in 8-bit types
+//! (activations are clipped to the b-bit range first); 9–16 bits use 16-bit types through ONNX
+//! Runtime's `com.microsoft` Q/DQ.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tract_onnx::pb;
+
+use crate::error::{Error, Result};
+use crate::model::{OnnxModel, node_name};
+use crate::plan::{ActQuant, LayerPlan, QuantPlan};
+use crate::quant::{Granularity, QParams};
+
+/// Ops whose inputs or attributes changed between opset 11 and 13; raising the opset of a model
+/// that uses them would change its meaning.
+const OPSET13_CHANGED: [&str; 6] = ["Split", "Squeeze", "Unsqueeze", "ReduceSum", "Softmax", "LogSoftmax"];
+
+/// ONNX element types used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IntType {
+    U8,
+    I8,
+    U16,
+    I16,
+    I32,
+}
+
+impl IntType {
+    fn code(self) -> i32 {
+        match self {
+            Self::U8 => 2,
+            Self::I8 => 3,
+            Self::U16 => 4,
+            Self::I16 => 5,
+            Self::I32 => 6,
+        }
+    }
+
+    fn for_params(p: &QParams) -> Self {
+        let signed = p.range.qmin < 0;
+        let wide = p.range.qmax > 255 || p.range.qmin < -128;
+        match (signed, wide) {
+            (false, false) => Self::U8,
+            (true, false) => Self::I8,
+            (false, true) => Self::U16,
+            (true, true) => Self::I16,
+        }
+    }
+
+    fn is_16(self) -> bool {
+        matches!(self, Self::U16 | Self::I16)
+    }
+
+    /// The full range of the stored type.
+    fn range(self) -> (i32, i32) {
+        match self {
+            Self::U8 => (0, 255),
+            Self::I8 => (-128, 127),
+            Self::U16 => (0, 65535),
+            Self::I16 => (-32768, 32767),
+            Self::I32 => (i32::MIN, i32::MAX),
+        }
+    }
+}
+
+fn int_tensor(name: &str, dims: &[i64], ty: IntType, values: &[i32]) -> pb::TensorProto {
+    let raw: Vec<u8> = match ty {
+        IntType::U8 => values.iter().map(|&v| v as u8).collect(),
+        IntType::I8 => values.iter().map(|&v| (v as i8) as u8).collect(),
+        IntType::U16 => values.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect(),
+        IntType::I16 => values.iter().flat_map(|&v| (v as i16).to_le_bytes()).collect(),
+        IntType::I32 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+    };
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: ty.code(),
+        raw_data: raw,
+        ..Default::default()
+    }
+}
+
+fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
+    crate::simulate::graph::float_tensor(name, dims, values)
+}
+
+fn qdq_node(
+    op: &str,
+    name: String,
+    inputs: Vec<String>,
+    output: String,
+    axis: Option<i64>,
+    wide: bool,
+) -> pb::NodeProto {
+    let mut n = pb::NodeProto {
+        op_type: op.into(),
+        name,
+        input: inputs,
+        output: vec![output],
+        domain: if wide { "com.microsoft".into() } else { String::new() },
+        ..Default::default()
+    };
+    if let Some(axis) = axis {
+        n.attribute.push(pb::AttributeProto { name: "axis".into(), r#type: 2, i: axis, ..Default::default() });
+    }
+    n
+}
+
+/// Nodes and initializers that quantize the activation `a` (Clip for sub-8-bit grids, then Q, DQ).
+fn activation_qdq(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>, String) {
+    let t = &a.tensor;
+    let p = a.params;
+    let ty = IntType::for_params(&p);
+    let (tmin, tmax) = ty.range();
+    let mut nodes = Vec::new();
+    let mut inits = vec![
+        float_tensor(&format!("{t}_scale"), &[], &[p.scale]),
+        int_tensor(&format!("{t}_zero_point"), &[], ty, &[p.zero_point]),
+    ];
+    let mut source = t.clone();
+    if p.range.qmin > tmin || p.range.qmax < tmax {
+        // A narrower grid than the stored type: clip to its real range before quantizing.
+        let (lo, hi) = p.real_range();
+        inits.push(float_tensor(&format!("{t}_clip_min"), &[], &[lo]));
+        inits.push(float_tensor(&format!("{t}_clip_max"), &[], &[hi]));
+        nodes.push(pb::NodeProto {
+            op_type: "Clip".into(),
+            name: format!("{t}_Clip"),
+            input: vec![t.clone(), format!("{t}_clip_min"), format!("{t}_clip_max")],
+            output: vec![format!("{t}_Clip_Output")],
+            ..Default::default()
+        });
+        source = format!("{t}_Clip_Output");
+    }
+    let q_out = format!("{t}_QuantizeLinear_Output");
+    let dq_out = format!("{t}_DequantizeLinear_Output");
+    let params = |first: String| vec![first, format!("{t}_scale"), format!("{t}_zero_point")];
+    nodes.push(qdq_node(
+        "QuantizeLinear",
+        format!("{t}_QuantizeLinear"),
+        params(source),
+        q_out.clone(),
+        None,
+        ty.is_16(),
+    ));
+    nodes.push(qdq_node(
+        "DequantizeLinear",
+        format!("{t}_DequantizeLinear"),
+        params(q_out),
+        dq_out.clone(),
+        None,
+        ty.is_16(),
+    ));
+    (nodes, inits, dq_out)
+}
+
+/// Initializers and the DequantizeLinear node of a quantized weight; returns the DQ output name.
+fn weight_dq(lp: &LayerPlan, dims: &[i64]) -> Result<(Vec<pb::NodeProto>, Vec<pb::TensorProto>, String)> {
+    let Some(wq) = &lp.weight_quant else { return Err(Error::Config("no quantized weight".into())) };
+    if matches!(lp.config.weight.granularity, Granularity::PerGroup { .. }) {
+        return Err(Error::Config(format!(
+            "layer '{}': per-group weights cannot be exported as QDQ yet (use per-channel)",
+            lp.layer
+        )));
+    }
+    let w = &lp.weight;
+    let ty = IntType::for_params(&wq.params[0]);
+    let values: Vec<i32> = wq.q.iter().copied().collect();
+    let scales: Vec<f32> = wq.params.iter().map(|p| p.scale).collect();
+    let zps: Vec<i32> = wq.params.iter().map(|p| p.zero_point).collect();
+    let pdims: Vec<i64> = if wq.axis.is_some() { vec![scales.len() as i64] } else { vec![] };
+    let inits = vec![
+        int_tensor(&format!("{w}_quantized"), dims, ty, &values),
+        float_tensor(&format!("{w}_scale"), &pdims, &scales),
+        int_tensor(&format!("{w}_zero_point"), &pdims, ty, &zps),
+    ];
+    let out = format!("{w}_DequantizeLinear_Output");
+    let node = qdq_node(
+        "DequantizeLinear",
+        format!("{w}_DequantizeLinear"),
+        vec![format!("{w}_quantized"), format!("{w}_scale"), format!("{w}_zero_point")],
+        out.clone(),
+        wq.axis.map(|a| a as i64),
+        ty.is_16(),
+    );
+    Ok((vec![node], inits, out))
+}
+
+/// Removes the constant `name` (initializer or Constant node) when nothing reads it any more.
+fn drop_constant_if_unused(graph: &mut pb::GraphProto, name: &str) {
+    let used =
+        graph.node.iter().any(|n| n.input.iter().any(|i| i == name)) || graph.output.iter().any(|o| o.name == name);
+    if used {
+        return;
+    }
+    graph.initializer.retain(|t| t.name != name);
+    graph.input.retain(|i| i.name != name);
+    graph.node.retain(|n| !(n.op_type == "Constant" && n.output.first().map(String::as_str) == Some(name)));
+}
+
+/// The QDQ model for `plan`.
+pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto> {
+    let mut proto = model.proto.clone();
+    let consts = model.constants();
+    let dims_of = |name: &str| -> Result<Vec<i64>> {
+        consts
+            .get(name)
+            .map(|t| t.dims.clone())
+            .ok_or_else(|| Error::InvalidModel(format!("constant '{name}' not found")))
+    };
+    // Per-channel DequantizeLinear needs opset 13.
+    let needs_13 =
+        plan.layers.iter().any(|l| l.weight_quant.as_ref().is_some_and(|w| w.axis.is_some()) || l.bias.is_some());
+    let wide = plan.activations.values().any(|a| IntType::for_params(&a.params).is_16())
+        || plan
+            .layers
+            .iter()
+            .any(|l| l.weight_quant.as_ref().is_some_and(|w| IntType::for_params(&w.params[0]).is_16()));
+    let opset = model.summary.opset;
+    let target_opset = if needs_13 { opset.max(13) } else { opset.max(10) };
+    if target_opset != opset {
+        let changed: BTreeSet<&str> =
+            model.summary.nodes.iter().map(|n| n.op_type.as_str()).filter(|op| OPSET13_CHANGED.contains(op)).collect();
+        if !changed.is_empty() {
+            return Err(Error::Config(format!(
+                "per-channel export needs opset 13 but the model is opset {opset} and uses {}, whose signature changed; \\
+                 convert the model to opset 13 first or export per-tensor",
+                changed.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    for o in &mut proto.opset_import {
+        if o.domain.is_empty() || o.domain == "ai.onnx" {
+            o.version = target_opset;
+        }
+    }
+    if wide && !proto.opset_import.iter().any(|o| o.domain == "com.microsoft") {
+        proto.opset_import.push(pb::OperatorSetIdProto { domain: "com.microsoft".into(), version: 1 });
+    }
+    proto.producer_name = "quantbench".into();
+    proto.producer_version = env!("CARGO_PKG_VERSION").into();
+    let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
+
+    // Emit, in network order: for each node, first the Q/DQ of the activations it is the first
+    // quantized consumer of and the DQ of its weight and bias, then the node reading them.
+    let mut first_consumer: BTreeMap<&str, Vec<&ActQuant>> = BTreeMap::new();
+    for a in plan.activations.values() {
+        if let Some(first) = a.consumers.first() {
+            first_consumer.entry(first.as_str()).or_default().push(a);
+        }
+    }
+    let act_of: BTreeMap<&str, &ActQuant> =
+        plan.activations.values().flat_map(|a| a.consumers.iter().map(move |c| (c.as_str(), a))).collect();
+    let layer_plans: BTreeMap<&str, &LayerPlan> = plan.layers.iter().map(|l| (l.layer.as_str(), l)).collect();
+    let mut dq_out: BTreeMap<String, String> = BTreeMap::new();
+    let mut replaced_constants = Vec::new();
+    let old_nodes = std::mem::take(&mut graph.node);
+    for mut n in old_nodes {
+        let name = node_name(&n);
+        if let Some(acts) = first_consumer.get(name.as_str()) {
+            for a in acts {
+                let (nodes, inits, out) = activation_qdq(a);
+                graph.node.extend(nodes);
+                graph.initializer.extend(inits);
+                dq_out.insert(a.tensor.clone(), out);
+            }
+        }
+        if let Some(a) = act_of.get(name.as_str())
+            && n.input.first() == Some(&a.tensor)
+        {
+            n.input[0].clone_from(&dq_out[&a.tensor]);
+        }
+        if let Some(lp) = layer_plans.get(name.as_str()) {
+            if lp.weight_quant.is_some() && n.input.get(1) == Some(&lp.weight) {
+                let (nodes, inits, out) = weight_dq(lp, &dims_of(&lp.weight)?)?;
+                graph.node.extend(nodes);
+                graph.initializer.extend(inits);
+                replaced_constants.push(lp.weight.clone());
+                n.input[1] = out;
+            }
+            if let Some(b) = &lp.bias
+                && n.input.get(2) == Some(&b.tensor)
+            {
+                let t = &b.tensor;
+                let per_channel = b.scales.len() > 1 && lp.weight_quant.as_ref().is_some_and(|w| w.axis.is_some());
+                let (sdims, scales, zps): (Vec<i64>, Vec<f32>, Vec<i32>) = if per_channel {
+                    (vec![b.scales.len() as i64], b.scales.clone(), vec![0; b.scales.len()])
+                } else {
+                    (vec![], vec![b.scales[0]], vec![0])
+                };
+                graph.initializer.push(int_tensor(&format!("{t}_quantized"), &dims_of(t)?, IntType::I32, &b.q));
+                graph.initializer.push(float_tensor(&format!("{t}_quantized_scale"), &sdims, &scales));
+                graph.initializer.push(int_tensor(&format!("{t}_quantized_zero_point"), &sdims, IntType::I32, &zps));
+                let out = format!("{t}_DequantizeLinear_Output");
+                graph.node.push(qdq_node(
+                    "DequantizeLinear",
+                    format!("{t}_DequantizeLinear"),
+                    vec![format!("{t}_quantized"), format!("{t}_quantized_scale"), format!("{t}_quantized_zero_point")],
+                    out.clone(),
+                    per_channel.then_some(0),
+                    false,
+                ));
+                replaced_constants.push(t.clone());
+                n.input[2] = out;
+            }
+        }
+        graph.node.push(n);
+    }
+    for c in replaced_constants {
+        drop_constant_if_unused(graph, &c);
+    }
+    Ok(proto)
+}

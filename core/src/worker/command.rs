@@ -1,0 +1,84 @@
+//! Commands: what the app asks the worker to do. Options are typed data, never strings.
+
+use std::path::PathBuf;
+
+use super::JobId;
+use crate::data::DataSource;
+use crate::quant::LayerConfig;
+use crate::quant::recipe::Recipe;
+
+/// A request to the worker. [`WorkerHandle::send`](super::WorkerHandle::send) gives each one a
+/// [`JobId`]; the events that answer it carry that id.
+///
+/// Commands take effect in the order sent, with one exception: a queued evaluation holds nothing
+/// up, because an evaluation always evaluates the state current when it *starts*. Every command
+/// except `Cancel` and `Shutdown` ends in exactly one terminal event (see
+/// [`Event::is_terminal`](super::Event::is_terminal)).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Load and check an ONNX model (a job: `Started`, then `ModelLoaded`). This starts a fresh
+    /// session: the data sets, recipe and cached results of the previous model are dropped, and
+    /// the recipe becomes [`Recipe::new`] for the new model.
+    LoadModel {
+        /// The `.onnx` file.
+        path: PathBuf,
+    },
+    /// Open a calibration set against the loaded model (headers only; answered by `DataLoaded`).
+    LoadCalibration {
+        /// Where the samples are.
+        source: DataSource,
+    },
+    /// Open an evaluation set against the loaded model (answered by `DataLoaded`). A running
+    /// evaluation is superseded and re-run on the new set.
+    LoadEvaluation {
+        /// Where the samples are.
+        source: DataSource,
+    },
+    /// Calibrate the recipe on the calibration set, with the recipe's `calibration_config`
+    /// (a job: `Started`, `Progress`..., then `Calibrated`).
+    Calibrate,
+    /// Replace the whole recipe. When the new recipe has no calibration, the current one is kept.
+    /// A config change: answered by `RecipeChanged`, and triggers an evaluation.
+    SetRecipe {
+        /// The new recipe (checked against the model).
+        recipe: Recipe,
+    },
+    /// Set (`Some`) or remove (`None`) the override of one layer. A config change.
+    UpdateLayer {
+        /// The quantizable layer (node) name.
+        layer: String,
+        /// Its new configuration; `None` makes it follow the defaults again.
+        config: Option<LayerConfig>,
+    },
+    /// Replace the defaults of every layer without an override. A config change.
+    SetDefaults {
+        /// The new defaults.
+        config: LayerConfig,
+    },
+    /// Evaluate the current recipe on the evaluation set (a job: `Started`, `Progress`..., then
+    /// `Evaluated`). The float reference over the evaluation set is computed by the first
+    /// evaluation and kept until the model, evaluation set or input shapes change.
+    Evaluate,
+    /// Cancel a running or queued job. A queued job ends in `Cancelled` at once; a running one
+    /// within one sample. Unknown or finished jobs are ignored. No event of its own.
+    Cancel {
+        /// The job to cancel.
+        job: JobId,
+    },
+    /// Stop the worker: the running job is cancelled and the thread exits. No event of its own;
+    /// [`WorkerHandle::shutdown`](super::WorkerHandle::shutdown) sends it and joins the thread.
+    Shutdown,
+    /// Test hooks (not part of the product's API).
+    #[doc(hidden)]
+    Debug(DebugCommand),
+}
+
+/// Test hooks for the worker's failure paths.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebugCommand {
+    /// An evaluation job (kind `Evaluate`) that panics at its first progress report on the
+    /// quantized model, after the float reference is built: it must end in `Failed` and leave the
+    /// worker's state intact.
+    PanicInEvaluation,
+}

@@ -1,0 +1,145 @@
+//! Events: what the worker answers. Each carries the [`JobId`] of the job it concerns.
+
+use super::JobId;
+use crate::model::ModelSummary;
+use crate::quant::recipe::Recipe;
+use crate::simulate::Evaluation;
+
+/// The kind of a job that runs on the job thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Loading and checking a model.
+    LoadModel,
+    /// A calibration pass.
+    Calibrate,
+    /// An evaluation (building the float reference first when needed).
+    Evaluate,
+}
+
+/// What a data set is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataRole {
+    /// Calibration samples.
+    Calibration,
+    /// Evaluation samples (labels optional).
+    Evaluation,
+}
+
+/// A message from the worker.
+///
+/// Every job ends in exactly one *terminal* event: `ModelLoaded`, `DataLoaded`, `Calibrated`,
+/// `RecipeChanged`, `Evaluated`, `Failed`, `Cancelled` or `Superseded`. `Started` and `Progress`
+/// come before it, in order. Progress events may be dropped when the app is slow to drain them;
+/// other events never are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A job began on the job thread.
+    Started {
+        /// The job.
+        job: JobId,
+        /// What it does.
+        kind: JobKind,
+    },
+    /// How far a job is: at most about ten per second per job, plus the last one.
+    Progress {
+        /// The job.
+        job: JobId,
+        /// Stage name: "calibration", "float reference", "quantized model", "layer conv1", ...
+        stage: String,
+        /// Samples done in this stage.
+        done: usize,
+        /// Samples in this stage.
+        total: usize,
+    },
+    /// A model was loaded; the session now holds it, with a fresh recipe.
+    ModelLoaded {
+        /// The job.
+        job: JobId,
+        /// What the model holds.
+        summary: Box<ModelSummary>,
+    },
+    /// A data set was opened against the model.
+    DataLoaded {
+        /// The job.
+        job: JobId,
+        /// What it is for.
+        role: DataRole,
+        /// Number of samples.
+        num_samples: usize,
+        /// Whether it has class labels.
+        has_labels: bool,
+    },
+    /// A calibration finished; the recipe now holds it.
+    Calibrated {
+        /// The job.
+        job: JobId,
+        /// The recipe revision that holds the calibration.
+        revision: u64,
+        /// The whole recipe, calibration included (e.g. to save it).
+        recipe: Box<Recipe>,
+    },
+    /// A config change was applied.
+    RecipeChanged {
+        /// The job (the config command).
+        job: JobId,
+        /// The new recipe revision.
+        revision: u64,
+        /// The queued evaluation that will cover this revision, when one was triggered (a model,
+        /// a calibration and an evaluation set are present). A burst of changes shares one.
+        evaluation: Option<JobId>,
+    },
+    /// An evaluation finished. It is only sent when nothing changed while it ran, so `revision` is
+    /// the worker's current recipe revision when the event is sent; otherwise the job ends in
+    /// `Superseded`.
+    Evaluated {
+        /// The job.
+        job: JobId,
+        /// The recipe revision evaluated.
+        revision: u64,
+        /// The results.
+        evaluation: Box<Evaluation>,
+    },
+    /// A job failed (an error from the core, missing state, or a panic reported as
+    /// "internal error: ..."). The worker's state is unchanged.
+    Failed {
+        /// The job.
+        job: JobId,
+        /// One-line message.
+        error: String,
+    },
+    /// A job was cancelled by a `Cancel` command.
+    Cancelled {
+        /// The job.
+        job: JobId,
+    },
+    /// A job's result was dropped because something newer made it stale: a config change, a new
+    /// evaluation set, or a newer `Evaluate` while it was queued. Its results never arrive as
+    /// `Evaluated`; the evaluation that replaces it has its own id.
+    Superseded {
+        /// The job.
+        job: JobId,
+    },
+}
+
+impl Event {
+    /// The job the event concerns.
+    pub fn job(&self) -> JobId {
+        match self {
+            Self::Started { job, .. }
+            | Self::Progress { job, .. }
+            | Self::ModelLoaded { job, .. }
+            | Self::DataLoaded { job, .. }
+            | Self::Calibrated { job, .. }
+            | Self::RecipeChanged { job, .. }
+            | Self::Evaluated { job, .. }
+            | Self::Failed { job, .. }
+            | Self::Cancelled { job }
+            | Self::Superseded { job } => *job,
+        }
+    }
+
+    /// Whether this is the last event of its job.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, Self::Started { .. } | Self::Progress { .. })
+    }
+}

@@ -1,0 +1,125 @@
+//! The background worker: the app's only path to long-running work. It owns the session (model,
+//! data sets, recipe, cached float reference), takes [`Command`]s and answers with [`Event`]s
+//! over bounded channels, and runs long jobs one at a time on a job thread with progress,
+//! cancellation, coalesced re-evaluation and panic containment.
+//!
+//! Threads: the handle lives on the app's (UI) thread and never blocks it; the worker thread
+//! applies commands and schedules; the job thread runs one job. Each job has a cancel flag that
+//! core checks every sample. A config change supersedes a running evaluation (its result is
+//! dropped, `Superseded` is sent) and queues one evaluation of the newest revision, so a burst of
+//! changes costs one or two evaluations, not one per change.
+
+mod command;
+mod error;
+mod event;
+mod job;
+mod job_id;
+mod progress;
+mod scheduler;
+mod session;
+mod sink;
+mod work;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+pub use command::{Command, DebugCommand};
+pub use error::WorkerError;
+pub use event::{DataRole, Event, JobKind};
+pub use job::{INJECTED_PANIC, STAGE_CALIBRATION, STAGE_FLOAT_REFERENCE};
+pub use job_id::JobId;
+pub use progress::PROGRESS_INTERVAL;
+use job_id::JobIds;
+use scheduler::Scheduler;
+use sink::EventSink;
+
+/// Commands the worker may be behind by before [`WorkerHandle::send`] refuses more.
+pub const COMMAND_CAPACITY: usize = 256;
+/// Events the app may be behind by; then progress is dropped and results wait.
+pub const EVENT_CAPACITY: usize = 256;
+
+/// Starts workers.
+#[derive(Debug, Clone, Copy)]
+pub struct Worker;
+
+impl Worker {
+    /// Starts the worker thread. `waker` is called after every event is sent (the GUI passes a
+    /// closure that calls `ctx.request_repaint()`); it must be quick and must not block.
+    pub fn spawn(waker: Box<dyn Fn() + Send + Sync>) -> Result<WorkerHandle, WorkerError> {
+        let (command_tx, command_rx) = crossbeam_channel::bounded(COMMAND_CAPACITY);
+        let (event_tx, event_rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
+        let ids = JobIds::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sink = EventSink::new(event_tx, Arc::from(waker), Arc::clone(&stop));
+        let scheduler = Scheduler::new(command_rx, sink, ids.clone(), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("quantbench-worker".into())
+            .spawn(move || scheduler.run())
+            .map_err(|e| WorkerError::Spawn(e.to_string()))?;
+        Ok(WorkerHandle { commands: command_tx, events: event_rx, ids, stop, thread: Some(thread) })
+    }
+}
+
+/// The app's end of a worker. Dropping it stops the worker like [`WorkerHandle::shutdown`].
+#[derive(Debug)]
+pub struct WorkerHandle {
+    commands: Sender<(JobId, Command)>,
+    events: Receiver<Event>,
+    ids: JobIds,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Hands `command` to the worker without blocking and returns the id its events will carry.
+    pub fn send(&self, command: Command) -> Result<JobId, WorkerError> {
+        let id = self.ids.next();
+        match self.commands.try_send((id, command)) {
+            Ok(()) => Ok(id),
+            Err(TrySendError::Full(_)) => Err(WorkerError::QueueFull { capacity: COMMAND_CAPACITY }),
+            Err(TrySendError::Disconnected(_)) => Err(WorkerError::Stopped),
+        }
+    }
+
+    /// The next event, if one is waiting (never blocks; for the UI thread).
+    pub fn try_recv(&self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
+    /// The next event, waiting up to `timeout` (blocks: for the CLI and tests, not the UI).
+    /// `None` when the time ran out or the worker has stopped and every event was read.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Stops the worker: cancels the running job, drops queued ones and joins the worker thread
+    /// (at most about half a second after the current command; a job that cannot stop in time,
+    /// such as a model still loading, finishes on its own and its result is discarded).
+    pub fn shutdown(mut self) {
+        self.stop_worker();
+    }
+
+    fn stop_worker(&mut self) {
+        let Some(thread) = self.thread.take() else { return };
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the worker if it waits for a command. When the queue is full the worker is busy
+        // reading it and sees the stop flag before the next command.
+        let _ = self.commands.try_send((JobId(0), Command::Shutdown));
+        // The worker catches panics in every job and command; a panic here would be a bug in
+        // the scheduler itself, and there is nothing left to stop.
+        let _ = thread.join();
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.stop_worker();
+    }
+}

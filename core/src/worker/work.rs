@@ -1,0 +1,73 @@
+//! The worker's internal view of a command: control (cancel, stop), quick work applied on the
+//! worker thread, or a job for the job thread.
+
+use std::path::PathBuf;
+
+use super::{Command, DataRole, DebugCommand, JobId};
+use crate::data::DataSource;
+use crate::quant::LayerConfig;
+use crate::quant::recipe::Recipe;
+
+/// A command sorted by how the worker handles it.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// Stop the worker.
+    Shutdown,
+    /// Cancel a job.
+    Cancel(JobId),
+    /// Applied on the worker thread.
+    Quick(Quick),
+    /// Run on the job thread.
+    Job(JobRequest),
+}
+
+/// Work quick enough for the worker thread (headers only, recipe edits).
+#[derive(Debug)]
+pub(crate) enum Quick {
+    LoadData { role: DataRole, source: DataSource },
+    SetRecipe(Box<Recipe>),
+    UpdateLayer { layer: String, config: Option<LayerConfig> },
+    SetDefaults(LayerConfig),
+}
+
+/// A job for the job thread.
+#[derive(Debug)]
+pub(crate) enum JobRequest {
+    LoadModel(PathBuf),
+    Calibrate,
+    /// An evaluation; `inject_panic` makes it panic (test hook).
+    Evaluate { inject_panic: bool },
+}
+
+/// A queued piece of work.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    Quick(Quick),
+    Job(JobRequest),
+}
+
+impl Queued {
+    /// A plain evaluation: reads the state when it starts, so it holds nothing up and a newer
+    /// one makes it redundant.
+    pub(crate) fn is_evaluation(&self) -> bool {
+        matches!(self, Self::Job(JobRequest::Evaluate { inject_panic: false }))
+    }
+}
+
+impl From<Command> for Work {
+    fn from(command: Command) -> Self {
+        match command {
+            Command::LoadModel { path } => Self::Job(JobRequest::LoadModel(path)),
+            Command::LoadCalibration { source } => Self::Quick(Quick::LoadData { role: DataRole::Calibration, source }),
+            Command::LoadEvaluation { source } => Self::Quick(Quick::LoadData { role: DataRole::Evaluation, source }),
+            Command::Calibrate => Self::Job(JobRequest::Calibrate),
+            Command::SetRecipe { recipe } => Self::Quick(Quick::SetRecipe(Box::new(recipe))),
+            Command::UpdateLayer { layer, config } => Self::Quick(Quick::UpdateLayer { layer, config }),
+            Command::SetDefaults { config } => Self::Quick(Quick::SetDefaults(config)),
+            Command::Evaluate => Self::Job(JobRequest::Evaluate { inject_panic: false }),
+            Command::Cancel { job } => Self::Cancel(job),
+            Command::Shutdown => Self::Shutdown,
+            Command::Debug(DebugCommand::PanicInEvaluation) => Self::Job(JobRequest::Evaluate { inject_panic: true }),
+        }
+    }
+}
