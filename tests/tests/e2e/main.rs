@@ -3,8 +3,10 @@
 
 mod calibration;
 mod data;
+mod export;
 mod float_parity;
 mod inspect;
 mod model_errors;
 mod realworld;
 mod simulate;
+mod worker;
