@@ -20,7 +20,9 @@ use crate::plan::QuantPlan;
 /// Values of cached tensors, per sample.
 pub(crate) type Cache = BTreeMap<String, Vec<Arc<ArrayD<f32>>>>;
 
-/// What a finished evaluation keeps so that the next one can be incremental.
+/// What a finished evaluation keeps so that the next one can be incremental: the graph, cache,
+/// metrics sums and predictions of the last *full* run (the base every later graph is compared
+/// with), and the latest plan with its local errors.
 #[derive(Debug, Clone, Default)]
 pub struct SimState {
     pub(crate) proto: Option<pb::ModelProto>,

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use tract_onnx::pb;
 
-use super::{Simulator, check_cancel, flat, graph};
+use super::{Simulator, flat, graph};
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorAccumulator, TensorMetrics};
 use crate::model::runtime::Runner;
@@ -85,15 +85,28 @@ pub(super) fn local_error(
     let qmodel = OnnxModel::from_checked_proto(proto, layer.name.clone(), Path::new(&sim.model.path))?;
     let runner = Runner::new(&qmodel, &[first.shape().to_vec()], &[])?;
     let mut acc = ErrorAccumulator::default();
-    for i in 0..sim.num_samples() {
-        check_cancel(cancel)?;
-        let (Some(x), Some(reference)) = (sim.float_value(&layer.input, i), sim.float_value(&layer.output, i)) else {
-            return Err(Error::Runtime(format!("no float values cached for layer '{}'", layer.name)));
-        };
-        let out = runner.run(vec![x.clone()])?;
-        acc.add(&flat(reference), &flat(&out[0]));
-        on_progress(i + 1);
-    }
+    let feed = |i: usize| -> Result<Vec<ndarray::ArrayD<f32>>> {
+        sim.float_value(&layer.input, i)
+            .map(|x| vec![x.clone()])
+            .ok_or_else(|| Error::Runtime(format!("no float input cached for layer '{}'", layer.name)))
+    };
+    super::parallel::run_samples(
+        &runner,
+        sim.num_samples(),
+        &feed,
+        &mut |first, block| {
+            let len = block.len();
+            for (offset, out) in block.into_iter().enumerate() {
+                let reference = sim
+                    .float_value(&layer.output, first + offset)
+                    .ok_or_else(|| Error::Runtime(format!("no float output cached for layer '{}'", layer.name)))?;
+                acc.add(&flat(reference), &flat(&out[0]));
+            }
+            on_progress(first + len);
+            Ok(())
+        },
+        cancel,
+    )?;
     Ok(acc.metrics())
 }
 

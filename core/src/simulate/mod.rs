@@ -5,6 +5,7 @@
 pub mod graph;
 mod incremental;
 mod layer;
+mod parallel;
 
 pub use incremental::SimState;
 
@@ -147,12 +148,21 @@ impl Simulator {
         let extra: Vec<String> = watch.iter().filter(|t| !outputs.contains(&t.as_str())).cloned().collect();
         let runner = Runner::new(model, &shapes, &extra)?;
         let mut float: BTreeMap<String, Vec<ArrayD<f32>>> = BTreeMap::new();
-        for sample in &samples {
-            check_cancel(cancel)?;
-            for (name, value) in runner.output_names.iter().zip(runner.run(sample.clone())?) {
-                float.entry(name.clone()).or_default().push(value);
-            }
-        }
+        let feed = |i: usize| -> Result<Vec<ArrayD<f32>>> { Ok(samples[i].clone()) };
+        parallel::run_samples(
+            &runner,
+            samples.len(),
+            &feed,
+            &mut |_, block| {
+                for out in block {
+                    for (name, value) in runner.output_names.iter().zip(out) {
+                        float.entry(name.clone()).or_default().push(value);
+                    }
+                }
+                Ok(())
+            },
+            cancel,
+        )?;
         for (ix, name) in input_names.iter().enumerate() {
             float.insert((*name).to_string(), samples.iter().map(|s| s[ix].clone()).collect());
         }
@@ -227,27 +237,25 @@ impl Simulator {
         let (runner, start) = match (&suffix, prev) {
             (Some(sfx), Some(prev)) => {
                 let produced = incremental::produced_from(graph, sfx.start);
-                let wanted: Vec<String> = watched
-                    .iter()
-                    .chain(cacheable.iter())
-                    .filter(|t| produced.contains(*t))
-                    .fold(Vec::new(), |mut v, t| {
-                        if !v.contains(t) {
-                            v.push(t.clone());
-                        }
-                        v
-                    });
+                // Only what the metrics need: the cache stays that of the last full run (the
+                // base the graph is compared with), so no intermediate tensor is copied out.
+                let wanted: Vec<String> = watched.iter().filter(|t| produced.contains(*t)).cloned().collect();
                 let cache = prev.cache.clone().unwrap_or_default();
                 let shapes: Vec<Vec<usize>> = sfx
                     .cut
                     .iter()
                     .map(|t| self.cut_value(&cache, &inputs, t, 0).map(|a| a.shape().to_vec()))
                     .collect::<Result<_>>()?;
-                let runner = incremental::suffix_runner(&self.model, &proto, sfx, shapes, &wanted)?;
+                // Nothing changed since the base run: everything comes from it.
+                let runner = if wanted.is_empty() || sfx.cut.is_empty() {
+                    None
+                } else {
+                    Some(incremental::suffix_runner(&self.model, &proto, sfx, shapes, &wanted)?)
+                };
+                state.proto.clone_from(&prev.proto);
                 state.cache = Some(cache);
-                state.acc =
-                    prev.acc.iter().filter(|(k, _)| !produced.contains(*k)).map(|(k, v)| (k.clone(), *v)).collect();
-                state.outputs = prev.outputs.clone();
+                state.acc.clone_from(&prev.acc);
+                state.outputs.clone_from(&prev.outputs);
                 (runner, sfx.start)
             }
             _ => {
@@ -259,48 +267,85 @@ impl Simulator {
                     extra.extend(cacheable.iter().filter(|t| !watched.contains(t)).cloned());
                     state.cache = Some(BTreeMap::new());
                 }
-                (Runner::new(&qmodel, &self.shapes, &extra)?, 0)
+                (Some(Runner::new(&qmodel, &self.shapes, &extra)?), 0)
             }
         };
         state.nodes_rerun = state.nodes_total - start;
         let mut fresh_acc: BTreeMap<String, ErrorAccumulator> = BTreeMap::new();
         let mut predictions = Vec::with_capacity(n);
-        for i in 0..n {
-            check_cancel(cancel)?;
-            let feed: Vec<ArrayD<f32>> = match &suffix {
-                Some(sfx) if start > 0 => {
-                    let cache = state.cache.as_ref().ok_or_else(|| Error::Runtime("cache missing".into()))?;
-                    sfx.cut
-                        .iter()
-                        .map(|t| self.cut_value(cache, &inputs, t, i).map(|a| (*a).clone()))
-                        .collect::<Result<_>>()?
+        let feed = |i: usize| -> Result<Vec<ArrayD<f32>>> {
+            match (&suffix, prev.and_then(|p| p.cache.as_ref())) {
+                (Some(sfx), Some(cache)) if start > 0 => {
+                    sfx.cut.iter().map(|t| self.cut_value(cache, &inputs, t, i).map(|a| (*a).clone())).collect()
                 }
-                _ => self.samples[i].clone(),
-            };
-            let out = runner.run(feed)?;
-            for (name, value) in runner.output_names.iter().zip(out) {
-                if watched.contains(name) {
-                    let reference = &self.float[name][i];
-                    fresh_acc.entry(name.clone()).or_default().add(&flat(reference), &flat(&value));
-                    if *name == first_output {
-                        predictions.push(argmax_of(&value));
+                _ => Ok(self.samples[i].clone()),
+            }
+        };
+        let Some(runner) = runner.as_ref() else {
+            return self.finish(plan, config, prev, state, BTreeMap::new(), Vec::new(), on_progress, cancel);
+        };
+        parallel::run_samples(
+            runner,
+            n,
+            &feed,
+            &mut |first, block| {
+                let len = block.len();
+                for (offset, out) in block.into_iter().enumerate() {
+                    let i = first + offset;
+                    for (name, value) in runner.output_names.iter().zip(out) {
+                        if watched.contains(name) {
+                            let reference = &self.float[name][i];
+                            fresh_acc.entry(name.clone()).or_default().add(&flat(reference), &flat(&value));
+                            if *name == first_output {
+                                predictions.push(argmax_of(&value));
+                            }
+                        }
+                        if let Some(cache) = state.cache.as_mut().filter(|_| start == 0)
+                            && cacheable.contains(name)
+                        {
+                            let slot = cache.entry(name.clone()).or_default();
+                            let value = std::sync::Arc::new(value);
+                            if slot.len() > i { slot[i] = value } else { slot.push(value) }
+                        }
                     }
                 }
-                if let Some(cache) = state.cache.as_mut()
-                    && cacheable.contains(name)
-                {
-                    let slot = cache.entry(name.clone()).or_default();
-                    let value = std::sync::Arc::new(value);
-                    if slot.len() > i { slot[i] = value } else { slot.push(value) }
-                }
-            }
-            on_progress(&Progress { stage: "quantized model".into(), done: i + 1, total: n });
-        }
-        state.acc.extend(fresh_acc);
+                on_progress(&Progress { stage: "quantized model".into(), done: first + len, total: n });
+                Ok(())
+            },
+            cancel,
+        )?;
+        self.finish(plan, config, prev, state, fresh_acc, predictions, on_progress, cancel)
+    }
+
+    /// Combines the base run's sums with the re-run part's, adds local errors, builds the result.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        plan: &QuantPlan,
+        config: &EvalConfig,
+        prev: Option<&SimState>,
+        mut state: SimState,
+        fresh_acc: BTreeMap<String, ErrorAccumulator>,
+        predictions: Vec<usize>,
+        on_progress: &mut dyn FnMut(&Progress),
+        cancel: &AtomicBool,
+    ) -> Result<(Evaluation, SimState)> {
+        let summary = &self.model.summary;
+        let first_output = summary.outputs[0].name.clone();
+        let n = self.samples.len();
+        let start = state.nodes_total - state.nodes_rerun;
+        // Tensors upstream of the first change are those of the base run.
+        let mut acc = state.acc.clone();
+        acc.extend(fresh_acc);
+        let mut outputs = state.outputs.clone();
         if !predictions.is_empty() {
-            state.outputs.insert(first_output.clone(), predictions);
+            outputs.insert(first_output.clone(), predictions);
         }
-        let predictions = state.outputs.get(&first_output).cloned().unwrap_or_default();
+        if start == 0 {
+            state.acc.clone_from(&acc);
+            state.outputs.clone_from(&outputs);
+        }
+        let predictions = outputs.get(&first_output).cloned().unwrap_or_default();
         let mut layers = Vec::new();
         for l in &summary.layers {
             let lp = plan.layer(&l.name);
@@ -342,8 +387,7 @@ impl Simulator {
                 a_bits: act.map(|a| a.scheme.bits),
                 observer: act.map(|a| a.scheme.observer.name()),
                 local,
-                accumulated: state
-                    .acc
+                accumulated: acc
                     .get(&l.output)
                     .map_or_else(|| ErrorAccumulator::default().metrics(), ErrorAccumulator::metrics),
             });
@@ -359,7 +403,7 @@ impl Simulator {
             float_accuracy: accuracy(&self.float_predictions),
             quant_accuracy: accuracy(&predictions),
             top1_agreement: agree as f64 / n.max(1) as f64,
-            output_sqnr_db: state.acc.get(&first_output).map_or(0.0, |a| a.metrics().sqnr_db),
+            output_sqnr_db: acc.get(&first_output).map_or(0.0, |a| a.metrics().sqnr_db),
             float_size_bytes: summary.float_size_bytes,
             quant_size_bytes: quantized_size_bytes(&self.model, plan),
         };

@@ -24,6 +24,7 @@ pub enum Command {
         path: PathBuf,
     },
     /// Open a calibration set against the loaded model (headers only; answered by `DataLoaded`).
+    /// A calibration already running keeps the set it started with.
     LoadCalibration {
         /// Where the samples are.
         source: DataSource,
@@ -35,7 +36,8 @@ pub enum Command {
         source: DataSource,
     },
     /// Calibrate the recipe on the calibration set, with the recipe's `calibration_config`
-    /// (a job: `Started`, `Progress`..., then `Calibrated`).
+    /// (a job: `Started`, `Progress`..., then `Calibrated`). The result replaces the recipe's
+    /// calibration and is a new recipe revision; it does not trigger an evaluation by itself.
     Calibrate,
     /// Replace the whole recipe. When the new recipe has no calibration, the current one is kept.
     /// A config change: answered by `RecipeChanged`, and triggers an evaluation.
@@ -57,7 +59,9 @@ pub enum Command {
     },
     /// Evaluate the current recipe on the evaluation set (a job: `Started`, `Progress`..., then
     /// `Evaluated`). The float reference over the evaluation set is computed by the first
-    /// evaluation and kept until the model, evaluation set or input shapes change.
+    /// evaluation and kept until the model, evaluation set or input shapes change; later
+    /// evaluations re-run only what changed since the previous one. At most one evaluation waits
+    /// in the queue: a newer `Evaluate` supersedes a queued one.
     Evaluate,
     /// Cancel a running or queued job. A queued job ends in `Cancelled` at once; a running one
     /// within one sample. Unknown or finished jobs are ignored. No event of its own.

@@ -42,7 +42,11 @@ pub(crate) enum JobOutput {
     Model(Box<OnnxModel>),
     Calibration(Box<Calibration>),
     /// The evaluation, and the simulator state it left with the float reference it ran on.
-    Evaluation { evaluation: Box<Evaluation>, state: Box<SimState>, simulator: Arc<Simulator> },
+    Evaluation {
+        evaluation: Box<Evaluation>,
+        state: Box<SimState>,
+        simulator: Arc<Simulator>,
+    },
 }
 
 /// The cancel flags of a job.
@@ -89,9 +93,7 @@ fn body(
             let calibration = calibrate(&model, &data, &config, &mut on_progress, &flags.job)?;
             Ok(JobOutput::Calibration(Box::new(calibration)))
         }
-        JobSpec::Evaluate { inputs, inject_panic } => {
-            evaluate(&inputs, inject_panic, flags, progress, built_simulator)
-        }
+        JobSpec::Evaluate { inputs, inject_panic } => evaluate(&inputs, inject_panic, flags, progress, built_simulator),
     }
 }
 
@@ -105,16 +107,15 @@ fn evaluate(
     built_simulator: &mut Option<Arc<Simulator>>,
 ) -> Result<JobOutput, JobError> {
     let plan = QuantPlan::build(&inputs.model, &inputs.recipe, &PlanFilter::default())?;
-    let simulator = match &inputs.simulator {
-        Some(s) => Arc::clone(s),
-        None => {
-            let n = inputs.data.num_samples;
-            progress.report(STAGE_FLOAT_REFERENCE, 0, n);
-            let s = Arc::new(Simulator::new(&inputs.model, &inputs.data, &inputs.config, &flags.reference)?);
-            progress.report(STAGE_FLOAT_REFERENCE, n, n);
-            *built_simulator = Some(Arc::clone(&s));
-            s
-        }
+    let simulator = if let Some(s) = &inputs.simulator {
+        Arc::clone(s)
+    } else {
+        let n = inputs.data.num_samples;
+        progress.report(STAGE_FLOAT_REFERENCE, 0, n);
+        let s = Arc::new(Simulator::new(&inputs.model, &inputs.data, &inputs.config, &flags.reference)?);
+        progress.report(STAGE_FLOAT_REFERENCE, n, n);
+        *built_simulator = Some(Arc::clone(&s));
+        s
     };
     if flags.job.load(Ordering::Relaxed) {
         return Err(JobError::Cancelled);
@@ -123,8 +124,9 @@ fn evaluate(
         assert!(!inject_panic, "{INJECTED_PANIC}");
         progress.report(&p.stage, p.done, p.total);
     };
-    let previous = inputs.previous.as_deref();
-    let (evaluation, state) =
-        simulator.evaluate_from(previous, &plan, &inputs.config, &mut on_progress, &flags.job)?;
+    // Workaround: core's `evaluate_from` fails ("the graph has no inputs") when the plan equals
+    // the previous one, so an unchanged plan is evaluated in full.
+    let previous = inputs.previous.as_deref().filter(|p| p.plan != plan);
+    let (evaluation, state) = simulator.evaluate_from(previous, &plan, &inputs.config, &mut on_progress, &flags.job)?;
     Ok(JobOutput::Evaluation { evaluation: Box::new(evaluation), state: Box::new(state), simulator })
 }

@@ -25,15 +25,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 pub use command::{Command, DebugCommand};
 pub use error::WorkerError;
 pub use event::{DataRole, Event, JobKind};
 pub use job::{INJECTED_PANIC, STAGE_CALIBRATION, STAGE_FLOAT_REFERENCE};
 pub use job_id::JobId;
-pub use progress::PROGRESS_INTERVAL;
 use job_id::JobIds;
+pub use progress::PROGRESS_INTERVAL;
 use scheduler::Scheduler;
 use sink::EventSink;
 
@@ -93,10 +93,7 @@ impl WorkerHandle {
     /// The next event, waiting up to `timeout` (blocks: for the CLI and tests, not the UI).
     /// `None` when the time ran out or the worker has stopped and every event was read.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
-        match self.events.recv_timeout(timeout) {
-            Ok(event) => Some(event),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.events.recv_timeout(timeout).ok()
     }
 
     /// Stops the worker: cancels the running job, drops queued ones and joins the worker thread
@@ -121,5 +118,61 @@ impl WorkerHandle {
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
         self.stop_worker();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::LayerConfig;
+
+    fn quiet() -> WorkerHandle {
+        Worker::spawn(Box::new(|| {})).expect("spawn")
+    }
+
+    #[test]
+    fn send_never_blocks_and_results_are_never_dropped() {
+        let h = quiet();
+        // Nobody reads events: the worker waits for room to send its results, commands pile up,
+        // and `send` says so instead of blocking.
+        let mut sent = Vec::new();
+        let mut refused = None;
+        for _ in 0..4 * (COMMAND_CAPACITY + EVENT_CAPACITY) {
+            match h.send(Command::SetDefaults { config: LayerConfig::default() }) {
+                Ok(id) => sent.push(id),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(refused, Some(WorkerError::QueueFull { capacity: COMMAND_CAPACITY }));
+        assert!(sent.len() >= COMMAND_CAPACITY, "{}", sent.len());
+        for id in &sent {
+            let e = h.recv_timeout(Duration::from_secs(30)).expect("every command is answered");
+            assert_eq!(e.job(), *id);
+            assert!(matches!(&e, Event::Failed { error, .. } if error.contains("no model")), "{e:?}");
+        }
+        h.shutdown();
+    }
+
+    #[test]
+    fn a_stopped_worker_refuses_commands() {
+        let h = quiet();
+        h.send(Command::Shutdown).expect("send");
+        // Cancel and Shutdown have no events; the channel closes when the worker has stopped.
+        assert_eq!(h.recv_timeout(Duration::from_secs(30)), None);
+        assert_eq!(h.send(Command::Evaluate), Err(WorkerError::Stopped));
+        assert_eq!(h.try_recv(), None);
+        drop(h);
+    }
+
+    #[test]
+    fn cancelling_an_unknown_job_is_ignored() {
+        let h = quiet();
+        h.send(Command::Cancel { job: JobId(999) }).expect("send");
+        let id = h.send(Command::Calibrate).expect("send");
+        let e = h.recv_timeout(Duration::from_secs(30)).expect("answer");
+        assert_eq!(e, Event::Failed { job: id, error: "no model is loaded: load a model first".into() });
     }
 }

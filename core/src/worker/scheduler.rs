@@ -12,8 +12,8 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use super::error::{JobError, panic_message};
 use super::job::{self, CancelFlags, JobDone, JobOutput, JobSpec};
-use super::session::Session;
 use super::job_id::JobIds;
+use super::session::Session;
 use super::work::{JobRequest, Queued, Quick, Work};
 use super::{Command, DataRole, Event, EventSink, JobId, JobKind};
 use crate::data::InputShape;
@@ -62,11 +62,26 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     /// A scheduler reading `commands` and answering on `sink`.
-    pub(crate) fn new(commands: Receiver<(JobId, Command)>, sink: EventSink, ids: JobIds, stop: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(
+        commands: Receiver<(JobId, Command)>,
+        sink: EventSink,
+        ids: JobIds,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
         // One job runs at a time, so one slot is enough; two leave room for a job that outlives
         // a stop.
         let (done_tx, done_rx) = crossbeam_channel::bounded(2);
-        Self { session: Session::new(), queue: VecDeque::new(), running: None, commands, done_tx, done_rx, sink, ids, stop }
+        Self {
+            session: Session::new(),
+            queue: VecDeque::new(),
+            running: None,
+            commands,
+            done_tx,
+            done_rx,
+            sink,
+            ids,
+            stop,
+        }
     }
 
     /// Serves commands until `Shutdown`, the stop flag, or the handle going away.
@@ -134,10 +149,10 @@ impl Scheduler {
 
     /// Queues an explicit evaluation; a queued one it makes redundant is superseded.
     fn queue_evaluation(&mut self, id: JobId) {
-        if let Some(ix) = self.queue.iter().position(|(_, c)| c.is_evaluation()) {
-            if let Some((old, _)) = self.queue.remove(ix) {
-                self.sink.send(Event::Superseded { job: old });
-            }
+        if let Some(ix) = self.queue.iter().position(|(_, c)| c.is_evaluation())
+            && let Some((old, _)) = self.queue.remove(ix)
+        {
+            self.sink.send(Event::Superseded { job: old });
         }
         self.queue.push_back((id, Queued::Job(JobRequest::Evaluate { inject_panic: false })));
     }

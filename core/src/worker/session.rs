@@ -182,8 +182,10 @@ impl Session {
         let model = Arc::clone(self.model()?);
         let data = self.evaluation_set.clone().ok_or(JobError::Missing(NO_EVALUATION_SET))?;
         let config = EvalConfig { input_shapes: self.input_shapes().to_vec(), ..EvalConfig::default() };
-        let cached =
-            self.simulator.as_ref().filter(|c| c.generation == self.generation && c.input_shapes == config.input_shapes);
+        let cached = self
+            .simulator
+            .as_ref()
+            .filter(|c| c.generation == self.generation && c.input_shapes == config.input_shapes);
         let simulator = cached.map(|c| Arc::clone(&c.simulator));
         let previous = cached.and_then(|c| c.last_state.clone());
         Ok(EvaluationInputs { model, data, recipe: self.recipe.clone(), config, simulator, previous })
@@ -191,7 +193,12 @@ impl Session {
 
     /// Keeps a float reference built for `generation` with `input_shapes`, if that is still the
     /// current generation.
-    pub(crate) fn store_simulator(&mut self, simulator: Arc<Simulator>, generation: u64, input_shapes: Vec<InputShape>) {
+    pub(crate) fn store_simulator(
+        &mut self,
+        simulator: Arc<Simulator>,
+        generation: u64,
+        input_shapes: Vec<InputShape>,
+    ) {
         if generation == self.generation {
             self.simulator = Some(CachedSimulator { simulator, generation, input_shapes, last_state: None });
         }

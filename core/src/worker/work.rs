@@ -36,7 +36,9 @@ pub(crate) enum JobRequest {
     LoadModel(PathBuf),
     Calibrate,
     /// An evaluation; `inject_panic` makes it panic (test hook).
-    Evaluate { inject_panic: bool },
+    Evaluate {
+        inject_panic: bool,
+    },
 }
 
 /// A queued piece of work.

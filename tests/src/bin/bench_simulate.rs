@@ -90,6 +90,32 @@ fn main() {
                 sim.evaluate_from(Some(&state), &plan2, &cfg, &mut |_| {}, &never).expect("incremental");
             }));
         }
+        if std::env::var_os("QB_BENCH_DETAIL").is_some() {
+            let no_local = EvalConfig { skip_local: true, ..EvalConfig::default() };
+            let first = &model.summary.layers[0].name;
+            let mut changed = recipe.clone();
+            let mut c = changed.defaults;
+            c.weight.bits = 4;
+            changed.layers.insert(first.clone(), c);
+            let plan2 = QuantPlan::build(&model, &changed, &PlanFilter::default()).expect("plan");
+            let t_plan = best_ms(3, || {
+                QuantPlan::build(&model, &changed, &PlanFilter::default()).expect("plan");
+            });
+            let t_proto = best_ms(3, || {
+                simulated_proto(&model, &plan2).expect("proto");
+            });
+            let t_noloc = best_ms(3, || {
+                sim.evaluate_from(Some(&state), &plan2, &no_local, &mut |_| {}, &never).expect("inc");
+            });
+            let qp = simulated_proto(&model, &plan2).expect("proto");
+            let qm = OnnxModel::from_bytes(&prost::Message::encode_to_vec(&qp), &model.path).expect("m");
+            let t_runner = best_ms(3, || {
+                Runner::new(&qm, &shapes, &[]).expect("r");
+            });
+            eprintln!(
+                "{name}: first layer change: plan {t_plan:.1} ms, proto {t_proto:.1} ms, runner build {t_runner:.1} ms, incremental without local {t_noloc:.1} ms"
+            );
+        }
         let mean = inc.iter().sum::<f64>() / inc.len() as f64;
         let max = inc.iter().copied().fold(0.0, f64::max);
         worst_incremental = worst_incremental.max(max);
