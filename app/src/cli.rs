@@ -108,6 +108,10 @@ pub struct QuantOptions {
     /// Per-tensor weights instead of per-channel.
     #[arg(long = "per-tensor")]
     pub per_tensor: bool,
+    /// Dynamic activation quantization: ranges computed per batch at run time (exported as
+    /// DynamicQuantizeLinear, as ONNX Runtime's quantize_dynamic does).
+    #[arg(long)]
+    pub dynamic: bool,
     /// Fix dynamic input dims the data cannot: name=1x3x48x192 (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
@@ -204,6 +208,9 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
     }
     if opts.per_tensor {
         d.weight.granularity = quantbench_core::quant::Granularity::PerTensor;
+    }
+    if opts.dynamic {
+        d.activation.dynamic = true;
     }
     recipe.validate(&model.summary)?;
     recipe.calibration_config.input_shapes = parse_input_shapes(&opts.input_shapes)?;

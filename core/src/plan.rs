@@ -57,6 +57,9 @@ pub struct ActQuant {
     pub scheme: ActivationScheme,
     /// Quantized layers that read the quantized value, in network order.
     pub consumers: Vec<String>,
+    /// Dynamic quantization: scale and zero point come from each batch's range at run time
+    /// (ONNX DynamicQuantizeLinear); `params` then only carries the integer range.
+    pub dynamic: bool,
 }
 
 /// An int32 bias.
@@ -137,7 +140,21 @@ impl QuantPlan {
                 continue;
             }
             let h = handler(&layer.op_type);
-            let activation = if h.activation_input && !filter.skip_activations && !config.activation.dynamic {
+            let activation = if !h.activation_input || filter.skip_activations {
+                None
+            } else if config.activation.dynamic {
+                let scheme = config.activation;
+                let entry = plan.activations.entry(layer.input.clone()).or_insert_with(|| ActQuant {
+                    tensor: layer.input.clone(),
+                    range: (0.0, 0.0),
+                    params: QParams { scale: 1.0, zero_point: 0, range: scheme.qrange() },
+                    scheme,
+                    consumers: Vec::new(),
+                    dynamic: true,
+                });
+                entry.consumers.push(layer.name.clone());
+                Some(layer.input.clone())
+            } else {
                 let Some(cal) = recipe.calibration.as_ref() else {
                     return Err(Error::Config("the recipe has no calibration: calibrate before simulating".into()));
                 };
@@ -147,15 +164,20 @@ impl QuantPlan {
                             let scheme = config.activation;
                             let range = scheme.observer.range(stats, scheme.qrange(), scheme.symmetric);
                             let params = compute_scale_zp(range.0, range.1, scheme.qrange(), scheme.symmetric);
-                            ActQuant { tensor: layer.input.clone(), range, params, scheme, consumers: Vec::new() }
+                            ActQuant {
+                                tensor: layer.input.clone(),
+                                range,
+                                params,
+                                scheme,
+                                consumers: Vec::new(),
+                                dynamic: false,
+                            }
                         });
                         entry.consumers.push(layer.name.clone());
                         Some(layer.input.clone())
                     }
                     None => None,
                 }
-            } else {
-                None
             };
             let weight_quant = if h.weight && !filter.skip_weights {
                 let t = model.constant_tensor(&layer.weight)?;
@@ -181,6 +203,10 @@ impl QuantPlan {
         }) {
             let (Some(bias), Some(act), Some(wq)) = (&layer.bias, &lp.activation, &lp.weight_quant) else { continue };
             if !handler(&layer.op_type).bias || matches!(lp.config.weight.granularity, Granularity::PerGroup { .. }) {
+                continue;
+            }
+            // A dynamic input scale is only known at run time: the bias stays float.
+            if plan.activations[act].dynamic {
                 continue;
             }
             let s_in = plan.activations[act].params.scale;

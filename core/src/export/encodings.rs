@@ -24,7 +24,7 @@ fn aimet_entry(p: &QParams, bits: u8, symmetric: bool) -> Value {
 /// The AIMET encodings of `plan` (maps sorted by tensor name).
 pub fn aimet_encodings(plan: &QuantPlan) -> Value {
     let mut activations = Map::new();
-    for a in plan.activations.values() {
+    for a in plan.activations.values().filter(|a| !a.dynamic) {
         activations.insert(a.tensor.clone(), json!([aimet_entry(&a.params, a.scheme.bits, a.scheme.symmetric)]));
     }
     let mut params = Map::new();
@@ -66,7 +66,7 @@ fn ort_type(p: &QParams) -> &'static str {
 /// (weights: type, symmetry and axis, with the per-channel scales for reference).
 pub fn ort_overrides(plan: &QuantPlan) -> Value {
     let mut map = Map::new();
-    for a in plan.activations.values() {
+    for a in plan.activations.values().filter(|a| !a.dynamic) {
         let p = a.params;
         map.insert(
             a.tensor.clone(),

@@ -108,8 +108,35 @@ fn qdq_node(
     n
 }
 
+/// DynamicQuantizeLinear → DequantizeLinear for a dynamically quantized activation (uint8 only,
+/// as ONNX defines it; ONNX Runtime's `quantize_dynamic` uses the same operator).
+fn dynamic_qdq(a: &ActQuant) -> Result<(Vec<pb::NodeProto>, Vec<pb::TensorProto>, String)> {
+    let t = &a.tensor;
+    if a.params.range.qmin != 0 || a.params.range.qmax != 255 {
+        return Err(Error::Config(format!(
+            "'{t}': dynamic quantization exports as DynamicQuantizeLinear, which is uint8 only (8-bit unsigned activations)"
+        )));
+    }
+    let outs = [format!("{t}_quantized"), format!("{t}_scale"), format!("{t}_zero_point")];
+    let dq_out = format!("{t}_DequantizeLinear_Output");
+    let nodes = vec![
+        pb::NodeProto {
+            op_type: "DynamicQuantizeLinear".into(),
+            name: format!("{t}_DynamicQuantizeLinear"),
+            input: vec![t.clone()],
+            output: outs.to_vec(),
+            ..Default::default()
+        },
+        qdq_node("DequantizeLinear", format!("{t}_DequantizeLinear"), outs.to_vec(), dq_out.clone(), None, false),
+    ];
+    Ok((nodes, Vec::new(), dq_out))
+}
+
 /// Nodes and initializers that quantize the activation `a` (Clip for sub-8-bit grids, then Q, DQ).
-fn activation_qdq(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>, String) {
+fn activation_qdq(a: &ActQuant) -> Result<(Vec<pb::NodeProto>, Vec<pb::TensorProto>, String)> {
+    if a.dynamic {
+        return dynamic_qdq(a);
+    }
     let t = &a.tensor;
     let p = a.params;
     let ty = IntType::for_params(&p);
@@ -153,7 +180,7 @@ fn activation_qdq(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>, St
         None,
         ty.is_16(),
     ));
-    (nodes, inits, dq_out)
+    Ok((nodes, inits, dq_out))
 }
 
 /// Initializers and the DequantizeLinear node of a quantized weight; returns the DQ output name.
@@ -213,7 +240,7 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
     // Per-channel DequantizeLinear needs opset 13.
     let needs_13 =
         plan.layers.iter().any(|l| l.weight_quant.as_ref().is_some_and(|w| w.axis.is_some()) || l.bias.is_some());
-    let wide = plan.activations.values().any(|a| IntType::for_params(&a.params).is_16())
+    let wide = plan.activations.values().any(|a| !a.dynamic && IntType::for_params(&a.params).is_16())
         || plan
             .layers
             .iter()
@@ -261,7 +288,7 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
         let name = node_name(&n);
         if let Some(acts) = first_consumer.get(name.as_str()) {
             for a in acts {
-                let (nodes, inits, out) = activation_qdq(a);
+                let (nodes, inits, out) = activation_qdq(a)?;
                 graph.node.extend(nodes);
                 graph.initializer.extend(inits);
                 dq_out.insert(a.tensor.clone(), out);

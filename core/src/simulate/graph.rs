@@ -55,25 +55,68 @@ fn node(op: &str, name: String, inputs: &[&str], output: String) -> pb::NodeProt
     }
 }
 
+fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: 2, i: v, ..Default::default() }
+}
+
+/// Nodes computing, per run, ONNX DynamicQuantizeLinear's scale and zero point of `t` (range
+/// widened to include 0; scale 1 for an all-zero range; zero point clipped, then rounded).
+fn dynamic_params_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
+    let t = &a.tensor;
+    let r = a.params.range;
+    let k = |s: &str| format!("{t}/qb_fq/{s}");
+    let inits = vec![
+        float_tensor(&k("zero"), &[], &[0.0]),
+        float_tensor(&k("one"), &[], &[1.0]),
+        float_tensor(&k("span"), &[], &[(r.qmax - r.qmin) as f32]),
+        float_tensor(&k("qmin"), &[], &[r.qmin as f32]),
+        float_tensor(&k("qmax"), &[], &[r.qmax as f32]),
+    ];
+    let mut reduce_min = node("ReduceMin", k("reduce_min"), &[t], k("batch_min"));
+    reduce_min.attribute.push(int_attr("keepdims", 0));
+    let mut reduce_max = node("ReduceMax", k("reduce_max"), &[t], k("batch_max"));
+    reduce_max.attribute.push(int_attr("keepdims", 0));
+    let nodes = vec![
+        reduce_min,
+        reduce_max,
+        node("Min", k("min0"), &[&k("batch_min"), &k("zero")], k("rmin")),
+        node("Max", k("max0"), &[&k("batch_max"), &k("zero")], k("rmax")),
+        node("Sub", k("range"), &[&k("rmax"), &k("rmin")], k("width")),
+        node("Div", k("raw_scale"), &[&k("width"), &k("span")], k("scale_or_zero")),
+        node("Equal", k("is_zero"), &[&k("scale_or_zero"), &k("zero")], k("degenerate")),
+        node("Where", k("scale_pick"), &[&k("degenerate"), &k("one"), &k("scale_or_zero")], k("scale")),
+        node("Div", k("min_s"), &[&k("rmin"), &k("scale")], k("min_over_s")),
+        node("Sub", k("zp_raw"), &[&k("qmin"), &k("min_over_s")], k("zp_unclipped")),
+        node("Clip", k("zp_clip"), &[&k("zp_unclipped"), &k("qmin"), &k("qmax")], k("zp_clipped")),
+        node("Round", k("zp_round"), &[&k("zp_clipped")], k("zero_point")),
+    ];
+    (nodes, inits)
+}
+
 /// The nodes and scalar initializers computing `fq_name(tensor)` from `tensor`.
 fn fake_quant_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
     let t = &a.tensor;
     let p = a.params;
     let k = |s: &str| format!("{t}/qb_fq/{s}");
-    let inits = vec![
-        float_tensor(&k("scale"), &[], &[p.scale]),
-        float_tensor(&k("zero_point"), &[], &[p.zero_point as f32]),
-        float_tensor(&k("qmin"), &[], &[p.range.qmin as f32]),
-        float_tensor(&k("qmax"), &[], &[p.range.qmax as f32]),
-    ];
-    let nodes = vec![
+    let (mut nodes, inits) = if a.dynamic {
+        dynamic_params_nodes(a)
+    } else {
+        let inits = vec![
+            float_tensor(&k("scale"), &[], &[p.scale]),
+            float_tensor(&k("zero_point"), &[], &[p.zero_point as f32]),
+            float_tensor(&k("qmin"), &[], &[p.range.qmin as f32]),
+            float_tensor(&k("qmax"), &[], &[p.range.qmax as f32]),
+        ];
+        (Vec::new(), inits)
+    };
+    nodes.extend([
         node("Div", k("div"), &[t, &k("scale")], k("x_s")),
         node("Round", k("round"), &[&k("x_s")], k("rounded")),
         node("Add", k("add_zp"), &[&k("rounded"), &k("zero_point")], k("shifted")),
         node("Clip", k("clip"), &[&k("shifted"), &k("qmin"), &k("qmax")], k("q")),
         node("Sub", k("sub_zp"), &[&k("q"), &k("zero_point")], k("centred")),
         node("Mul", k("mul_s"), &[&k("centred"), &k("scale")], fq_name(t)),
-    ];
+    ]);
     (nodes, inits)
 }
 

@@ -200,3 +200,32 @@ fn unwritable_output_fails_cleanly() {
         assert_eq!(std::fs::read_dir(&ro).expect("list").count(), 0, "no partial file");
     }
 }
+
+#[test]
+fn dynamic_quantization_exports_and_matches_onnx_runtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["mlp", "transformer"] {
+        let (qpath, report) = quantize(name, dir.path(), "dynamic", &["--dynamic"]);
+        let m = run_cli(&["inspect".as_ref(), qpath.as_os_str(), "--json".as_ref()]);
+        let j: Value = serde_json::from_str(&texts(&m).0).expect("json");
+        assert!(j["op_counts"]["DynamicQuantizeLinear"].as_u64() > Some(0), "{name}: {}", j["op_counts"]);
+        let ort = run_oracle(
+            "ort_compare.py",
+            &[
+                sample(name, "model.onnx").as_os_str(),
+                qpath.as_os_str(),
+                sample(name, "eval.npz").as_os_str(),
+                "--per-sample".as_ref(),
+            ],
+        );
+        let ort: Value = serde_json::from_str(&ort).expect("json");
+        let agree = agreement(&report["predictions"]["quant"], &ort["quant_predictions"]);
+        let (sim, got) = (
+            report["metrics"]["output_sqnr_db"].as_f64().expect("sqnr"),
+            ort["output_sqnr_db"].as_f64().expect("sqnr"),
+        );
+        assert!(agree >= 0.995, "{name}: agreement {agree}");
+        assert!((sim - got).abs() <= 1.0, "{name}: SQNR sim {sim} vs ORT {got}");
+        eprintln!("{name} dynamic: agreement {:.2} %, SQNR sim {sim:.2} dB / ORT {got:.2} dB", 100.0 * agree);
+    }
+}
