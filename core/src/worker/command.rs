@@ -81,8 +81,7 @@ pub enum Command {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DebugCommand {
-    /// An evaluation job (kind `Evaluate`) that panics at its first progress report on the
-    /// quantized model, after the float reference is built: it must end in `Failed` and leave the
-    /// worker's state intact.
+    /// An evaluation job (kind `Evaluate`) that panics once its plan is built and the float
+    /// reference is ready: it must end in `Failed` and leave the worker's state intact.
     PanicInEvaluation,
 }

@@ -32,7 +32,7 @@ pub(crate) enum JobSpec {
     LoadModel { path: PathBuf },
     /// Calibrate.
     Calibrate { model: Arc<OnnxModel>, data: Arc<DataSet>, config: CalibrationConfig },
-    /// Evaluate; panic at the first progress on the quantized model when `inject_panic`.
+    /// Evaluate; panic once the float reference is ready when `inject_panic`.
     Evaluate { inputs: Box<EvaluationInputs>, inject_panic: bool },
 }
 
@@ -120,13 +120,9 @@ fn evaluate(
     if flags.job.load(Ordering::Relaxed) {
         return Err(JobError::Cancelled);
     }
-    let mut on_progress = |p: &crate::simulate::Progress| {
-        assert!(!inject_panic, "{INJECTED_PANIC}");
-        progress.report(&p.stage, p.done, p.total);
-    };
-    // Workaround: core's `evaluate_from` fails ("the graph has no inputs") when the plan equals
-    // the previous one, so an unchanged plan is evaluated in full.
-    let previous = inputs.previous.as_deref().filter(|p| p.plan != plan);
+    assert!(!inject_panic, "{INJECTED_PANIC}");
+    let mut on_progress = |p: &crate::simulate::Progress| progress.report(&p.stage, p.done, p.total);
+    let previous = inputs.previous.as_deref();
     let (evaluation, state) = simulator.evaluate_from(previous, &plan, &inputs.config, &mut on_progress, &flags.job)?;
     Ok(JobOutput::Evaluation { evaluation: Box::new(evaluation), state: Box::new(state), simulator })
 }

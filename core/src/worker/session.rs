@@ -296,24 +296,4 @@ mod tests {
         assert_eq!((n, labels), (397, true));
         assert!(s.evaluation_inputs().expect("inputs").simulator.is_none());
     }
-
-    #[test]
-    fn tmp_unchanged_plan() {
-        use crate::plan::{PlanFilter, QuantPlan};
-        use crate::calibrate::{CalibrationConfig, calibrate};
-        for name in ["mlp", "cnn", "mobilenet", "transformer"] {
-            let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample_models").join(name);
-            let model = OnnxModel::load(&d.join("model.onnx")).expect("m");
-            let never = std::sync::atomic::AtomicBool::new(false);
-            let calib = DataSet::open(DataSource::Npz(d.join("calib.npz")), &model.summary.inputs).expect("c");
-            let mut recipe = Recipe::new(&model.summary.name);
-            recipe.calibration = Some(calibrate(&model, &calib, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("cal"));
-            let eval = DataSet::open(DataSource::Npz(d.join("eval.npz")), &model.summary.inputs).expect("e");
-            let sim = Simulator::new(&model, &eval, &EvalConfig::default(), &never).expect("s");
-            let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("p");
-            let (e1, s1) = sim.evaluate_from(None, &plan, &EvalConfig::default(), &mut |_| {}, &never).expect("full");
-            let same = sim.evaluate_from(Some(&s1), &plan, &EvalConfig::default(), &mut |_| {}, &never);
-            eprintln!("TMP {name}: {:?}", same.as_ref().map(|(e, _)| e == &e1).map_err(|e| e.to_string()));
-        }
-    }
 }
