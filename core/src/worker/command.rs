@@ -63,6 +63,13 @@ pub enum Command {
     /// evaluations re-run only what changed since the previous one. At most one evaluation waits
     /// in the queue: a newer `Evaluate` supersedes a queued one.
     Evaluate,
+    /// Export the current recipe: the QDQ model, encodings JSON, or the recipe itself.
+    Export {
+        /// What to write.
+        kind: ExportKind,
+        /// Where.
+        path: PathBuf,
+    },
     /// Cancel a running or queued job. A queued job ends in `Cancelled` at once; a running one
     /// within one sample. Unknown or finished jobs are ignored. No event of its own.
     Cancel {
@@ -78,6 +85,17 @@ pub enum Command {
 }
 
 /// Test hooks for the worker's failure paths.
+/// What an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExportKind {
+    /// The QDQ ONNX model.
+    QdqModel,
+    /// Encodings JSON (AIMET and ONNX Runtime overrides).
+    Encodings,
+    /// The recipe (configuration + calibration), reloadable.
+    Recipe,
+}
+
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DebugCommand {

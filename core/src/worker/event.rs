@@ -14,6 +14,8 @@ pub enum JobKind {
     Calibrate,
     /// An evaluation (building the float reference first when needed).
     Evaluate,
+    /// Writing an export.
+    Export,
 }
 
 /// What a data set is for.
@@ -119,6 +121,15 @@ pub enum Event {
         /// The job.
         job: JobId,
     },
+    /// An export was written.
+    Exported {
+        /// The job.
+        job: JobId,
+        /// What was written.
+        kind: super::ExportKind,
+        /// Where.
+        path: std::path::PathBuf,
+    },
 }
 
 impl Event {
@@ -134,7 +145,8 @@ impl Event {
             | Self::Evaluated { job, .. }
             | Self::Failed { job, .. }
             | Self::Cancelled { job }
-            | Self::Superseded { job } => *job,
+            | Self::Superseded { job }
+            | Self::Exported { job, .. } => *job,
         }
     }
 

@@ -11,11 +11,12 @@ use crossbeam_channel::Sender;
 use super::error::{JobError, panic_message};
 use super::progress::ProgressReporter;
 use super::session::EvaluationInputs;
-use super::{EventSink, JobId};
+use super::{EventSink, ExportKind, JobId};
 use crate::calibrate::{Calibration, CalibrationConfig, calibrate};
 use crate::data::DataSet;
 use crate::model::OnnxModel;
 use crate::plan::{PlanFilter, QuantPlan};
+use crate::quant::recipe::Recipe;
 use crate::simulate::{Evaluation, SimState, Simulator};
 
 /// Stage name of the calibration pass.
@@ -34,12 +35,19 @@ pub(crate) enum JobSpec {
     Calibrate { model: Arc<OnnxModel>, data: Arc<DataSet>, config: CalibrationConfig },
     /// Evaluate; panic once the float reference is ready when `inject_panic`.
     Evaluate { inputs: Box<EvaluationInputs>, inject_panic: bool },
+    /// Write an export of `recipe`.
+    Export { model: Arc<OnnxModel>, recipe: Box<Recipe>, kind: ExportKind, path: PathBuf },
 }
 
 /// What a job produced.
 #[derive(Debug)]
 pub(crate) enum JobOutput {
     Model(Box<OnnxModel>),
+    /// An export was written.
+    Exported {
+        kind: ExportKind,
+        path: PathBuf,
+    },
     Calibration(Box<Calibration>),
     /// The evaluation, and the simulator state it left with the float reference it ran on.
     Evaluation {
@@ -94,6 +102,20 @@ fn body(
             Ok(JobOutput::Calibration(Box::new(calibration)))
         }
         JobSpec::Evaluate { inputs, inject_panic } => evaluate(&inputs, inject_panic, flags, progress, built_simulator),
+        JobSpec::Export { model, recipe, kind, path } => {
+            match kind {
+                ExportKind::Recipe => recipe.save(&path)?,
+                ExportKind::QdqModel | ExportKind::Encodings => {
+                    let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default())?;
+                    if kind == ExportKind::QdqModel {
+                        crate::export::write_qdq(&model, &plan, &path)?;
+                    } else {
+                        crate::export::write_encodings(&plan, &path)?;
+                    }
+                }
+            }
+            Ok(JobOutput::Exported { kind, path })
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-pub use command::{Command, DebugCommand};
+pub use command::{Command, DebugCommand, ExportKind};
 pub use error::WorkerError;
 pub use event::{DataRole, Event, JobKind};
 pub use job::{INJECTED_PANIC, STAGE_CALIBRATION, STAGE_FLOAT_REFERENCE};

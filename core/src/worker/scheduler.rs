@@ -277,6 +277,10 @@ impl Scheduler {
                 let inputs = Box::new(self.session.evaluation_inputs()?);
                 (JobKind::Evaluate, JobSpec::Evaluate { inputs, inject_panic })
             }
+            JobRequest::Export { kind, path } => {
+                let (model, recipe) = self.session.export_inputs()?;
+                (JobKind::Export, JobSpec::Export { model, recipe: Box::new(recipe), kind, path })
+            }
         };
         let flags = CancelFlags::default();
         let input_shapes = self.session.recipe().calibration_config.input_shapes.clone();
@@ -332,6 +336,7 @@ impl Scheduler {
                 self.session.replace_model(*model);
                 Event::ModelLoaded { job: id, summary }
             }
+            Ok(JobOutput::Exported { kind, path }) => Event::Exported { job: id, kind, path },
             Ok(JobOutput::Calibration(calibration)) => {
                 let revision = self.session.set_calibration(*calibration);
                 Event::Calibrated { job: id, revision, recipe: Box::new(self.session.recipe().clone()) }

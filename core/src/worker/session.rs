@@ -171,6 +171,11 @@ impl Session {
     }
 
     /// What a calibration job needs.
+    /// The model and a copy of the recipe, for an export.
+    pub(crate) fn export_inputs(&self) -> Result<(Arc<OnnxModel>, Recipe), JobError> {
+        Ok((Arc::clone(self.model()?), self.recipe().clone()))
+    }
+
     pub(crate) fn calibration_inputs(&self) -> Result<(Arc<OnnxModel>, Arc<DataSet>), JobError> {
         let model = Arc::clone(self.model()?);
         let data = self.calibration_set.clone().ok_or(JobError::Missing(NO_CALIBRATION_SET))?;

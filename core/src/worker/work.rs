@@ -39,6 +39,11 @@ pub(crate) enum JobRequest {
     Evaluate {
         inject_panic: bool,
     },
+    /// Write an export of the current recipe.
+    Export {
+        kind: super::ExportKind,
+        path: PathBuf,
+    },
 }
 
 /// A queued piece of work.
@@ -67,6 +72,7 @@ impl From<Command> for Work {
             Command::UpdateLayer { layer, config } => Self::Quick(Quick::UpdateLayer { layer, config }),
             Command::SetDefaults { config } => Self::Quick(Quick::SetDefaults(config)),
             Command::Evaluate => Self::Job(JobRequest::Evaluate { inject_panic: false }),
+            Command::Export { kind, path } => Self::Job(JobRequest::Export { kind, path }),
             Command::Cancel { job } => Self::Cancel(job),
             Command::Shutdown => Self::Shutdown,
             Command::Debug(DebugCommand::PanicInEvaluation) => Self::Job(JobRequest::Evaluate { inject_panic: true }),

@@ -405,3 +405,30 @@ fn missing_state_and_core_errors_arrive_as_failed_events() {
     assert!(matches!(terminal(&events, change), Event::RecipeChanged { evaluation: None, .. }), "{events:#?}");
     h.shutdown();
 }
+
+#[test]
+fn exports_go_through_the_worker() {
+    use quantbench_core::worker::ExportKind;
+    let (h, _) = spawn();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Without a model the export fails with a message, and the worker keeps serving.
+    let early = send(&h, Command::Export { kind: ExportKind::Recipe, path: dir.path().join("early.json") });
+    let events = until_done(&h, early);
+    assert!(matches!(terminal(&events, early), Event::Failed { .. }), "{events:#?}");
+    setup(&h, "mlp", true);
+    for (kind, file) in
+        [(ExportKind::QdqModel, "q.onnx"), (ExportKind::Encodings, "enc.json"), (ExportKind::Recipe, "r.json")]
+    {
+        let path = dir.path().join(file);
+        let job = send(&h, Command::Export { kind, path: path.clone() });
+        let events = until_done(&h, job);
+        match terminal(&events, job) {
+            Event::Exported { kind: k, path: p, .. } => assert_eq!((*k, p), (kind, &path)),
+            other => panic!("{kind:?}: {other:?}"),
+        }
+        assert!(path.is_file(), "{kind:?} written");
+    }
+    let recipe = quantbench_core::quant::recipe::Recipe::load(&dir.path().join("r.json")).expect("recipe reloads");
+    assert!(recipe.calibration.is_some(), "the exported recipe carries the calibration");
+    h.shutdown();
+}
