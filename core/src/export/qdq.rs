@@ -10,7 +10,7 @@ use tract_onnx::pb;
 
 use crate::error::{Error, Result};
 use crate::model::{OnnxModel, node_name};
-use crate::plan::{ActQuant, LayerPlan, QuantPlan};
+use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 use crate::quant::{Granularity, QParams};
 
 /// Ops whose inputs or attributes changed between opset 11 and 13; raising the opset of a model
@@ -215,6 +215,33 @@ fn weight_dq(lp: &LayerPlan, dims: &[i64]) -> Result<(Vec<pb::NodeProto>, Vec<pb
     Ok((vec![node], inits, out))
 }
 
+/// The int32 initializers and DequantizeLinear of a quantized bias (per channel when the weight
+/// is); returns the node, initializers and DQ output name.
+fn bias_dq(b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> (pb::NodeProto, Vec<pb::TensorProto>, String) {
+    let t = &b.tensor;
+    let per_channel = b.scales.len() > 1 && lp.weight_quant.as_ref().is_some_and(|w| w.axis.is_some());
+    let (sdims, scales, zps): (Vec<i64>, Vec<f32>, Vec<i32>) = if per_channel {
+        (vec![b.scales.len() as i64], b.scales.clone(), vec![0; b.scales.len()])
+    } else {
+        (vec![], vec![b.scales[0]], vec![0])
+    };
+    let inits = vec![
+        int_tensor(&format!("{t}_quantized"), dims, IntType::I32, &b.q),
+        float_tensor(&format!("{t}_quantized_scale"), &sdims, &scales),
+        int_tensor(&format!("{t}_quantized_zero_point"), &sdims, IntType::I32, &zps),
+    ];
+    let out = format!("{t}_DequantizeLinear_Output");
+    let node = qdq_node(
+        "DequantizeLinear",
+        format!("{t}_DequantizeLinear"),
+        vec![format!("{t}_quantized"), format!("{t}_quantized_scale"), format!("{t}_quantized_zero_point")],
+        out.clone(),
+        per_channel.then_some(0),
+        false,
+    );
+    (node, inits, out)
+}
+
 /// Removes the constant `name` (initializer or Constant node) when nothing reads it any more.
 fn drop_constant_if_unused(graph: &mut pb::GraphProto, name: &str) {
     let used =
@@ -310,26 +337,10 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
             if let Some(b) = &lp.bias
                 && n.input.get(2) == Some(&b.tensor)
             {
-                let t = &b.tensor;
-                let per_channel = b.scales.len() > 1 && lp.weight_quant.as_ref().is_some_and(|w| w.axis.is_some());
-                let (sdims, scales, zps): (Vec<i64>, Vec<f32>, Vec<i32>) = if per_channel {
-                    (vec![b.scales.len() as i64], b.scales.clone(), vec![0; b.scales.len()])
-                } else {
-                    (vec![], vec![b.scales[0]], vec![0])
-                };
-                graph.initializer.push(int_tensor(&format!("{t}_quantized"), &dims_of(t)?, IntType::I32, &b.q));
-                graph.initializer.push(float_tensor(&format!("{t}_quantized_scale"), &sdims, &scales));
-                graph.initializer.push(int_tensor(&format!("{t}_quantized_zero_point"), &sdims, IntType::I32, &zps));
-                let out = format!("{t}_DequantizeLinear_Output");
-                graph.node.push(qdq_node(
-                    "DequantizeLinear",
-                    format!("{t}_DequantizeLinear"),
-                    vec![format!("{t}_quantized"), format!("{t}_quantized_scale"), format!("{t}_quantized_zero_point")],
-                    out.clone(),
-                    per_channel.then_some(0),
-                    false,
-                ));
-                replaced_constants.push(t.clone());
+                let (node, inits, out) = bias_dq(b, lp, &dims_of(&b.tensor)?);
+                graph.node.push(node);
+                graph.initializer.extend(inits);
+                replaced_constants.push(b.tensor.clone());
                 n.input[2] = out;
             }
         }

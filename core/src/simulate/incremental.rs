@@ -152,9 +152,9 @@ pub(crate) fn suffix_runner(
     base: &OnnxModel,
     proto: &pb::ModelProto,
     suffix: &Suffix,
-    shapes: Vec<Vec<usize>>,
+    shapes: &[Vec<usize>],
     outputs: &[String],
 ) -> Result<Runner> {
-    let m = suffix_model(base, proto, suffix, &shapes, outputs)?;
-    Runner::new(&m, &shapes, &[])
+    let m = suffix_model(base, proto, suffix, shapes, outputs)?;
+    Runner::new(&m, shapes, &[])
 }

@@ -167,7 +167,7 @@ impl Simulator {
             float.insert((*name).to_string(), samples.iter().map(|s| s[ix].clone()).collect());
         }
         let first_output = &runner.output_names[0];
-        let float_predictions = float[first_output].iter().map(|a| argmax_of(a)).collect();
+        let float_predictions = float[first_output].iter().map(argmax_of).collect();
         let float_activations = crate::model::runtime::float_activations(model, &shapes)?;
         let activation_elems = crate::model::runtime::activation_sizes(model, &shapes, &float_activations)?;
         Ok(Self {
@@ -234,41 +234,38 @@ impl Simulator {
             nodes_total: graph.node.len(),
             ..SimState::default()
         };
-        let (runner, start) = match (&suffix, prev) {
-            (Some(sfx), Some(prev)) => {
-                let produced = incremental::produced_from(graph, sfx.start);
-                // Only what the metrics need: the cache stays that of the last full run (the
-                // base the graph is compared with), so no intermediate tensor is copied out.
-                let wanted: Vec<String> = watched.iter().filter(|t| produced.contains(*t)).cloned().collect();
-                let cache = prev.cache.clone().unwrap_or_default();
-                let shapes: Vec<Vec<usize>> = sfx
-                    .cut
-                    .iter()
-                    .map(|t| self.cut_value(&cache, &inputs, t, 0).map(|a| a.shape().to_vec()))
-                    .collect::<Result<_>>()?;
-                // Nothing changed since the base run: everything comes from it.
-                let runner = if wanted.is_empty() || sfx.cut.is_empty() {
-                    None
-                } else {
-                    Some(incremental::suffix_runner(&self.model, &proto, sfx, shapes, &wanted)?)
-                };
-                state.proto.clone_from(&prev.proto);
-                state.cache = Some(cache);
-                state.acc.clone_from(&prev.acc);
-                state.outputs.clone_from(&prev.outputs);
-                (runner, sfx.start)
+        let (runner, start) = if let (Some(sfx), Some(prev)) = (&suffix, prev) {
+            let produced = incremental::produced_from(graph, sfx.start);
+            // Only what the metrics need: the cache stays that of the last full run (the
+            // base the graph is compared with), so no intermediate tensor is copied out.
+            let wanted: Vec<String> = watched.iter().filter(|t| produced.contains(*t)).cloned().collect();
+            let cache = prev.cache.clone().unwrap_or_default();
+            let shapes: Vec<Vec<usize>> = sfx
+                .cut
+                .iter()
+                .map(|t| self.cut_value(&cache, &inputs, t, 0).map(|a| a.shape().to_vec()))
+                .collect::<Result<_>>()?;
+            // Nothing changed since the base run: everything comes from it.
+            let runner = if wanted.is_empty() || sfx.cut.is_empty() {
+                None
+            } else {
+                Some(incremental::suffix_runner(&self.model, &proto, sfx, &shapes, &wanted)?)
+            };
+            state.proto.clone_from(&prev.proto);
+            state.cache = Some(cache);
+            state.acc.clone_from(&prev.acc);
+            state.outputs.clone_from(&prev.outputs);
+            (runner, sfx.start)
+        } else {
+            let qmodel = OnnxModel::from_checked_proto(proto.clone(), summary.name.clone(), &self.model.path)?;
+            let mut extra: Vec<String> =
+                watched.iter().filter(|t| !summary.outputs.iter().any(|o| &o.name == *t)).cloned().collect();
+            let caching = self.cache_fits(&cacheable, config);
+            if caching {
+                extra.extend(cacheable.iter().filter(|t| !watched.contains(t)).cloned());
+                state.cache = Some(BTreeMap::new());
             }
-            _ => {
-                let qmodel = OnnxModel::from_checked_proto(proto.clone(), summary.name.clone(), &self.model.path)?;
-                let mut extra: Vec<String> =
-                    watched.iter().filter(|t| !summary.outputs.iter().any(|o| &o.name == *t)).cloned().collect();
-                let caching = self.cache_fits(&cacheable, config);
-                if caching {
-                    extra.extend(cacheable.iter().filter(|t| !watched.contains(t)).cloned());
-                    state.cache = Some(BTreeMap::new());
-                }
-                (Some(Runner::new(&qmodel, &self.shapes, &extra)?), 0)
-            }
+            (Some(Runner::new(&qmodel, &self.shapes, &extra)?), 0)
         };
         state.nodes_rerun = state.nodes_total - start;
         let mut fresh_acc: BTreeMap<String, ErrorAccumulator> = BTreeMap::new();
