@@ -64,6 +64,15 @@ pub enum Command {
         /// Skip per-layer local errors (faster).
         #[arg(long)]
         no_local: bool,
+        /// Add per-layer sensitivity (enable-one, disable-one, weights/activations only, sweep).
+        #[arg(long)]
+        sensitivity: bool,
+        /// Bit widths of the sensitivity sweep.
+        #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+        bits: Vec<u8>,
+        /// Sensitivity metric: accuracy (default with labels), agreement, sqnr.
+        #[arg(long)]
+        metric: Option<String>,
     },
     /// Calibrate, quantize and export a QDQ ONNX model (plus optional report and encodings).
     Quantize {
@@ -127,7 +136,10 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Calibrate { model, calib, input_shapes, save_recipe } => {
             calibrate(&model, &calib, &input_shapes, save_recipe.as_deref())
         }
-        Command::Analyze { model, quant, eval, report, no_local } => analyze(&model, &quant, &eval, &report, no_local),
+        Command::Analyze { model, quant, eval, report, no_local, sensitivity, bits, metric } => {
+            let sens = sensitivity.then_some(SensitivityOptions { bits, metric });
+            analyze(&model, &quant, &eval, &report, no_local, sens.as_ref())
+        }
         Command::Quantize { model, quant, eval, out, report, encodings } => {
             quantize(&model, &quant, eval.as_deref(), &out, report.as_deref(), encodings.as_deref())
         }
@@ -283,15 +295,41 @@ fn print_summary(report: &Report) {
     }
 }
 
+/// What `analyze --sensitivity` measures.
+struct SensitivityOptions {
+    bits: Vec<u8>,
+    metric: Option<String>,
+}
+
 fn analyze(
     model_path: &std::path::Path,
     opts: &QuantOptions,
     eval: &std::path::Path,
     report_path: &std::path::Path,
     no_local: bool,
+    sensitivity: Option<&SensitivityOptions>,
 ) -> anyhow::Result<()> {
     let (model, recipe) = prepare(model_path, opts)?;
-    let report = simulate_report(&model, &recipe, eval, no_local)?;
+    let mut report = simulate_report(&model, &recipe, eval, no_local)?;
+    if let Some(s) = sensitivity {
+        use quantbench_core::analysis::{SensitivityMetric, sensitivity as run_sensitivity};
+        use quantbench_core::simulate::{EvalConfig, Simulator};
+        if let Some(b) = s.bits.iter().find(|b| !(2..=16).contains(*b)) {
+            anyhow::bail!("--bits values must be 2–16, got {b}");
+        }
+        let metric = match &s.metric {
+            Some(m) => m.parse::<SensitivityMetric>()?,
+            None if report.metrics.quant_accuracy.is_some() => SensitivityMetric::Accuracy,
+            None => SensitivityMetric::Top1Agreement,
+        };
+        let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
+        let config = EvalConfig { input_shapes: recipe.calibration_config.input_shapes.clone(), ..EvalConfig::default() };
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let sim = Simulator::new(&model, &set, &config, &never)?;
+        let rows = run_sensitivity(&sim, &model, &recipe, metric, &s.bits, &mut |_| {}, &never)?;
+        report.sensitivity_metric = Some(metric);
+        report.sensitivity = Some(rows);
+    }
     write_report(&report, report_path)?;
     print_summary(&report);
     Ok(())

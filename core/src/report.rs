@@ -63,6 +63,12 @@ pub struct Report {
     pub layers: Vec<ReportLayer>,
     /// Predictions on the evaluation set.
     pub predictions: Predictions,
+    /// The metric sensitivity was measured with (when asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity_metric: Option<crate::analysis::SensitivityMetric>,
+    /// Per-layer sensitivity (when asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<Vec<crate::analysis::LayerSensitivity>>,
 }
 
 impl Report {
@@ -92,6 +98,8 @@ impl Report {
                 })
                 .collect(),
             predictions: Predictions { float: eval.predictions_float.clone(), quant: eval.predictions_quant.clone() },
+            sensitivity_metric: None,
+            sensitivity: None,
         }
     }
 }
