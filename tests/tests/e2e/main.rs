@@ -8,5 +8,6 @@ mod float_parity;
 mod inspect;
 mod model_errors;
 mod realworld;
+mod sensitivity;
 mod simulate;
 mod worker;
