@@ -92,6 +92,14 @@ pub enum Command {
         /// Where to write encodings JSON (AIMET and ONNX Runtime overrides).
         #[arg(long, value_name = "ENC.json")]
         encodings: Option<PathBuf>,
+        /// Mixed precision: choose per-layer weight bits so that accuracy (top-1 agreement
+        /// without labels) drops at most this many points (needs --eval).
+        #[arg(long, value_name = "POINTS", conflicts_with = "target_size")]
+        target_accuracy_drop: Option<f64>,
+        /// Mixed precision: choose per-layer weight bits for the best accuracy within this
+        /// quantized size in bytes (needs --eval).
+        #[arg(long, value_name = "BYTES")]
+        target_size: Option<u64>,
     },
 }
 
@@ -140,8 +148,10 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             let sens = sensitivity.then_some(SensitivityOptions { bits, metric });
             analyze(&model, &quant, &eval, &report, no_local, sens.as_ref())
         }
-        Command::Quantize { model, quant, eval, out, report, encodings } => {
-            quantize(&model, &quant, eval.as_deref(), &out, report.as_deref(), encodings.as_deref())
+        Command::Quantize { model, quant, eval, out, report, encodings, target_accuracy_drop, target_size } => {
+            use quantbench_core::analysis::Target;
+            let target = target_accuracy_drop.map(Target::AccuracyDrop).or(target_size.map(Target::SizeBytes));
+            quantize(&model, &quant, eval.as_deref(), &out, report.as_deref(), encodings.as_deref(), target)
         }
     }
 }
@@ -323,7 +333,8 @@ fn analyze(
             None => SensitivityMetric::Top1Agreement,
         };
         let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
-        let config = EvalConfig { input_shapes: recipe.calibration_config.input_shapes.clone(), ..EvalConfig::default() };
+        let config =
+            EvalConfig { input_shapes: recipe.calibration_config.input_shapes.clone(), ..EvalConfig::default() };
         let never = std::sync::atomic::AtomicBool::new(false);
         let sim = Simulator::new(&model, &set, &config, &never)?;
         let rows = run_sensitivity(&sim, &model, &recipe, metric, &s.bits, &mut |_| {}, &never)?;
@@ -335,6 +346,35 @@ fn analyze(
     Ok(())
 }
 
+/// Runs the mixed-precision search and returns the chosen recipe with the search.
+fn choose_mixed_precision(
+    model: &OnnxModel,
+    recipe: &Recipe,
+    eval: &std::path::Path,
+    target: quantbench_core::analysis::Target,
+) -> anyhow::Result<(Recipe, quantbench_core::analysis::MixedPrecision)> {
+    use quantbench_core::simulate::{EvalConfig, Simulator};
+    let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
+    let config = EvalConfig { input_shapes: recipe.calibration_config.input_shapes.clone(), ..EvalConfig::default() };
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let sim = Simulator::new(model, &set, &config, &never)?;
+    let search = quantbench_core::analysis::mixed_precision(&sim, model, recipe, target, &mut |_| {}, &never)?;
+    eprintln!("mixed precision: {} configurations measured (size bytes, accuracy or agreement)", search.path.len());
+    for (i, p) in search.path.iter().enumerate().filter(|(_, p)| p.pareto) {
+        let bits: Vec<String> = p.bits.iter().map(|(_, b)| b.to_string()).collect();
+        let metric = p.accuracy.unwrap_or(p.top1_agreement);
+        let mark = if search.chosen == Some(i) { "  <- chosen" } else { "" };
+        eprintln!("  {:>8} B  {:>7.2} %  W[{}]{mark}", p.size_bytes, 100.0 * metric, bits.join(","));
+    }
+    let Some(chosen) = search.chosen else {
+        anyhow::bail!(
+            "no configuration meets the target {target:?}: the mixed-precision search tried {} (see above)",
+            search.path.len()
+        );
+    };
+    Ok((search.recipe_of(recipe, chosen), search))
+}
+
 fn quantize(
     model_path: &std::path::Path,
     opts: &QuantOptions,
@@ -342,12 +382,25 @@ fn quantize(
     out: &std::path::Path,
     report_path: Option<&std::path::Path>,
     encodings: Option<&std::path::Path>,
+    target: Option<quantbench_core::analysis::Target>,
 ) -> anyhow::Result<()> {
     use quantbench_core::plan::{PlanFilter, QuantPlan};
     if report_path.is_some() && eval.is_none() {
         anyhow::bail!("--report needs --eval (the report is measured on the evaluation set)");
     }
-    let (model, recipe) = prepare(model_path, opts)?;
+    if target.is_some() && eval.is_none() {
+        anyhow::bail!("--target-accuracy-drop and --target-size need --eval (targets are measured on it)");
+    }
+    let (model, mut recipe) = prepare(model_path, opts)?;
+    let mut search = None;
+    if let (Some(target), Some(eval)) = (target, eval) {
+        let (chosen, s) = choose_mixed_precision(&model, &recipe, eval, target)?;
+        recipe = chosen;
+        search = Some(s);
+        if let Some(p) = &opts.save_recipe {
+            recipe.save(p)?;
+        }
+    }
     let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default())?;
     quantbench_core::export::write_qdq(&model, &plan, out)?;
     eprintln!("quantized model written to {}", out.display());
@@ -355,7 +408,8 @@ fn quantize(
         quantbench_core::export::write_encodings(&plan, p)?;
     }
     if let Some(eval) = eval {
-        let report = simulate_report(&model, &recipe, eval, report_path.is_none())?;
+        let mut report = simulate_report(&model, &recipe, eval, report_path.is_none())?;
+        report.mixed_precision = search;
         if let Some(p) = report_path {
             write_report(&report, p)?;
         }

@@ -69,6 +69,9 @@ pub struct Report {
     /// Per-layer sensitivity (when asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<Vec<crate::analysis::LayerSensitivity>>,
+    /// The mixed-precision search (when a target was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixed_precision: Option<crate::analysis::MixedPrecision>,
 }
 
 impl Report {
@@ -100,6 +103,7 @@ impl Report {
             predictions: Predictions { float: eval.predictions_float.clone(), quant: eval.predictions_quant.clone() },
             sensitivity_metric: None,
             sensitivity: None,
+            mixed_precision: None,
         }
     }
 }
