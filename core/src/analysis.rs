@@ -235,7 +235,6 @@ pub fn mixed_precision(
     let mut level = vec![0usize; layers.len()];
     let mut path = Vec::new();
     let mut base_state: Option<SimState> = None;
-    let float_metric;
     loop {
         let bits: Vec<(String, u8)> =
             layers.iter().zip(&level).map(|(l, &i)| (l.clone(), MIXED_PRECISION_BITS[i])).collect();
@@ -275,7 +274,7 @@ pub fn mixed_precision(
         }
     }
     let has_labels = path.first().and_then(|p| p.0.accuracy).is_some();
-    float_metric = if has_labels { path.first().and_then(|p| p.1).unwrap_or(1.0) } else { 1.0 };
+    let float_metric = if has_labels { path.first().and_then(|p| p.1).unwrap_or(1.0) } else { 1.0 };
     let mut path: Vec<PathPoint> = path.into_iter().map(|(p, _)| p).collect();
     let metric = |p: &PathPoint| p.accuracy.unwrap_or(p.top1_agreement);
     for i in 0..path.len() {
