@@ -58,7 +58,7 @@ impl Histogram {
             return n / 2;
         }
         let pos = (f64::from(x) + f64::from(self.threshold)) / (2.0 * f64::from(self.threshold)) * n as f64;
-        (pos.floor().max(0.0) as usize).min(n - 1)
+        (pos as usize).min(n - 1)
     }
 
     /// Doubles the range until it covers `absmax`, merging bin pairs.
@@ -89,10 +89,26 @@ impl Histogram {
     /// Adds finite values.
     pub fn add(&mut self, values: &[f32]) {
         let absmax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        self.add_with_absmax(values, absmax);
+    }
+
+    /// Adds finite values whose largest magnitude the caller already knows (the hot path of
+    /// calibration: one multiply-add and a saturating cast per value).
+    pub fn add_with_absmax(&mut self, values: &[f32], absmax: f32) {
         self.grow_to(absmax);
+        let n = self.bins();
+        if self.threshold <= 0.0 {
+            self.counts[n / 2] += values.len() as f64;
+            return;
+        }
+        let t = f64::from(self.threshold);
+        let (width, bins) = (2.0 * t, n as f64);
+        let last = n - 1;
         for &v in values {
-            let b = self.bin_of(v);
-            self.counts[b] += 1.0;
+            // The same arithmetic as `bin_of`; `as usize` saturates (negatives give 0), so it is
+            // floor-and-clamp without a call to `floor`.
+            let b = ((f64::from(v) + t) / width * bins) as usize;
+            self.counts[b.min(last)] += 1.0;
         }
     }
 

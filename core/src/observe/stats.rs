@@ -26,21 +26,23 @@ pub struct TensorStats {
 impl TensorStats {
     /// Adds one batch of values.
     pub fn update(&mut self, values: &[f32]) {
-        let finite_count = values.iter().filter(|v| v.is_finite()).count();
-        self.non_finite += (values.len() - finite_count) as u64;
-        if finite_count == values.len() {
-            self.add_finite(values);
+        // One pass for the range; NaN/±Inf make the range non-finite and are filtered out then.
+        let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let all_finite = lo.is_finite() && hi.is_finite() && !values.iter().any(|v| v.is_nan());
+        if all_finite {
+            self.add_finite(values, lo, hi);
         } else {
             let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
-            self.add_finite(&finite);
+            self.non_finite += (values.len() - finite.len()) as u64;
+            let (lo, hi) = finite.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            self.add_finite(&finite, lo, hi);
         }
     }
 
-    fn add_finite(&mut self, values: &[f32]) {
+    fn add_finite(&mut self, values: &[f32], lo: f32, hi: f32) {
         if values.is_empty() {
             return;
         }
-        let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         if self.count == 0 {
             (self.min, self.max) = (lo, hi);
         } else {
@@ -49,7 +51,7 @@ impl TensorStats {
         }
         self.count += values.len() as u64;
         self.batch_ranges.push([lo, hi]);
-        self.histogram.add(values);
+        self.histogram.add_with_absmax(values, lo.abs().max(hi.abs()));
     }
 
     /// Adds the statistics of another stream (batches appended after this one's).
