@@ -60,6 +60,28 @@ pub struct Calibration {
 }
 
 impl Calibration {
+    /// Checks that every statistic is finite (a recipe edited by hand, e.g. `1e39` read as an
+    /// f32, would otherwise not save again).
+    pub fn check_finite(&self) -> Result<(), String> {
+        let stats = self.activations.iter().chain(self.weights.iter().map(|(n, w)| (n, &w.stats)));
+        for (name, s) in stats {
+            let finite = s.min.is_finite()
+                && s.max.is_finite()
+                && s.histogram.threshold.is_finite()
+                && s.histogram.counts.iter().all(|c| c.is_finite())
+                && s.batch_ranges.iter().flatten().all(|v| v.is_finite());
+            if !finite {
+                return Err(format!("the calibration statistics of '{name}' hold non-finite numbers"));
+            }
+        }
+        for (name, w) in &self.weights {
+            if !w.channel_min.iter().chain(&w.channel_max).all(|v| v.is_finite()) {
+                return Err(format!("the channel ranges of '{name}' hold non-finite numbers"));
+            }
+        }
+        Ok(())
+    }
+
     /// Tensors that held NaN or infinite values, with how many, sorted by name.
     pub fn non_finite(&self) -> Vec<(String, u64)> {
         self.activations.iter().filter(|(_, s)| s.non_finite > 0).map(|(n, s)| (n.clone(), s.non_finite)).collect()

@@ -140,7 +140,8 @@ impl NpyStream {
     /// Opens a plain `.npy` file.
     pub fn open_npy(path: &Path) -> Result<Self, String> {
         let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-        Self::from_reader(Box::new(BufReader::new(file)))
+        let size = file.metadata().map_err(|e| format!("cannot open: {e}"))?.len();
+        Self::from_reader(Box::new(BufReader::new(file)), size)
     }
 
     /// Opens the array `key` (without `.npy`) of a `.npz` archive.
@@ -148,10 +149,10 @@ impl NpyStream {
         let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
         let mut archive =
             zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format!("not a valid .npz archive ({e})"))?;
-        let (data_start, compressed_size, method) = {
+        let (data_start, compressed_size, size, method) = {
             let entry =
                 archive.by_name(&format!("{key}.npy")).map_err(|e| format!("cannot read array '{key}' ({e})"))?;
-            (entry.data_start(), entry.compressed_size(), entry.compression())
+            (entry.data_start(), entry.compressed_size(), entry.size(), entry.compression())
         };
         let mut file = archive.into_inner();
         file.seek(SeekFrom::Start(data_start)).map_err(|e| format!("cannot read array '{key}' ({e})"))?;
@@ -161,11 +162,27 @@ impl NpyStream {
             zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(raw)),
             other => return Err(format!("array '{key}' uses unsupported compression {other:?}")),
         };
-        Self::from_reader(reader)
+        Self::from_reader(reader, size)
     }
 
-    fn from_reader(mut reader: Box<dyn Read + Send>) -> Result<Self, String> {
+    /// Reads the header of an array whose stream holds `total_bytes` (header included) and checks
+    /// that the data the header declares can be there.
+    fn from_reader(mut reader: Box<dyn Read + Send>, total_bytes: u64) -> Result<Self, String> {
         let header = read_header(&mut reader)?;
+        if header.shape.iter().skip(1).any(|&d| d == 0) {
+            return Err(format!("the array has an empty dimension (shape {:?})", header.shape));
+        }
+        let declared = header
+            .shape
+            .iter()
+            .try_fold(header.elem_size_bytes() as u64, |acc, &d| acc.checked_mul(d as u64))
+            .ok_or_else(|| format!("the array shape {:?} is too large", header.shape))?;
+        if declared > total_bytes {
+            return Err(format!(
+                "truncated array data: the header declares {declared} bytes (shape {:?}) but the array holds at most {total_bytes}",
+                header.shape
+            ));
+        }
         Ok(Self { reader, header, rows_read: 0, buf: Vec::new() })
     }
 
@@ -176,7 +193,8 @@ impl NpyStream {
 
     /// Elements per row.
     pub fn row_len(&self) -> usize {
-        self.header.shape.iter().skip(1).product()
+        // Bounded: `from_reader` checked the whole size against the bytes present.
+        self.header.shape.iter().skip(1).fold(1usize, |acc, &d| acc.saturating_mul(d))
     }
 
     fn read_bytes(&mut self, rows: usize) -> Result<&[u8], String> {
@@ -188,8 +206,15 @@ impl NpyStream {
             .checked_mul(self.row_len())
             .and_then(|e| e.checked_mul(self.header.elem_size_bytes()))
             .ok_or_else(|| "array too large".to_string())?;
-        self.buf.resize(n, 0);
-        self.reader.read_exact(&mut self.buf).map_err(|_| "truncated array data".to_string())?;
+        // Grow with the data actually read, never from a header's claim alone.
+        self.buf.clear();
+        let got = (&mut self.reader)
+            .take(n as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| format!("cannot read array data ({e})"))?;
+        if got != n {
+            return Err("truncated array data".to_string());
+        }
         self.rows_read += rows;
         Ok(&self.buf)
     }

@@ -187,10 +187,12 @@ pub(crate) fn summarize(proto: &pb::ModelProto, name: String) -> Result<ModelSum
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
             .ok_or_else(|| Error::InvalidModel(format!("tensor '{}' has an overflowing element count", t.name)))?;
+        let overflow = || Error::InvalidModel(format!("tensor '{}' is too large to be real", t.name));
         if is_float(t.data_type) {
-            param_count += elems;
+            param_count = param_count.checked_add(elems).ok_or_else(overflow)?;
         }
-        float_size_bytes += elems * elem_size_bytes(t.data_type);
+        let bytes = elems.checked_mul(elem_size_bytes(t.data_type)).ok_or_else(overflow)?;
+        float_size_bytes = float_size_bytes.checked_add(bytes).ok_or_else(overflow)?;
     }
     let opset =
         proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(1, |o| o.version);

@@ -94,7 +94,17 @@ impl Recipe {
             }
             Some(_) => {}
         }
-        serde_json::from_value(value).map_err(|e| Error::data(format!("invalid recipe ({e})"), path))
+        let recipe: Self =
+            serde_json::from_value(value).map_err(|e| Error::data(format!("invalid recipe ({e})"), path))?;
+        if let Some(cal) = &recipe.calibration {
+            cal.check_finite().map_err(|m| Error::data(format!("invalid recipe: {m}"), path))?;
+        }
+        for (layer, cfg) in
+            std::iter::once(("defaults", &recipe.defaults)).chain(recipe.layers.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            cfg.validate().map_err(|e| Error::data(format!("invalid recipe: {layer}: {e}"), path))?;
+        }
+        Ok(recipe)
     }
 
     /// Writes the recipe atomically.
