@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: locating the repository, the sample models, the
 //! `quantbench` binary and the Python oracle, and running them.
 
+pub mod fuzzing;
 pub mod onnx_build;
 
 use std::path::{Path, PathBuf};

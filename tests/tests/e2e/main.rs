@@ -5,6 +5,7 @@ mod calibration;
 mod data;
 mod export;
 mod float_parity;
+mod fuzz_regressions;
 mod inspect;
 mod mixed_precision;
 mod model_errors;
