@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The benchmark: QuantBench vs ONNX Runtime's quantize_static on every sample model, memory at 1x
+# and 8x calibration samples, simulated throughput and incremental latency. Writes BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quantbench/target}"
+source scripts/python-env.sh
+cargo build -p quantbench -p quantbench-tests --bins --locked
+"$QB_PYTHON" tests/oracle/bench.py "$CARGO_TARGET_DIR/debug/quantbench" "$CARGO_TARGET_DIR/debug/bench_simulate" BENCHMARKS.md
