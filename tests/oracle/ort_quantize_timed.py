@@ -31,19 +31,25 @@ class Reader(CalibrationDataReader):
         return next(self.it, None)
 
 
-def main():
-    model_path, calib, out, method = sys.argv[1:5]
-    start = time.perf_counter()
+def ort_quantize(model_path, calib, out, method, per_channel=True):
+    """quantize_static as users run it: QDQ, QInt8 symmetric weights, QUInt8 activations, one
+    sample per calibration batch; per-channel models below opset 13 are converted to 13 first."""
     model = onnx.load(model_path)
     names = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "model.onnx")
         opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-        onnx.save(version_converter.convert_version(model, 13) if opset < 13 else model, src)
-        quantize_static(src, out, Reader(np.load(calib), names), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        onnx.save(version_converter.convert_version(model, 13) if per_channel and opset < 13 else model, src)
+        quantize_static(src, out, Reader(np.load(calib), names), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=METHODS[method],
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+
+
+def main():
+    model_path, calib, out, method = sys.argv[1:5]
+    start = time.perf_counter()
+    ort_quantize(model_path, calib, out, method)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 

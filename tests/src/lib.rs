@@ -71,3 +71,27 @@ pub fn run_oracle<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> String
 pub fn texts(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// Runs `quantbench quantize` on sample `name` with its calib and eval sets, writing
+/// `<dir>/<name>_<tag>.onnx` and its report; `extra` adds flags. Returns (model path, report).
+pub fn quantize_sample(name: &str, dir: &Path, tag: &str, extra: &[&str]) -> (PathBuf, serde_json::Value) {
+    let out = dir.join(format!("{name}_{tag}.onnx"));
+    let report = dir.join(format!("{name}_{tag}.json"));
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "quantize".into(),
+        sample(name, "model.onnx").into(),
+        "--calib".into(),
+        sample(name, "calib.npz").into(),
+        "--eval".into(),
+        sample(name, "eval.npz").into(),
+        "--out".into(),
+        out.clone().into(),
+        "--report".into(),
+        report.clone().into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    let o = run_cli(&args);
+    assert!(o.status.success(), "{name} {tag}: {}", texts(&o).1);
+    let json = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("report JSON");
+    (out, json)
+}

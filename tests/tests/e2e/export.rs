@@ -2,33 +2,10 @@
 //! in ORT, whose predictions agree with QuantBench's simulation; ORT's own `quantize_static` is
 //! the accuracy baseline. Also: re-opening, determinism, clean failures.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use quantbench_tests::{SAMPLE_MODELS, run_cli, run_oracle, sample, texts};
+use quantbench_tests::{SAMPLE_MODELS, quantize_sample as quantize, run_cli, run_oracle, sample, texts};
 use serde_json::Value;
-
-/// Runs `quantize` with `extra` flags; returns (exported model, report).
-fn quantize(name: &str, dir: &Path, tag: &str, extra: &[&str]) -> (PathBuf, Value) {
-    let out = dir.join(format!("{name}_{tag}.onnx"));
-    let report = dir.join(format!("{name}_{tag}.json"));
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "quantize".into(),
-        sample(name, "model.onnx").into(),
-        "--calib".into(),
-        sample(name, "calib.npz").into(),
-        "--eval".into(),
-        sample(name, "eval.npz").into(),
-        "--out".into(),
-        out.clone().into(),
-        "--report".into(),
-        report.clone().into(),
-    ];
-    args.extend(extra.iter().map(Into::into));
-    let o = run_cli(&args);
-    assert!(o.status.success(), "{name} {tag}: {}", texts(&o).1);
-    let r = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
-    (out, r)
-}
 
 fn ort_compare(model: &Path, eval: &Path, quant: &Path) -> Value {
     let out = run_oracle("ort_compare.py", &[model, quant, eval]);
