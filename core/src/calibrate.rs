@@ -13,6 +13,9 @@ use crate::model::OnnxModel;
 use crate::model::runtime::{Runner, float_activations};
 use crate::observe::TensorStats;
 
+/// Batches per block: inference of a block runs in parallel, cancellation lands between blocks.
+const CALIBRATION_BLOCK: usize = 32;
+
 /// Settings of a calibration pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -133,43 +136,65 @@ pub fn calibrate(
     let mut activations: BTreeMap<String, TensorStats> =
         order.iter().map(|n| (n.clone(), TensorStats::default())).collect();
     let mut done = 0;
-    for b in data.batches(batch)? {
+    // Inference runs on all cores a block of batches at a time; statistics are then updated on
+    // this thread in sample order, so the result is the same as a sequential pass.
+    let mut batches = data.batches(batch)?;
+    loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let b = b?;
-        let n = b.len();
-        for (name, arr) in input_names.iter().zip(&b.inputs) {
-            if let (Some(stats), Some(s)) = (activations.get_mut(*name), arr.as_slice()) {
-                stats.update(s);
-            }
+        let mut block = Vec::with_capacity(CALIBRATION_BLOCK);
+        for b in batches.by_ref().take(CALIBRATION_BLOCK) {
+            block.push(b?);
         }
-        let runner = if n == batch {
-            &runner
-        } else {
-            if fixed_batch(&inputs[0]).is_some() {
-                return Err(Error::data(
-                    format!("the model fixes the batch size to {batch} but the last batch has {n} samples"),
-                    data.source.path(),
-                ));
-            }
-            let tail_shapes: Vec<Vec<usize>> = shapes.iter().map(|s| [&[n][..], &s[1..]].concat()).collect();
+        if block.is_empty() {
+            break;
+        }
+        let n_last = block.last().map_or(batch, crate::data::Batch::len);
+        if n_last != batch && fixed_batch(&inputs[0]).is_some() {
+            return Err(Error::data(
+                format!("the model fixes the batch size to {batch} but the last batch has {n_last} samples"),
+                data.source.path(),
+            ));
+        }
+        let full = block.iter().filter(|b| b.len() == batch).count();
+        let mut outputs = Vec::with_capacity(block.len());
+        crate::simulate::run_samples(
+            &runner,
+            full,
+            &|i| Ok(block[i].inputs.clone()),
+            &mut |_, out| {
+                outputs.extend(out);
+                Ok(())
+            },
+            cancel,
+        )?;
+        for b in &block[full..] {
+            // A smaller last batch needs its own plan.
+            let tail_shapes: Vec<Vec<usize>> = shapes.iter().map(|s| [&[b.len()][..], &s[1..]].concat()).collect();
             if tail_runner.is_none() {
                 tail_runner = Some(Runner::new(model, &tail_shapes, &extra)?);
             }
-            tail_runner.as_ref().unwrap_or(&runner)
-        };
-        let outputs = runner.run(b.inputs)?;
-        for (name, out) in runner.output_names.iter().zip(&outputs) {
-            if let Some(stats) = activations.get_mut(name) {
-                match out.as_slice() {
-                    Some(s) => stats.update(s),
-                    None => stats.update(&out.iter().copied().collect::<Vec<_>>()),
+            let tail = tail_runner.as_ref().unwrap_or(&runner);
+            outputs.push(tail.run(b.inputs.clone())?);
+        }
+        for (b, out) in block.iter().zip(outputs) {
+            for (name, arr) in input_names.iter().zip(&b.inputs) {
+                if let (Some(stats), Some(s)) = (activations.get_mut(*name), arr.as_slice()) {
+                    stats.update(s);
                 }
             }
+            for (name, value) in runner.output_names.iter().zip(&out) {
+                if let Some(stats) = activations.get_mut(name) {
+                    match value.as_slice() {
+                        Some(s) => stats.update(s),
+                        None => stats.update(&value.iter().copied().collect::<Vec<_>>()),
+                    }
+                }
+            }
+            done += b.len();
+            on_progress(done, data.num_samples);
         }
-        done += n;
-        on_progress(done, data.num_samples);
     }
     let mut weights = BTreeMap::new();
     for layer in &model.summary.layers {

@@ -8,6 +8,7 @@ mod layer;
 mod parallel;
 
 pub use incremental::SimState;
+pub(crate) use parallel::run_samples;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
