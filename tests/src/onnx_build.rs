@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use prost::Message as _;
+use quantbench_core::model::float_value_info;
 use tract_onnx::pb;
 
 /// A node of the default domain.
@@ -16,26 +17,6 @@ pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::Node
     }
 }
 
-fn float_value(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{Dimension, dimension::Value};
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// A model with float input `x` [1, 4], output `y` [1, 4], and `nodes`, at opset 13.
 pub fn model_with_nodes(nodes: Vec<pb::NodeProto>) -> pb::ModelProto {
     pb::ModelProto {
@@ -45,8 +26,8 @@ pub fn model_with_nodes(nodes: Vec<pb::NodeProto>) -> pb::ModelProto {
         graph: Some(pb::GraphProto {
             name: "g".into(),
             node: nodes,
-            input: vec![float_value("x", &[1, 4])],
-            output: vec![float_value("y", &[1, 4])],
+            input: vec![float_value_info("x", &[1, 4])],
+            output: vec![float_value_info("y", &[1, 4])],
             ..Default::default()
         }),
         ..Default::default()

@@ -157,3 +157,24 @@ fn check_tract_parses(proto: &pb::ModelProto, path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A float32 graph input/output declaration with concrete dims.
+pub fn float_value_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{Dimension, dimension::Value};
+    pb::ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

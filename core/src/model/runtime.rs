@@ -90,15 +90,6 @@ pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Resu
     Ok(float_activation_sizes(model, input_shapes)?.into_iter().map(|(n, _)| n).collect())
 }
 
-/// Element counts of the tensors `names` (float activations) for `input_shapes`.
-pub fn activation_sizes(
-    model: &OnnxModel,
-    input_shapes: &[Vec<usize>],
-    names: &[String],
-) -> Result<std::collections::BTreeMap<String, usize>> {
-    Ok(float_activation_sizes(model, input_shapes)?.into_iter().filter(|(n, _)| names.contains(n)).collect())
-}
-
 /// As [`float_activations`], with each tensor's element count (0 when not concrete).
 pub fn float_activation_sizes(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Result<Vec<(String, usize)>> {
     let run = || -> TractResult<Vec<(String, usize)>> {

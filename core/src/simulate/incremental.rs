@@ -112,7 +112,7 @@ pub(crate) fn suffix_model(
         .cloned()
         .chain(nodes[suffix.start..].iter().cloned())
         .collect();
-    g.input = suffix.cut.iter().zip(shapes).map(|(t, s)| super::layer::float_value_info(t, s)).collect();
+    g.input = suffix.cut.iter().zip(shapes).map(|(t, s)| crate::model::float_value_info(t, s)).collect();
     g.output = outputs.iter().map(|t| pb::ValueInfoProto { name: t.clone(), ..Default::default() }).collect();
     g.value_info.clear();
     OnnxModel::from_checked_proto(p, base.summary.name.clone(), &base.path)

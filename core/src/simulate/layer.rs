@@ -13,26 +13,6 @@ use crate::model::runtime::Runner;
 use crate::model::{OnnxModel, QuantizableLayer};
 use crate::plan::{PlanFilter, QuantPlan};
 
-pub(crate) fn float_value_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{Dimension, dimension::Value};
-    pb::ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// A model holding only `layer`'s node and the constants it reads.
 fn single_layer_model(model: &OnnxModel, layer: &QuantizableLayer, input_dims: &[usize]) -> Result<OnnxModel> {
     let graph = model.graph();
@@ -58,7 +38,7 @@ fn single_layer_model(model: &OnnxModel, layer: &QuantizableLayer, input_dims: &
             name: format!("{}_alone", layer.name),
             node: vec![node.clone()],
             initializer,
-            input: vec![float_value_info(&layer.input, input_dims)],
+            input: vec![crate::model::float_value_info(&layer.input, input_dims)],
             output: vec![pb::ValueInfoProto { name: layer.output.clone(), ..Default::default() }],
             ..Default::default()
         }),

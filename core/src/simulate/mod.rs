@@ -169,8 +169,10 @@ impl Simulator {
         }
         let first_output = &runner.output_names[0];
         let float_predictions = float[first_output].iter().map(argmax_of).collect();
-        let float_activations = crate::model::runtime::float_activations(model, &shapes)?;
-        let activation_elems = crate::model::runtime::activation_sizes(model, &shapes, &float_activations)?;
+        // One typing of the model gives both the names (network order) and the sizes.
+        let sizes = crate::model::runtime::float_activation_sizes(model, &shapes)?;
+        let float_activations: Vec<String> = sizes.iter().map(|(n, _)| n.clone()).collect();
+        let activation_elems: BTreeMap<String, usize> = sizes.into_iter().collect();
         Ok(Self {
             model: model.clone(),
             samples,
