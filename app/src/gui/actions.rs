@@ -1,0 +1,68 @@
+//! What the UI asks for: views return actions, the app applies them after the frame.
+
+use std::path::PathBuf;
+
+use quantbench_core::quant::LayerConfig;
+use quantbench_core::worker::{DataRole, ExportKind, JobId};
+
+/// Which file a background file dialog is choosing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilePurpose {
+    /// An ONNX model to open.
+    Model,
+    /// A data set for a role.
+    Data(DataRole),
+    /// An image folder for a role.
+    ImageFolder(DataRole),
+    /// A recipe to open.
+    Recipe,
+    /// Where to write an export.
+    Export(ExportKind),
+}
+
+/// How a click on a layer changes the selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectMode {
+    /// Select only this layer.
+    Replace,
+    /// Toggle this layer (Ctrl-click).
+    Toggle,
+    /// Select the range from the anchor to this layer (Shift-click).
+    Range,
+}
+
+/// A user request, applied after the frame that produced it.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum Action {
+    /// Show a file dialog (on a background thread: rfd blocks).
+    PickFile(FilePurpose),
+    /// Open a model, with a `calib.npz`/`eval.npz` beside it when present.
+    OpenModel(PathBuf),
+    /// Open a data set for a role.
+    LoadData(DataRole, PathBuf),
+    /// Open a recipe and make it the session's.
+    OpenRecipe(PathBuf),
+    /// A dropped file: model, data set or recipe, by extension.
+    Dropped(PathBuf),
+    /// Set (`Some`) or clear (`None`) the overrides of layers.
+    UpdateLayers(Vec<(String, Option<LayerConfig>)>),
+    /// Replace the defaults.
+    SetDefaults(LayerConfig),
+    /// Run calibration.
+    Calibrate,
+    /// Run an evaluation.
+    Evaluate,
+    /// Cancel a job.
+    Cancel(JobId),
+    /// Export to a path.
+    Export(ExportKind, PathBuf),
+    /// Show the export dialog.
+    ShowExport,
+    /// Change the selection / focused layer (index in network order).
+    Select(usize, SelectMode),
+    /// Dismiss an error message.
+    DismissError(usize),
+    /// Switch between light and dark.
+    ToggleTheme,
+}

@@ -1,0 +1,92 @@
+//! The model & data panel: inputs/outputs, op histogram, parameters, float size, data sets.
+
+use quantbench_core::model::shape_to_string;
+use quantbench_core::worker::DataRole;
+
+use super::actions::{Action, FilePurpose};
+use super::app::{DataInfo, WorkbenchApp, file_name};
+use super::summary::human_size;
+use super::tokens;
+
+/// Draws the panel.
+pub fn model_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        let Some(s) = &app.session.summary else {
+            ui.heading("No model");
+            ui.label("Open a model, pick a sample from File > Sample models, or drop an .onnx file.");
+            return;
+        };
+        ui.heading(&s.name);
+        egui::Grid::new("model facts").num_columns(2).striped(true).show(ui, |ui| {
+            ui.label("opset");
+            ui.label(s.opset.to_string());
+            ui.end_row();
+            ui.label("parameters");
+            ui.label(s.param_count.to_string());
+            ui.end_row();
+            ui.label("float size");
+            ui.label(human_size(s.float_size_bytes));
+            ui.end_row();
+            ui.label("nodes");
+            ui.label(s.nodes.len().to_string());
+            ui.end_row();
+            ui.label("quantizable layers");
+            ui.label(s.layers.len().to_string());
+            ui.end_row();
+        });
+        ui.add_space(tokens::SECTION_SPACE);
+        ui.strong("Data");
+        data_ui(ui, "Calibration", app.session.calibration.as_ref(), DataRole::Calibration, actions);
+        data_ui(ui, "Evaluation", app.session.evaluation_set.as_ref(), DataRole::Evaluation, actions);
+        ui.add_space(tokens::SECTION_SPACE);
+        egui::CollapsingHeader::new("Inputs & outputs").default_open(true).show(ui, |ui| {
+            for (label, list) in [("in", &s.inputs), ("out", &s.outputs)] {
+                for t in list {
+                    ui.label(format!("{label}  {}  {} {}", t.name, t.elem_type, shape_to_string(&t.shape)));
+                }
+            }
+        });
+        egui::CollapsingHeader::new("Operators").default_open(true).show(ui, |ui| {
+            let max = s.op_counts.values().copied().max().unwrap_or(1).max(1);
+            egui::Grid::new("op histogram").num_columns(2).show(ui, |ui| {
+                for (op, n) in &s.op_counts {
+                    ui.label(op);
+                    let frac = *n as f32 / max as f32;
+                    ui.add(egui::ProgressBar::new(frac).desired_width(110.0).text(n.to_string()));
+                    ui.end_row();
+                }
+            });
+        });
+    });
+}
+
+fn data_ui(ui: &mut egui::Ui, label: &str, info: Option<&DataInfo>, role: DataRole, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        ui.label(format!("{label}:"));
+        match info {
+            Some(d) => {
+                ui.label(file_name(&d.path)).on_hover_text(d.path.display().to_string());
+            }
+            None => {
+                ui.weak("none");
+            }
+        }
+    });
+    ui.horizontal(|ui| {
+        if let Some(d) = info {
+            ui.weak(format!("{} samples, labels {}", d.num_samples, if d.has_labels { "yes" } else { "no" }));
+        }
+    });
+    ui.horizontal(|ui| {
+        if ui
+            .small_button("File…")
+            .on_hover_text(format!("Choose the {} set (.npz/.npy)", label.to_lowercase()))
+            .clicked()
+        {
+            actions.push(Action::PickFile(FilePurpose::Data(role)));
+        }
+        if ui.small_button("Image folder…").clicked() {
+            actions.push(Action::PickFile(FilePurpose::ImageFolder(role)));
+        }
+    });
+}

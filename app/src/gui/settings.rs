@@ -1,0 +1,61 @@
+//! Settings that persist between runs (eframe persistence). Runtime state is never serialized.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How many recent files the File menu keeps.
+pub const MAX_RECENT: usize = 8;
+
+/// The persisted settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Dark (true) or light theme.
+    pub dark_mode: bool,
+    /// Recently opened models, newest first.
+    pub recent_models: Vec<PathBuf>,
+    /// Recently opened recipes, newest first.
+    pub recent_recipes: Vec<PathBuf>,
+    /// Whether the activation histogram uses a log scale.
+    pub log_histogram: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { dark_mode: true, recent_models: Vec::new(), recent_recipes: Vec::new(), log_histogram: true }
+    }
+}
+
+impl Settings {
+    /// Puts `path` first in `list`, without duplicates, keeping at most [`MAX_RECENT`].
+    pub fn remember(list: &mut Vec<PathBuf>, path: &Path) {
+        list.retain(|p| p != path);
+        list.insert(0, path.to_path_buf());
+        list.truncate(MAX_RECENT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_list_is_deduplicated_newest_first_and_bounded() {
+        let mut list = Vec::new();
+        for i in 0..10 {
+            Settings::remember(&mut list, Path::new(&format!("m{i}.onnx")));
+        }
+        Settings::remember(&mut list, Path::new("m5.onnx"));
+        assert_eq!(list.len(), MAX_RECENT);
+        assert_eq!(list[0], PathBuf::from("m5.onnx"));
+        assert_eq!(list.iter().filter(|p| p.as_path() == std::path::Path::new("m5.onnx")).count(), 1);
+    }
+
+    #[test]
+    fn missing_fields_take_defaults() {
+        let s: Settings = serde_json::from_str(r#"{"dark_mode": false}"#).expect("parse");
+        assert!(!s.dark_mode);
+        assert!(s.log_histogram);
+    }
+}

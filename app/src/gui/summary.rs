@@ -1,0 +1,62 @@
+//! The model summary strip: float vs quantized accuracy, top-1 agreement, output SQNR, sizes.
+
+use super::app::WorkbenchApp;
+use super::tokens;
+
+/// Draws the strip; results of an older configuration are greyed and labelled.
+pub fn summary_ui(app: &WorkbenchApp, ui: &mut egui::Ui) {
+    ui.horizontal_wrapped(|ui| {
+        let Some((_, eval)) = &app.session.evaluation else {
+            if app.session.summary.is_some() {
+                ui.weak(if app.session.evaluation_set.is_none() {
+                    "No evaluation set: load one to see accuracy and errors"
+                } else {
+                    "Waiting for the first evaluation…"
+                });
+            } else {
+                ui.weak("No model loaded");
+            }
+            return;
+        };
+        let stale = app.results_stale();
+        let m = &eval.metrics;
+        let value = |ui: &mut egui::Ui, label: &str, text: String, color: Option<egui::Color32>| {
+            ui.label(format!("{label}:"));
+            let mut rich = egui::RichText::new(text).strong();
+            if stale {
+                rich = rich.color(tokens::STALE);
+            } else if let Some(c) = color {
+                rich = rich.color(c);
+            }
+            ui.label(rich);
+            ui.separator();
+        };
+        let pct = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |a| format!("{:.2} %", a * 100.0));
+        value(ui, "Float accuracy", pct(m.float_accuracy), None);
+        value(ui, "Quantized accuracy", pct(m.quant_accuracy), None);
+        value(ui, "Top-1 agreement", format!("{:.2} %", m.top1_agreement * 100.0), None);
+        value(ui, "Output SQNR", format!("{:.1} dB", m.output_sqnr_db), Some(tokens::sqnr_color(m.output_sqnr_db)));
+        value(
+            ui,
+            "Size",
+            format!("{} float, {} quantized", human_size(m.float_size_bytes), human_size(m.quant_size_bytes)),
+            None,
+        );
+        if stale {
+            ui.spinner();
+            ui.label(egui::RichText::new("updating…").italics());
+        }
+    });
+}
+
+/// A byte count as B / KiB / MiB.
+pub fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.2} MiB", b / 1024.0 / 1024.0)
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}

@@ -1,0 +1,63 @@
+//! Design tokens: every colour and spacing the workbench uses, in one place.
+
+use egui::Color32;
+
+/// SQNR above which a layer's error counts as good (dB).
+pub const SQNR_GOOD_DB: f64 = 35.0;
+/// SQNR above which a layer's error counts as acceptable (dB).
+pub const SQNR_FAIR_DB: f64 = 20.0;
+
+/// Good error (SQNR above [`SQNR_GOOD_DB`]).
+pub const GOOD: Color32 = Color32::from_rgb(0x3c, 0xb3, 0x4a);
+/// Acceptable error.
+pub const FAIR: Color32 = Color32::from_rgb(0xe0, 0xb0, 0x20);
+/// Bad error.
+pub const BAD: Color32 = Color32::from_rgb(0xe0, 0x4a, 0x3a);
+/// Results that no longer describe the current configuration.
+pub const STALE: Color32 = Color32::from_gray(0x80);
+
+/// Histogram bars.
+pub const HISTOGRAM: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
+/// Local-error bars of the overview.
+pub const LOCAL: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
+/// Accumulated-error bars of the overview.
+pub const ACCUMULATED: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x3a);
+/// Per-channel maxima of a weight.
+pub const CHANNEL_MAX: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
+/// Per-channel minima of a weight.
+pub const CHANNEL_MIN: Color32 = Color32::from_rgb(0x9b, 0x6d, 0xc6);
+/// The per-tensor range drawn over per-channel ranges.
+pub const TENSOR_RANGE: Color32 = Color32::from_rgb(0xe0, 0x4a, 0x3a);
+/// Observer clip lines, in the order of [`crate::gui::detail::HISTOGRAM_OBSERVERS`].
+pub const OBSERVER_LINES: [Color32; 4] = [
+    Color32::from_rgb(0xe0, 0x4a, 0x3a),
+    Color32::from_rgb(0x3c, 0xb3, 0x4a),
+    Color32::from_rgb(0xb0, 0x5c, 0xd0),
+    Color32::from_rgb(0xe0, 0x8a, 0x3a),
+];
+/// Width of an observer line; the chosen observer's is [`CHOSEN_LINE_WIDTH`].
+pub const LINE_WIDTH: f32 = 1.0;
+/// Width of the chosen observer's clip lines.
+pub const CHOSEN_LINE_WIDTH: f32 = 3.5;
+
+/// Default width of the left (model & data) panel.
+pub const LEFT_PANEL_WIDTH: f32 = 230.0;
+/// Default width of the right (layer detail) panel.
+pub const RIGHT_PANEL_WIDTH: f32 = 400.0;
+/// Height of a layer-table row.
+pub const ROW_HEIGHT: f32 = 22.0;
+/// Height of the plots in the detail panel.
+pub const DETAIL_PLOT_HEIGHT: f32 = 200.0;
+/// Space between sections.
+pub const SECTION_SPACE: f32 = 8.0;
+
+/// The colour of an SQNR value.
+pub fn sqnr_color(sqnr_db: f64) -> Color32 {
+    if sqnr_db > SQNR_GOOD_DB {
+        GOOD
+    } else if sqnr_db > SQNR_FAIR_DB {
+        FAIR
+    } else {
+        BAD
+    }
+}
