@@ -134,7 +134,7 @@ pub fn status_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action
     }
     for (i, e) in app.errors.iter().enumerate() {
         ui.horizontal(|ui| {
-            ui.colored_label(ui.visuals().error_fg_color, format!("{e}"));
+            ui.colored_label(ui.visuals().error_fg_color, e.as_str());
             if ui.small_button("Dismiss").clicked() {
                 actions.push(Action::DismissError(i));
             }
