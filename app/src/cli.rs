@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use quantbench_core::algorithms;
 use quantbench_core::calibrate::{CalibrationConfig, calibrate as run_calibration};
 use quantbench_core::data::{DataSet, DataSource, InputShape};
 use quantbench_core::model::OnnxModel;
@@ -132,6 +133,24 @@ pub struct QuantOptions {
     /// Fix dynamic input dims the data cannot: name=1x3x48x192 (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shapes: Vec<String>,
+    /// Cross-layer equalization of Conv→ReLU/ReLU6→Conv pairs (BatchNormalization folded first).
+    #[arg(long)]
+    pub cle: bool,
+    /// SmoothQuant on MatMul/Gemm layers with migration strength ALPHA (default 0.5).
+    #[arg(long, value_name = "ALPHA", num_args = 0..=1, default_missing_value = "0.5")]
+    pub smoothquant: Option<f32>,
+    /// Empirical bias correction.
+    #[arg(long = "bias-correction")]
+    pub bias_correction: bool,
+    /// AdaRound: learned weight rounding.
+    #[arg(long)]
+    pub adaround: bool,
+    /// AdaRound optimisation steps per layer.
+    #[arg(long = "adaround-iterations", value_name = "N")]
+    pub adaround_iterations: Option<usize>,
+    /// EasyQuant: weight and activation scale search maximising output cosine similarity.
+    #[arg(long)]
+    pub easyquant: bool,
     /// Save the recipe used (with its calibration).
     #[arg(long, value_name = "R.json")]
     pub save_recipe: Option<PathBuf>,
@@ -234,20 +253,66 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
     if opts.dynamic {
         d.activation.dynamic = true;
     }
+    let a = &mut d.algorithms;
+    a.cross_layer_equalization |= opts.cle;
+    a.smooth_quant = opts.smoothquant.or(a.smooth_quant);
+    a.bias_correction |= opts.bias_correction;
+    a.ada_round |= opts.adaround;
+    a.easy_quant |= opts.easyquant;
+    if let Some(n) = opts.adaround_iterations {
+        recipe.algorithm_settings.ada_round.iterations = n;
+    }
     recipe.validate(&model.summary)?;
     recipe.calibration_config.input_shapes = parse_input_shapes(&opts.input_shapes)?;
     let set = DataSet::open(DataSource::from_path(&opts.calib)?, &model.summary.inputs)?;
     let never = std::sync::atomic::AtomicBool::new(false);
+    let model = if algorithms::needs_transform(&model, &recipe) {
+        let (transformed, report) =
+            algorithms::transform_model(&model, &recipe, &set, &never).context("model transform failed")?;
+        print_transform_report(&report);
+        transformed
+    } else {
+        model
+    };
     let cal = run_calibration(&model, &set, &recipe.calibration_config, &mut |_, _| {}, &never)
         .context("calibration failed")?;
     for (tensor, count) in cal.non_finite() {
         eprintln!("warning: tensor '{tensor}' produced {count} non-finite values (excluded from its statistics)");
     }
     recipe.calibration = Some(cal);
+    if algorithms::needs_refinement(&model, &recipe) {
+        let started = std::time::Instant::now();
+        recipe.refinements = algorithms::refine(&model, &recipe, &set, &mut |_, _| {}, &never)
+            .context("the layer-wise algorithms failed")?;
+        for (layer, r) in &recipe.refinements.layers {
+            eprintln!(
+                "refined {layer}: output reconstruction MSE {:.3e} (nearest rounding) -> {:.3e}{}",
+                r.mse.0,
+                r.mse.1,
+                if r.bias.is_some() { ", bias corrected" } else { "" }
+            );
+        }
+        eprintln!("layer-wise algorithms took {:.1} s", started.elapsed().as_secs_f64());
+    }
     if let Some(p) = &opts.save_recipe {
         recipe.save(p)?;
     }
     Ok((model, recipe))
+}
+
+fn print_transform_report(r: &algorithms::TransformReport) {
+    if !r.folded_batch_norms.is_empty() {
+        eprintln!("folded BatchNormalization: {}", r.folded_batch_norms.join(", "));
+    }
+    for (a, b) in &r.equalized_pairs {
+        eprintln!("equalized {a} -> {b}");
+    }
+    if !r.smoothed_layers.is_empty() {
+        eprintln!("SmoothQuant: {}", r.smoothed_layers.join(", "));
+    }
+    for (layer, why) in &r.skipped {
+        eprintln!("note: {layer} not transformed: {why}");
+    }
 }
 
 /// Simulates `recipe` on the evaluation set and returns the report.

@@ -1,6 +1,7 @@
 //! QuantBench core: everything except pixels. Model loading and summary, data sets, calibration,
 //! quantization, simulation, export and the background worker. No GUI code lives here.
 
+pub mod algorithms;
 pub mod analysis;
 pub mod calibrate;
 pub mod data;

@@ -97,6 +97,9 @@ pub struct LayerPlan {
     pub bias: Option<BiasQuant>,
     /// The activation input tensor, when it is quantized.
     pub activation: Option<String>,
+    /// The float bias corrected by bias correction (tensor, values): the int32 bias is made from
+    /// it, and where the bias stays float it replaces the model's.
+    pub corrected_bias: Option<(String, Vec<f32>)>,
 }
 
 /// Which parts of the recipe a plan applies (for sensitivity and per-layer errors).
@@ -162,7 +165,14 @@ impl QuantPlan {
                     Some(stats) => {
                         let entry = plan.activations.entry(layer.input.clone()).or_insert_with(|| {
                             let scheme = config.activation;
-                            let range = scheme.observer.range(stats, scheme.qrange(), scheme.symmetric);
+                            let observed = scheme.observer.range(stats, scheme.qrange(), scheme.symmetric);
+                            // EasyQuant's range, while it belongs to this config and calibration.
+                            let range = recipe
+                                .refinements
+                                .activations
+                                .get(&layer.input)
+                                .filter(|r| r.config == config && r.observer_range == observed)
+                                .map_or(observed, |r| r.range);
                             let params = compute_scale_zp(range.0, range.1, scheme.qrange(), scheme.symmetric);
                             ActQuant {
                                 tensor: layer.input.clone(),
@@ -179,13 +189,23 @@ impl QuantPlan {
                     None => None,
                 }
             };
-            let weight_quant = if h.weight && !filter.skip_weights {
+            let input_params =
+                activation.as_ref().map(|t| &plan.activations[t]).filter(|a| !a.dynamic).map(|a| a.params);
+            let refinement = recipe
+                .refinements
+                .layers
+                .get(&layer.name)
+                .filter(|r| r.config == config && r.input_params == input_params && !filter.skip_weights);
+            let weight_quant = if !h.weight || filter.skip_weights {
+                None
+            } else if let Some(wq) = refinement.and_then(|r| r.weight.clone()) {
+                Some(wq)
+            } else {
                 let t = model.constant_tensor(&layer.weight)?;
                 let view = t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
                 Some(quantize_weight(&view, layer.out_channel_axis, &config.weight)?)
-            } else {
-                None
             };
+            let corrected_bias = refinement.and_then(|r| r.bias.clone());
             plan.layers.push(LayerPlan {
                 layer: layer.name.clone(),
                 op_type: layer.op_type.clone(),
@@ -194,6 +214,7 @@ impl QuantPlan {
                 weight_quant,
                 bias: None,
                 activation,
+                corrected_bias,
             });
         }
         // Biases need the final input scales (a shared tensor takes its first consumer's).
@@ -210,9 +231,14 @@ impl QuantPlan {
                 continue;
             }
             let s_in = plan.activations[act].params.scale;
-            let b = model.constant_tensor(bias)?;
-            let b = b.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
-            let values: Vec<f32> = b.iter().copied().collect();
+            let values: Vec<f32> = match &lp.corrected_bias {
+                Some((tensor, values)) if tensor == bias => values.clone(),
+                _ => {
+                    let b = model.constant_tensor(bias)?;
+                    let b = b.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
+                    b.iter().copied().collect()
+                }
+            };
             let scales: Vec<f32> = if wq.params.len() == 1 {
                 vec![s_in * wq.params[0].scale; values.len()]
             } else if wq.params.len() == values.len() {

@@ -349,5 +349,11 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
     for c in replaced_constants {
         drop_constant_if_unused(graph, &c);
     }
+    // Bias correction of a bias that stays float (e.g. a MatMul's following Add).
+    for lp in &plan.layers {
+        if let (None, Some((tensor, values))) = (&lp.bias, &lp.corrected_bias) {
+            crate::simulate::graph::replace_constant(graph, tensor, values)?;
+        }
+    }
     Ok(proto)
 }

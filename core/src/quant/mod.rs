@@ -8,4 +8,4 @@ mod scheme;
 
 pub use fake::{WeightQuant, fake_quant_per_axis, fake_quant_slice, quantize_weight};
 pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even};
-pub use scheme::{ActivationScheme, Granularity, LayerConfig, WeightScheme};
+pub use scheme::{ActivationScheme, Granularity, LayerAlgorithms, LayerConfig, WeightScheme};

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::scheme::LayerConfig;
+use crate::algorithms::{AlgorithmSettings, Refinements};
 use crate::calibrate::{Calibration, CalibrationConfig};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -33,6 +34,13 @@ pub struct Recipe {
     /// The calibration statistics, when calibrated.
     #[serde(default)]
     pub calibration: Option<Calibration>,
+    /// Settings of the advanced algorithms the layers select.
+    #[serde(default)]
+    pub algorithm_settings: AlgorithmSettings,
+    /// What the layer-wise algorithms (AdaRound, EasyQuant, bias correction) computed for this
+    /// recipe's calibration; not saved (recomputed from the settings when the recipe is applied).
+    #[serde(skip)]
+    pub refinements: Refinements,
 }
 
 impl Recipe {
@@ -45,6 +53,8 @@ impl Recipe {
             layers: BTreeMap::new(),
             calibration_config: CalibrationConfig::default(),
             calibration: None,
+            algorithm_settings: AlgorithmSettings::default(),
+            refinements: Refinements::default(),
         }
     }
 
@@ -57,6 +67,7 @@ impl Recipe {
     /// scheme is valid.
     pub fn validate(&self, summary: &ModelSummary) -> Result<()> {
         self.defaults.validate()?;
+        self.algorithm_settings.validate()?;
         let unknown: Vec<&str> =
             self.layers.keys().filter(|k| summary.layer(k).is_none()).map(String::as_str).collect();
         if !unknown.is_empty() {
@@ -96,6 +107,7 @@ impl Recipe {
         }
         let recipe: Self =
             serde_json::from_value(value).map_err(|e| Error::data(format!("invalid recipe ({e})"), path))?;
+        recipe.algorithm_settings.validate().map_err(|e| Error::data(format!("invalid recipe: {e}"), path))?;
         if let Some(cal) = &recipe.calibration {
             cal.check_finite().map_err(|m| Error::data(format!("invalid recipe: {m}"), path))?;
         }

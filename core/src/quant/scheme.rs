@@ -119,12 +119,61 @@ pub struct LayerConfig {
     pub weight: WeightScheme,
     /// Input-activation quantization.
     pub activation: ActivationScheme,
+    /// Which advanced PTQ algorithms apply to the layer.
+    pub algorithms: LayerAlgorithms,
+}
+
+/// The advanced post-training algorithms a layer takes part in (all off by default: nearest
+/// rounding of observer ranges, as ONNX Runtime does). Their settings live in the recipe's
+/// [`AlgorithmSettings`](crate::algorithms::AlgorithmSettings).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct LayerAlgorithms {
+    /// Cross-layer equalization (Nagel et al. 2019): a Conv→(ReLU/ReLU6)→Conv pair is equalized
+    /// when both layers have it. Changes the float model (equivalently), so it needs a new
+    /// calibration.
+    pub cross_layer_equalization: bool,
+    /// SmoothQuant migration strength α in [0, 1] (MatMul/Gemm only): activation outliers move
+    /// into the weight through a per-input-channel scale. Changes the float model (equivalently),
+    /// so it needs a new calibration.
+    pub smooth_quant: Option<f32>,
+    /// EasyQuant: alternating search of weight and activation scales maximising the cosine
+    /// similarity of the layer output.
+    pub easy_quant: bool,
+    /// AdaRound (Nagel et al. 2020): learned up/down rounding of the weight minimising the
+    /// layer's output reconstruction error.
+    pub ada_round: bool,
+    /// Empirical bias correction: the bias absorbs the mean output shift quantization causes.
+    pub bias_correction: bool,
+}
+
+impl LayerAlgorithms {
+    /// Whether an algorithm that rewrites the float model (CLE, SmoothQuant) is on.
+    pub fn transforms_model(&self) -> bool {
+        self.cross_layer_equalization || self.smooth_quant.is_some()
+    }
+
+    /// Whether an algorithm that refines the layer's quantization on calibration data is on.
+    pub fn refines(&self) -> bool {
+        self.easy_quant || self.ada_round || self.bias_correction
+    }
+
+    /// Checks the SmoothQuant strength.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(alpha) = self.smooth_quant
+            && !(0.0..=1.0).contains(&alpha)
+        {
+            return Err(Error::Config(format!("SmoothQuant alpha must be in [0, 1], got {alpha}")));
+        }
+        Ok(())
+    }
 }
 
 impl LayerConfig {
     /// Checks both schemes.
     pub fn validate(&self) -> Result<()> {
         self.weight.validate()?;
-        self.activation.validate()
+        self.activation.validate()?;
+        self.algorithms.validate()
     }
 }

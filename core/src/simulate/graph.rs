@@ -138,6 +138,8 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
         }
         if let Some(b) = &lp.bias {
             replace_constant(graph, &b.tensor, &b.dequantize())?;
+        } else if let Some((tensor, values)) = &lp.corrected_bias {
+            replace_constant(graph, tensor, values)?;
         }
     }
     // Each activation's fake-quant block goes right before its first consumer; the quantized

@@ -1,0 +1,337 @@
+//! Advanced post-training algorithms.
+//!
+//! Two kinds, applied in this order:
+//! - **Model transforms** rewrite the float model into an equivalent one that quantizes better:
+//!   BatchNormalization folding, cross-layer equalization ([`cle`]) and SmoothQuant
+//!   ([`smoothquant`]). Calibration runs on the transformed model, and the transformed model is
+//!   what simulation and export use.
+//! - **Refinements** ([`refine`]) change how one layer is quantized, solving a layer-local
+//!   problem on calibration data: EasyQuant scale search, AdaRound rounding and empirical bias
+//!   correction. The plan takes a layer's refinement only while the layer's configuration and
+//!   input quantization are the ones it was computed for.
+
+pub mod adaround;
+pub mod bias_correction;
+pub mod cle;
+pub mod easyquant;
+pub mod fold_bn;
+pub mod layer_data;
+pub mod smoothquant;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSet;
+use crate::error::{Error, Result};
+use crate::model::OnnxModel;
+use crate::plan::{PlanFilter, QuantPlan};
+use crate::quant::recipe::Recipe;
+use crate::quant::{LayerConfig, QParams, WeightQuant, quantize_weight};
+
+/// AdaRound's hyper-parameters (defaults after Nagel et al. 2020 and AIMET).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdaRoundSettings {
+    /// Optimisation steps per layer.
+    pub iterations: usize,
+    /// Columns (output positions) per step.
+    pub batch_columns: usize,
+    /// Weight λ of the rounding regulariser.
+    pub reg_weight: f32,
+    /// β of the regulariser at the end of the warm-up (annealed down to `beta_end`).
+    pub beta_start: f32,
+    /// β at the last step.
+    pub beta_end: f32,
+    /// Fraction of the steps without the regulariser.
+    pub warmup: f32,
+    /// Adam learning rate.
+    pub learning_rate: f32,
+}
+
+impl Default for AdaRoundSettings {
+    fn default() -> Self {
+        Self {
+            iterations: 1000,
+            batch_columns: 256,
+            reg_weight: 0.01,
+            beta_start: 20.0,
+            beta_end: 2.0,
+            warmup: 0.2,
+            learning_rate: 0.01,
+        }
+    }
+}
+
+/// EasyQuant's search space (after Wu et al. 2020).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EasyQuantSettings {
+    /// Alternating rounds (weights, then activation).
+    pub rounds: usize,
+    /// Candidate scales per search, evenly spaced in `[low, high]` × the observer's scale.
+    pub candidates: usize,
+    /// Smallest scale factor tried.
+    pub low: f32,
+    /// Largest scale factor tried.
+    pub high: f32,
+}
+
+impl Default for EasyQuantSettings {
+    fn default() -> Self {
+        Self { rounds: 2, candidates: 64, low: 0.5, high: 1.2 }
+    }
+}
+
+/// Settings of the algorithms, recipe-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlgorithmSettings {
+    /// Calibration samples the layer-wise algorithms use (the first ones of the set).
+    pub max_samples: usize,
+    /// Output positions per layer the layer-wise problems keep (a deterministic random subset).
+    pub max_columns: usize,
+    /// Seed of that subset and of AdaRound's batches.
+    pub seed: u64,
+    /// AdaRound.
+    pub ada_round: AdaRoundSettings,
+    /// EasyQuant.
+    pub easy_quant: EasyQuantSettings,
+    /// Cross-layer equalization sweeps over all pairs (chains converge over sweeps).
+    pub cle_iterations: usize,
+}
+
+impl Default for AlgorithmSettings {
+    fn default() -> Self {
+        Self {
+            max_samples: 256,
+            max_columns: 4096,
+            seed: 0,
+            ada_round: AdaRoundSettings::default(),
+            easy_quant: EasyQuantSettings::default(),
+            cle_iterations: 20,
+        }
+    }
+}
+
+impl AlgorithmSettings {
+    /// Checks every value is usable.
+    pub fn validate(&self) -> Result<()> {
+        let a = &self.ada_round;
+        let e = &self.easy_quant;
+        let bad = |m: &str| Err(Error::Config(format!("algorithm settings: {m}")));
+        if self.max_samples == 0 || self.max_columns == 0 {
+            return bad("max_samples and max_columns must be above 0");
+        }
+        if a.iterations == 0 || a.batch_columns == 0 {
+            return bad("AdaRound needs at least one iteration and one column per batch");
+        }
+        let finite_pos = |v: f32| v.is_finite() && v > 0.0;
+        if !finite_pos(a.learning_rate) || !finite_pos(a.beta_start) || !finite_pos(a.beta_end) {
+            return bad("AdaRound's learning rate and betas must be finite and above 0");
+        }
+        if !(a.reg_weight.is_finite() && a.reg_weight >= 0.0) || !(0.0..1.0).contains(&a.warmup) {
+            return bad("AdaRound's regulariser weight must be >= 0 and its warm-up in [0, 1)");
+        }
+        if e.rounds == 0 || e.candidates < 2 || !finite_pos(e.low) || !(e.high.is_finite() && e.high > e.low) {
+            return bad("EasyQuant needs rounds >= 1, candidates >= 2 and 0 < low < high");
+        }
+        Ok(())
+    }
+}
+
+/// What the layer-wise algorithms computed for one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerRefinement {
+    /// The layer configuration it was computed for.
+    pub config: LayerConfig,
+    /// The input quantization it was computed with (None: input not quantized).
+    pub input_params: Option<QParams>,
+    /// The weight (EasyQuant scales and/or AdaRound rounding), when changed.
+    pub weight: Option<WeightQuant>,
+    /// The corrected float bias (bias correction): tensor name and values.
+    pub bias: Option<(String, Vec<f32>)>,
+    /// Reconstruction MSE of the layer output on the calibration columns: nearest rounding of
+    /// the observer's scales, and with this refinement.
+    pub mse: (f64, f64),
+}
+
+/// An activation range chosen by EasyQuant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActivationRefinement {
+    /// The configuration of the tensor's first consumer it was computed for.
+    pub config: LayerConfig,
+    /// The observer's range it started from (the calibration it belongs to).
+    pub observer_range: (f32, f32),
+    /// The chosen range.
+    pub range: (f32, f32),
+}
+
+/// Results of [`refine`], by layer and by activation tensor.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refinements {
+    /// Per layer.
+    pub layers: BTreeMap<String, LayerRefinement>,
+    /// Per activation tensor.
+    pub activations: BTreeMap<String, ActivationRefinement>,
+}
+
+impl Refinements {
+    /// Whether nothing was refined.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty() && self.activations.is_empty()
+    }
+}
+
+/// Whether any layer of `recipe` asks for a model transform (CLE, SmoothQuant, and the
+/// BatchNormalization folding that CLE and bias correction start with).
+pub fn needs_transform(model: &OnnxModel, recipe: &Recipe) -> bool {
+    model.summary.layers.iter().any(|l| {
+        let a = recipe.config_for(&l.name).algorithms;
+        a.transforms_model() || a.bias_correction
+    })
+}
+
+/// Whether any layer of `recipe` asks for a refinement.
+pub fn needs_refinement(model: &OnnxModel, recipe: &Recipe) -> bool {
+    model.summary.layers.iter().any(|l| {
+        let c = recipe.config_for(&l.name);
+        !c.keep_float && c.algorithms.refines()
+    })
+}
+
+/// What a model transform did, for the user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransformReport {
+    /// BatchNormalization nodes folded into the preceding convolution.
+    pub folded_batch_norms: Vec<String>,
+    /// Equalized (first, second) layer pairs.
+    pub equalized_pairs: Vec<(String, String)>,
+    /// Layers smoothed by SmoothQuant.
+    pub smoothed_layers: Vec<String>,
+    /// Layers that asked for a transform but could not take it, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Applies the model transforms `recipe` asks for (BN folding + CLE, SmoothQuant), returning
+/// the transformed, float-equivalent model. SmoothQuant reads per-channel activation ranges from
+/// `calib`.
+pub fn transform_model(
+    model: &OnnxModel,
+    recipe: &Recipe,
+    calib: &DataSet,
+    cancel: &AtomicBool,
+) -> Result<(OnnxModel, TransformReport)> {
+    let mut report = TransformReport::default();
+    let mut current = model.clone();
+    let wants = |f: fn(&crate::quant::LayerAlgorithms) -> bool| {
+        model.summary.layers.iter().any(|l| f(&recipe.config_for(&l.name).algorithms))
+    };
+    // Folding BatchNormalization gives convolutions the bias that CLE rescales and bias
+    // correction adjusts.
+    if wants(|a| a.cross_layer_equalization || a.bias_correction) {
+        let (folded, names) = fold_bn::fold_batch_norms(&current)?;
+        current = folded;
+        report.folded_batch_norms = names;
+    }
+    if wants(|a| a.cross_layer_equalization) {
+        let (eq, pairs, skipped) = cle::equalize(&current, recipe, recipe.algorithm_settings.cle_iterations)?;
+        current = eq;
+        report.equalized_pairs = pairs;
+        report.skipped.extend(skipped);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    let wants_sq = model.summary.layers.iter().any(|l| recipe.config_for(&l.name).algorithms.smooth_quant.is_some());
+    if wants_sq {
+        let (smoothed, layers, skipped) = smoothquant::smooth(&current, recipe, calib, cancel)?;
+        current = smoothed;
+        report.smoothed_layers = layers;
+        report.skipped.extend(skipped);
+    }
+    Ok((current, report))
+}
+
+/// Runs the layer-wise algorithms `recipe` asks for on the calibration set. `recipe` must be
+/// calibrated (on `model`, after any transform). `on_progress(done, total)` counts layers.
+pub fn refine(
+    model: &OnnxModel,
+    recipe: &Recipe,
+    calib: &DataSet,
+    on_progress: &mut dyn FnMut(usize, usize),
+    cancel: &AtomicBool,
+) -> Result<Refinements> {
+    let settings = recipe.algorithm_settings;
+    settings.validate()?;
+    let mut base = recipe.clone();
+    base.refinements = Refinements::default();
+    let plan = QuantPlan::build(model, &base, &PlanFilter::default())?;
+    let todo: Vec<&crate::plan::LayerPlan> = plan
+        .layers
+        .iter()
+        .filter(|lp| lp.config.algorithms.refines() && lp.weight_quant.is_some())
+        .filter(|lp| model.summary.layer(&lp.layer).is_some_and(|l| layer_data::supported(model, l)))
+        .collect();
+    let mut out = Refinements::default();
+    if todo.is_empty() {
+        return Ok(out);
+    }
+    let layers: Vec<&crate::model::QuantizableLayer> =
+        todo.iter().filter_map(|lp| model.summary.layer(&lp.layer)).collect();
+    let inputs = layer_data::collect_inputs(model, &layers, calib, &recipe.calibration_config, &settings, cancel)?;
+    let total = todo.len();
+    let mut chosen_inputs: BTreeMap<String, QParams> = BTreeMap::new();
+    for (i, lp) in todo.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let Some(layer) = model.summary.layer(&lp.layer) else { continue };
+        let act = lp.activation.as_ref().and_then(|t| plan.activations.get(t)).filter(|a| !a.dynamic);
+        // A shared input may already have a range chosen by its first consumer's EasyQuant.
+        let input_params = act.map(|a| chosen_inputs.get(&a.tensor).copied().unwrap_or(a.params));
+        let mut problem = layer_data::LayerProblem::new(model, layer, &inputs[&layer.input], &settings)?;
+        let weight_tensor = model.constant_tensor(&layer.weight)?;
+        let weight = weight_tensor.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned();
+        let algos = lp.config.algorithms;
+
+        // EasyQuant: activation scale (only for the tensor's first consumer) and weight scales.
+        let mut act_params = input_params;
+        let mut wq = quantize_weight(&weight.view(), layer.out_channel_axis, &lp.config.weight)?;
+        if algos.easy_quant {
+            let first_consumer = act.is_some_and(|a| a.consumers.first() == Some(&lp.layer));
+            let result = easyquant::search(&problem, &weight, &lp.config, act, first_consumer, &settings.easy_quant)?;
+            if let (Some(range), Some(a)) = (result.activation_range, act) {
+                out.activations.insert(
+                    a.tensor.clone(),
+                    ActivationRefinement { config: lp.config, observer_range: a.range, range },
+                );
+                let params = crate::quant::compute_scale_zp(range.0, range.1, a.scheme.qrange(), a.scheme.symmetric);
+                chosen_inputs.insert(a.tensor.clone(), params);
+                act_params = Some(params);
+            }
+            wq = result.weight;
+        }
+        problem.quantize_input(act_params.as_ref());
+        let nearest_mse =
+            problem.reconstruction_mse(&quantize_weight(&weight.view(), layer.out_channel_axis, &lp.config.weight)?)?;
+        if algos.ada_round {
+            wq = adaround::optimize(&problem, &weight, &wq, &settings.ada_round, settings.seed, cancel)?;
+        }
+        let bias = if algos.bias_correction { bias_correction::correct(model, layer, &problem, &wq)? } else { None };
+        let refined_mse = problem.reconstruction_mse(&wq)?;
+        out.layers.insert(
+            lp.layer.clone(),
+            LayerRefinement {
+                config: lp.config,
+                input_params: act_params,
+                weight: Some(wq),
+                bias,
+                mse: (nearest_mse, refined_mse),
+            },
+        );
+        on_progress(i + 1, total);
+    }
+    Ok(out)
+}
