@@ -282,8 +282,10 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
     recipe.calibration = Some(cal);
     if algorithms::needs_refinement(&model, &recipe) {
         let started = std::time::Instant::now();
-        recipe.refinements = algorithms::refine(&model, &recipe, &set, &mut |_, _| {}, &never)
-            .context("the layer-wise algorithms failed")?;
+        recipe.refinements = std::sync::Arc::new(
+            algorithms::refine(&model, &recipe, &set, &mut |_, _| {}, &never)
+                .context("the layer-wise algorithms failed")?,
+        );
         for (layer, r) in &recipe.refinements.layers {
             eprintln!(
                 "refined {layer}: output reconstruction MSE {:.3e} (nearest rounding) -> {:.3e}{}",

@@ -217,8 +217,14 @@ impl QuantPlan {
                 corrected_bias,
             });
         }
-        // Biases need the final input scales (a shared tensor takes its first consumer's).
-        for (lp, layer) in plan.layers.iter_mut().filter_map(|lp| {
+        plan.quantize_biases(model)?;
+        Ok(plan)
+    }
+
+    /// Quantizes the biases to int32; they need the final input scales (a shared tensor takes its
+    /// first consumer's).
+    fn quantize_biases(&mut self, model: &OnnxModel) -> Result<()> {
+        for (lp, layer) in self.layers.iter_mut().filter_map(|lp| {
             let l = model.summary.layer(&lp.layer)?;
             Some((lp, l))
         }) {
@@ -227,10 +233,10 @@ impl QuantPlan {
                 continue;
             }
             // A dynamic input scale is only known at run time: the bias stays float.
-            if plan.activations[act].dynamic {
+            if self.activations[act].dynamic {
                 continue;
             }
-            let s_in = plan.activations[act].params.scale;
+            let s_in = self.activations[act].params.scale;
             let values: Vec<f32> = match &lp.corrected_bias {
                 Some((tensor, values)) if tensor == bias => values.clone(),
                 _ => {
@@ -255,7 +261,7 @@ impl QuantPlan {
             let q = scaled.iter().map(|&q| q as i32).collect();
             lp.bias = Some(BiasQuant { tensor: bias.clone(), scales, q });
         }
-        Ok(plan)
+        Ok(())
     }
 
     /// The plan of `layer`.

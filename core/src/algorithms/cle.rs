@@ -15,6 +15,7 @@ use ndarray::{ArrayD, Axis};
 use tract_onnx::pb;
 
 use super::bias_correction::readers;
+use super::{Skipped, Transformed};
 use crate::error::{Error, Result};
 use crate::model::{OnnxModel, node_name};
 use crate::quant::recipe::Recipe;
@@ -46,7 +47,7 @@ fn clip_bounds(model: &OnnxModel, n: &pb::NodeProto) -> Option<(f32, f32)> {
     Some((min, max))
 }
 
-fn find_pairs(model: &OnnxModel, recipe: &Recipe) -> (Vec<Pair>, Vec<(String, String)>) {
+fn find_pairs(model: &OnnxModel, recipe: &Recipe) -> (Vec<Pair>, Skipped) {
     let graph = model.graph();
     let outputs: Vec<&str> = model.summary.outputs.iter().map(|o| o.name.as_str()).collect();
     let mut pairs = Vec::new();
@@ -115,11 +116,7 @@ fn channel_absmax(w: &ArrayD<f32>, axis: usize) -> Vec<f32> {
 
 /// Equalizes every pair both of whose layers ask for it; returns the model, the pairs and the
 /// layers skipped with the reason.
-pub fn equalize(
-    model: &OnnxModel,
-    recipe: &Recipe,
-    iterations: usize,
-) -> Result<(OnnxModel, Vec<(String, String)>, Vec<(String, String)>)> {
+pub fn equalize(model: &OnnxModel, recipe: &Recipe, iterations: usize) -> Transformed<Vec<(String, String)>> {
     let (pairs, skipped) = find_pairs(model, recipe);
     if pairs.is_empty() {
         return Ok((model.clone(), Vec::new(), skipped));
@@ -173,7 +170,7 @@ pub fn equalize(
                 }
             }
             if let Some(w2) = weights.get_mut(&p.second) {
-                let axis = if p.second_depthwise { 0 } else { 1 };
+                let axis = usize::from(!p.second_depthwise);
                 for (mut lane, &sc) in w2.axis_iter_mut(Axis(axis)).zip(&s) {
                     lane.mapv_inplace(|v| v * sc);
                 }
@@ -195,8 +192,20 @@ pub fn equalize(
             replace_constant(g, &bias, b)?;
         }
     }
-    // ReLU6 → Min(Relu(x), cap / S) per channel.
-    for (p, cum) in pairs.iter().zip(&total) {
+    replace_relu6(g, &pairs, &total, &weights)?;
+    let out = OnnxModel::from_checked_proto(proto, model.summary.name.clone(), &model.path)?;
+    let names = pairs.into_iter().map(|p| (p.first, p.second)).collect();
+    Ok((out, names, skipped))
+}
+
+/// ReLU6 → `Min(Relu(x), cap / S)` per channel, for every pair through a Clip.
+fn replace_relu6(
+    g: &mut pb::GraphProto,
+    pairs: &[Pair],
+    total: &[Vec<f32>],
+    weights: &BTreeMap<String, ArrayD<f32>>,
+) -> Result<()> {
+    for (p, cum) in pairs.iter().zip(total) {
         let Some((clip, max)) = &p.clip else { continue };
         let rank = weights[&p.first].ndim();
         let Some(pos) = g.node.iter().position(|n| node_name(n) == *clip) else { continue };
@@ -224,7 +233,5 @@ pub fn equalize(
         };
         g.node.splice(pos..=pos, [relu, min]);
     }
-    let out = OnnxModel::from_checked_proto(proto, model.summary.name.clone(), &model.path)?;
-    let names = pairs.into_iter().map(|p| (p.first, p.second)).collect();
-    Ok((out, names, skipped))
+    Ok(())
 }

@@ -165,11 +165,13 @@ pub fn collect_inputs(
         if n != batch && fixed_batch(&inputs[0]).is_some() {
             break;
         }
-        if !runners.contains_key(&n) {
-            let s: Vec<Vec<usize>> = shapes.iter().map(|s| [&[n][..], &s[1..]].concat()).collect();
-            runners.insert(n, Runner::new(model, &s, &extra)?);
-        }
-        let runner = &runners[&n];
+        let runner = match runners.entry(n) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let s: Vec<Vec<usize>> = shapes.iter().map(|s| [&[n][..], &s[1..]].concat()).collect();
+                e.insert(Runner::new(model, &s, &extra)?)
+            }
+        };
         let values = runner.run(b.inputs.clone())?;
         for (name, arr) in input_names.iter().zip(&b.inputs) {
             if let Some(v) = out.get_mut(*name) {
@@ -241,7 +243,7 @@ impl LayerProblem {
             }
         };
         let groups = usize::try_from(layer.group.max(1)).unwrap_or(1);
-        if out_channels % groups != 0 {
+        if !out_channels.is_multiple_of(groups) {
             return Err(Error::InvalidModel(format!(
                 "layer '{}': {out_channels} channels in {groups} groups",
                 layer.name
@@ -267,6 +269,7 @@ impl LayerProblem {
     }
 
     /// The problem on at most `n` of its columns, evenly spread.
+    #[must_use]
     pub fn subsample(&self, n: usize) -> Self {
         let total = self.x_float.first().map_or(0, Array2::ncols);
         if total <= n {

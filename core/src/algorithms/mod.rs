@@ -131,7 +131,7 @@ impl AlgorithmSettings {
         if !finite_pos(a.learning_rate) || !finite_pos(a.beta_start) || !finite_pos(a.beta_end) {
             return bad("AdaRound's learning rate and betas must be finite and above 0");
         }
-        if !(a.reg_weight.is_finite() && a.reg_weight >= 0.0) || !(0.0..1.0).contains(&a.warmup) {
+        if !(a.reg_weight.is_finite() && a.reg_weight >= 0.0 && (0.0..1.0).contains(&a.warmup)) {
             return bad("AdaRound's regulariser weight must be >= 0 and its warm-up in [0, 1)");
         }
         if e.rounds == 0 || e.candidates < 2 || !finite_pos(e.low) || !(e.high.is_finite() && e.high > e.low) {
@@ -201,6 +201,12 @@ pub fn needs_refinement(model: &OnnxModel, recipe: &Recipe) -> bool {
     })
 }
 
+/// Layers a transform skipped, with the reason.
+pub type Skipped = Vec<(String, String)>;
+
+/// A transformed model, what was transformed, and what was skipped.
+pub type Transformed<T> = Result<(OnnxModel, T, Skipped)>;
+
 /// What a model transform did, for the user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TransformReport {
@@ -263,10 +269,10 @@ pub fn refine(
     on_progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<Refinements> {
-    let settings = recipe.algorithm_settings;
+    let settings = *recipe.algorithm_settings;
     settings.validate()?;
     let mut base = recipe.clone();
-    base.refinements = Refinements::default();
+    base.refinements = std::sync::Arc::default();
     let plan = QuantPlan::build(model, &base, &PlanFilter::default())?;
     let todo: Vec<&crate::plan::LayerPlan> = plan
         .layers

@@ -10,10 +10,11 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{ArrayD, Axis};
 use tract_onnx::pb;
 
+use super::Transformed;
 use super::bias_correction::readers;
 use super::layer_data::{collect_inputs, int_attr, layer_node};
 use crate::data::DataSet;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::model::{OnnxModel, QuantizableLayer, node_name};
 use crate::quant::recipe::Recipe;
 use crate::simulate::graph::{float_tensor, replace_constant};
@@ -32,7 +33,7 @@ fn in_channel_axis(model: &OnnxModel, layer: &QuantizableLayer) -> Option<usize>
         "MatMul" => Some(0),
         "Gemm" => {
             let node = layer_node(model, &layer.name).ok()?;
-            (int_attr(node, "transA", 0) == 0).then(|| if int_attr(node, "transB", 0) == 1 { 1 } else { 0 })
+            (int_attr(node, "transA", 0) == 0).then(|| usize::from(int_attr(node, "transB", 0) == 1))
         }
         _ => None,
     }
@@ -57,12 +58,7 @@ pub fn channel_absmax(values: &[ArrayD<f32>]) -> Vec<f32> {
 
 /// Applies SmoothQuant to every MatMul/Gemm layer whose config sets an α; returns the model, the
 /// smoothed layers and the skipped ones with the reason.
-pub fn smooth(
-    model: &OnnxModel,
-    recipe: &Recipe,
-    calib: &DataSet,
-    cancel: &AtomicBool,
-) -> Result<(OnnxModel, Vec<String>, Vec<(String, String)>)> {
+pub fn smooth(model: &OnnxModel, recipe: &Recipe, calib: &DataSet, cancel: &AtomicBool) -> Transformed<Vec<String>> {
     let mut skipped = Vec::new();
     let mut todo = Vec::new();
     for l in &model.summary.layers {

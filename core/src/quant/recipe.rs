@@ -34,13 +34,14 @@ pub struct Recipe {
     /// The calibration statistics, when calibrated.
     #[serde(default)]
     pub calibration: Option<Calibration>,
-    /// Settings of the advanced algorithms the layers select.
+    /// Settings of the advanced algorithms the layers select (boxed: recipes travel in worker
+    /// commands).
     #[serde(default)]
-    pub algorithm_settings: AlgorithmSettings,
+    pub algorithm_settings: Box<AlgorithmSettings>,
     /// What the layer-wise algorithms (AdaRound, EasyQuant, bias correction) computed for this
     /// recipe's calibration; not saved (recomputed from the settings when the recipe is applied).
     #[serde(skip)]
-    pub refinements: Refinements,
+    pub refinements: std::sync::Arc<Refinements>,
 }
 
 impl Recipe {
@@ -53,8 +54,8 @@ impl Recipe {
             layers: BTreeMap::new(),
             calibration_config: CalibrationConfig::default(),
             calibration: None,
-            algorithm_settings: AlgorithmSettings::default(),
-            refinements: Refinements::default(),
+            algorithm_settings: Box::default(),
+            refinements: std::sync::Arc::default(),
         }
     }
 
