@@ -27,6 +27,12 @@ pub(crate) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::Tens
     }
 }
 
+/// Whether the graph holds the constant `name` (initializer or `Constant` node).
+pub(crate) fn has_constant(graph: &pb::GraphProto, name: &str) -> bool {
+    graph.initializer.iter().any(|t| t.name == name)
+        || graph.node.iter().any(|n| n.op_type == "Constant" && n.output.first().map(String::as_str) == Some(name))
+}
+
 /// Replaces the data of the constant `name` (initializer or `Constant` node) with `values`.
 pub(crate) fn replace_constant(graph: &mut pb::GraphProto, name: &str, values: &[f32]) -> Result<()> {
     let slot = if let Some(t) = graph.initializer.iter_mut().find(|t| t.name == name) {
@@ -138,7 +144,10 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
         }
         if let Some(b) = &lp.bias {
             replace_constant(graph, &b.tensor, &b.dequantize())?;
-        } else if let Some((tensor, values)) = &lp.corrected_bias {
+        } else if let Some((tensor, values)) = &lp.corrected_bias
+            && has_constant(graph, tensor)
+        {
+            // (A layer simulated alone lacks a MatMul's following Add and its bias.)
             replace_constant(graph, tensor, values)?;
         }
     }

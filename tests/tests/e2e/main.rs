@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `quantbench` binary, the core API on the sample models, and the
 //! ONNX Runtime oracle. One test binary with modules (ripgrep's layout).
 
+mod algorithms;
 mod calibration;
 mod data;
 mod export;
