@@ -12,7 +12,8 @@ use super::error::{JobError, panic_message};
 use super::progress::ProgressReporter;
 use super::session::EvaluationInputs;
 use super::{EventSink, ExportKind, JobId};
-use crate::calibrate::{Calibration, CalibrationConfig, calibrate};
+use crate::algorithms::{self, Refinements};
+use crate::calibrate::{Calibration, calibrate};
 use crate::data::DataSet;
 use crate::model::OnnxModel;
 use crate::plan::{PlanFilter, QuantPlan};
@@ -23,6 +24,10 @@ use crate::simulate::{Evaluation, SimState, Simulator};
 pub const STAGE_CALIBRATION: &str = "calibration";
 /// Stage name of the float reference run that precedes the first evaluation.
 pub const STAGE_FLOAT_REFERENCE: &str = "float reference";
+/// Progress stage of the model transforms (CLE, SmoothQuant).
+pub const STAGE_TRANSFORM: &str = "model transform";
+/// Progress stage of the layer-wise algorithms (AdaRound, EasyQuant, bias correction).
+pub const STAGE_ALGORITHMS: &str = "layer-wise algorithms";
 /// The message of the panic [`DebugCommand::PanicInEvaluation`](super::DebugCommand) injects.
 pub const INJECTED_PANIC: &str = "injected panic (debug command)";
 
@@ -32,7 +37,9 @@ pub(crate) enum JobSpec {
     /// Load a model.
     LoadModel { path: PathBuf },
     /// Calibrate.
-    Calibrate { model: Arc<OnnxModel>, data: Arc<DataSet>, config: CalibrationConfig },
+    /// Transform the model as the recipe asks (CLE, SmoothQuant), calibrate, then run the
+    /// layer-wise algorithms (AdaRound, EasyQuant, bias correction).
+    Calibrate { model: Arc<OnnxModel>, data: Arc<DataSet>, recipe: Box<Recipe> },
     /// Evaluate; panic once the float reference is ready when `inject_panic`.
     Evaluate { inputs: Box<EvaluationInputs>, inject_panic: bool },
     /// Write an export of `recipe`.
@@ -48,7 +55,12 @@ pub(crate) enum JobOutput {
         kind: ExportKind,
         path: PathBuf,
     },
-    Calibration(Box<Calibration>),
+    /// A calibration, the model it was made on and the layer-wise algorithms' results.
+    Calibration {
+        calibration: Box<Calibration>,
+        model: Arc<OnnxModel>,
+        refinements: Arc<Refinements>,
+    },
     /// The evaluation, and the simulator state it left with the float reference it ran on.
     Evaluation {
         evaluation: Box<Evaluation>,
@@ -96,10 +108,25 @@ fn body(
 ) -> Result<JobOutput, JobError> {
     match spec {
         JobSpec::LoadModel { path } => Ok(JobOutput::Model(Box::new(OnnxModel::load(&path)?))),
-        JobSpec::Calibrate { model, data, config } => {
+        JobSpec::Calibrate { model, data, mut recipe } => {
+            let model = if algorithms::needs_transform(&model, &recipe) {
+                progress.report(STAGE_TRANSFORM, 0, 1);
+                let (transformed, _) = algorithms::transform_model(&model, &recipe, &data, &flags.job)?;
+                Arc::new(transformed)
+            } else {
+                model
+            };
             let mut on_progress = |done, total| progress.report(STAGE_CALIBRATION, done, total);
-            let calibration = calibrate(&model, &data, &config, &mut on_progress, &flags.job)?;
-            Ok(JobOutput::Calibration(Box::new(calibration)))
+            let calibration = calibrate(&model, &data, &recipe.calibration_config, &mut on_progress, &flags.job)?;
+            recipe.calibration = Some(calibration);
+            let refinements = if algorithms::needs_refinement(&model, &recipe) {
+                let mut on_progress = |done, total| progress.report(STAGE_ALGORITHMS, done, total);
+                Arc::new(algorithms::refine(&model, &recipe, &data, &mut on_progress, &flags.job)?)
+            } else {
+                Arc::default()
+            };
+            let calibration = Box::new(recipe.calibration.take().unwrap_or_else(|| unreachable!("set above")));
+            Ok(JobOutput::Calibration { calibration, model, refinements })
         }
         JobSpec::Evaluate { inputs, inject_panic } => evaluate(&inputs, inject_panic, flags, progress, built_simulator),
         JobSpec::Export { model, recipe, kind, path } => {

@@ -269,9 +269,8 @@ impl Scheduler {
         let (kind, spec) = match request {
             JobRequest::LoadModel(path) => (JobKind::LoadModel, JobSpec::LoadModel { path }),
             JobRequest::Calibrate => {
-                let (model, data) = self.session.calibration_inputs()?;
-                let config = self.session.recipe().calibration_config.clone();
-                (JobKind::Calibrate, JobSpec::Calibrate { model, data, config })
+                let (model, data, recipe) = self.session.calibration_inputs()?;
+                (JobKind::Calibrate, JobSpec::Calibrate { model, data, recipe: Box::new(recipe) })
             }
             JobRequest::Evaluate { inject_panic } => {
                 let inputs = Box::new(self.session.evaluation_inputs()?);
@@ -337,8 +336,8 @@ impl Scheduler {
                 Event::ModelLoaded { job: id, summary }
             }
             Ok(JobOutput::Exported { kind, path }) => Event::Exported { job: id, kind, path },
-            Ok(JobOutput::Calibration(calibration)) => {
-                let revision = self.session.set_calibration(*calibration);
+            Ok(JobOutput::Calibration { calibration, model, refinements }) => {
+                let revision = self.session.set_calibration(*calibration, model, refinements);
                 Event::Calibrated { job: id, revision, recipe: Box::new(self.session.recipe().clone()) }
             }
         };

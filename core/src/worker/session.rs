@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::DataRole;
 use super::error::JobError;
 use crate::Error;
+use crate::algorithms::Refinements;
 use crate::calibrate::Calibration;
 use crate::data::{DataSet, DataSource, InputShape};
 use crate::model::OnnxModel;
@@ -31,7 +32,11 @@ struct CachedSimulator {
 /// Everything the user has set up.
 #[derive(Debug)]
 pub(crate) struct Session {
+    /// The model the simulator and exports use: the loaded one, or its transform by the
+    /// recipe's algorithms (CLE, SmoothQuant) at the last calibration.
     model: Option<Arc<OnnxModel>>,
+    /// The model as loaded (transforms always start from it).
+    loaded: Option<Arc<OnnxModel>>,
     calibration_set: Option<Arc<DataSet>>,
     evaluation_set: Option<Arc<DataSet>>,
     recipe: Recipe,
@@ -61,6 +66,7 @@ impl Session {
     pub(crate) fn new() -> Self {
         Self {
             model: None,
+            loaded: None,
             calibration_set: None,
             evaluation_set: None,
             recipe: Recipe::new(""),
@@ -98,7 +104,9 @@ impl Session {
     /// Starts over with `model`: fresh recipe, no data sets, no float reference.
     pub(crate) fn replace_model(&mut self, model: OnnxModel) {
         self.recipe = Recipe::new(&model.summary.name);
-        self.model = Some(Arc::new(model));
+        let model = Arc::new(model);
+        self.loaded = Some(Arc::clone(&model));
+        self.model = Some(model);
         self.calibration_set = None;
         self.evaluation_set = None;
         self.simulator = None;
@@ -159,9 +167,22 @@ impl Session {
         Ok(self.bump())
     }
 
-    /// Stores a finished calibration in the recipe.
-    pub(crate) fn set_calibration(&mut self, calibration: Calibration) -> u64 {
+    /// Stores a finished calibration in the recipe, with the model it was made on (the loaded
+    /// one or its transform) and what the layer-wise algorithms computed.
+    pub(crate) fn set_calibration(
+        &mut self,
+        calibration: Calibration,
+        model: Arc<OnnxModel>,
+        refinements: Arc<Refinements>,
+    ) -> u64 {
+        if !self.model.as_ref().is_some_and(|m| Arc::ptr_eq(m, &model)) {
+            // A different float model: the float reference must be rebuilt.
+            self.model = Some(model);
+            self.simulator = None;
+            self.generation += 1;
+        }
         self.recipe.calibration = Some(calibration);
+        self.recipe.refinements = refinements;
         self.bump()
     }
 
@@ -176,10 +197,11 @@ impl Session {
         Ok((Arc::clone(self.model()?), self.recipe().clone()))
     }
 
-    pub(crate) fn calibration_inputs(&self) -> Result<(Arc<OnnxModel>, Arc<DataSet>), JobError> {
-        let model = Arc::clone(self.model()?);
+    /// The model as loaded (transforms start from it), the calibration set and the recipe.
+    pub(crate) fn calibration_inputs(&self) -> Result<(Arc<OnnxModel>, Arc<DataSet>, Recipe), JobError> {
+        let model = self.loaded.clone().map_or_else(|| self.model().cloned(), Ok)?;
         let data = self.calibration_set.clone().ok_or(JobError::Missing(NO_CALIBRATION_SET))?;
-        Ok((model, data))
+        Ok((model, data, self.recipe.clone()))
     }
 
     /// What an evaluation job needs.
@@ -274,7 +296,10 @@ mod tests {
     fn set_recipe_keeps_the_calibration_when_the_new_one_has_none() {
         let mut s = loaded();
         let cal = Calibration { num_samples: 7, ..Calibration::default() };
-        s.set_calibration(cal.clone());
+        let generation = s.generation();
+        let model = Arc::clone(s.model().expect("model"));
+        s.set_calibration(cal.clone(), model, Arc::default());
+        assert_eq!(s.generation(), generation, "same model: the float reference stays");
         let mut r = Recipe::new("mlp");
         r.defaults.weight.bits = 4;
         s.set_recipe(r).expect("valid");

@@ -362,3 +362,83 @@ fn algorithms_table_checked_in_onnx_runtime() {
     }
     assert!(failures.is_empty(), "{}\n{table}", failures.join("\n"));
 }
+
+/// Through the worker (as the GUI uses it): calibrating a recipe that selects CLE + AdaRound on
+/// the CNN transforms the model, refines every layer with progress, and the next evaluation is
+/// better than nearest rounding; turning the algorithms off and recalibrating goes back to the
+/// model as loaded. A cancelled run leaves the configuration as it was.
+#[test]
+fn algorithms_run_in_the_worker_with_progress_and_cancel() {
+    use quantbench_core::worker::{Command, Event, JobId, STAGE_ALGORITHMS, Worker, WorkerHandle};
+    let patience = std::time::Duration::from_mins(2);
+    let h = Worker::spawn(Box::new(|| {})).expect("worker");
+    let until_done = |h: &WorkerHandle, job: JobId| -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            let e = h.recv_timeout(patience).unwrap_or_else(|| panic!("no event; so far {events:#?}"));
+            let done = e.job() == job && e.is_terminal();
+            events.push(e);
+            if done {
+                return events;
+            }
+        }
+    };
+    let accuracy = |h: &WorkerHandle| -> f64 {
+        let job = h.send(Command::Evaluate).expect("send");
+        match until_done(h, job).pop() {
+            Some(Event::Evaluated { evaluation, .. }) => evaluation.metrics.quant_accuracy.expect("labels"),
+            other => panic!("evaluation failed: {other:?}"),
+        }
+    };
+    h.send(Command::LoadModel { path: sample("cnn", "model.onnx") }).expect("send");
+    h.send(Command::LoadCalibration { source: DataSource::Npz(sample("cnn", "calib.npz")) }).expect("send");
+    let eval = h.send(Command::LoadEvaluation { source: DataSource::Npz(sample("cnn", "eval.npz")) }).expect("send");
+    until_done(&h, eval);
+    let mut config = quantbench_core::quant::LayerConfig::default();
+    config.weight.bits = 4;
+    let set = h.send(Command::SetDefaults { config }).expect("send");
+    until_done(&h, set);
+    let cal = h.send(Command::Calibrate).expect("send");
+    until_done(&h, cal);
+    let nearest = accuracy(&h);
+
+    config.algorithms.cross_layer_equalization = true;
+    config.algorithms.ada_round = true;
+    let set = h.send(Command::SetDefaults { config }).expect("send");
+    until_done(&h, set);
+    // A cancelled calibration keeps the configuration and the previous calibration.
+    let cal = h.send(Command::Calibrate).expect("send");
+    loop {
+        let e = h.recv_timeout(patience).expect("event");
+        if matches!(&e, Event::Progress { job, .. } if *job == cal) {
+            h.send(Command::Cancel { job: cal }).expect("send");
+            break;
+        }
+        assert!(!e.is_terminal() || e.job() != cal, "ended before any progress: {e:?}");
+    }
+    let events = until_done(&h, cal);
+    assert!(matches!(events.last(), Some(Event::Cancelled { .. }) | Some(Event::Calibrated { .. })), "{events:?}");
+    let cal = h.send(Command::Calibrate).expect("send");
+    let events = until_done(&h, cal);
+    let stages: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress { stage, .. } => Some(stage.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(stages.contains(&STAGE_ALGORITHMS), "no progress of the algorithms: {stages:?}");
+    let Some(Event::Calibrated { recipe, .. }) = events.last() else { panic!("{events:#?}") };
+    assert_eq!(recipe.defaults, config, "the configuration survived the cancelled run");
+    assert_eq!(recipe.refinements.layers.len(), 3, "every layer refined");
+    let refined = accuracy(&h);
+    assert!(refined > nearest + 0.01, "CLE + AdaRound through the worker: {nearest:.4} -> {refined:.4}");
+
+    config.algorithms = quantbench_core::quant::LayerAlgorithms::default();
+    let set = h.send(Command::SetDefaults { config }).expect("send");
+    until_done(&h, set);
+    let cal = h.send(Command::Calibrate).expect("send");
+    until_done(&h, cal);
+    assert!((accuracy(&h) - nearest).abs() < 1e-9, "back to the model as loaded and nearest rounding");
+    h.shutdown();
+}
