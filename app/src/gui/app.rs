@@ -107,6 +107,8 @@ pub enum CentralView {
     Table,
     /// The per-layer error chart.
     Overview,
+    /// The advanced algorithms.
+    Algorithms,
 }
 
 /// Sortable columns of the layer table.
@@ -188,6 +190,8 @@ pub struct WorkbenchApp {
     pub view: CentralView,
     /// Export dialog.
     pub export: ExportState,
+    /// The advanced-algorithms view.
+    pub algorithms: super::algorithms::AlgorithmsState,
     actions: Vec<Action>,
     files_tx: Sender<(FilePurpose, PathBuf)>,
     files_rx: Receiver<(FilePurpose, PathBuf)>,
@@ -235,6 +239,7 @@ impl WorkbenchApp {
                 last: None,
                 job: None,
             },
+            algorithms: super::algorithms::AlgorithmsState::default(),
             actions: Vec::new(),
             files_tx,
             files_rx,

@@ -164,10 +164,12 @@ pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<A
     ui.horizontal(|ui| {
         ui.selectable_value(&mut app.view, CentralView::Table, "Layer table");
         ui.selectable_value(&mut app.view, CentralView::Overview, "Error overview");
+        ui.selectable_value(&mut app.view, CentralView::Algorithms, "Algorithms");
     });
     ui.add_space(tokens::SECTION_SPACE / 2.0);
     match app.view {
         CentralView::Table => table::table_ui(app, ui, actions),
         CentralView::Overview => overview::overview_ui(app, ui, actions),
+        CentralView::Algorithms => super::algorithms::algorithms_ui(app, ui, actions),
     }
 }

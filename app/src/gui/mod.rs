@@ -3,6 +3,7 @@
 //! and return [`actions::Action`]s, which the app applies after the frame.
 
 mod actions;
+mod algorithms;
 mod app;
 mod chrome;
 mod detail;

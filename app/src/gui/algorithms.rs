@@ -1,0 +1,199 @@
+//! The advanced-algorithms view: choose CLE, SmoothQuant, EasyQuant, AdaRound and bias correction
+//! for every layer or the selected ones, apply (which recalibrates through the worker, with
+//! progress and cancel in the jobs bar), and see per layer what the layer-wise algorithms achieved.
+
+use quantbench_core::quant::LayerAlgorithms;
+
+use super::actions::Action;
+use super::app::WorkbenchApp;
+use super::tokens;
+
+/// The view's state: the algorithms being edited and where they go.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlgorithmsState {
+    /// The selection being edited.
+    pub draft: LayerAlgorithms,
+    /// Apply to the selected layers only (else to every layer).
+    pub selected_only: bool,
+}
+
+/// Draws the view.
+pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    let Some(recipe) = app.session.recipe.clone() else {
+        ui.weak("Open a model first");
+        return;
+    };
+    let Some(summary) = app.session.summary.clone() else { return };
+    ui.heading("Advanced PTQ algorithms");
+    ui.weak(
+        "Model transforms (CLE, SmoothQuant) rewrite the float model into an equivalent one; \
+         layer-wise algorithms (EasyQuant, AdaRound, bias correction) solve each layer's \
+         reconstruction problem on the calibration set. Applying recalibrates.",
+    );
+    ui.add_space(tokens::SECTION_SPACE);
+    let selected = app.table.selected.len();
+    let state = &mut app.algorithms;
+    ui.horizontal(|ui| {
+        ui.label("Apply to:");
+        ui.radio_value(&mut state.selected_only, false, "All layers");
+        ui.add_enabled_ui(selected > 0, |ui| {
+            ui.radio_value(&mut state.selected_only, true, format!("Selected layers ({selected})"));
+        });
+    });
+    if selected == 0 {
+        state.selected_only = false;
+    }
+    let d = &mut state.draft;
+    egui::Grid::new("algorithms_choice").num_columns(2).spacing([12.0, 6.0]).show(ui, |ui| {
+        ui.checkbox(&mut d.cross_layer_equalization, "Cross-layer equalization");
+        ui.weak("Conv -> ReLU/ReLU6 -> Conv pairs; BatchNormalization folded first");
+        ui.end_row();
+        let mut smooth = d.smooth_quant.is_some();
+        ui.checkbox(&mut smooth, "SmoothQuant");
+        ui.horizontal(|ui| {
+            let mut alpha = d.smooth_quant.unwrap_or(0.5);
+            ui.add_enabled(smooth, egui::Slider::new(&mut alpha, 0.0..=1.0).text("alpha"));
+            ui.weak("MatMul/Gemm: moves activation outliers into the weight");
+            d.smooth_quant = smooth.then_some(alpha);
+        });
+        ui.end_row();
+        ui.checkbox(&mut d.easy_quant, "EasyQuant");
+        ui.weak("weight and activation scale search (output cosine)");
+        ui.end_row();
+        ui.checkbox(&mut d.ada_round, "AdaRound");
+        ui.weak(format!("learned rounding, {} steps per layer", recipe.algorithm_settings.ada_round.iterations));
+        ui.end_row();
+        ui.checkbox(&mut d.bias_correction, "Bias correction");
+        ui.weak("the bias absorbs the mean output shift");
+        ui.end_row();
+    });
+    let draft = *d;
+    let selected_only = state.selected_only;
+    ui.add_space(tokens::SECTION_SPACE / 2.0);
+    let can_run = recipe.calibration.is_some() || app.session.calibration.is_some();
+    if ui.add_enabled(can_run, egui::Button::new("Apply and recalibrate")).clicked() {
+        let with = |layer: &str| {
+            let mut c = recipe.config_for(layer);
+            c.algorithms = draft;
+            c
+        };
+        if selected_only {
+            let changes = app.table.selected.iter().map(|l| (l.clone(), Some(with(l)))).collect();
+            actions.push(Action::UpdateLayers(changes));
+        } else {
+            let mut defaults = recipe.defaults;
+            defaults.algorithms = draft;
+            actions.push(Action::SetDefaults(defaults));
+            let overrides: Vec<_> = recipe.layers.keys().map(|l| (l.clone(), Some(with(l)))).collect();
+            if !overrides.is_empty() {
+                actions.push(Action::UpdateLayers(overrides));
+            }
+        }
+        actions.push(Action::Calibrate);
+    }
+    ui.add_space(tokens::SECTION_SPACE);
+    ui.heading("Per layer");
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        egui::Grid::new("algorithms_results").striped(true).num_columns(4).spacing([16.0, 4.0]).show(ui, |ui| {
+            ui.strong("Layer");
+            ui.strong("Algorithms");
+            ui.strong("Output MSE nearest -> refined");
+            ui.strong("Bias");
+            ui.end_row();
+            for layer in &summary.layers {
+                let config = recipe.config_for(&layer.name);
+                ui.label(&layer.name);
+                ui.label(algorithm_names(&config.algorithms));
+                match recipe.refinements.layers.get(&layer.name) {
+                    Some(r) if r.config == config => {
+                        ui.label(format!("{:.3e} -> {:.3e}", r.mse.0, r.mse.1));
+                        ui.label(if r.bias.is_some() { "corrected" } else { "-" });
+                    }
+                    Some(_) => {
+                        ui.colored_label(ui.visuals().warn_fg_color, "config changed: recalibrate");
+                        ui.label("");
+                    }
+                    None => {
+                        ui.weak(if config.algorithms.refines() { "not refined yet" } else { "-" });
+                        ui.label("");
+                    }
+                }
+                ui.end_row();
+            }
+        });
+    });
+}
+
+/// Short names of the algorithms a layer takes part in.
+pub fn algorithm_names(a: &LayerAlgorithms) -> String {
+    let mut names = Vec::new();
+    if a.cross_layer_equalization {
+        names.push("CLE".to_string());
+    }
+    if let Some(alpha) = a.smooth_quant {
+        names.push(format!("SmoothQuant {alpha:.2}"));
+    }
+    if a.easy_quant {
+        names.push("EasyQuant".into());
+    }
+    if a.ada_round {
+        names.push("AdaRound".into());
+    }
+    if a.bias_correction {
+        names.push("bias corr.".into());
+    }
+    if names.is_empty() { "-".into() } else { names.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable as _;
+
+    use super::super::actions::Action;
+    use super::super::app::{CentralView, WorkbenchApp};
+    use crate::samples;
+
+    #[test]
+    fn choosing_adaround_recalibrates_and_shows_each_layers_result() {
+        let mut h = Harness::builder()
+            .with_size([1400.0, 900.0])
+            .with_max_steps(100)
+            .build_eframe(|cc| WorkbenchApp::new(cc.storage));
+        let mlp = samples::models().into_iter().find(|(n, _)| n == "mlp").map(|(_, p)| p).expect("sample");
+        h.state_mut().push_action(Action::OpenModel(mlp));
+        let wait = |h: &mut Harness<'_, WorkbenchApp>, what: &str, done: &dyn Fn(&WorkbenchApp) -> bool| {
+            let start = Instant::now();
+            loop {
+                h.step();
+                if done(h.state()) {
+                    h.step();
+                    return;
+                }
+                assert!(start.elapsed() < Duration::from_mins(2), "timed out: {what}; {:?}", h.state().errors);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        let settled = |a: &WorkbenchApp| a.jobs.is_empty() && a.session.evaluation.is_some() && !a.results_stale();
+        wait(&mut h, "calibrated and evaluated", &settled);
+        h.state_mut().view = CentralView::Algorithms;
+        h.step();
+        h.get_by_label("AdaRound").click();
+        h.step();
+        h.get_by_label("Apply and recalibrate").click();
+        h.step();
+        wait(&mut h, "recalibrated with AdaRound", &|a| {
+            settled(a) && a.session.recipe.as_ref().is_some_and(|r| !r.refinements.layers.is_empty())
+        });
+        let recipe = h.state().session.recipe.clone().expect("recipe");
+        assert!(recipe.defaults.algorithms.ada_round);
+        for layer in ["fc1", "fc2", "fc3"] {
+            let r = &recipe.refinements.layers[layer];
+            h.get_by_label(&format!("{:.3e} -> {:.3e}", r.mse.0, r.mse.1));
+        }
+        assert_eq!(recipe.refinements.layers.len(), h.state().session.summary.as_ref().expect("model").layers.len());
+        assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    }
+}
