@@ -2,7 +2,9 @@
 //! for every layer or the selected ones, apply (which recalibrates through the worker, with
 //! progress and cancel in the jobs bar), and see per layer what the layer-wise algorithms achieved.
 
+use quantbench_core::model::ModelSummary;
 use quantbench_core::quant::LayerAlgorithms;
+use quantbench_core::quant::recipe::Recipe;
 
 use super::actions::Action;
 use super::app::WorkbenchApp;
@@ -91,6 +93,11 @@ pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Ve
         }
         actions.push(Action::Calibrate);
     }
+    results_ui(ui, &recipe, &summary);
+}
+
+/// Per layer: the algorithms it takes part in and what the layer-wise ones achieved.
+fn results_ui(ui: &mut egui::Ui, recipe: &Recipe, summary: &ModelSummary) {
     ui.add_space(tokens::SECTION_SPACE);
     ui.heading("Per layer");
     egui::ScrollArea::vertical().show(ui, |ui| {
