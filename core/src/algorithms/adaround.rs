@@ -69,7 +69,8 @@ pub fn optimize(
             (qmin, qmax),
             settings,
             &mut rng,
-        );
+            cancel,
+        )?;
         let fl = floor.slice(s![r.clone(), ..]);
         let z = zero.slice(s![r.clone(), ..]);
         let mut block = q.slice_mut(s![r, ..]);
@@ -99,7 +100,8 @@ fn learn_group(
     (qmin, qmax): (f32, f32),
     settings: &AdaRoundSettings,
     rng: &mut SplitMix,
-) -> Array2<f32> {
+    cancel: &AtomicBool,
+) -> Result<Array2<f32>> {
     let x = &problem.x_quant[g];
     let y = &problem.y_float[g];
     let n = x.ncols();
@@ -112,6 +114,9 @@ fn learn_group(
     let mut xb = Array2::<f32>::zeros((x.nrows(), batch));
     let mut yb = Array2::<f32>::zeros((y.nrows(), batch));
     for t in 0..settings.iterations {
+        if t % 64 == 0 && cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         // A batch of columns (all of them when there are few).
         for c in 0..batch {
             let i = if batch == n { c } else { rng.below(n) };
@@ -151,5 +156,5 @@ fn learn_group(
             *v -= settings.learning_rate * (*m / c1) / ((*m2 / c2).sqrt() + eps);
         });
     }
-    v
+    Ok(v)
 }

@@ -150,6 +150,32 @@ mod tests {
     }
 
     #[test]
+    fn algorithm_choices_round_trip_and_bad_settings_are_refused() {
+        let p = Path::new("r.json");
+        let mut r = Recipe::new("m");
+        r.defaults.algorithms.ada_round = true;
+        r.defaults.algorithms.smooth_quant = Some(0.75);
+        let mut cfg = LayerConfig::default();
+        cfg.algorithms.cross_layer_equalization = true;
+        cfg.algorithms.bias_correction = true;
+        r.layers.insert("conv1".into(), cfg);
+        r.algorithm_settings.ada_round.iterations = 321;
+        let back = Recipe::from_json(&r.to_json().expect("json"), p).expect("parse");
+        assert_eq!(back, r);
+        // Recipes written before the algorithms existed still load, with everything off.
+        let old = Recipe::from_json(r#"{"version": 1, "model": "m", "defaults": {}}"#, p).expect("old");
+        assert_eq!(old.defaults.algorithms, crate::quant::LayerAlgorithms::default());
+        let mut bad = r.clone();
+        bad.defaults.algorithms.smooth_quant = Some(1.5);
+        let err = Recipe::from_json(&bad.to_json().expect("json"), p).expect_err("alpha");
+        assert!(err.to_string().contains("SmoothQuant alpha must be in [0, 1]"), "{err}");
+        let mut bad = r;
+        bad.algorithm_settings.ada_round.learning_rate = -1.0;
+        let err = Recipe::from_json(&bad.to_json().expect("json"), p).expect_err("lr");
+        assert!(err.to_string().contains("learning rate"), "{err}");
+    }
+
+    #[test]
     fn overrides_round_trip() {
         let mut r = Recipe::new("m");
         let mut cfg = LayerConfig::default();
