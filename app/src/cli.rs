@@ -264,6 +264,8 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
     }
     recipe.validate(&model.summary)?;
     recipe.calibration_config.input_shapes = parse_input_shapes(&opts.input_shapes)?;
+    // Quantization reads only the layers' inputs (`calibrate` observes every tensor).
+    recipe.calibration_config.layer_inputs_only = true;
     let set = DataSet::open(DataSource::from_path(&opts.calib)?, &model.summary.inputs)?;
     let never = std::sync::atomic::AtomicBool::new(false);
     let model = if algorithms::needs_transform(&model, &recipe) {

@@ -25,11 +25,14 @@ pub struct CalibrationConfig {
     pub batch_size: usize,
     /// Shapes for dynamic dims the data cannot fix.
     pub input_shapes: Vec<InputShape>,
+    /// Observe only the tensors quantization reads (the quantizable layers' inputs) instead of
+    /// every float activation: fewer outputs for tract to keep and fewer histograms to fill.
+    pub layer_inputs_only: bool,
 }
 
 impl Default for CalibrationConfig {
     fn default() -> Self {
-        Self { batch_size: 1, input_shapes: Vec::new() }
+        Self { batch_size: 1, input_shapes: Vec::new(), layer_inputs_only: false }
     }
 }
 
@@ -122,7 +125,11 @@ pub fn calibrate(
     let inputs = &model.summary.inputs;
     let batch = inputs.iter().find_map(fixed_batch).unwrap_or(config.batch_size.max(1));
     let shapes = resolve_input_shapes(inputs, Some(&data.sample_shapes), &config.input_shapes, batch)?;
-    let order = float_activations(model, &shapes)?;
+    let mut order = float_activations(model, &shapes)?;
+    if config.layer_inputs_only {
+        let wanted: std::collections::BTreeSet<&str> = model.summary.layers.iter().map(|l| l.input.as_str()).collect();
+        order.retain(|t| wanted.contains(t.as_str()));
+    }
     let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     let output_names: Vec<&str> = model.summary.outputs.iter().map(|o| o.name.as_str()).collect();
     let extra: Vec<String> = order

@@ -184,54 +184,105 @@ fn kl(p: &[f32], q: &[f32]) -> f32 {
     s
 }
 
-/// ONNX Runtime's `get_entropy_threshold` on a `num_bins` histogram over `[-A, A]`.
+/// ONNX Runtime's `get_entropy_threshold` on a `num_bins` histogram over `[-A, A]`. The
+/// candidate thresholds are independent, so they are split over the cores; the result is the
+/// same as a sequential search (least divergence, first on ties).
 fn entropy_range(stats: &TensorStats, num_bins: usize, num_quantized_bins: usize) -> (f32, f32) {
     let a = stats.min.abs().max(stats.max.abs());
     if a == 0.0 {
         return (0.0, 0.0);
     }
     let hist = stats.histogram.rebin(-a, a, num_bins);
+    let mut prefix = Vec::with_capacity(hist.len() + 1);
+    prefix.push(0.0f64);
+    for &h in &hist {
+        prefix.push(prefix.last().copied().unwrap_or(0.0) + h);
+    }
     let edge = |i: usize| -a + 2.0 * a * i as f32 / num_bins as f32;
     let zero = num_bins / 2;
     let half_q = num_quantized_bins / 2;
-    let mut best = (f32::INFINITY, (-a, a));
-    for i in half_q..=zero {
-        let start = zero - i;
-        let end = (zero + i + 1).min(num_bins);
-        let sliced = &hist[start..end];
-        let mut p: Vec<f64> = sliced.to_vec();
-        let left: f64 = hist[..start].iter().sum();
-        let right: f64 = hist[end..].iter().sum();
-        p[0] += left;
-        let last = p.len() - 1;
-        p[last] += right;
-        let merged = sliced.len() / num_quantized_bins;
-        let mut quantized = vec![0f64; num_quantized_bins];
-        for (j, qb) in quantized.iter_mut().enumerate() {
-            *qb = sliced[j * merged..(j + 1) * merged].iter().sum();
-        }
-        quantized[num_quantized_bins - 1] += sliced[num_quantized_bins * merged..].iter().sum::<f64>();
-        let mut q = vec![0f32; p.len()];
-        for (j, &qb) in quantized.iter().enumerate() {
-            let range = j * merged..(j + 1) * merged;
-            let norm = p[range.clone()].iter().filter(|v| **v != 0.0).count();
-            if norm != 0 {
-                // ORT stores the quotient in an int64 array: truncation.
-                let v = (qb / norm as f64).trunc() as f32;
-                q[range].iter_mut().for_each(|x| *x = v);
+    let candidates: Vec<usize> = (half_q..=zero).collect();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+    let chunk = candidates.len().div_ceil(threads).max(1);
+    let search = |range: &[usize]| -> (f32, usize) {
+        let mut best = (f32::INFINITY, usize::MAX);
+        let mut buf = KlBuffers::default();
+        for &i in range {
+            let div = entropy_divergence(&hist, &prefix, zero, i, num_quantized_bins, &mut buf);
+            if div < best.0 {
+                best = (div, i);
             }
         }
-        let p32: Vec<f32> = p.iter().map(|&v| v as f32).collect();
-        let div = match (smooth(&p32), smooth(&q)) {
-            (Some(ps), Some(qs)) => kl(&ps, &qs),
-            _ => f32::INFINITY,
-        };
-        if div < best.0 {
-            best = (div, (edge(start), edge(end)));
+        best
+    };
+    let results: Vec<(f32, usize)> = if candidates.len() >= 256 && threads > 1 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = candidates.chunks(chunk).map(|c| scope.spawn(move || search(c))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or((f32::INFINITY, usize::MAX))).collect()
+        })
+    } else {
+        vec![search(&candidates)]
+    };
+    // Chunks are in candidate order: a strict `<` keeps the first of equal divergences.
+    let best = results.into_iter().fold((f32::INFINITY, usize::MAX), |b, r| if r.0 < b.0 { r } else { b });
+    if best.1 == usize::MAX {
+        return (stats.min.max(-a), stats.max.min(a));
+    }
+    let (start, end) = (zero - best.1, (zero + best.1 + 1).min(num_bins));
+    (edge(start).max(stats.min), edge(end).min(stats.max))
+}
+
+/// Scratch space of one entropy search.
+#[derive(Default)]
+struct KlBuffers {
+    p: Vec<f64>,
+    quantized: Vec<f64>,
+    q: Vec<f32>,
+    p32: Vec<f32>,
+}
+
+/// The divergence of candidate `i` (threshold bins `zero - i .. zero + i + 1`).
+fn entropy_divergence(
+    hist: &[f64],
+    prefix: &[f64],
+    zero: usize,
+    i: usize,
+    num_quantized_bins: usize,
+    buf: &mut KlBuffers,
+) -> f32 {
+    let num_bins = hist.len();
+    let start = zero - i;
+    let end = (zero + i + 1).min(num_bins);
+    let sliced = &hist[start..end];
+    let p = &mut buf.p;
+    p.clear();
+    p.extend_from_slice(sliced);
+    p[0] += prefix[start];
+    let last = p.len() - 1;
+    p[last] += prefix[num_bins] - prefix[end];
+    let merged = sliced.len() / num_quantized_bins;
+    let quantized = &mut buf.quantized;
+    quantized.clear();
+    quantized.extend((0..num_quantized_bins).map(|j| sliced[j * merged..(j + 1) * merged].iter().sum::<f64>()));
+    quantized[num_quantized_bins - 1] += sliced[num_quantized_bins * merged..].iter().sum::<f64>();
+    let q = &mut buf.q;
+    q.clear();
+    q.resize(p.len(), 0.0);
+    for (j, &qb) in quantized.iter().enumerate() {
+        let range = j * merged..(j + 1) * merged;
+        let norm = p[range.clone()].iter().filter(|v| **v != 0.0).count();
+        if norm != 0 {
+            // ORT stores the quotient in an int64 array: truncation.
+            let v = (qb / norm as f64).trunc() as f32;
+            q[range].iter_mut().for_each(|x| *x = v);
         }
     }
-    let (lo, hi) = best.1;
-    (lo.max(stats.min), hi.min(stats.max))
+    buf.p32.clear();
+    buf.p32.extend(p.iter().map(|&v| v as f32));
+    match (smooth(&buf.p32), smooth(q)) {
+        (Some(ps), Some(qs)) => kl(&ps, &qs),
+        _ => f32::INFINITY,
+    }
 }
 
 /// Searches clip ranges shrinking `[min, max]` and keeps the one with the least expected squared

@@ -13,7 +13,7 @@ use super::progress::ProgressReporter;
 use super::session::EvaluationInputs;
 use super::{EventSink, ExportKind, JobId};
 use crate::algorithms::{self, Refinements};
-use crate::calibrate::{Calibration, calibrate};
+use crate::calibrate::{Calibration, CalibrationConfig, calibrate};
 use crate::data::DataSet;
 use crate::model::OnnxModel;
 use crate::plan::{PlanFilter, QuantPlan};
@@ -117,7 +117,9 @@ fn body(
                 model
             };
             let mut on_progress = |done, total| progress.report(STAGE_CALIBRATION, done, total);
-            let calibration = calibrate(&model, &data, &recipe.calibration_config, &mut on_progress, &flags.job)?;
+            // The app shows and quantizes only the layers' inputs.
+            let config = CalibrationConfig { layer_inputs_only: true, ..recipe.calibration_config.clone() };
+            let calibration = calibrate(&model, &data, &config, &mut on_progress, &flags.job)?;
             recipe.calibration = Some(calibration);
             let refinements = if algorithms::needs_refinement(&model, &recipe) {
                 let mut on_progress = |done, total| progress.report(STAGE_ALGORITHMS, done, total);
