@@ -65,6 +65,7 @@ impl OnnxModel {
             },
         );
         let summary = build::summarize(&proto, name)?;
+        check_no_empty_tensors(&summary)?;
         check_tract_parses(&proto, path)?;
         Ok(Self { proto, summary, path: path.to_path_buf() })
     }
@@ -141,6 +142,29 @@ fn check_operators(graph: &pb::GraphProto) -> Result<()> {
         })
         .collect();
     Err(Error::UnsupportedOps(parts.join(", ")))
+}
+
+/// Rejects graph inputs with a zero-sized dim (no sample fits them) and quantizable layers whose
+/// weight is empty (there is nothing to quantize, and no channel to give a scale).
+fn check_no_empty_tensors(summary: &ModelSummary) -> Result<()> {
+    for input in &summary.inputs {
+        if input.shape.contains(&Dim::Fixed(0)) {
+            return Err(Error::InvalidModel(format!(
+                "input '{}' has a zero-sized dimension {}: no sample fits it",
+                input.name,
+                shape_to_string(&input.shape)
+            )));
+        }
+    }
+    for layer in &summary.layers {
+        if layer.weight_shape.contains(&0) {
+            return Err(Error::InvalidModel(format!(
+                "layer '{}' has an empty weight '{}' (shape {:?})",
+                layer.name, layer.weight, layer.weight_shape
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Lets tract build its graph once, so attribute and wiring errors surface at load time.
