@@ -19,6 +19,12 @@ use tract_onnx::pb;
 /// A small deterministic PRNG (splitmix64): every hostile input is reproducible.
 struct Rng(u64);
 
+/// `len` deterministic pseudo-random bytes.
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    (0..len).map(|_| rng.next().to_le_bytes()[0]).collect()
+}
+
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -217,7 +223,12 @@ fn bit_flipped_sample_models() {
                     let _ = check_clean_failure(&what, &o, "");
                     assert_eq!(listing(out.path()), before, "{what}: an output was left behind");
                 }
-                assert!(!listing(out.path()).iter().any(|f| f.ends_with(".tmp")), "{what}: temp file left");
+                assert!(
+                    !listing(out.path())
+                        .iter()
+                        .any(|f| Path::new(f).extension().is_some_and(|e| e.eq_ignore_ascii_case("tmp"))),
+                    "{what}: temp file left"
+                );
             }
         }
     }
@@ -368,6 +379,9 @@ fn two_input_model() -> pb::ModelProto {
     m
 }
 
+/// A kind of bad data: its tag, how to write it, and what the error must say.
+type DataCase = (&'static str, Box<dyn Fn(&Path)>, &'static str);
+
 #[test]
 fn bad_data_for_calibration_and_evaluation() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -379,27 +393,36 @@ fn bad_data_for_calibration_and_evaluation() {
     nan[[5, 2]] = f32::NAN;
     let mut inf = f32s(&[8, 4]);
     inf[[2, 1]] = f32::NEG_INFINITY;
-    let bad: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let bad: Vec<DataCase> = vec![
         ("nan", Box::new(move |p| write_npz(p, &[("x", nan.clone()), ("z", f32s(&[8, 4]))])), "sample 5 contains NaN"),
         ("inf", Box::new(move |p| write_npz(p, &[("x", f32s(&[8, 4])), ("z", inf.clone())])), "sample 2 contains -inf"),
         (
             "dtype",
             Box::new(|p| {
-                write_npz(p, &[("x", ArrayD::<f64>::zeros(IxDyn(&[8, 4]))), ("z", ArrayD::zeros(IxDyn(&[8, 4])))])
+                write_npz(p, &[("x", ArrayD::<f64>::zeros(IxDyn(&[8, 4]))), ("z", ArrayD::zeros(IxDyn(&[8, 4])))]);
             }),
             "dtype float64",
         ),
         (
             "int_dtype",
             Box::new(|p| {
-                write_npz(p, &[("x", ArrayD::<i32>::zeros(IxDyn(&[8, 4]))), ("z", ArrayD::zeros(IxDyn(&[8, 4])))])
+                write_npz(p, &[("x", ArrayD::<i32>::zeros(IxDyn(&[8, 4]))), ("z", ArrayD::zeros(IxDyn(&[8, 4])))]);
             }),
             "dtype int32",
         ),
         ("counts", Box::new(|p| write_npz(p, &[("x", f32s(&[8, 4])), ("z", f32s(&[7, 4]))])), "sample counts differ"),
-        ("empty", Box::new(|p| write_npz(p, &[("x", f32s(&[0, 4])), ("z", f32s(&[0, 4]))])), "empty"),
+        (
+            "empty",
+            Box::new(|p| write_npz(p, &[("x", f32s(&[0, 4])), ("z", f32s(&[0, 4]))])),
+            "the data set is empty (0 samples)",
+        ),
         ("missing_key", Box::new(|p| write_npz(p, &[("x", f32s(&[8, 4]))])), "no array for model input 'z'"),
         ("shape", Box::new(|p| write_npz(p, &[("x", f32s(&[8, 5])), ("z", f32s(&[8, 5]))])), "has shape [8, 5]"),
+        (
+            "random_bytes",
+            Box::new(|p| std::fs::write(p, random_bytes(3, 4096)).expect("write")),
+            "not a valid .npz archive",
+        ),
     ];
     for (tag, write, expect) in &bad {
         let data = dir.path().join(format!("{tag}.npz"));
@@ -434,10 +457,15 @@ fn bad_recipes_through_the_cli() {
     std::fs::write(&newer, recipe(99, "{}")).expect("write");
     let garbage = dir.path().join("garbage.json");
     std::fs::write(&garbage, "{\"version\": 1, \"model\": ").expect("write");
+    let random = dir.path().join("random.json");
+    std::fs::write(&random, random_bytes(4, 1000)).expect("write");
+    let missing = dir.path().join("missing.json");
     for (path, expect) in [
         (&ghost, "not quantizable layers of 'mlp': no_such_layer"),
         (&newer, "recipe version 99 is newer than this QuantBench reads"),
         (&garbage, "not a valid recipe JSON"),
+        (&random, "recipe"),
+        (&missing, "cannot read recipe"),
     ] {
         let out = tempfile::tempdir().expect("tempdir");
         for (name, mut args) in subcommands(&model, &calib, &eval, out.path()).into_iter().skip(2) {

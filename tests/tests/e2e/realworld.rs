@@ -197,8 +197,8 @@ fn sqnr_db(f: &ArrayD<f32>, q: &ArrayD<f32>) -> f64 {
     if noise == 0.0 { 200.0 } else { 10.0 * (signal / noise).log10() }
 }
 
-fn argmax(a: ndarray::ArrayViewD<'_, f32>) -> usize {
-    a.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
+fn argmax<'a>(a: impl IntoIterator<Item = &'a f32>) -> usize {
+    a.into_iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
 }
 
 /// The real binary end to end: `calibrate --save-recipe`, `quantize --recipe` (QDQ export,
@@ -287,12 +287,12 @@ fn parity(dir: &Path, case: &Case) -> Result<Parity, String> {
         .as_array()
         .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
         .unwrap_or_default();
-    let ort_top1: Vec<u64> = ort[0].outer_iter().map(|s| argmax(s) as u64).collect();
+    let ort_top1: Vec<u64> = ort[0].outer_iter().map(|s| argmax(&s) as u64).collect();
     if quant.len() != set.num_samples || ort_top1.len() != set.num_samples {
         return Err(format!("{} report predictions, {} ORT, {} samples", quant.len(), ort_top1.len(), set.num_samples));
     }
     // The report's predictions are the simulation's (the same graph, run by the CLI).
-    let sim_top1: Vec<u64> = sim_first.iter().map(|a| argmax(a.view()) as u64).collect();
+    let sim_top1: Vec<u64> = sim_first.iter().map(|a| argmax(a) as u64).collect();
     if sim_top1 != quant {
         return Err(format!("report predictions {quant:?} differ from the simulation's {sim_top1:?}"));
     }
