@@ -312,6 +312,39 @@ fn matmul_model(w: pb::TensorProto, input_dims: &[usize], output_dims: &[usize])
     m
 }
 
+/// Models tract panics on while parsing (found by the fuzzer as panics caught inside the code
+/// under test; the CLI's panic hook then printed a second, "internal error" line).
+#[test]
+fn models_the_parser_panics_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tiny_data(dir.path());
+    let mut ghost = model_with_nodes(vec![node("Relu", "relu0", &["x"], &["y"])]);
+    ghost.graph.as_mut().expect("graph").output = vec![float_value_info("ghost_out", &[1, 4])];
+    let with_init = |data_type: i32| {
+        let mut m = model_with_nodes(vec![node("Add", "add", &["x", "w"], &["y"])]);
+        let w = pb::TensorProto {
+            name: "w".into(),
+            dims: vec![1, 4],
+            data_type,
+            raw_data: vec![0; 32],
+            ..Default::default()
+        };
+        m.graph.as_mut().expect("graph").initializer.push(w);
+        m
+    };
+    let cases = [
+        ("ghost_output", ghost, "graph outputs not produced by any node: 'ghost_out'"),
+        ("string_init", with_init(8), "the model could not be parsed"),
+        ("complex_init", with_init(14), "Complex64"),
+        ("float8_init", with_init(17), "Float8"),
+    ];
+    for (tag, model, expect) in cases {
+        let p = dir.path().join(format!("{tag}.onnx"));
+        write_model(&model, &p);
+        every_subcommand_fails(tag, &p, &data, &data, expect, false);
+    }
+}
+
 #[test]
 fn zero_sized_and_huge_dims() {
     let dir = tempfile::tempdir().expect("tempdir");
