@@ -564,3 +564,23 @@ fn every_writer_refuses_unwritable_places_and_writes_nothing() {
     // calibrate 1, analyze 2, quantize 4 writers, 3 places each.
     assert_eq!(checked, 7 * 3);
 }
+
+#[test]
+fn bad_input_shapes_through_the_cli() {
+    let (calib, eval) = mlp_data();
+    let model = sample("mlp", "model.onnx");
+    for (value, expect) in [
+        ("input=abc", "is not of the form name=1x3x48x192"),
+        ("input", "is not of the form name=1x3x48x192"),
+        ("input=1x0", "is not of the form name=1x3x48x192"),
+        ("input=1x99999999999999999999", "is not of the form name=1x3x48x192"),
+        ("nope=1x64", "--input-shape names 'nope', not a model input"),
+        ("input=1x63", "gives sample dims [63] but the data has [64]"),
+    ] {
+        let out = tempfile::tempdir().expect("tempdir");
+        for (name, mut args) in subcommands(&model, &calib, &eval, out.path()).into_iter().skip(1) {
+            args.extend([OsString::from("--input-shape"), value.into()]);
+            fails_cleanly(&format!("--input-shape {value}: {name}"), &args, out.path(), expect);
+        }
+    }
+}
