@@ -197,6 +197,7 @@ fn calibrate(
     input_shapes: &[String],
     save_recipe: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    check_outputs(&[save_recipe])?;
     let model = OnnxModel::load(model_path)?;
     let config = CalibrationConfig { input_shapes: parse_input_shapes(input_shapes)?, ..CalibrationConfig::default() };
     let set = DataSet::open(DataSource::from_path(calib)?, &model.summary.inputs)?;
@@ -224,15 +225,48 @@ fn calibrate(
         let mut recipe = Recipe::new(&model.summary.name);
         recipe.calibration_config = config;
         recipe.calibration = Some(cal);
-        recipe.save(path)?;
+        write_outputs(vec![(path, recipe.to_json()?.into_bytes())])?;
         eprintln!("recipe written to {}", path.display());
     }
     Ok(())
 }
 
-/// Loads the model, builds the recipe from the options and calibrates it.
+/// Checks, before any work, that every output can be written (so a run that fails leaves no
+/// output behind, and a bad path fails at once rather than after calibration).
+fn check_outputs(paths: &[Option<&std::path::Path>]) -> anyhow::Result<()> {
+    for p in paths.iter().flatten() {
+        quantbench_core::fsutil::check_writable(p)?;
+    }
+    Ok(())
+}
+
+/// Writes a command's outputs, all computed beforehand, each atomically; when one cannot be
+/// written, those already written by this call are removed again.
+fn write_outputs(files: Vec<(&std::path::Path, Vec<u8>)>) -> anyhow::Result<()> {
+    let mut written: Vec<&std::path::Path> = Vec::new();
+    for (path, bytes) in files {
+        if let Err(e) = quantbench_core::fsutil::write_atomic(path, &bytes) {
+            for w in written {
+                let _ = std::fs::remove_file(w);
+            }
+            return Err(e.into());
+        }
+        written.push(path);
+    }
+    Ok(())
+}
+
+/// Loads the model, builds the recipe from the options and calibrates it (writes nothing).
 fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<(OnnxModel, Recipe)> {
     let model = OnnxModel::load(model_path)?;
+    if model.summary.layers.is_empty() {
+        let ops: Vec<&str> = quantbench_core::plan::OP_HANDLERS.iter().map(|(op, _)| *op).collect();
+        anyhow::bail!(
+            "nothing to quantize: the model has no quantizable layer ({} with a constant weight): {}",
+            ops.join(", "),
+            model_path.display()
+        );
+    }
     let mut recipe = match &opts.recipe {
         Some(p) => Recipe::load(p)?,
         None => Recipe::new(&model.summary.name),
@@ -298,9 +332,6 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
         }
         eprintln!("layer-wise algorithms took {:.1} s", started.elapsed().as_secs_f64());
     }
-    if let Some(p) = &opts.save_recipe {
-        recipe.save(p)?;
-    }
     Ok((model, recipe))
 }
 
@@ -341,10 +372,8 @@ fn simulate_report(
     Ok(Report::new(&model.summary, recipe.defaults, &evaluation))
 }
 
-fn write_report(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(report).context("serializing the report")?;
-    quantbench_core::fsutil::write_atomic(path, text.as_bytes())?;
-    Ok(())
+fn report_json(report: &Report) -> anyhow::Result<Vec<u8>> {
+    Ok(serde_json::to_string_pretty(report).context("serializing the report")?.into_bytes())
 }
 
 fn print_summary(report: &Report) {
@@ -388,6 +417,7 @@ fn analyze(
     no_local: bool,
     sensitivity: Option<&SensitivityOptions>,
 ) -> anyhow::Result<()> {
+    check_outputs(&[Some(report_path), opts.save_recipe.as_deref()])?;
     let (model, recipe) = prepare(model_path, opts)?;
     let mut report = simulate_report(&model, &recipe, eval, no_local)?;
     if let Some(s) = sensitivity {
@@ -410,7 +440,11 @@ fn analyze(
         report.sensitivity_metric = Some(metric);
         report.sensitivity = Some(rows);
     }
-    write_report(&report, report_path)?;
+    let mut files = vec![(report_path, report_json(&report)?)];
+    if let Some(p) = &opts.save_recipe {
+        files.push((p.as_path(), recipe.to_json()?.into_bytes()));
+    }
+    write_outputs(files)?;
     print_summary(&report);
     Ok(())
 }
@@ -460,29 +494,38 @@ fn quantize(
     if target.is_some() && eval.is_none() {
         anyhow::bail!("--target-accuracy-drop and --target-size need --eval (targets are measured on it)");
     }
+    check_outputs(&[Some(out), report_path, encodings, opts.save_recipe.as_deref()])?;
     let (model, mut recipe) = prepare(model_path, opts)?;
     let mut search = None;
     if let (Some(target), Some(eval)) = (target, eval) {
         let (chosen, s) = choose_mixed_precision(&model, &recipe, eval, target)?;
         recipe = chosen;
         search = Some(s);
-        if let Some(p) = &opts.save_recipe {
-            recipe.save(p)?;
-        }
     }
     let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default())?;
-    quantbench_core::export::write_qdq(&model, &plan, out)?;
-    eprintln!("quantized model written to {}", out.display());
+    // Everything is computed before anything is written: a failure leaves no output behind.
+    let mut files = vec![(out, quantbench_core::export::qdq_bytes(&model, &plan)?)];
     if let Some(p) = encodings {
-        quantbench_core::export::write_encodings(&plan, p)?;
+        files.push((p, quantbench_core::export::encodings_json(&plan)?.into_bytes()));
     }
-    if let Some(eval) = eval {
-        let mut report = simulate_report(&model, &recipe, eval, report_path.is_none())?;
-        report.mixed_precision = search;
-        if let Some(p) = report_path {
-            write_report(&report, p)?;
+    let report = match eval {
+        Some(eval) => {
+            let mut report = simulate_report(&model, &recipe, eval, report_path.is_none())?;
+            report.mixed_precision = search;
+            if let Some(p) = report_path {
+                files.push((p, report_json(&report)?));
+            }
+            Some(report)
         }
-        print_summary(&report);
+        None => None,
+    };
+    if let Some(p) = &opts.save_recipe {
+        files.push((p.as_path(), recipe.to_json()?.into_bytes()));
+    }
+    write_outputs(files)?;
+    eprintln!("quantized model written to {}", out.display());
+    if let Some(report) = &report {
+        print_summary(report);
     }
     Ok(())
 }

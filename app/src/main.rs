@@ -8,8 +8,13 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+/// The last panic caught by `quantbench_core::panics::catch`, as "message at file:line".
+static CAUGHT_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn main() -> ExitCode {
-    // Panics are reported once, on one line, without a backtrace; jobs catch their own.
+    // Panics are reported once, on one line, without a backtrace; jobs catch their own. A panic
+    // that core catches becomes its error (the hook only keeps it); one that escapes a headless
+    // subcommand becomes "error: internal error: ..." and exit status 1.
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -18,11 +23,20 @@ fn main() -> ExitCode {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("internal error: {msg}{place}");
+        if quantbench_core::panics::is_caught() {
+            if let Ok(mut last) = CAUGHT_PANIC.lock() {
+                *last = Some(format!("{msg}{place}"));
+            }
+        } else {
+            eprintln!("internal error: {msg}{place}");
+        }
     }));
     let args = cli::Cli::parse();
     let result = match args.command {
-        Some(cmd) => cli::run(cmd),
+        Some(cmd) => quantbench_core::panics::catch(|| cli::run(cmd)).unwrap_or_else(|_| {
+            let what = CAUGHT_PANIC.lock().ok().and_then(|mut l| l.take()).unwrap_or_else(|| "a panic".into());
+            Err(anyhow::anyhow!("internal error: {what}"))
+        }),
         None => gui::run(args.model),
     };
     if std::env::var_os("QB_REPORT_PEAK_RSS").is_some() {

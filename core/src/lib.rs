@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod metrics;
 pub mod model;
 pub mod observe;
+pub mod panics;
 pub mod plan;
 pub mod quant;
 pub mod report;

@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-NUM_SAMPLES = 4
+NUM_SAMPLES = 32
 # The IR version each exporter of that era wrote for the opset.
 IR_VERSION = {11: 6, 12: 7, 13: 7, 14: 8, 17: 8}
 

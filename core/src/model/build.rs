@@ -192,6 +192,14 @@ pub(crate) fn summarize(proto: &pb::ModelProto, name: String) -> Result<ModelSum
             param_count = param_count.checked_add(elems).ok_or_else(overflow)?;
         }
         let bytes = elems.checked_mul(elem_size_bytes(t.data_type)).ok_or_else(overflow)?;
+        // Inline raw data must fill the shape (4-bit types pack two values a byte: not checked).
+        let held = t.raw_data.len() as u64;
+        if held > 0 && !matches!(t.data_type, 21 | 22) && elem_size_bytes(t.data_type) > 0 && held != bytes {
+            return Err(Error::InvalidModel(format!(
+                "tensor '{}' holds {held} bytes of data but its shape {:?} needs {bytes}",
+                t.name, t.dims
+            )));
+        }
         float_size_bytes = float_size_bytes.checked_add(bytes).ok_or_else(overflow)?;
     }
     let opset =

@@ -52,6 +52,7 @@ impl OnnxModel {
             return Err(not_onnx(format!("ir_version {} with {} nodes", proto.ir_version, graph.node.len())));
         }
         check_operators(graph)?;
+        check_outputs_produced(graph)?;
         let name = path.file_stem().map_or_else(
             || "model".to_string(),
             |s| {
@@ -65,6 +66,7 @@ impl OnnxModel {
             },
         );
         let summary = build::summarize(&proto, name)?;
+        check_no_empty_tensors(&summary)?;
         check_tract_parses(&proto, path)?;
         Ok(Self { proto, summary, path: path.to_path_buf() })
     }
@@ -99,11 +101,13 @@ impl OnnxModel {
 pub(crate) fn load_tensor(proto: &pb::TensorProto, path: &Path) -> Result<Tensor> {
     let dir = path.parent().and_then(Path::to_str);
     let provider = tract_onnx::data_resolver::MmapDataResolver;
-    std::panic::catch_unwind(|| tract_onnx::tensor::load_tensor(&provider, proto, dir))
-        .map_err(|_| {
+    crate::panics::catch(|| tract_onnx::tensor::load_tensor(&provider, proto, dir))
+        .map_err(|p| {
             Error::InvalidModel(format!(
-                "tensor '{}' has an unsupported data layout (type {})",
-                proto.name, proto.data_type
+                "tensor '{}' has an unsupported data layout (type {}: {})",
+                proto.name,
+                proto.data_type,
+                one_line(&crate::panics::message(&*p))
             ))
         })?
         .map_err(|e| Error::InvalidModel(format!("tensor '{}': {}", proto.name, one_line(&format!("{e:#}")))))
@@ -143,11 +147,57 @@ fn check_operators(graph: &pb::GraphProto) -> Result<()> {
     Err(Error::UnsupportedOps(parts.join(", ")))
 }
 
+/// Rejects graph outputs that no node, graph input or initializer produces (tract would panic).
+fn check_outputs_produced(graph: &pb::GraphProto) -> Result<()> {
+    let produced: std::collections::BTreeSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter())
+        .chain(graph.input.iter().map(|i| &i.name))
+        .chain(graph.initializer.iter().map(|t| &t.name))
+        .map(String::as_str)
+        .collect();
+    let missing: Vec<String> =
+        graph.output.iter().filter(|o| !produced.contains(o.name.as_str())).map(|o| format!("'{}'", o.name)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidModel(format!("graph outputs not produced by any node: {}", missing.join(", "))))
+}
+
+/// Rejects graph inputs with a zero-sized dim (no sample fits them) and quantizable layers whose
+/// weight is empty (there is nothing to quantize, and no channel to give a scale).
+fn check_no_empty_tensors(summary: &ModelSummary) -> Result<()> {
+    for input in &summary.inputs {
+        if input.shape.contains(&Dim::Fixed(0)) {
+            return Err(Error::InvalidModel(format!(
+                "input '{}' has a zero-sized dimension {}: no sample fits it",
+                input.name,
+                shape_to_string(&input.shape)
+            )));
+        }
+    }
+    for layer in &summary.layers {
+        if layer.weight_shape.contains(&0) {
+            return Err(Error::InvalidModel(format!(
+                "layer '{}' has an empty weight '{}' (shape {:?})",
+                layer.name, layer.weight, layer.weight_shape
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Lets tract build its graph once, so attribute and wiring errors surface at load time.
 fn check_tract_parses(proto: &pb::ModelProto, path: &Path) -> Result<()> {
     let dir = path.parent().and_then(Path::to_str);
-    let parsed = std::panic::catch_unwind(|| tract_onnx::onnx().parse(proto, dir))
-        .map_err(|_| Error::InvalidModel("the model could not be parsed (internal parser panic)".into()))?
+    let parsed = crate::panics::catch(|| tract_onnx::onnx().parse(proto, dir))
+        .map_err(|p| {
+            Error::InvalidModel(format!(
+                "the model could not be parsed (the parser failed: {})",
+                one_line(&crate::panics::message(&*p))
+            ))
+        })?
         .map_err(|e| Error::InvalidModel(one_line(&format!("{e:#}"))))?;
     if !parsed.unresolved_inputs.is_empty() {
         return Err(Error::InvalidModel(format!(

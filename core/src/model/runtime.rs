@@ -59,8 +59,10 @@ impl Runner {
             let plan = typed.into_optimized()?.into_runnable()?;
             Ok((plan, names))
         };
-        let (plan, output_names) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-            .map_err(|_| Error::Runtime("tract panicked while preparing the model".into()))?
+        let (plan, output_names) = crate::panics::catch(run)
+            .map_err(|p| {
+                Error::Runtime(format!("tract panicked while preparing the model: {}", crate::panics::message(&*p)))
+            })?
             .map_err(|e| Error::runtime(&e))?;
         Ok(Self { plan, input_shapes: input_shapes.to_vec(), output_names })
     }
@@ -131,8 +133,8 @@ pub fn float_activation_sizes(model: &OnnxModel, input_shapes: &[Vec<usize>]) ->
         }
         Ok(names)
     };
-    let mut names = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-        .map_err(|_| Error::Runtime("tract panicked while typing the model".into()))?
+    let mut names = crate::panics::catch(run)
+        .map_err(|p| Error::Runtime(format!("tract panicked while typing the model: {}", crate::panics::message(&*p))))?
         .map_err(|e| Error::runtime(&e))?;
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|(n, _)| seen.insert(n.clone()));

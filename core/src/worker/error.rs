@@ -47,14 +47,7 @@ impl From<crate::Error> for JobError {
     }
 }
 
-/// The message of a panic payload (`panic!` gives a `&str` or a `String`).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
-}
+pub(crate) use crate::panics::message as panic_message;
 
 #[cfg(test)]
 mod tests {

@@ -46,16 +46,31 @@ pub const EVENT_CAPACITY: usize = 256;
 #[derive(Debug, Clone, Copy)]
 pub struct Worker;
 
+/// Settings of a worker for its whole life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerOptions {
+    /// Memory the incremental-evaluation cache may use, in MiB (0: the default, see
+    /// [`EvalConfig::cache_budget_mib`](crate::simulate::EvalConfig)). When the activations of
+    /// an evaluation do not fit, nothing is cached and the next evaluation runs in full: slower,
+    /// same results.
+    pub cache_budget_mib: usize,
+}
+
 impl Worker {
     /// Starts the worker thread. `waker` is called after every event is sent (the GUI passes a
     /// closure that calls `ctx.request_repaint()`); it must be quick and must not block.
     pub fn spawn(waker: Box<dyn Fn() + Send + Sync>) -> Result<WorkerHandle, WorkerError> {
+        Self::spawn_with(waker, WorkerOptions::default())
+    }
+
+    /// As [`Worker::spawn`], with `options`.
+    pub fn spawn_with(waker: Box<dyn Fn() + Send + Sync>, options: WorkerOptions) -> Result<WorkerHandle, WorkerError> {
         let (command_tx, command_rx) = crossbeam_channel::bounded(COMMAND_CAPACITY);
         let (event_tx, event_rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
         let ids = JobIds::default();
         let stop = Arc::new(AtomicBool::new(false));
         let sink = EventSink::new(event_tx, Arc::from(waker), Arc::clone(&stop));
-        let scheduler = Scheduler::new(command_rx, sink, ids.clone(), Arc::clone(&stop));
+        let scheduler = Scheduler::new(command_rx, sink, ids.clone(), Arc::clone(&stop), options);
         let thread = std::thread::Builder::new()
             .name("quantbench-worker".into())
             .spawn(move || scheduler.run())

@@ -67,12 +67,13 @@ impl Scheduler {
         sink: EventSink,
         ids: JobIds,
         stop: Arc<AtomicBool>,
+        options: super::WorkerOptions,
     ) -> Self {
         // One job runs at a time, so one slot is enough; two leave room for a job that outlives
         // a stop.
         let (done_tx, done_rx) = crossbeam_channel::bounded(2);
         Self {
-            session: Session::new(),
+            session: Session::with_cache_budget(options.cache_budget_mib),
             queue: VecDeque::new(),
             running: None,
             commands,

@@ -46,6 +46,8 @@ pub(crate) struct Session {
     /// reference).
     generation: u64,
     simulator: Option<CachedSimulator>,
+    /// Memory budget of the incremental cache in MiB (0: the default).
+    cache_budget_mib: usize,
 }
 
 /// What an evaluation job needs, snapshotted when it starts.
@@ -63,7 +65,13 @@ pub(crate) struct EvaluationInputs {
 
 impl Session {
     /// An empty session.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::with_cache_budget(0)
+    }
+
+    /// An empty session whose evaluations cache at most `cache_budget_mib` MiB (0: the default).
+    pub(crate) fn with_cache_budget(cache_budget_mib: usize) -> Self {
         Self {
             model: None,
             loaded: None,
@@ -73,6 +81,7 @@ impl Session {
             revision: 0,
             generation: 0,
             simulator: None,
+            cache_budget_mib,
         }
     }
 
@@ -208,7 +217,11 @@ impl Session {
     pub(crate) fn evaluation_inputs(&self) -> Result<EvaluationInputs, JobError> {
         let model = Arc::clone(self.model()?);
         let data = self.evaluation_set.clone().ok_or(JobError::Missing(NO_EVALUATION_SET))?;
-        let config = EvalConfig { input_shapes: self.input_shapes().to_vec(), ..EvalConfig::default() };
+        let config = EvalConfig {
+            input_shapes: self.input_shapes().to_vec(),
+            cache_budget_mib: self.cache_budget_mib,
+            ..EvalConfig::default()
+        };
         let cached = self
             .simulator
             .as_ref()

@@ -7,6 +7,7 @@ mod data;
 mod export;
 mod float_parity;
 mod fuzz_regressions;
+mod hostile;
 mod inspect;
 mod mixed_precision;
 mod model_errors;

@@ -181,3 +181,30 @@ fn incremental_reevaluation_equals_a_full_one() {
         assert_eq!(back, sim.evaluate(&plan, &cfg, &mut |_| {}, &never).expect("full"), "{name}");
     }
 }
+
+/// A cache budget too small for the activations: nothing is cached, the next evaluation runs in
+/// full instead of incrementally, and the results are the same.
+#[test]
+fn over_the_cache_budget_evaluations_fall_back_to_full_runs() {
+    use quantbench_core::quant::LayerConfig;
+    let (model, mut recipe, sim) = setup("cnn");
+    let never = AtomicBool::new(false);
+    let tiny = EvalConfig { cache_budget_mib: 1, ..EvalConfig::default() };
+    let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+    let (first, state) = sim.evaluate_from(None, &plan, &tiny, &mut |_| {}, &never).expect("full");
+    assert_eq!(first, run(&model, &recipe, &sim), "the budget changes nothing in the results");
+    let mut changed = LayerConfig::default();
+    changed.weight.bits = 4;
+    let last = model.summary.layers.last().expect("layers").name.clone();
+    recipe.layers.insert(last, changed);
+    let plan2 = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+    let (second, state2) = sim.evaluate_from(Some(&state), &plan2, &tiny, &mut |_| {}, &never).expect("second");
+    assert_eq!(state2.nodes_rerun, state2.nodes_total, "nothing cached: a full run");
+    assert_eq!(second, run(&model, &recipe, &sim), "same results as a full evaluation");
+    // With the default budget the same change re-runs only a suffix (the cache is what differs).
+    let cfg = EvalConfig::default();
+    let (_, state) = sim.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");
+    let (again, state3) = sim.evaluate_from(Some(&state), &plan2, &cfg, &mut |_| {}, &never).expect("incremental");
+    assert!(state3.nodes_rerun < state3.nodes_total, "{} of {}", state3.nodes_rerun, state3.nodes_total);
+    assert_eq!(again, second);
+}
