@@ -3,18 +3,22 @@
 //! and return [`actions::Action`]s, which the app applies after the frame.
 
 mod actions;
+mod analysis;
 mod app;
 mod chrome;
 mod detail;
 mod export;
 mod model_panel;
 mod overview;
+mod pareto;
+mod sensitivity;
 mod settings;
 mod summary;
 mod table;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod view_export;
 
 use std::path::PathBuf;
 

@@ -101,10 +101,10 @@ pub(crate) struct JobDone {
 
 /// Runs a job to its end on the current thread and reports it on `done`. Never panics: a panic
 /// inside the job becomes [`JobError::Panic`].
-pub(crate) fn run(id: JobId, spec: JobSpec, flags: &CancelFlags, sink: EventSink, done: &Sender<JobDone>) {
+pub(crate) fn run(id: JobId, spec: JobSpec, flags: &CancelFlags, sink: &EventSink, done: &Sender<JobDone>) {
     let mut progress = ProgressReporter::new(id, sink.clone());
     let mut built_simulator = None;
-    let mut job = JobContext { id, flags, sink: &sink, progress: &mut progress, built_simulator: &mut built_simulator };
+    let mut job = JobContext { id, flags, sink, progress: &mut progress, built_simulator: &mut built_simulator };
     let result = catch_unwind(AssertUnwindSafe(|| body(spec, &mut job)))
         .unwrap_or_else(|payload| Err(JobError::Panic(panic_message(&*payload))));
     progress.finish();

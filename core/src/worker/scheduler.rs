@@ -299,7 +299,7 @@ impl Scheduler {
         self.sink.send(Event::Started { job: id, kind });
         let thread = std::thread::Builder::new()
             .name(format!("quantbench-job-{}", id.0))
-            .spawn(move || job::run(id, spec, &job_flags, sink, &done))
+            .spawn(move || job::run(id, spec, &job_flags, &sink, &done))
             .map_err(|e| JobError::Spawn(e.to_string()))?;
         self.running = Some(RunningJob {
             id,
