@@ -81,6 +81,8 @@ pub enum Action {
     RunMixedPrecision(Target),
     /// Apply point `i` of the last mixed-precision search to the recipe.
     ApplyPathPoint(usize),
-    /// Save a view to a path (`None`: ask with a save dialog first).
+    /// Save a view to a path (`None`: open the save window to choose one).
     SaveView(SavedView, ViewFormat, Option<PathBuf>),
+    /// Choose the save window's path with a file dialog.
+    BrowseSavePath(SavedView, ViewFormat),
 }

@@ -10,7 +10,7 @@ use quantbench_core::model::ModelSummary;
 use quantbench_core::worker::{Command, Event, JobId};
 
 use super::actions::{Action, FilePurpose};
-use super::app::{WorkbenchApp, file_name};
+use super::app::{WorkbenchApp, file_name, sanitize};
 
 /// SQNR drawn for exact (infinite SQNR) results.
 pub const EXACT_DB: f64 = 100.0;
@@ -139,6 +139,17 @@ impl ViewFormat {
     }
 }
 
+/// The save window: which view, in which format, to which path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveDialog {
+    /// The view.
+    pub view: SavedView,
+    /// CSV or PNG.
+    pub format: ViewFormat,
+    /// Where (typed, or chosen with Browse).
+    pub path: String,
+}
+
 /// How a run ended when it did not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEnd {
@@ -209,6 +220,8 @@ pub struct AnalysisState {
     pub mixed: Option<MixedRun>,
     /// The last failure or cancellation of a search.
     pub mixed_end: RunEnd,
+    /// The save window, when open.
+    pub save: Option<SaveDialog>,
 }
 
 impl Default for AnalysisState {
@@ -227,6 +240,7 @@ impl Default for AnalysisState {
             mixed_job: None,
             mixed: None,
             mixed_end: RunEnd::Open,
+            save: None,
         }
     }
 }
@@ -243,6 +257,13 @@ impl AnalysisState {
                 };
                 Target::SizeBytes(bytes.round().max(0.0) as u64)
             }
+        }
+    }
+
+    /// A path chosen with the save window's Browse button.
+    pub fn chose_save_path(&mut self, view: SavedView, format: ViewFormat, path: &std::path::Path) {
+        if let Some(d) = self.save.as_mut().filter(|d| d.view == view && d.format == format) {
+            d.path = path.to_string_lossy().into_owned();
         }
     }
 
@@ -459,8 +480,13 @@ impl WorkbenchApp {
             }
             Action::ApplyPathPoint(i) => self.apply_path_point(i),
             Action::SaveView(view, format, None) => {
-                self.spawn_file_dialog(FilePurpose::SaveView(view, format));
+                let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                let model = self.session.summary.as_ref().map_or_else(|| "model".to_string(), |s| sanitize(&s.name));
+                let name = format!("{model}_{}.{}", view.stem(), format.extension());
+                let path = dir.join(name).to_string_lossy().into_owned();
+                self.analysis.save = Some(SaveDialog { view, format, path });
             }
+            Action::BrowseSavePath(view, format) => self.spawn_file_dialog(FilePurpose::SaveView(view, format)),
             Action::SaveView(view, format, Some(path)) => self.save_view(view, format, path, ctx),
             _ => {}
         }

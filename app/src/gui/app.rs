@@ -486,7 +486,8 @@ impl WorkbenchApp {
             Action::RunSensitivity { .. }
             | Action::RunMixedPrecision(_)
             | Action::ApplyPathPoint(_)
-            | Action::SaveView(..) => self.apply_analysis(action, ctx),
+            | Action::SaveView(..)
+            | Action::BrowseSavePath(..) => self.apply_analysis(action, ctx),
         }
     }
 
@@ -558,7 +559,7 @@ impl WorkbenchApp {
                     self.export.kind = kind;
                     *self.export.path_mut() = path.to_string_lossy().into_owned();
                 }
-                FilePurpose::SaveView(view, format) => self.push_action(Action::SaveView(view, format, Some(path))),
+                FilePurpose::SaveView(view, format) => self.analysis.chose_save_path(view, format, &path),
             }
         }
         self.drain_saves();
@@ -728,7 +729,7 @@ pub fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-fn sanitize(name: &str) -> String {
+pub(super) fn sanitize(name: &str) -> String {
     let s: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     if s.is_empty() { "model".into() } else { s }

@@ -2,7 +2,7 @@
 //! with progress, the search path as a size-vs-metric scatter with its Pareto front and the
 //! chosen point highlighted; clicking a point (or its Apply button) applies it to the recipe.
 
-use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoint, Points, VLine};
+use egui_plot::{Corner, HLine, Legend, Line, MarkerShape, Plot, PlotPoint, Points, VLine};
 use quantbench_core::analysis::{PathPoint, Target};
 
 use super::actions::Action;
@@ -154,7 +154,8 @@ fn front_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
             ui.colored_label(ui.visuals().error_fg_color, "No configuration on the path meets the target");
         }
     }
-    if run.revision != app.session.revision {
+    // Applying a point changes the revision by design; other changes make the path stale.
+    if run.applied.is_none() && run.revision != app.session.revision {
         ui.colored_label(
             tokens::STALE,
             format!("Searched from revision {}; the configuration changed since", run.revision),
@@ -176,13 +177,13 @@ fn scatter_ui(run: &MixedRun, label: &str, ui: &mut egui::Ui, actions: &mut Vec<
     front.sort_by(|a, b| a[0].total_cmp(&b[0]));
     let highlight = |i: Option<usize>| i.and_then(|i| path.get(i)).map(xy);
     let (chosen, applied) = (highlight(run.result.chosen), highlight(run.applied));
-    let target_size = match run.target {
-        Target::SizeBytes(b) => Some(b as f64 / 1000.0),
-        Target::AccuracyDrop(_) => None,
+    let (target_size, target_metric) = match run.target {
+        Target::SizeBytes(b) => (Some(b as f64 / 1000.0), None),
+        Target::AccuracyDrop(points) => (None, Some(100.0 * run.result.float_metric - points)),
     };
     let response = Plot::new("pareto front")
         .height(tokens::ANALYSIS_PLOT_HEIGHT)
-        .legend(Legend::default())
+        .legend(Legend::default().position(Corner::RightBottom))
         .x_axis_label("quantized size (KB)")
         .y_axis_label(format!("{label} (%)"))
         .allow_scroll(false)
@@ -210,6 +211,9 @@ fn scatter_ui(run: &MixedRun, label: &str, ui: &mut egui::Ui, actions: &mut Vec<
             }
             if let Some(x) = target_size {
                 plot.vline(VLine::new("size target", x).color(tokens::CHOSEN).width(1.0));
+            }
+            if let Some(y) = target_metric {
+                plot.hline(HLine::new("accuracy target", y).color(tokens::CHOSEN).width(1.0));
             }
         });
     if response.response.clicked()

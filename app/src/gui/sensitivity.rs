@@ -140,6 +140,21 @@ fn references(app: &WorkbenchApp, run: &SensitivityRun) -> Vec<(&'static str, f6
     lines
 }
 
+/// Where the bars start: a margin below the lowest value (or 0 when all values are positive and
+/// the lowest is within a third of the highest of 0, so bars of very different values compare).
+fn bar_base(values: impl Iterator<Item = f64>) -> f64 {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return 0.0;
+    }
+    if lo >= 0.0 && lo < hi / 3.0 {
+        return 0.0;
+    }
+    let margin = ((hi - lo) * 0.25).max(0.5);
+    lo - margin
+}
+
 /// The per-layer bar chart.
 fn bars_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     let Some(run) = &app.analysis.sensitivity else { return };
@@ -159,16 +174,18 @@ fn bars_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
     let order = super::analysis::bar_order(&run.layers, measure, app.analysis.order);
     let color =
         if run.revision.is_some_and(|r| r != app.session.revision) { tokens::STALE } else { tokens::SENSITIVITY };
+    let references = references(app, run);
+    let values: Vec<f64> = order.iter().map(|&i| display_value(metric, measure.of(&run.layers[i]))).collect();
+    // Bars rise from just below the lowest value, so small differences (a few tenths of a
+    // percent) stay visible.
+    let base = bar_base(values.iter().copied().chain(references.iter().map(|r| r.1)));
     let bars: Vec<Bar> = order
         .iter()
+        .zip(&values)
         .enumerate()
-        .map(|(x, &i)| {
-            let l = &run.layers[i];
-            Bar::new(x as f64, display_value(metric, measure.of(l))).width(0.6).name(&l.name)
-        })
+        .map(|(x, (&i, &v))| Bar::new(x as f64, v - base).base_offset(base).width(0.6).name(&run.layers[i].name))
         .collect();
     let names: Vec<String> = order.iter().map(|&i| run.layers[i].name.clone()).collect();
-    let references = references(app, run);
     let response = Plot::new("sensitivity bars")
         .height(tokens::ANALYSIS_PLOT_HEIGHT)
         .legend(Legend::default())
@@ -191,7 +208,16 @@ fn bars_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
         })
         .allow_scroll(false)
         .show(ui, |plot| {
-            plot.bar_chart(BarChart::new(format!("{} ({})", measure.label(), metric_name(metric)), bars).color(color));
+            let chart = BarChart::new(format!("{} ({})", measure.label(), metric_name(metric)), bars)
+                .color(color)
+                .element_formatter(Box::new(move |bar, _| {
+                    let v = bar.base_offset.unwrap_or(0.0) + bar.value;
+                    match metric {
+                        SensitivityMetric::OutputSqnr => format!("{}\n{v:.2} dB", bar.name),
+                        _ => format!("{}\n{v:.2} %", bar.name),
+                    }
+                }));
+            plot.bar_chart(chart);
             for (name, y, c) in references {
                 plot.hline(HLine::new(name, y).color(c).width(1.5));
             }
@@ -342,5 +368,19 @@ impl<'a> SensitivityColumn<'a> {
             metric_text(metric, l.weights_only),
             metric_text(metric, l.activations_only)
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bar_base;
+
+    #[test]
+    fn bars_start_just_below_close_values_and_at_zero_for_spread_ones() {
+        assert_eq!(bar_base([99.0, 97.0, 98.0].into_iter()), 96.5);
+        assert_eq!(bar_base([99.5, 99.5].into_iter()), 99.0);
+        assert_eq!(bar_base([90.0, 10.0].into_iter()), 0.0);
+        assert_eq!(bar_base([-5.0, 20.0, f64::NAN].into_iter()), -11.25);
+        assert_eq!(bar_base(std::iter::empty()), 0.0);
     }
 }

@@ -121,11 +121,26 @@ fn bad_model_shows_error_and_app_stays_usable() {
     assert!(h.state().session.summary.is_some());
 }
 
-/// Saves `view` as CSV to a file in `dir` (the path a save dialog would return) and returns its
-/// lines once written.
-fn save_csv(h: &mut Harness<'_, WorkbenchApp>, view: SavedView, dir: &std::path::Path) -> Vec<String> {
+/// Saves `view` as CSV through its button and the save window (with a path in `dir`, as typed)
+/// and returns the file's lines once written.
+fn save_csv(h: &mut Harness<'_, WorkbenchApp>, button: &str, view: SavedView, dir: &std::path::Path) -> Vec<String> {
+    h.get_by_label(button).click();
+    h.step();
+    let dialog = h.state().analysis.save.clone().expect("the save window is open");
+    assert_eq!((dialog.view, dialog.format), (view, ViewFormat::Csv));
+    assert!(dialog.path.ends_with(&format!("_{}.csv", view.stem())), "a default path: {}", dialog.path);
     let path = dir.join(format!("{}.csv", view.stem()));
-    h.state_mut().push_action(Action::SaveView(view, ViewFormat::Csv, Some(path.clone())));
+    h.state_mut().analysis.save.as_mut().expect("open").path = path.to_string_lossy().into_owned();
+    // A new window takes a frame or two to size itself before its widgets are shown.
+    for _ in 0..10 {
+        if h.query_by_label("Save").is_some() {
+            break;
+        }
+        h.step();
+    }
+    h.get_by_label("Save").click();
+    h.step();
+    assert!(h.state().analysis.save.is_none(), "saving closes the window");
     let note = format!("saved {}", path.display());
     wait_until(h, "the CSV file", |a| a.notes.contains(&note) || !a.errors.is_empty());
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
@@ -165,12 +180,12 @@ fn sensitivity_run_fills_chart_heat_map_and_table_column_and_exports_csv() {
     h.get_by_label("Heat map CSV");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let csv = save_csv(&mut h, SavedView::SensitivityBars, dir.path());
+    let csv = save_csv(&mut h, "Chart CSV", SavedView::SensitivityBars, dir.path());
     assert_eq!(csv.len(), 1 + layers.len(), "a header and one row per layer: {csv:?}");
     for (row, name) in csv[1..].iter().zip(&layers) {
         assert!(row.contains(&format!(",{name},Gemm,accuracy,")), "{row}");
     }
-    let sweep = save_csv(&mut h, SavedView::SweepHeatmap, dir.path());
+    let sweep = save_csv(&mut h, "Heat map CSV", SavedView::SweepHeatmap, dir.path());
     assert_eq!(sweep[0], "layer,w2,w4,w8,a2,a4,a8");
     assert_eq!(sweep.len(), 1 + layers.len());
 
@@ -232,7 +247,7 @@ fn mixed_precision_point_applies_to_the_table_and_exports_csv() {
     h.get_by_label(&format!("#{i}{chosen} applied"));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let csv = save_csv(&mut h, SavedView::ParetoFront, dir.path());
+    let csv = save_csv(&mut h, "Front CSV", SavedView::ParetoFront, dir.path());
     assert_eq!(csv.len(), 1 + run.result.path.len(), "a header and one row per path point");
     assert!(csv[1 + i].ends_with(&",2".repeat(layer_count)), "{}", csv[1 + i]);
 
@@ -241,4 +256,37 @@ fn mixed_precision_point_applies_to_the_table_and_exports_csv() {
     h.step();
     assert_eq!(h.query_all_by_value("2").count(), twos_before + layer_count);
     assert_eq!(h.query_all_by_value("8").count(), 2 + layer_count);
+}
+
+#[test]
+fn cancelling_sensitivity_keeps_the_streamed_layers_and_the_app_usable() {
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("cnn")));
+    wait_until(&mut h, "cnn evaluated", settled);
+    h.get_by_label("Sensitivity analysis").click();
+    h.step();
+    // Every sweep width: a long run per layer.
+    for b in ["3", "5", "6"] {
+        h.get_by_role_and_label(egui::accesskit::Role::CheckBox, b).click();
+        h.step();
+    }
+    assert_eq!(h.state().analysis.sweep_bits.len(), 6);
+    h.get_by_label("Run sensitivity").click();
+    wait_until(&mut h, "the first layer", |a| a.analysis.sensitivity.as_ref().is_some_and(|r| !r.layers.is_empty()));
+    h.get_by_label("Cancel sensitivity").click();
+    wait_until(&mut h, "the cancellation", |a| a.analysis.sensitivity_job.is_none() && a.jobs.is_empty());
+    let run = h.state().analysis.sensitivity.clone().expect("partial results");
+    assert_eq!(run.end, super::analysis::RunEnd::Cancelled);
+    assert!(!run.layers.is_empty() && run.layers.len() < run.total, "{} of {}", run.layers.len(), run.total);
+    h.get_by_label_contains("Cancelled: ");
+    h.get_by_label("enable-one (accuracy)");
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    // The app goes on: a config change is evaluated.
+    let revision = h.state().session.revision;
+    h.get_by_label("Layer table").click();
+    h.step();
+    h.get_by_label("conv2").click();
+    h.step();
+    h.get_by_label("Selected: W4").click();
+    wait_until(&mut h, "re-evaluation", |a| settled(a) && a.session.revision > revision);
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use super::analysis::SavedView;
+use super::actions::Action;
+use super::analysis::{SavedView, ViewFormat};
+use super::app::WorkbenchApp;
 
 /// How many finished saves may wait to be reported.
 const SAVE_RESULTS: usize = 16;
@@ -72,6 +74,40 @@ impl ViewSaver {
     /// Saves that finished since the last call.
     pub fn drain(&self) -> Vec<SaveResult> {
         self.rx.try_iter().collect()
+    }
+}
+
+/// The save window: a path (typed, or chosen with Browse) and Save. Saving closes it first, so a
+/// PNG shows the view, not the window.
+pub fn save_window(app: &mut WorkbenchApp, ctx: &egui::Context, actions: &mut Vec<Action>) {
+    let Some(dialog) = &mut app.analysis.save else { return };
+    let mut open = true;
+    let mut close = false;
+    let what = match dialog.format {
+        ViewFormat::Csv => "CSV",
+        ViewFormat::Png => "PNG",
+    };
+    egui::Window::new(format!("Save {} as {what}", dialog.view.stem().replace('_', " ")))
+        .id(egui::Id::unique("save view"))
+        .open(&mut open)
+        .resizable(false)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("Path:");
+                ui.add(egui::TextEdit::singleline(&mut dialog.path).desired_width(360.0));
+                if ui.button("Browse...").clicked() {
+                    actions.push(Action::BrowseSavePath(dialog.view, dialog.format));
+                }
+            });
+            let path = dialog.path.trim();
+            if ui.add_enabled(!path.is_empty(), egui::Button::new("Save")).clicked() {
+                actions.push(Action::SaveView(dialog.view, dialog.format, Some(PathBuf::from(path))));
+                close = true;
+            }
+        });
+    if close || !open {
+        app.analysis.save = None;
     }
 }
 
