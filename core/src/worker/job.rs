@@ -26,7 +26,7 @@ pub const STAGE_CALIBRATION: &str = "calibration";
 /// Stage name of the float reference run that precedes the first evaluation.
 pub const STAGE_FLOAT_REFERENCE: &str = "float reference";
 /// Stage name of a sensitivity analysis (progress counts layers).
-pub const STAGE_SENSITIVITY: &str = "sensitivity";
+pub const STAGE_SENSITIVITY: &str = "layers analysed";
 /// Stage name of the first part of a mixed-precision search (progress counts layers measured).
 pub const STAGE_LAYER_NOISE: &str = "per-layer noise";
 /// Stage name of the search path of a mixed-precision search (progress counts configurations).
