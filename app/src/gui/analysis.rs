@@ -267,7 +267,8 @@ impl AnalysisState {
         }
     }
 
-    /// Forgets every result (a new model was loaded); running jobs end on their own.
+    /// Forgets every result (a new model or evaluation set was loaded); running jobs end on their
+    /// own (as superseded).
     pub fn clear_results(&mut self) {
         self.sensitivity = None;
         self.mixed = None;

@@ -647,6 +647,8 @@ impl WorkbenchApp {
                     DataRole::Evaluation => {
                         self.session.evaluation_set = Some(info);
                         self.session.evaluation = None;
+                        // Analyses measured on the previous set no longer apply.
+                        self.analysis.clear_results();
                         if self.calibrated() {
                             self.push_action(Action::Evaluate);
                         }

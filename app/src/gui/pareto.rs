@@ -53,7 +53,7 @@ pub fn mixed_precision_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &m
         return;
     }
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-        let rect = ui.scope(|ui| front_ui(app, ui, actions)).response.rect;
+        let rect = ui.scope(|ui| front_ui(app, ui, actions)).response.rect.intersect(ui.clip_rect());
         app.saver.rects.insert(SavedView::ParetoFront, rect);
     });
 }

@@ -34,10 +34,11 @@ pub fn sensitivity_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut V
         return;
     }
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-        let rect = ui.scope(|ui| bars_ui(app, ui, actions)).response.rect;
+        // A PNG shows the visible part of a view (the scroll area clips the rest).
+        let rect = ui.scope(|ui| bars_ui(app, ui, actions)).response.rect.intersect(ui.clip_rect());
         app.saver.rects.insert(SavedView::SensitivityBars, rect);
         ui.add_space(tokens::SECTION_SPACE);
-        let rect = ui.scope(|ui| heatmap_ui(app, ui, actions)).response.rect;
+        let rect = ui.scope(|ui| heatmap_ui(app, ui, actions)).response.rect.intersect(ui.clip_rect());
         app.saver.rects.insert(SavedView::SweepHeatmap, rect);
     });
 }
