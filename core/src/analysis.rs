@@ -190,6 +190,27 @@ impl MixedPrecision {
     }
 }
 
+/// A step of the mixed-precision search, reported as it happens (for progress).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SearchStep<'a> {
+    /// The noise of `done` of `total` layers' weights was measured at every bit width.
+    LayerMeasured {
+        /// Layers measured so far.
+        done: usize,
+        /// Layers to measure.
+        total: usize,
+    },
+    /// The `done`-th of `total` configurations on the path was measured.
+    PathPoint {
+        /// The configuration and its metrics (`pareto` is not known yet).
+        point: &'a PathPoint,
+        /// Points measured so far.
+        done: usize,
+        /// Length of the whole path.
+        total: usize,
+    },
+}
+
 /// Greedy mixed precision: each layer's output-SQNR with only its weights quantized at each bit
 /// width gives its noise power; starting from all layers at 8 bits, the step that adds the least
 /// noise per byte saved is taken until every layer is at 2 bits, and every configuration on the
@@ -200,7 +221,7 @@ pub fn mixed_precision(
     model: &OnnxModel,
     recipe: &Recipe,
     target: Target,
-    on_point: &mut dyn FnMut(&PathPoint),
+    on_step: &mut dyn FnMut(SearchStep<'_>),
     cancel: &AtomicBool,
 ) -> Result<MixedPrecision> {
     let config = EvalConfig { skip_local: true, ..EvalConfig::default() };
@@ -231,7 +252,9 @@ pub fn mixed_precision(
             row.push(10f64.powf(-e.metrics.output_sqnr_db / 10.0));
         }
         noise.push(row);
+        on_step(SearchStep::LayerMeasured { done: noise.len(), total: layers.len() });
     }
+    let path_len = layers.len() * (MIXED_PRECISION_BITS.len() - 1) + 1;
     let mut level = vec![0usize; layers.len()];
     let mut path = Vec::new();
     let mut base_state: Option<SimState> = None;
@@ -251,7 +274,7 @@ pub fn mixed_precision(
             output_sqnr_db: e.metrics.output_sqnr_db,
             pareto: false,
         };
-        on_point(&point);
+        on_step(SearchStep::PathPoint { point: &point, done: path.len() + 1, total: path_len });
         path.push((point, e.metrics.float_accuracy));
         // The next step: the layer whose downgrade adds the least noise per byte saved.
         let mut best: Option<(f64, usize)> = None;

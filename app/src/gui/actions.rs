@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use quantbench_core::analysis::{SensitivityMetric, Target};
 use quantbench_core::quant::LayerConfig;
 use quantbench_core::worker::{DataRole, ExportKind, JobId};
+
+use super::analysis::{SavedView, ViewFormat};
 
 /// Which file a background file dialog is choosing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +21,8 @@ pub enum FilePurpose {
     Recipe,
     /// Where to write an export.
     Export(ExportKind),
+    /// Where to save a view as CSV or PNG.
+    SaveView(SavedView, ViewFormat),
 }
 
 /// How a click on a layer changes the selection.
@@ -65,4 +70,19 @@ pub enum Action {
     DismissError(usize),
     /// Switch between light and dark.
     ToggleTheme,
+    /// Run a sensitivity analysis of the current recipe.
+    RunSensitivity {
+        /// The metric measured.
+        metric: SensitivityMetric,
+        /// Sweep bit widths.
+        bits: Vec<u8>,
+    },
+    /// Run a mixed-precision search from the current recipe.
+    RunMixedPrecision(Target),
+    /// Apply point `i` of the last mixed-precision search to the recipe.
+    ApplyPathPoint(usize),
+    /// Save a view to a path (`None`: open the save window to choose one).
+    SaveView(SavedView, ViewFormat, Option<PathBuf>),
+    /// Choose the save window's path with a file dialog.
+    BrowseSavePath(SavedView, ViewFormat),
 }

@@ -15,7 +15,9 @@ use quantbench_core::simulate::Evaluation;
 use quantbench_core::worker::{Command, DataRole, Event, ExportKind, JobId, JobKind, Worker, WorkerHandle};
 
 use super::actions::{Action, FilePurpose, SelectMode};
+use super::analysis::{AnalysisState, RunEnd};
 use super::settings::Settings;
+use super::view_export::ViewSaver;
 
 /// A data set the worker opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,10 @@ pub enum CentralView {
     Overview,
     /// The advanced algorithms.
     Algorithms,
+    /// Sensitivity bar chart and bit-sweep heat map.
+    Sensitivity,
+    /// Mixed-precision search and Pareto front.
+    MixedPrecision,
 }
 
 /// Sortable columns of the layer table.
@@ -128,6 +134,8 @@ pub enum SortColumn {
     Local,
     /// Accumulated SQNR.
     Accumulated,
+    /// Sensitivity (enable-one metric of the last sensitivity run).
+    Sensitivity,
 }
 
 /// View state of the layer table.
@@ -192,6 +200,10 @@ pub struct WorkbenchApp {
     pub export: ExportState,
     /// The advanced-algorithms view.
     pub algorithms: super::algorithms::AlgorithmsState,
+    /// Sensitivity and mixed-precision views.
+    pub analysis: AnalysisState,
+    /// Saves views as CSV/PNG off the UI thread.
+    pub saver: ViewSaver,
     actions: Vec<Action>,
     files_tx: Sender<(FilePurpose, PathBuf)>,
     files_rx: Receiver<(FilePurpose, PathBuf)>,
@@ -240,6 +252,8 @@ impl WorkbenchApp {
                 job: None,
             },
             algorithms: super::algorithms::AlgorithmsState::default(),
+            analysis: AnalysisState::default(),
+            saver: ViewSaver::default(),
             actions: Vec::new(),
             files_tx,
             files_rx,
@@ -264,7 +278,7 @@ impl WorkbenchApp {
             .evaluation_is_current(self.pending_evaluation.is_some() || !self.unacknowledged_changes.is_empty())
     }
 
-    fn send(&mut self, command: Command) -> Option<JobId> {
+    pub(super) fn send(&mut self, command: Command) -> Option<JobId> {
         let Some(worker) = &self.worker else {
             self.errors.push("the worker is not running".into());
             return None;
@@ -278,7 +292,7 @@ impl WorkbenchApp {
         }
     }
 
-    fn track(&mut self, job: JobId, label: impl Into<String>) {
+    pub(super) fn track(&mut self, job: JobId, label: impl Into<String>) {
         self.jobs.insert(job, JobInfo { label: label.into(), stage: String::new(), done: 0, total: 0, started: false });
     }
 
@@ -329,7 +343,7 @@ impl WorkbenchApp {
         }
     }
 
-    fn set_recipe_locally(&mut self, recipe: &Recipe) {
+    pub(super) fn set_recipe_locally(&mut self, recipe: &Recipe) {
         let calibration = self.session.recipe.as_mut().and_then(|r| r.calibration.take());
         let mut new = recipe.clone();
         if new.calibration.is_none() {
@@ -359,7 +373,7 @@ impl WorkbenchApp {
         }
     }
 
-    fn spawn_file_dialog(&self, purpose: FilePurpose) {
+    pub(super) fn spawn_file_dialog(&self, purpose: FilePurpose) {
         let tx = self.files_tx.clone();
         let ctx = self.repaint_ctx.get().cloned();
         let start_dir = self.session.model_path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
@@ -381,6 +395,10 @@ impl WorkbenchApp {
                         ExportKind::Recipe => ("recipe.json", "json"),
                     };
                     dialog.set_file_name(name).add_filter(ext, &[ext]).save_file()
+                }
+                FilePurpose::SaveView(view, format) => {
+                    let ext = format.extension();
+                    dialog.set_file_name(format!("{}.{ext}", view.stem())).add_filter(ext, &[ext]).save_file()
                 }
             };
             if let Some(path) = picked {
@@ -470,6 +488,11 @@ impl WorkbenchApp {
                 self.settings.dark_mode = !self.settings.dark_mode;
                 self.apply_theme(ctx);
             }
+            Action::RunSensitivity { .. }
+            | Action::RunMixedPrecision(_)
+            | Action::ApplyPathPoint(_)
+            | Action::SaveView(..)
+            | Action::BrowseSavePath(..) => self.apply_analysis(action, ctx),
         }
     }
 
@@ -541,8 +564,10 @@ impl WorkbenchApp {
                     self.export.kind = kind;
                     *self.export.path_mut() = path.to_string_lossy().into_owned();
                 }
+                FilePurpose::SaveView(view, format) => self.analysis.chose_save_path(view, format, &path),
             }
         }
+        self.drain_saves();
         // A bounded number per frame keeps the frame short while a job floods progress.
         for _ in 0..512 {
             let Some(event) = self.worker.as_ref().and_then(WorkerHandle::try_recv) else { break };
@@ -558,6 +583,9 @@ impl WorkbenchApp {
         if event.is_terminal() {
             self.jobs.remove(&job);
         }
+        if self.analysis.on_event(&event) {
+            return;
+        }
         match event {
             Event::Started { job, kind } => {
                 let label = match kind {
@@ -565,6 +593,8 @@ impl WorkbenchApp {
                     JobKind::Calibrate => "Calibrating",
                     JobKind::Evaluate => "Evaluating",
                     JobKind::Export => "Exporting",
+                    JobKind::Sensitivity => "Sensitivity",
+                    JobKind::MixedPrecision => "Mixed precision",
                 };
                 self.jobs.entry(job).or_insert_with(|| JobInfo {
                     label: label.into(),
@@ -597,6 +627,7 @@ impl WorkbenchApp {
                 self.pending_evaluation = None;
                 self.unacknowledged_changes.clear();
                 self.export.paths.clear();
+                self.analysis.clear_results();
                 self.notes.clear();
                 for (role, path) in follow {
                     self.load_data(role, &path);
@@ -621,6 +652,8 @@ impl WorkbenchApp {
                     DataRole::Evaluation => {
                         self.session.evaluation_set = Some(info);
                         self.session.evaluation = None;
+                        // Analyses measured on the previous set no longer apply.
+                        self.analysis.clear_results();
                         if self.calibrated() {
                             self.push_action(Action::Evaluate);
                         }
@@ -664,18 +697,21 @@ impl WorkbenchApp {
                     self.export.job = None;
                     self.export.last = Some(Err(error.clone()));
                 }
+                self.analysis.job_ended(job, &RunEnd::Failed(error.clone()));
                 self.errors.push(format!("{what}{error}"));
             }
             Event::Cancelled { job } | Event::Superseded { job } => {
                 if self.pending_evaluation == Some(job) {
                     self.pending_evaluation = None;
                 }
+                self.analysis.job_ended(job, &RunEnd::Cancelled);
                 if self.export.job == Some(job) {
                     self.export.job = None;
                     self.export.last = Some(Err("cancelled".into()));
                 }
                 self.follow_ups.remove(&job);
             }
+            Event::SensitivityLayer { .. } | Event::SensitivityAnalyzed { .. } | Event::MixedPrecisionFound { .. } => {}
             Event::Exported { job, kind, path } => {
                 if self.export.job == Some(job) {
                     self.export.job = None;
@@ -700,7 +736,7 @@ pub fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-fn sanitize(name: &str) -> String {
+pub(super) fn sanitize(name: &str) -> String {
     let s: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     if s.is_empty() { "model".into() } else { s }

@@ -6,7 +6,7 @@ use quantbench_core::worker::DataRole;
 
 use super::actions::{Action, FilePurpose};
 use super::app::{CentralView, WorkbenchApp, file_name};
-use super::{overview, table, tokens};
+use super::{overview, pareto, sensitivity, table, tokens};
 use crate::samples;
 
 /// Ctrl+O opens a model, Ctrl+E the export dialog.
@@ -153,7 +153,7 @@ pub fn status_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action
     });
 }
 
-/// The central view: the layer table or the error overview.
+/// The central view: the layer table, the error overview, sensitivity or mixed precision.
 pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     if app.session.summary.is_none() {
         ui.centered_and_justified(|ui| {
@@ -165,11 +165,15 @@ pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<A
         ui.selectable_value(&mut app.view, CentralView::Table, "Layer table");
         ui.selectable_value(&mut app.view, CentralView::Overview, "Error overview");
         ui.selectable_value(&mut app.view, CentralView::Algorithms, "Algorithms");
+        ui.selectable_value(&mut app.view, CentralView::Sensitivity, "Sensitivity analysis");
+        ui.selectable_value(&mut app.view, CentralView::MixedPrecision, "Mixed precision");
     });
     ui.add_space(tokens::SECTION_SPACE / 2.0);
     match app.view {
         CentralView::Table => table::table_ui(app, ui, actions),
         CentralView::Overview => overview::overview_ui(app, ui, actions),
         CentralView::Algorithms => super::algorithms::algorithms_ui(app, ui, actions),
+        CentralView::Sensitivity => sensitivity::sensitivity_ui(app, ui, actions),
+        CentralView::MixedPrecision => pareto::mixed_precision_ui(app, ui, actions),
     }
 }

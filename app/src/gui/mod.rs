@@ -4,18 +4,22 @@
 
 mod actions;
 mod algorithms;
+mod analysis;
 mod app;
 mod chrome;
 mod detail;
 mod export;
 mod model_panel;
 mod overview;
+mod pareto;
+mod sensitivity;
 mod settings;
 mod summary;
 mod table;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod view_export;
 
 use std::path::PathBuf;
 
@@ -75,6 +79,8 @@ impl WorkbenchApp {
     /// layer detail, and the table or overview in the centre.
     fn frame_ui(&mut self, ui: &mut egui::Ui) {
         let mut actions = Vec::new();
+        // Views record where they are drawn this frame (for PNG saves).
+        self.saver.rects.clear();
         chrome::shortcuts(ui.ctx(), &mut actions);
         chrome::dropped_files(ui.ctx(), &mut actions);
         egui::Panel::top("menu").show(ui, |ui| chrome::menu_ui(self, ui, &mut actions));
@@ -90,6 +96,7 @@ impl WorkbenchApp {
             .show(ui, |ui| detail::detail_ui(self, ui, &mut actions));
         egui::CentralPanel::default().show(ui, |ui| chrome::central_ui(self, ui, &mut actions));
         export::export_window(self, ui.ctx(), &mut actions);
+        view_export::save_window(self, ui.ctx(), &mut actions);
         for a in actions {
             self.push_action(a);
         }

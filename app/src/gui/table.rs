@@ -10,6 +10,7 @@ use quantbench_core::simulate::LayerResult;
 
 use super::actions::{Action, SelectMode};
 use super::app::{SortColumn, WorkbenchApp};
+use super::sensitivity::SensitivityColumn;
 use super::tokens;
 
 /// Bit widths offered in the combo boxes.
@@ -163,13 +164,20 @@ fn sqnr_cell(ui: &mut egui::Ui, sqnr: Option<f64>, stale: bool) {
 }
 
 /// Sort key of a row for a column (numbers; names sort separately).
-fn number_key(col: SortColumn, i: usize, config: &LayerConfig, result: Option<&&LayerResult>) -> f64 {
+fn number_key(
+    col: SortColumn,
+    i: usize,
+    config: &LayerConfig,
+    result: Option<&&LayerResult>,
+    sensitivity: Option<f64>,
+) -> f64 {
     let sq = |v: Option<f64>| v.map_or(f64::NEG_INFINITY, |x| if x.is_nan() { f64::NEG_INFINITY } else { x });
     match col {
         SortColumn::WBits => f64::from(if config.keep_float { 32 } else { config.weight.bits }),
         SortColumn::ABits => f64::from(if config.keep_float { 32 } else { config.activation.bits }),
         SortColumn::Local => sq(result.and_then(|r| r.local.as_ref()).map(|m| m.sqnr_db)),
         SortColumn::Accumulated => sq(result.map(|r| r.accumulated.sqnr_db)),
+        SortColumn::Sensitivity => sq(sensitivity),
         _ => i as f64,
     }
 }
@@ -199,6 +207,7 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
         .as_ref()
         .map(|(_, e)| e.layers.iter().map(|l| (l.name.as_str(), l)).collect())
         .unwrap_or_default();
+    let sensitivity = SensitivityColumn::new(&app.analysis);
     let filter = app.table.filter.to_lowercase();
     let mut rows: Vec<usize> = (0..summary.layers.len())
         .filter(|&i| {
@@ -214,7 +223,7 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
         _ => rows.sort_by(|&a, &b| {
             let key = |i: usize| {
                 let name = summary.layers[i].name.as_str();
-                number_key(sort, i, &recipe.config_for(name), results.get(name))
+                number_key(sort, i, &recipe.config_for(name), results.get(name), sensitivity.key(name))
             };
             key(a).total_cmp(&key(b))
         }),
@@ -251,6 +260,7 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
         .column(Column::initial(98.0))
         .column(Column::initial(38.0))
         .columns(Column::initial(86.0), 2)
+        .column(Column::initial(86.0))
         .header(24.0, |mut h| {
             h.col(|ui| header(ui, "#", SortColumn::Order, sort, asc, &mut clicked_sort));
             h.col(|ui| header(ui, "Layer", SortColumn::Name, sort, asc, &mut clicked_sort));
@@ -268,6 +278,7 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
             });
             h.col(|ui| header(ui, "Local SQNR", SortColumn::Local, sort, asc, &mut clicked_sort));
             h.col(|ui| header(ui, "Accum. SQNR", SortColumn::Accumulated, sort, asc, &mut clicked_sort));
+            h.col(|ui| header(ui, "Sensitivity", SortColumn::Sensitivity, sort, asc, &mut clicked_sort));
         })
         .body(|body| {
             body.rows(tokens::ROW_HEIGHT, rows.len(), |mut row| {
@@ -309,6 +320,7 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
                 });
                 row.col(|ui| sqnr_cell(ui, result.and_then(|r| r.local.as_ref()).map(|m| m.sqnr_db), stale));
                 row.col(|ui| sqnr_cell(ui, result.map(|r| r.accumulated.sqnr_db), stale));
+                row.col(|ui| sensitivity.cell_ui(ui, name));
                 if changed {
                     actions.push(Action::UpdateLayers(vec![(name.to_string(), Some(c))]));
                 }

@@ -22,6 +22,32 @@ pub const HISTOGRAM: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
 pub const LOCAL: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
 /// Accumulated-error bars of the overview.
 pub const ACCUMULATED: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x3a);
+/// Sensitivity bars.
+pub const SENSITIVITY: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
+/// Reference lines of the sensitivity chart (all layers quantized).
+pub const REFERENCE_QUANTIZED: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x3a);
+/// Reference lines of the sensitivity chart (float model).
+pub const REFERENCE_FLOAT: Color32 = Color32::from_rgb(0x3c, 0xb3, 0x4a);
+/// Heat-map colours from the worst to the best metric.
+pub const HEATMAP: [Color32; 3] = [BAD, FAIR, GOOD];
+/// Path points off the Pareto front.
+pub const PATH_POINT: Color32 = Color32::from_gray(0x90);
+/// Pareto-front points and line.
+pub const PARETO: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
+/// The chosen point of a mixed-precision search.
+pub const CHOSEN: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x3a);
+/// The point applied to the recipe.
+pub const APPLIED: Color32 = Color32::from_rgb(0x3c, 0xb3, 0x4a);
+/// Radius of path points; Pareto points and highlighted ones are larger.
+pub const POINT_RADIUS: f32 = 3.0;
+/// Radius of the chosen and applied points' rings.
+pub const HIGHLIGHT_RADIUS: f32 = 8.0;
+/// How close (points) a click must be to a path point to pick it.
+pub const PICK_DISTANCE: f32 = 12.0;
+/// Height of a heat-map row.
+pub const HEATMAP_ROW_HEIGHT: f32 = 22.0;
+/// Height of the analysis charts.
+pub const ANALYSIS_PLOT_HEIGHT: f32 = 300.0;
 /// Per-channel maxima of a weight.
 pub const CHANNEL_MAX: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
 /// Per-channel minima of a weight.
@@ -60,4 +86,11 @@ pub fn sqnr_color(sqnr_db: f64) -> Color32 {
     } else {
         BAD
     }
+}
+
+/// The colour of a value at `t` (0 = worst, 1 = best) along [`HEATMAP`].
+pub fn scale_color(t: f64) -> Color32 {
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) as f32 } else { 0.0 };
+    let (a, b, u) = if t < 0.5 { (HEATMAP[0], HEATMAP[1], t * 2.0) } else { (HEATMAP[1], HEATMAP[2], t * 2.0 - 1.0) };
+    a.lerp_to_gamma(b, u)
 }

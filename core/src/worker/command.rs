@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::JobId;
+use crate::analysis::{SensitivityMetric, Target};
 use crate::data::DataSource;
 use crate::quant::LayerConfig;
 use crate::quant::recipe::Recipe;
@@ -69,6 +70,23 @@ pub enum Command {
         kind: ExportKind,
         /// Where.
         path: PathBuf,
+    },
+    /// Per-layer sensitivity of the current recipe on the evaluation set (a job: `Started`,
+    /// `Progress`..., one `SensitivityLayer` per layer in network order as each finishes, then
+    /// `SensitivityAnalyzed`). Builds the float reference first when none is cached. A config
+    /// change while it runs does not stop it: the results describe the revision it started from.
+    AnalyzeSensitivity {
+        /// The model metric measured.
+        metric: SensitivityMetric,
+        /// Bit widths of each layer's sweep (2–16; empty: no sweep).
+        bits: Vec<u8>,
+    },
+    /// Search per-layer weight bits for the current recipe under a target (a job: `Started`,
+    /// `Progress`..., then `MixedPrecisionFound` with the search path, its Pareto front and the
+    /// chosen point). The recipe is not changed: apply a point with `SetRecipe`.
+    MixedPrecision {
+        /// What the chosen configuration must meet.
+        target: Target,
     },
     /// Cancel a running or queued job. A queued job ends in `Cancelled` at once; a running one
     /// within one sample. Unknown or finished jobs are ignored. No event of its own.

@@ -1,6 +1,7 @@
 //! Events: what the worker answers. Each carries the [`JobId`] of the job it concerns.
 
 use super::JobId;
+use crate::analysis::{LayerSensitivity, MixedPrecision, SensitivityMetric, Target};
 use crate::model::ModelSummary;
 use crate::quant::recipe::Recipe;
 use crate::simulate::Evaluation;
@@ -16,6 +17,10 @@ pub enum JobKind {
     Evaluate,
     /// Writing an export.
     Export,
+    /// A sensitivity analysis.
+    Sensitivity,
+    /// A mixed-precision search.
+    MixedPrecision,
 }
 
 /// What a data set is for.
@@ -30,9 +35,10 @@ pub enum DataRole {
 /// A message from the worker.
 ///
 /// Every job ends in exactly one *terminal* event: `ModelLoaded`, `DataLoaded`, `Calibrated`,
-/// `RecipeChanged`, `Evaluated`, `Failed`, `Cancelled` or `Superseded`. `Started` and `Progress`
-/// come before it, in order. Progress events may be dropped when the app is slow to drain them;
-/// other events never are.
+/// `RecipeChanged`, `Evaluated`, `Exported`, `SensitivityAnalyzed`, `MixedPrecisionFound`,
+/// `Failed`, `Cancelled` or `Superseded`. `Started`, `Progress` and `SensitivityLayer` come
+/// before it, in order. Progress events may be dropped when the app is slow to drain them; other
+/// events never are.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A job began on the job thread.
@@ -130,6 +136,43 @@ pub enum Event {
         /// Where.
         path: std::path::PathBuf,
     },
+    /// One layer of a running sensitivity analysis finished (streamed in network order; not
+    /// terminal). A cancelled analysis keeps the layers it streamed.
+    SensitivityLayer {
+        /// The job.
+        job: JobId,
+        /// Position of the layer among the analysed layers (0-based).
+        index: usize,
+        /// Number of layers the analysis covers.
+        total: usize,
+        /// The layer's results.
+        result: Box<LayerSensitivity>,
+    },
+    /// A sensitivity analysis finished.
+    SensitivityAnalyzed {
+        /// The job.
+        job: JobId,
+        /// The recipe revision analysed (the one current when the job started).
+        revision: u64,
+        /// The metric measured.
+        metric: SensitivityMetric,
+        /// The sweep's bit widths (sorted, without duplicates).
+        bits: Vec<u8>,
+        /// Every layer's results, network order (the same as the streamed ones).
+        layers: Vec<LayerSensitivity>,
+    },
+    /// A mixed-precision search finished. `result.chosen` is `None` when no configuration on the
+    /// path meets the target.
+    MixedPrecisionFound {
+        /// The job.
+        job: JobId,
+        /// The recipe revision searched from.
+        revision: u64,
+        /// The target asked for.
+        target: Target,
+        /// The search path (Pareto points flagged) and the chosen point.
+        result: Box<MixedPrecision>,
+    },
 }
 
 impl Event {
@@ -146,12 +189,15 @@ impl Event {
             | Self::Failed { job, .. }
             | Self::Cancelled { job }
             | Self::Superseded { job }
-            | Self::Exported { job, .. } => *job,
+            | Self::Exported { job, .. }
+            | Self::SensitivityLayer { job, .. }
+            | Self::SensitivityAnalyzed { job, .. }
+            | Self::MixedPrecisionFound { job, .. } => *job,
         }
     }
 
     /// Whether this is the last event of its job.
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, Self::Started { .. } | Self::Progress { .. })
+        !matches!(self, Self::Started { .. } | Self::Progress { .. } | Self::SensitivityLayer { .. })
     }
 }

@@ -1,5 +1,6 @@
-//! Job bodies and the job thread: one long job at a time (load a model, calibrate, evaluate),
-//! with progress, a cancel flag checked every sample, and panics turned into errors.
+//! Job bodies and the job thread: one long job at a time (load a model, calibrate, evaluate,
+//! export, sensitivity, mixed precision), with progress, a cancel flag checked every sample, and
+//! panics turned into errors.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -11,8 +12,9 @@ use crossbeam_channel::Sender;
 use super::error::{JobError, panic_message};
 use super::progress::ProgressReporter;
 use super::session::EvaluationInputs;
-use super::{EventSink, ExportKind, JobId};
+use super::{Event, EventSink, ExportKind, JobId};
 use crate::algorithms::{self, Refinements};
+use crate::analysis::{LayerSensitivity, MixedPrecision, SearchStep, SensitivityMetric, Target};
 use crate::calibrate::{Calibration, CalibrationConfig, calibrate};
 use crate::data::DataSet;
 use crate::model::OnnxModel;
@@ -28,6 +30,12 @@ pub const STAGE_FLOAT_REFERENCE: &str = "float reference";
 pub const STAGE_TRANSFORM: &str = "model transform";
 /// Progress stage of the layer-wise algorithms (AdaRound, EasyQuant, bias correction).
 pub const STAGE_ALGORITHMS: &str = "layer-wise algorithms";
+/// Stage name of a sensitivity analysis (progress counts layers).
+pub const STAGE_SENSITIVITY: &str = "layers analysed";
+/// Stage name of the first part of a mixed-precision search (progress counts layers measured).
+pub const STAGE_LAYER_NOISE: &str = "per-layer noise";
+/// Stage name of the search path of a mixed-precision search (progress counts configurations).
+pub const STAGE_SEARCH_PATH: &str = "search path";
 /// The message of the panic [`DebugCommand::PanicInEvaluation`](super::DebugCommand) injects.
 pub const INJECTED_PANIC: &str = "injected panic (debug command)";
 
@@ -44,6 +52,10 @@ pub(crate) enum JobSpec {
     Evaluate { inputs: Box<EvaluationInputs>, inject_panic: bool },
     /// Write an export of `recipe`.
     Export { model: Arc<OnnxModel>, recipe: Box<Recipe>, kind: ExportKind, path: PathBuf },
+    /// Per-layer sensitivity of the recipe, streaming each layer's result.
+    Sensitivity { inputs: Box<EvaluationInputs>, metric: SensitivityMetric, bits: Vec<u8> },
+    /// Mixed-precision search from the recipe.
+    MixedPrecision { inputs: Box<EvaluationInputs>, target: Target },
 }
 
 /// What a job produced.
@@ -66,6 +78,17 @@ pub(crate) enum JobOutput {
         evaluation: Box<Evaluation>,
         state: Box<SimState>,
         simulator: Arc<Simulator>,
+    },
+    /// A finished sensitivity analysis.
+    Sensitivity {
+        metric: SensitivityMetric,
+        bits: Vec<u8>,
+        layers: Vec<LayerSensitivity>,
+    },
+    /// A finished mixed-precision search.
+    MixedPrecision {
+        target: Target,
+        result: Box<MixedPrecision>,
     },
 }
 
@@ -90,47 +113,54 @@ pub(crate) struct JobDone {
 
 /// Runs a job to its end on the current thread and reports it on `done`. Never panics: a panic
 /// inside the job becomes [`JobError::Panic`].
-pub(crate) fn run(id: JobId, spec: JobSpec, flags: &CancelFlags, sink: EventSink, done: &Sender<JobDone>) {
-    let mut progress = ProgressReporter::new(id, sink);
+pub(crate) fn run(id: JobId, spec: JobSpec, flags: &CancelFlags, sink: &EventSink, done: &Sender<JobDone>) {
+    let mut progress = ProgressReporter::new(id, sink.clone());
     let mut built_simulator = None;
-    let result = catch_unwind(AssertUnwindSafe(|| body(spec, flags, &mut progress, &mut built_simulator)))
+    let mut job = JobContext { id, flags, sink, progress: &mut progress, built_simulator: &mut built_simulator };
+    let result = catch_unwind(AssertUnwindSafe(|| body(spec, &mut job)))
         .unwrap_or_else(|payload| Err(JobError::Panic(panic_message(&*payload))));
     progress.finish();
     // An error means the worker has stopped and nobody waits for the result.
     let _ = done.send(JobDone { id, result, built_simulator });
 }
 
-fn body(
-    spec: JobSpec,
-    flags: &CancelFlags,
-    progress: &mut ProgressReporter,
-    built_simulator: &mut Option<Arc<Simulator>>,
-) -> Result<JobOutput, JobError> {
+/// What a running job reports to and is stopped by.
+struct JobContext<'a> {
+    id: JobId,
+    flags: &'a CancelFlags,
+    /// For results streamed before the terminal event (never dropped).
+    sink: &'a EventSink,
+    progress: &'a mut ProgressReporter,
+    /// A float reference the job built, for the session to keep.
+    built_simulator: &'a mut Option<Arc<Simulator>>,
+}
+
+fn body(spec: JobSpec, job: &mut JobContext<'_>) -> Result<JobOutput, JobError> {
     match spec {
         JobSpec::LoadModel { path } => Ok(JobOutput::Model(Box::new(OnnxModel::load(&path)?))),
         JobSpec::Calibrate { model, data, mut recipe } => {
             let model = if algorithms::needs_transform(&model, &recipe) {
-                progress.report(STAGE_TRANSFORM, 0, 1);
-                let (transformed, _) = algorithms::transform_model(&model, &recipe, &data, &flags.job)?;
+                job.progress.report(STAGE_TRANSFORM, 0, 1);
+                let (transformed, _) = algorithms::transform_model(&model, &recipe, &data, &job.flags.job)?;
                 Arc::new(transformed)
             } else {
                 model
             };
-            let mut on_progress = |done, total| progress.report(STAGE_CALIBRATION, done, total);
+            let mut on_progress = |done, total| job.progress.report(STAGE_CALIBRATION, done, total);
             // The app shows and quantizes only the layers' inputs.
             let config = CalibrationConfig { layer_inputs_only: true, ..recipe.calibration_config.clone() };
-            let calibration = calibrate(&model, &data, &config, &mut on_progress, &flags.job)?;
+            let calibration = calibrate(&model, &data, &config, &mut on_progress, &job.flags.job)?;
             recipe.calibration = Some(calibration);
             let refinements = if algorithms::needs_refinement(&model, &recipe) {
-                let mut on_progress = |done, total| progress.report(STAGE_ALGORITHMS, done, total);
-                Arc::new(algorithms::refine(&model, &recipe, &data, &mut on_progress, &flags.job)?)
+                let mut on_progress = |done, total| job.progress.report(STAGE_ALGORITHMS, done, total);
+                Arc::new(algorithms::refine(&model, &recipe, &data, &mut on_progress, &job.flags.job)?)
             } else {
                 Arc::default()
             };
             let calibration = Box::new(recipe.calibration.take().unwrap_or_else(|| unreachable!("set above")));
             Ok(JobOutput::Calibration { calibration, model, refinements })
         }
-        JobSpec::Evaluate { inputs, inject_panic } => evaluate(&inputs, inject_panic, flags, progress, built_simulator),
+        JobSpec::Evaluate { inputs, inject_panic } => evaluate(&inputs, inject_panic, job),
         JobSpec::Export { model, recipe, kind, path } => {
             match kind {
                 ExportKind::Recipe => recipe.save(&path)?,
@@ -145,35 +175,91 @@ fn body(
             }
             Ok(JobOutput::Exported { kind, path })
         }
+        JobSpec::Sensitivity { inputs, metric, bits } => analyze_sensitivity(&inputs, metric, bits, job),
+        JobSpec::MixedPrecision { inputs, target } => search_mixed_precision(&inputs, target, job),
     }
+}
+
+/// The cached float reference, or a new one (kept in `job.built_simulator` for the session).
+fn float_reference(inputs: &EvaluationInputs, job: &mut JobContext<'_>) -> Result<Arc<Simulator>, JobError> {
+    if let Some(s) = &inputs.simulator {
+        return Ok(Arc::clone(s));
+    }
+    let n = inputs.data.num_samples;
+    job.progress.report(STAGE_FLOAT_REFERENCE, 0, n);
+    let s = Arc::new(Simulator::new(&inputs.model, &inputs.data, &inputs.config, &job.flags.reference)?);
+    job.progress.report(STAGE_FLOAT_REFERENCE, n, n);
+    *job.built_simulator = Some(Arc::clone(&s));
+    Ok(s)
+}
+
+/// Runs the analysis on the float reference, sending each layer's result as it finishes.
+fn analyze_sensitivity(
+    inputs: &EvaluationInputs,
+    metric: SensitivityMetric,
+    bits: Vec<u8>,
+    job: &mut JobContext<'_>,
+) -> Result<JobOutput, JobError> {
+    // Fails fast on config errors (no calibration) and counts the layers analysed.
+    let total = QuantPlan::build(&inputs.model, &inputs.recipe, &PlanFilter::default())?.layers.len();
+    let simulator = float_reference(inputs, job)?;
+    job.progress.report(STAGE_SENSITIVITY, 0, total);
+    let (id, sink, progress) = (job.id, job.sink, &mut *job.progress);
+    let mut index = 0;
+    let mut on_layer = |r: &LayerSensitivity| {
+        sink.send(Event::SensitivityLayer { job: id, index, total, result: Box::new(r.clone()) });
+        index += 1;
+        progress.report(STAGE_SENSITIVITY, index, total);
+    };
+    let layers = crate::analysis::sensitivity(
+        &simulator,
+        &inputs.model,
+        &inputs.recipe,
+        metric,
+        &bits,
+        &mut on_layer,
+        &job.flags.job,
+    )?;
+    Ok(JobOutput::Sensitivity { metric, bits, layers })
+}
+
+/// Runs the search on the float reference, reporting its two stages as progress.
+fn search_mixed_precision(
+    inputs: &EvaluationInputs,
+    target: Target,
+    job: &mut JobContext<'_>,
+) -> Result<JobOutput, JobError> {
+    QuantPlan::build(&inputs.model, &inputs.recipe, &PlanFilter::default())?;
+    let simulator = float_reference(inputs, job)?;
+    let progress = &mut *job.progress;
+    let mut on_step = |step: SearchStep<'_>| match step {
+        SearchStep::LayerMeasured { done, total } => progress.report(STAGE_LAYER_NOISE, done, total),
+        SearchStep::PathPoint { done, total, .. } => progress.report(STAGE_SEARCH_PATH, done, total),
+    };
+    let result = crate::analysis::mixed_precision(
+        &simulator,
+        &inputs.model,
+        &inputs.recipe,
+        target,
+        &mut on_step,
+        &job.flags.job,
+    )?;
+    Ok(JobOutput::MixedPrecision { target, result: Box::new(result) })
 }
 
 /// Plans the recipe (fails fast on config errors), builds the float reference when none is
 /// cached, then evaluates, incrementally from the previous evaluation's state when there is one.
-fn evaluate(
-    inputs: &EvaluationInputs,
-    inject_panic: bool,
-    flags: &CancelFlags,
-    progress: &mut ProgressReporter,
-    built_simulator: &mut Option<Arc<Simulator>>,
-) -> Result<JobOutput, JobError> {
+fn evaluate(inputs: &EvaluationInputs, inject_panic: bool, job: &mut JobContext<'_>) -> Result<JobOutput, JobError> {
     let plan = QuantPlan::build(&inputs.model, &inputs.recipe, &PlanFilter::default())?;
-    let simulator = if let Some(s) = &inputs.simulator {
-        Arc::clone(s)
-    } else {
-        let n = inputs.data.num_samples;
-        progress.report(STAGE_FLOAT_REFERENCE, 0, n);
-        let s = Arc::new(Simulator::new(&inputs.model, &inputs.data, &inputs.config, &flags.reference)?);
-        progress.report(STAGE_FLOAT_REFERENCE, n, n);
-        *built_simulator = Some(Arc::clone(&s));
-        s
-    };
-    if flags.job.load(Ordering::Relaxed) {
+    let simulator = float_reference(inputs, job)?;
+    if job.flags.job.load(Ordering::Relaxed) {
         return Err(JobError::Cancelled);
     }
     assert!(!inject_panic, "{INJECTED_PANIC}");
+    let progress = &mut *job.progress;
     let mut on_progress = |p: &crate::simulate::Progress| progress.report(&p.stage, p.done, p.total);
     let previous = inputs.previous.as_deref();
-    let (evaluation, state) = simulator.evaluate_from(previous, &plan, &inputs.config, &mut on_progress, &flags.job)?;
+    let (evaluation, state) =
+        simulator.evaluate_from(previous, &plan, &inputs.config, &mut on_progress, &job.flags.job)?;
     Ok(JobOutput::Evaluation { evaluation: Box::new(evaluation), state: Box::new(state), simulator })
 }

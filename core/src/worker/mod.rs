@@ -30,7 +30,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 pub use command::{Command, DebugCommand, ExportKind};
 pub use error::WorkerError;
 pub use event::{DataRole, Event, JobKind};
-pub use job::{INJECTED_PANIC, STAGE_ALGORITHMS, STAGE_CALIBRATION, STAGE_FLOAT_REFERENCE, STAGE_TRANSFORM};
+pub use job::{
+    INJECTED_PANIC, STAGE_ALGORITHMS, STAGE_CALIBRATION, STAGE_FLOAT_REFERENCE, STAGE_LAYER_NOISE, STAGE_SEARCH_PATH,
+    STAGE_SENSITIVITY, STAGE_TRANSFORM,
+};
 pub use job_id::JobId;
 use job_id::JobIds;
 pub use progress::PROGRESS_INTERVAL;

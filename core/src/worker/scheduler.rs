@@ -16,6 +16,7 @@ use super::job_id::JobIds;
 use super::session::Session;
 use super::work::{JobRequest, Queued, Quick, Work};
 use super::{Command, DataRole, Event, EventSink, JobId, JobKind};
+use crate::analysis::Target;
 use crate::data::InputShape;
 
 /// How long the worker waits, when stopping, for the running job to see its cancel flag. A job
@@ -281,6 +282,16 @@ impl Scheduler {
                 let (model, recipe) = self.session.export_inputs()?;
                 (JobKind::Export, JobSpec::Export { model, recipe: Box::new(recipe), kind, path })
             }
+            JobRequest::Sensitivity { metric, bits } => {
+                let bits = sweep_bits(bits)?;
+                let inputs = Box::new(self.session.evaluation_inputs()?);
+                (JobKind::Sensitivity, JobSpec::Sensitivity { inputs, metric, bits })
+            }
+            JobRequest::MixedPrecision { target } => {
+                check_target(target)?;
+                let inputs = Box::new(self.session.evaluation_inputs()?);
+                (JobKind::MixedPrecision, JobSpec::MixedPrecision { inputs, target })
+            }
         };
         let flags = CancelFlags::default();
         let input_shapes = self.session.recipe().calibration_config.input_shapes.clone();
@@ -288,7 +299,7 @@ impl Scheduler {
         self.sink.send(Event::Started { job: id, kind });
         let thread = std::thread::Builder::new()
             .name(format!("quantbench-job-{}", id.0))
-            .spawn(move || job::run(id, spec, &job_flags, sink, &done))
+            .spawn(move || job::run(id, spec, &job_flags, &sink, &done))
             .map_err(|e| JobError::Spawn(e.to_string()))?;
         self.running = Some(RunningJob {
             id,
@@ -337,6 +348,19 @@ impl Scheduler {
                 Event::ModelLoaded { job: id, summary }
             }
             Ok(JobOutput::Exported { kind, path }) => Event::Exported { job: id, kind, path },
+            // Results on a model or evaluation set no longer loaded are stale; a config change
+            // while an analysis runs is not: the results say which revision they describe.
+            Ok(JobOutput::Sensitivity { .. } | JobOutput::MixedPrecision { .. })
+                if job.generation != self.session.generation() =>
+            {
+                Event::Superseded { job: id }
+            }
+            Ok(JobOutput::Sensitivity { metric, bits, layers }) => {
+                Event::SensitivityAnalyzed { job: id, revision: job.revision, metric, bits, layers }
+            }
+            Ok(JobOutput::MixedPrecision { target, result }) => {
+                Event::MixedPrecisionFound { job: id, revision: job.revision, target, result }
+            }
             Ok(JobOutput::Calibration { calibration, model, refinements }) => {
                 let revision = self.session.set_calibration(*calibration, model, refinements);
                 Event::Calibrated { job: id, revision, recipe: Box::new(self.session.recipe().clone()) }
@@ -353,5 +377,49 @@ impl Scheduler {
         if self.done_rx.recv_timeout(STOP_GRACE).is_ok() {
             let _ = job.thread.join();
         }
+    }
+}
+
+/// The sweep's bit widths, sorted and without duplicates; each must be 2–16.
+fn sweep_bits(mut bits: Vec<u8>) -> Result<Vec<u8>, JobError> {
+    if let Some(b) = bits.iter().find(|b| !(2..=16).contains(*b)) {
+        return Err(crate::Error::Config(format!("sweep bits must be 2–16, got {b}")).into());
+    }
+    bits.sort_unstable();
+    bits.dedup();
+    Ok(bits)
+}
+
+/// A target the search can aim for: a finite, non-negative drop or a positive size.
+fn check_target(target: Target) -> Result<(), JobError> {
+    match target {
+        Target::AccuracyDrop(points) if !(points.is_finite() && points >= 0.0) => {
+            Err(crate::Error::Config(format!("the accuracy drop must be 0 points or more, got {points}")).into())
+        }
+        Target::SizeBytes(0) => Err(crate::Error::Config("the size target must be above 0 bytes".into()).into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_bits_are_checked_sorted_and_unique() {
+        assert_eq!(sweep_bits(vec![8, 2, 4, 2]).expect("valid"), vec![2, 4, 8]);
+        assert_eq!(sweep_bits(Vec::new()).expect("valid"), Vec::<u8>::new());
+        let e = sweep_bits(vec![4, 1]).expect_err("1 bit");
+        assert_eq!(e.to_string(), "invalid configuration: sweep bits must be 2–16, got 1");
+        assert!(sweep_bits(vec![17]).is_err());
+    }
+
+    #[test]
+    fn targets_are_checked() {
+        assert!(check_target(Target::AccuracyDrop(0.0)).is_ok());
+        assert!(check_target(Target::SizeBytes(1)).is_ok());
+        assert!(check_target(Target::AccuracyDrop(-1.0)).is_err());
+        assert!(check_target(Target::AccuracyDrop(f64::NAN)).is_err());
+        assert!(check_target(Target::SizeBytes(0)).is_err());
     }
 }

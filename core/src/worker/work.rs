@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::{Command, DataRole, DebugCommand, JobId};
+use crate::analysis::{SensitivityMetric, Target};
 use crate::data::DataSource;
 use crate::quant::LayerConfig;
 use crate::quant::recipe::Recipe;
@@ -44,6 +45,15 @@ pub(crate) enum JobRequest {
         kind: super::ExportKind,
         path: PathBuf,
     },
+    /// Sensitivity of the current recipe.
+    Sensitivity {
+        metric: SensitivityMetric,
+        bits: Vec<u8>,
+    },
+    /// Mixed-precision search from the current recipe.
+    MixedPrecision {
+        target: Target,
+    },
 }
 
 /// A queued piece of work.
@@ -73,6 +83,8 @@ impl From<Command> for Work {
             Command::SetDefaults { config } => Self::Quick(Quick::SetDefaults(config)),
             Command::Evaluate => Self::Job(JobRequest::Evaluate { inject_panic: false }),
             Command::Export { kind, path } => Self::Job(JobRequest::Export { kind, path }),
+            Command::AnalyzeSensitivity { metric, bits } => Self::Job(JobRequest::Sensitivity { metric, bits }),
+            Command::MixedPrecision { target } => Self::Job(JobRequest::MixedPrecision { target }),
             Command::Cancel { job } => Self::Cancel(job),
             Command::Shutdown => Self::Shutdown,
             Command::Debug(DebugCommand::PanicInEvaluation) => Self::Job(JobRequest::Evaluate { inject_panic: true }),

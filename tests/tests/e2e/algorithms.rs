@@ -19,7 +19,7 @@ use quantbench_core::simulate::graph::simulated_proto;
 use quantbench_tests::{SAMPLE_MODELS, quantize_sample, run_oracle, sample};
 use serde_json::Value;
 
-const NEVER: AtomicBool = AtomicBool::new(false);
+static NEVER: AtomicBool = AtomicBool::new(false);
 
 fn open(name: &str, file: &str, model: &OnnxModel) -> DataSet {
     DataSet::open(DataSource::from_path(&sample(name, file)).expect("source"), &model.summary.inputs).expect("data")
@@ -130,8 +130,12 @@ fn channel_mean_error(model: &OnnxModel, recipe: &Recipe, layer: &str, eval: &Da
     let plan = QuantPlan::build(model, recipe, &only).expect("plan");
     let proto = simulated_proto(model, &plan).expect("proto");
     let shapes = input_shape(eval);
-    let q = run_all(&Runner::from_proto(&proto, model, &shapes, &[output.clone()]).expect("q"), eval, &[&output]);
-    let f = run_all(&Runner::new(model, &shapes, &[output.clone()]).expect("f"), eval, &[&output]);
+    let q = run_all(
+        &Runner::from_proto(&proto, model, &shapes, std::slice::from_ref(&output)).expect("q"),
+        eval,
+        &[&output],
+    );
+    let f = run_all(&Runner::new(model, &shapes, std::slice::from_ref(&output)).expect("f"), eval, &[&output]);
     let channels = l.weight_shape[l.out_channel_axis] as usize;
     let mut sum = vec![0.0f64; channels];
     let mut count = 0usize;
@@ -417,7 +421,7 @@ fn algorithms_run_in_the_worker_with_progress_and_cancel() {
         assert!(!e.is_terminal() || e.job() != cal, "ended before any progress: {e:?}");
     }
     let events = until_done(&h, cal);
-    assert!(matches!(events.last(), Some(Event::Cancelled { .. }) | Some(Event::Calibrated { .. })), "{events:?}");
+    assert!(matches!(events.last(), Some(Event::Cancelled { .. } | Event::Calibrated { .. })), "{events:?}");
     let cal = h.send(Command::Calibrate).expect("send");
     let events = until_done(&h, cal);
     let stages: Vec<&str> = events
