@@ -1,7 +1,9 @@
 //! The `quantbench` binary: the GUI when run without a subcommand, headless subcommands otherwise.
 
 mod cli;
+#[cfg(feature = "gui")]
 mod gui;
+#[cfg(feature = "gui")]
 mod samples;
 
 use std::process::ExitCode;
@@ -37,7 +39,13 @@ fn main() -> ExitCode {
             let what = CAUGHT_PANIC.lock().ok().and_then(|mut l| l.take()).unwrap_or_else(|| "a panic".into());
             Err(anyhow::anyhow!("internal error: {what}"))
         }),
+        #[cfg(feature = "gui")]
         None => gui::run(args.model),
+        #[cfg(not(feature = "gui"))]
+        None => {
+            let _ = args.model;
+            Err(anyhow::anyhow!("this quantbench was built without the GUI (feature `gui`); give a subcommand, see --help"))
+        }
     };
     if std::env::var_os("QB_REPORT_PEAK_RSS").is_some() {
         report_peak_rss();
