@@ -35,10 +35,19 @@ pub enum Observer {
     },
     /// The clip range minimising the expected quantization MSE over the histogram.
     Mse,
+    /// A range the user chose (e.g. by dragging a clip line): exactly `[min, max]`, whatever the
+    /// statistics say. Scale and zero point then follow as for any range (0 is always included).
+    Manual {
+        /// Lower end of the clip range.
+        min: f32,
+        /// Upper end of the clip range.
+        max: f32,
+    },
 }
 
 impl Observer {
-    /// All observers with default parameters, in the order the UI lists them.
+    /// All statistical observers with default parameters, in the order the UI lists them
+    /// ([`Observer::Manual`] needs a range, so it is not among them).
     pub const ALL: [Self; 5] = [
         Self::MinMax,
         Self::Ema { constant: 0.01 },
@@ -55,6 +64,7 @@ impl Observer {
             Self::Percentile { percentile } => format!("percentile:{percentile}"),
             Self::Entropy { .. } => "entropy".into(),
             Self::Mse => "mse".into(),
+            Self::Manual { min, max } => format!("manual:{min},{max}"),
         }
     }
 
@@ -74,13 +84,20 @@ impl Observer {
                     "entropy needs num_bins ≥ num_quantized_bins ≥ 2, got {num_bins} and {num_quantized_bins}"
                 )))
             }
+            Self::Manual { min, max } if !(min.is_finite() && max.is_finite() && min < max) => Err(Error::Config(
+                format!("a manual range needs finite min < max, got [{min}, {max}]"),
+            )),
             _ => Ok(()),
         }
     }
 
     /// The clip range `[lo, hi]` for a tensor with statistics `stats`, to be quantized to
-    /// `qrange` (symmetric or not). Always within `[stats.min, stats.max]`.
+    /// `qrange` (symmetric or not). Within `[stats.min, stats.max]`, except a manual range, which
+    /// is returned as it is.
     pub fn range(&self, stats: &TensorStats, qrange: QRange, symmetric: bool) -> (f32, f32) {
+        if let Self::Manual { min, max } = *self {
+            return (min, max);
+        }
         if stats.count == 0 {
             return (0.0, 0.0);
         }
@@ -90,6 +107,7 @@ impl Observer {
             Self::Percentile { percentile } => percentile_range(stats, percentile),
             Self::Entropy { num_bins, num_quantized_bins } => entropy_range(stats, num_bins, num_quantized_bins),
             Self::Mse => mse_range(stats, qrange, symmetric),
+            Self::Manual { min, max } => (min, max),
         }
     }
 }
@@ -97,7 +115,7 @@ impl Observer {
 impl FromStr for Observer {
     type Err = Error;
 
-    /// Parses `minmax`, `ema[:C]`, `percentile[:P]`, `entropy`, `mse`.
+    /// Parses `minmax`, `ema[:C]`, `percentile[:P]`, `entropy`, `mse`, `manual:MIN,MAX`.
     fn from_str(s: &str) -> Result<Self> {
         let (name, arg) = s.split_once(':').map_or((s, None), |(a, b)| (a, Some(b)));
         let num = |default: f32| -> Result<f32> {
@@ -111,9 +129,15 @@ impl FromStr for Observer {
             "percentile" => Self::Percentile { percentile: num(99.999)? },
             "entropy" => Self::Entropy { num_bins: 2048, num_quantized_bins: 128 },
             "mse" => Self::Mse,
+            "manual" => {
+                let bad = || Error::Config(format!("a manual range is written manual:MIN,MAX, got '{s}'"));
+                let (lo, hi) = arg.and_then(|a| a.split_once(',')).ok_or_else(bad)?;
+                let parse = |v: &str| v.trim().parse::<f32>().map_err(|_| bad());
+                Self::Manual { min: parse(lo)?, max: parse(hi)? }
+            }
             _ => {
                 return Err(Error::Config(format!(
-                    "unknown observer '{s}' (expected minmax, ema[:C], percentile[:P], entropy, mse)"
+                    "unknown observer '{s}' (expected minmax, ema[:C], percentile[:P], entropy, mse, manual:MIN,MAX)"
                 )));
             }
         };
@@ -156,16 +180,18 @@ fn percentile_range(stats: &TensorStats, p: f32) -> (f32, f32) {
     ((-t).max(stats.min), t.min(stats.max))
 }
 
-/// ORT's `smooth_distribution`: zeros become `eps`, taken off the non-zero entries.
-fn smooth(p: &[f32]) -> Option<Vec<f32>> {
+/// ORT's `smooth_distribution`, in place (the entropy search runs it for every candidate, so it
+/// allocates nothing): zeros become `eps`, taken off the non-zero entries. False when all are zero.
+fn smooth_in_place(p: &mut [f32]) -> bool {
     let eps = 0.0001f32;
     let zeros = p.iter().filter(|v| **v == 0.0).count();
     let nonzeros = p.len() - zeros;
     if nonzeros == 0 {
-        return None;
+        return false;
     }
     let eps1 = eps * zeros as f32 / nonzeros as f32;
-    Some(p.iter().map(|&v| if v == 0.0 { eps } else { v - eps1 }).collect())
+    p.iter_mut().for_each(|v| *v = if *v == 0.0 { eps } else { *v - eps1 });
+    true
 }
 
 /// Relative entropy of normalised `p` and `q` (f32, as ORT computes it).
@@ -279,10 +305,7 @@ fn entropy_divergence(
     }
     buf.p32.clear();
     buf.p32.extend(p.iter().map(|&v| v as f32));
-    match (smooth(&buf.p32), smooth(q)) {
-        (Some(ps), Some(qs)) => kl(&ps, &qs),
-        _ => f32::INFINITY,
-    }
+    if smooth_in_place(&mut buf.p32) && smooth_in_place(q) { kl(&buf.p32, q) } else { f32::INFINITY }
 }
 
 /// Searches clip ranges shrinking `[min, max]` and keeps the one with the least expected squared
@@ -379,5 +402,42 @@ mod tests {
         assert_eq!("MinMax".parse::<Observer>().expect("ok"), Observer::MinMax);
         assert!("percentile:101".parse::<Observer>().is_err());
         assert!("kl".parse::<Observer>().expect_err("unknown").to_string().contains("unknown observer 'kl'"));
+    }
+
+    #[test]
+    fn manual_range_is_taken_as_given() {
+        let s = stats_of(&outliers());
+        let q = QRange::new(8, false, false);
+        let manual = Observer::Manual { min: -0.5, max: 60.0 };
+        // Outside the observed maximum too: the user's range wins.
+        assert_eq!(manual.range(&s, q, false), (-0.5, 60.0));
+        assert_eq!(manual.range(&TensorStats::default(), q, false), (-0.5, 60.0));
+        // The usual scale/zero-point math: 0 is forced into an all-positive range.
+        let p = compute_scale_zp(2.0, 4.0, q, false);
+        assert_eq!(Observer::Manual { min: 2.0, max: 4.0 }.range(&s, q, false), (2.0, 4.0));
+        assert_eq!(p.zero_point, 0);
+        assert!((p.scale - 4.0 / 255.0).abs() < 1e-7, "{}", p.scale);
+    }
+
+    #[test]
+    fn manual_parses_validates_and_names() {
+        let check = |text: &str, expect: std::result::Result<Observer, &str>| match (text.parse::<Observer>(), expect) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{text}"),
+            (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{text}: {e}"),
+            (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+        };
+        check("manual:-1.5,2", Ok(Observer::Manual { min: -1.5, max: 2.0 }));
+        check("Manual: -1 , 3e2", Ok(Observer::Manual { min: -1.0, max: 300.0 }));
+        check("manual:2,1", Err("finite min < max, got [2, 1]"));
+        check("manual:1,1", Err("finite min < max"));
+        check("manual:nan,1", Err("finite min < max"));
+        check("manual:-inf,1", Err("finite min < max"));
+        check("manual", Err("manual:MIN,MAX"));
+        check("manual:1", Err("manual:MIN,MAX"));
+        check("manual:a,b", Err("manual:MIN,MAX"));
+        let m = Observer::Manual { min: -0.25, max: 6.5 };
+        assert_eq!(m.name(), "manual:-0.25,6.5");
+        assert_eq!(m.name().parse::<Observer>().expect("round trip"), m);
+        assert!(Observer::Manual { min: f32::INFINITY, max: f32::INFINITY }.validate().is_err());
     }
 }
