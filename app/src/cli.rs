@@ -114,7 +114,7 @@ pub struct QuantOptions {
     /// Start from this recipe (defaults, per-layer overrides).
     #[arg(long, value_name = "R.json")]
     pub recipe: Option<PathBuf>,
-    /// Activation observer: minmax, ema[:C], percentile[:P], entropy, mse.
+    /// Activation observer: minmax, ema[:C], percentile[:P], entropy, mse, manual:MIN,MAX.
     #[arg(long)]
     pub observer: Option<String>,
     /// Weight bits (2–16).

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use quantbench_core::analysis::{SensitivityMetric, Target};
+use quantbench_core::data::Preprocess;
 use quantbench_core::quant::LayerConfig;
 use quantbench_core::worker::{DataRole, ExportKind, JobId};
 
@@ -46,6 +47,8 @@ pub enum Action {
     OpenModel(PathBuf),
     /// Open a data set for a role.
     LoadData(DataRole, PathBuf),
+    /// Store image preprocessing settings and re-load the image-folder sets with them.
+    ApplyPreprocess(Preprocess),
     /// Open a recipe and make it the session's.
     OpenRecipe(PathBuf),
     /// A dropped file: model, data set or recipe, by extension.

@@ -159,8 +159,10 @@ mod tests {
     use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable as _;
 
-    use super::super::actions::Action;
-    use super::super::app::{CentralView, WorkbenchApp};
+    use quantbench_core::algorithms::smoothquant::smoothed_name;
+
+    use super::super::actions::{Action, SelectMode};
+    use super::super::app::{CentralView, ResultsState, WorkbenchApp};
     use crate::samples;
 
     #[test]
@@ -183,7 +185,9 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(20));
             }
         };
-        let settled = |a: &WorkbenchApp| a.jobs.is_empty() && a.session.evaluation.is_some() && !a.results_stale();
+        let settled = |a: &WorkbenchApp| {
+            a.jobs.is_empty() && a.session.evaluation.is_some() && a.results_state() == ResultsState::Current
+        };
         wait(&mut h, "calibrated and evaluated", &settled);
         h.state_mut().view = CentralView::Algorithms;
         h.step();
@@ -201,6 +205,58 @@ mod tests {
             h.get_by_label(&format!("{:.3e} -> {:.3e}", r.mse.0, r.mse.1));
         }
         assert_eq!(recipe.refinements.layers.len(), h.state().session.summary.as_ref().expect("model").layers.len());
+        assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    }
+
+    #[test]
+    fn after_smoothquant_the_layer_detail_shows_the_smoothed_input() {
+        let mut h = Harness::builder()
+            .with_size([1400.0, 900.0])
+            .with_max_steps(100)
+            .build_eframe(|cc| WorkbenchApp::new(cc.storage));
+        let mlp = samples::models().into_iter().find(|(n, _)| n == "mlp").map(|(_, p)| p).expect("sample");
+        h.state_mut().push_action(Action::OpenModel(mlp));
+        let settled = |a: &WorkbenchApp| {
+            a.jobs.is_empty() && a.session.evaluation.is_some() && a.results_state() == ResultsState::Current
+        };
+        let wait = |h: &mut Harness<'_, WorkbenchApp>, what: &str, done: &dyn Fn(&WorkbenchApp) -> bool| {
+            let start = Instant::now();
+            loop {
+                h.step();
+                if done(h.state()) {
+                    h.step();
+                    return;
+                }
+                assert!(start.elapsed() < Duration::from_mins(2), "timed out: {what}; {:?}", h.state().errors);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        wait(&mut h, "calibrated and evaluated", &settled);
+        h.state_mut().view = CentralView::Algorithms;
+        h.step();
+        h.get_by_label("SmoothQuant").click();
+        h.step();
+        h.get_by_label("Apply and recalibrate").click();
+        h.step();
+        let smoothed = |a: &WorkbenchApp| -> Option<(usize, String)> {
+            let summary = a.session.summary.as_ref()?;
+            let cal = a.session.recipe.as_ref()?.calibration.as_ref()?;
+            summary.layers.iter().enumerate().find_map(|(i, l)| {
+                let name = smoothed_name(&l.input, &l.name);
+                cal.activations.contains_key(&name).then_some((i, name))
+            })
+        };
+        wait(&mut h, "recalibrated with SmoothQuant", &|a| settled(a) && smoothed(a).is_some());
+        let (index, name) = smoothed(h.state()).expect("a smoothed layer");
+        h.state_mut().push_action(Action::Select(index, SelectMode::Replace));
+        h.step();
+        h.step();
+        h.get_by_label_contains(&format!("Activation histogram: {name}"));
+        let stats =
+            h.state().session.recipe.as_ref().and_then(|r| r.calibration.as_ref()).expect("calibrated").activations
+                [&name]
+                .clone();
+        h.get_by_label(&format!("MinMax: [{:.3}, {:.3}]", stats.min, stats.max));
         assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     }
 }

@@ -65,11 +65,45 @@ pub struct Session {
 }
 
 impl Session {
-    /// Whether the shown evaluation describes the current configuration.
-    pub fn evaluation_is_current(&self, pending_changes: bool) -> bool {
-        matches!(&self.evaluation, Some((rev, _)) if *rev == self.revision) && !pending_changes
+    /// Whether the shown evaluation describes the newest recipe revision the worker reported.
+    pub fn evaluation_is_current(&self) -> bool {
+        matches!(&self.evaluation, Some((rev, _)) if *rev == self.revision)
     }
 }
+
+/// Whether the results on screen describe the current configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultsState {
+    /// The shown evaluation is of the current configuration.
+    Current,
+    /// A newer configuration is being evaluated: a change is on its way to the worker, or an
+    /// evaluation (or a calibration followed by one) is queued or running.
+    Updating,
+    /// The configuration changed and nothing is evaluating it (e.g. the evaluation was
+    /// cancelled): the shown results are of an older configuration until the user re-evaluates.
+    Outdated,
+}
+
+impl ResultsState {
+    /// Whether the results are of an older configuration (updating or outdated).
+    pub fn is_old(self) -> bool {
+        self != Self::Current
+    }
+
+    /// The label views show next to results in this state (`None` when current).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Self::Current => None,
+            Self::Updating => Some(UPDATING_LABEL),
+            Self::Outdated => Some(OUTDATED_LABEL),
+        }
+    }
+}
+
+/// Shown next to results while a newer configuration is being evaluated.
+pub const UPDATING_LABEL: &str = "updating…";
+/// Shown next to results of an older configuration that nothing is evaluating.
+pub const OUTDATED_LABEL: &str = "outdated — re-evaluate";
 
 /// The export dialog's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +218,8 @@ pub struct WorkbenchApp {
     data_jobs: BTreeMap<JobId, (DataRole, PathBuf)>,
     /// The evaluation that will cover the newest config change.
     pub pending_evaluation: Option<JobId>,
+    /// A calibration that will be followed by an evaluation.
+    pub pending_calibration: Option<JobId>,
     /// Config changes sent but not yet acknowledged.
     pub unacknowledged_changes: BTreeSet<JobId>,
     /// Error messages, oldest first.
@@ -204,6 +240,15 @@ pub struct WorkbenchApp {
     pub analysis: AnalysisState,
     /// Saves views as CSV/PNG off the UI thread.
     pub saver: ViewSaver,
+    /// The image preprocessing form (applied settings live in [`Settings::preprocess`]).
+    pub preprocess_form: super::preprocess::PreprocessForm,
+    /// The image folders last asked for, per role (calibration, evaluation): re-loaded when the
+    /// preprocessing changes, and the form shows while there is one.
+    pub image_folders: [Option<PathBuf>; 2],
+    /// Per-frame timings, when `QB_FRAME_LOG` asks for them.
+    pub(super) frame_log: Option<super::frame_log::FrameLog>,
+    /// The activation histogram's draggable clip lines.
+    pub clip_lines: super::clip_drag::ClipLines,
     actions: Vec<Action>,
     files_tx: Sender<(FilePurpose, PathBuf)>,
     files_rx: Receiver<(FilePurpose, PathBuf)>,
@@ -229,6 +274,7 @@ impl WorkbenchApp {
             }
         };
         let (files_tx, files_rx) = bounded(16);
+        let preprocess_form = super::preprocess::PreprocessForm::from_preprocess(&settings.preprocess);
         Self {
             worker,
             repaint_ctx,
@@ -238,6 +284,7 @@ impl WorkbenchApp {
             follow_ups: BTreeMap::new(),
             data_jobs: BTreeMap::new(),
             pending_evaluation: None,
+            pending_calibration: None,
             unacknowledged_changes: BTreeSet::new(),
             errors,
             notes: Vec::new(),
@@ -254,6 +301,10 @@ impl WorkbenchApp {
             algorithms: super::algorithms::AlgorithmsState::default(),
             analysis: AnalysisState::default(),
             saver: ViewSaver::default(),
+            preprocess_form,
+            image_folders: [None, None],
+            frame_log: super::frame_log::FrameLog::from_env(),
+            clip_lines: super::clip_drag::ClipLines::default(),
             actions: Vec::new(),
             files_tx,
             files_rx,
@@ -271,11 +322,19 @@ impl WorkbenchApp {
         !self.jobs.is_empty()
     }
 
-    /// Whether the shown results are stale (a newer configuration is being evaluated).
-    pub fn results_stale(&self) -> bool {
-        !self
-            .session
-            .evaluation_is_current(self.pending_evaluation.is_some() || !self.unacknowledged_changes.is_empty())
+    /// Whether the shown results describe the current configuration, are being updated, or are
+    /// outdated with nothing running to update them.
+    pub fn results_state(&self) -> ResultsState {
+        let updating = self.pending_evaluation.is_some()
+            || !self.unacknowledged_changes.is_empty()
+            || (self.pending_calibration.is_some() && self.session.evaluation_set.is_some());
+        if updating {
+            ResultsState::Updating
+        } else if self.session.evaluation_is_current() {
+            ResultsState::Current
+        } else {
+            ResultsState::Outdated
+        }
     }
 
     pub(super) fn send(&mut self, command: Command) -> Option<JobId> {
@@ -314,6 +373,10 @@ impl WorkbenchApp {
 
     fn load_data(&mut self, role: DataRole, path: &Path) {
         let source = match DataSource::from_path(path) {
+            Ok(DataSource::Images { dir, .. }) => {
+                self.image_folders[role_index(role)] = Some(dir.clone());
+                DataSource::Images { dir, preprocess: self.settings.preprocess.clone() }
+            }
             Ok(s) => s,
             Err(e) => {
                 self.errors.push(e.to_string());
@@ -426,6 +489,15 @@ impl WorkbenchApp {
             Action::OpenModel(path) => self.open_model(&path),
             Action::LoadData(role, path) => self.load_data(role, &path),
             Action::OpenRecipe(path) => self.open_recipe(&path),
+            Action::ApplyPreprocess(preprocess) => {
+                self.settings.preprocess = preprocess;
+                self.preprocess_form = super::preprocess::PreprocessForm::from_preprocess(&self.settings.preprocess);
+                for role in [DataRole::Calibration, DataRole::Evaluation] {
+                    if let Some(dir) = self.image_folders[role_index(role)].clone() {
+                        self.load_data(role, &dir);
+                    }
+                }
+            }
             Action::Dropped(path) => {
                 let next = self.route_dropped(&path);
                 self.apply(next, ctx);
@@ -454,6 +526,7 @@ impl WorkbenchApp {
             Action::Calibrate => {
                 if let Some(job) = self.send(Command::Calibrate) {
                     self.track(job, "Calibrating");
+                    self.pending_calibration = Some(job);
                 }
             }
             Action::Evaluate => {
@@ -625,10 +698,12 @@ impl WorkbenchApp {
                 self.table = TableState::default();
                 self.focus = None;
                 self.pending_evaluation = None;
+                self.pending_calibration = None;
                 self.unacknowledged_changes.clear();
                 self.export.paths.clear();
                 self.analysis.clear_results();
                 self.notes.clear();
+                self.image_folders = [None, None];
                 for (role, path) in follow {
                     self.load_data(role, &path);
                 }
@@ -638,6 +713,9 @@ impl WorkbenchApp {
             }
             Event::DataLoaded { job, role, num_samples, has_labels } => {
                 let Some((_, path)) = self.data_jobs.remove(&job) else { return };
+                if !path.is_dir() {
+                    self.image_folders[role_index(role)] = None;
+                }
                 let info = DataInfo { path: path.clone(), num_samples, has_labels };
                 let role_name = match role {
                     DataRole::Calibration => "calibration",
@@ -660,7 +738,10 @@ impl WorkbenchApp {
                     }
                 }
             }
-            Event::Calibrated { revision, recipe, .. } => {
+            Event::Calibrated { job, revision, recipe, .. } => {
+                if self.pending_calibration == Some(job) {
+                    self.pending_calibration = None;
+                }
                 self.session.revision = revision;
                 self.session.recipe = Some(*recipe);
                 if self.session.evaluation_set.is_some() {
@@ -690,6 +771,9 @@ impl WorkbenchApp {
                 if self.pending_evaluation == Some(job) {
                     self.pending_evaluation = None;
                 }
+                if self.pending_calibration == Some(job) {
+                    self.pending_calibration = None;
+                }
                 self.unacknowledged_changes.remove(&job);
                 self.follow_ups.remove(&job);
                 let what = self.data_jobs.remove(&job).map(|(_, p)| format!("{}: ", file_name(&p))).unwrap_or_default();
@@ -703,6 +787,9 @@ impl WorkbenchApp {
             Event::Cancelled { job } | Event::Superseded { job } => {
                 if self.pending_evaluation == Some(job) {
                     self.pending_evaluation = None;
+                }
+                if self.pending_calibration == Some(job) {
+                    self.pending_calibration = None;
                 }
                 self.analysis.job_ended(job, &RunEnd::Cancelled);
                 if self.export.job == Some(job) {
@@ -728,6 +815,14 @@ impl WorkbenchApp {
     /// Whether the recipe holds a calibration.
     pub fn calibrated(&self) -> bool {
         self.session.recipe.as_ref().is_some_and(|r| r.calibration.is_some())
+    }
+}
+
+/// The index of a role in per-role arrays.
+pub fn role_index(role: DataRole) -> usize {
+    match role {
+        DataRole::Calibration => 0,
+        DataRole::Evaluation => 1,
     }
 }
 

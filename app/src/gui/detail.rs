@@ -1,7 +1,9 @@
-//! Layer detail: the activation histogram of the layer's input with every observer's clip range,
-//! the weight's per-channel ranges, and the layer's error metrics.
+//! Layer detail: the activation histogram of the layer's input with every observer's clip range
+//! (the chosen one's lines can be dragged to set a manual range), the weight's per-channel ranges,
+//! and the layer's error metrics.
 
 use egui_plot::{Bar, BarChart, HLine, Legend, LineStyle, Plot, VLine};
+use quantbench_core::algorithms::smoothquant::smoothed_name;
 use quantbench_core::calibrate::WeightStats;
 use quantbench_core::model::QuantizableLayer;
 use quantbench_core::observe::{Observer, TensorStats};
@@ -9,7 +11,8 @@ use quantbench_core::quant::LayerConfig;
 use quantbench_core::simulate::LayerResult;
 
 use super::actions::Action;
-use super::app::WorkbenchApp;
+use super::app::{ResultsState, WorkbenchApp};
+use super::clip_drag::{ClipDrag, ClipLines, line_near, moved};
 use super::table::observer_label;
 use super::tokens;
 
@@ -26,7 +29,7 @@ pub const HISTOGRAM_OBSERVERS: [Observer; 4] = [
 const DISPLAY_BINS: usize = 160;
 
 /// Draws the panel for the focused layer.
-pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, _actions: &mut Vec<Action>) {
+pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     let (Some(summary), Some(index)) = (&app.session.summary, app.focus) else {
         ui.heading("Layer detail");
         ui.weak("Select a layer in the table or the overview");
@@ -36,8 +39,9 @@ pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, _actions: &mut Vec<A
     let config = app.session.recipe.as_ref().map(|r| r.config_for(&layer.name)).unwrap_or_default();
     let calibration = app.session.recipe.as_ref().and_then(|r| r.calibration.as_ref());
     let result = app.session.evaluation.as_ref().and_then(|(_, e)| e.layers.iter().find(|l| l.name == layer.name));
-    let stale = app.results_stale();
+    let state = app.results_state();
     let log = &mut app.settings.log_histogram;
+    let lines = &mut app.clip_lines;
     egui::ScrollArea::vertical().show(ui, |ui| {
         ui.heading(&layer.name);
         ui.label(format!(
@@ -56,14 +60,26 @@ pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, _actions: &mut Vec<A
             }
         ));
         ui.add_space(tokens::SECTION_SPACE);
-        metrics_ui(ui, result, stale);
+        metrics_ui(ui, result, state);
         ui.add_space(tokens::SECTION_SPACE);
+        // After SmoothQuant the layer reads its input through an inserted Mul, whose output is
+        // what is calibrated and quantized.
+        let smoothed = smoothed_name(&layer.input, &layer.name);
+        let input = calibration
+            .and_then(|c| c.activations.get_key_value(&smoothed).or_else(|| c.activations.get_key_value(&layer.input)));
         ui.horizontal(|ui| {
-            ui.strong(format!("Activation histogram: {}", layer.input));
+            ui.strong(format!(
+                "Activation histogram: {}",
+                input.map_or(layer.input.as_str(), |(name, _)| name.as_str())
+            ));
             ui.checkbox(log, "log scale");
         });
-        match calibration.and_then(|c| c.activations.get(&layer.input)) {
-            Some(stats) => histogram_ui(ui, layer, stats, &config, *log),
+        match input.map(|(_, stats)| stats) {
+            Some(stats) => {
+                let view = HistogramView { layer, stats, config: &config, log: *log };
+                clip_range_ui(ui, &view, actions);
+                histogram_ui(ui, &view, lines, actions);
+            }
             None => {
                 ui.weak("Not calibrated yet");
             }
@@ -79,15 +95,79 @@ pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, _actions: &mut Vec<A
     });
 }
 
-fn metrics_ui(ui: &mut egui::Ui, result: Option<&LayerResult>, stale: bool) {
+/// What the activation histogram shows.
+struct HistogramView<'a> {
+    layer: &'a QuantizableLayer,
+    stats: &'a TensorStats,
+    config: &'a LayerConfig,
+    log: bool,
+}
+
+impl HistogramView<'_> {
+    /// The clip range of the layer's chosen observer.
+    fn chosen_range(&self) -> (f32, f32) {
+        let a = &self.config.activation;
+        a.observer.range(self.stats, a.qrange(), a.symmetric)
+    }
+
+    /// The layer's config with its activation observer replaced.
+    fn with_observer(&self, observer: Observer) -> Action {
+        let mut c = *self.config;
+        c.activation.observer = observer;
+        Action::UpdateLayers(vec![(self.layer.name.clone(), Some(c))])
+    }
+}
+
+/// The layer's observer (statistical or manual) and, for a manual one, its range as two numbers.
+fn clip_range_ui(ui: &mut egui::Ui, view: &HistogramView<'_>, actions: &mut Vec<Action>) {
+    let current = view.config.activation.observer;
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Observer:");
+        let mut chosen = current;
+        let (lo, hi) = view.chosen_range();
+        let manual_here =
+            if lo < hi { Observer::Manual { min: lo, max: hi } } else { Observer::Manual { min: -1.0, max: 1.0 } };
+        egui::ComboBox::from_id_salt(("detail observer", &view.layer.name))
+            .width(110.0)
+            .selected_text(observer_label(&current))
+            .show_ui(ui, |ui| {
+                for o in Observer::ALL {
+                    ui.selectable_value(&mut chosen, o, observer_label(&o));
+                }
+                let manual = if matches!(current, Observer::Manual { .. }) { current } else { manual_here };
+                ui.selectable_value(&mut chosen, manual, "Manual")
+                    .on_hover_text("Clip at a range you type or drag on the histogram");
+            });
+        if chosen != current {
+            actions.push(view.with_observer(chosen));
+        }
+        if let Observer::Manual { min, max } = current {
+            // Each end stays on its side of the other, so the range is always valid.
+            let (mut lo, mut hi) = (min, max);
+            let speed = f64::from(max - min) / 200.0;
+            ui.label("min");
+            ui.add(egui::DragValue::new(&mut lo).speed(speed).range(f32::MIN..=max.next_down()).max_decimals(4));
+            ui.label("max");
+            ui.add(egui::DragValue::new(&mut hi).speed(speed).range(min.next_up()..=f32::MAX).max_decimals(4));
+            let typed = Observer::Manual { min: lo, max: hi };
+            if (lo, hi) != (min, max) && typed.validate().is_ok() {
+                actions.push(view.with_observer(typed));
+            }
+        } else {
+            ui.weak("drag a solid line to set the range by hand");
+        }
+    });
+}
+
+fn metrics_ui(ui: &mut egui::Ui, result: Option<&LayerResult>, state: ResultsState) {
     let Some(r) = result else {
         ui.weak("No evaluation yet");
         return;
     };
+    let stale = state.is_old();
     if stale {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label(egui::RichText::new("updating… (values below are for the previous configuration)").italics());
+        ui.horizontal_wrapped(|ui| {
+            super::summary::results_state_ui(ui, state, Some("(values below are of an earlier configuration)"));
         });
     }
     egui::Grid::new("layer metrics").num_columns(3).striped(true).show(ui, |ui| {
@@ -118,10 +198,18 @@ fn metrics_ui(ui: &mut egui::Ui, result: Option<&LayerResult>, stale: bool) {
     });
 }
 
-fn histogram_ui(ui: &mut egui::Ui, layer: &QuantizableLayer, stats: &TensorStats, config: &LayerConfig, log: bool) {
+/// The histogram with every observer's clip lines; the chosen observer's lines can be dragged,
+/// and releasing one sets the layer's observer to the dragged manual range.
+// One plot with its drag handling; splitting it would scatter the drag's steps.
+#[allow(clippy::too_many_lines)]
+fn histogram_ui(ui: &mut egui::Ui, view: &HistogramView<'_>, lines: &mut ClipLines, actions: &mut Vec<Action>) {
+    let (stats, config, layer) = (view.stats, view.config, view.layer);
     if stats.count == 0 || stats.max.partial_cmp(&stats.min) != Some(std::cmp::Ordering::Greater) {
         ui.weak("The tensor is constant over the calibration set");
         return;
+    }
+    if lines.drag.as_ref().is_some_and(|d| d.layer != layer.name) {
+        lines.drag = None;
     }
     let (lo, hi) = (stats.min, stats.max);
     let counts = stats.histogram.rebin(lo, hi, DISPLAY_BINS);
@@ -130,33 +218,56 @@ fn histogram_ui(ui: &mut egui::Ui, layer: &QuantizableLayer, stats: &TensorStats
         .iter()
         .enumerate()
         .map(|(i, &c)| {
-            let h = if log { (c + 1.0).log10() } else { c };
+            let h = if view.log { (c + 1.0).log10() } else { c };
             Bar::new(f64::from(lo) + (i as f64 + 0.5) * width, h).width(width)
         })
         .collect();
     let qrange = config.activation.qrange();
-    let ranges: Vec<(String, (f32, f32), bool)> = HISTOGRAM_OBSERVERS
+    let chosen_observer = config.activation.observer;
+    let is_chosen = |o: &Observer| std::mem::discriminant(o) == std::mem::discriminant(&chosen_observer);
+    let mut ranges: Vec<(String, (f32, f32), bool, egui::Color32)> = HISTOGRAM_OBSERVERS
         .iter()
-        .map(|o| {
-            let chosen = std::mem::discriminant(o) == std::mem::discriminant(&config.activation.observer);
-            (observer_label(o), o.range(stats, qrange, config.activation.symmetric), chosen)
+        .enumerate()
+        .map(|(k, o)| {
+            let color = tokens::OBSERVER_LINES[k % tokens::OBSERVER_LINES.len()];
+            (observer_label(o), o.range(stats, qrange, config.activation.symmetric), is_chosen(o), color)
         })
         .collect();
-    let chosen_range = config.activation.observer.range(stats, qrange, config.activation.symmetric);
-    Plot::new(("activation histogram", &layer.name))
+    if !HISTOGRAM_OBSERVERS.iter().any(is_chosen) {
+        // EMA or a manual range: drawn as a line pair of its own.
+        ranges.push((observer_label(&chosen_observer), view.chosen_range(), true, tokens::OTHER_OBSERVER_LINE));
+    }
+    // While a line is dragged, the chosen lines follow the pointer.
+    let dragged = lines.drag_of(&layer.name).map(|d| d.range);
+    let chosen_range = dragged.unwrap_or_else(|| view.chosen_range());
+    for r in &mut ranges {
+        if r.2 {
+            r.1 = chosen_range;
+        }
+    }
+    // Whether the pointer is on (or was pressed on) a chosen line, with last frame's transform:
+    // the plot must not pan then, so it is decided before the plot is shown.
+    let (hover, press, down) =
+        ui.input(|i| (i.pointer.hover_pos(), i.pointer.press_origin(), i.pointer.primary_down()));
+    let near =
+        |p: Option<egui::Pos2>| lines.transform_of(&layer.name).zip(p).and_then(|(t, p)| line_near(t, chosen_range, p));
+    let on_line = near(hover).is_some() || (down && near(press).is_some());
+    let dragging = dragged.is_some();
+    let response = Plot::new(("activation histogram", &layer.name))
         .height(tokens::DETAIL_PLOT_HEIGHT)
         .legend(Legend::default())
-        .y_axis_label(if log { "log10(count + 1)" } else { "count" })
+        .y_axis_label(if view.log { "log10(count + 1)" } else { "count" })
         .allow_scroll(false)
+        .allow_drag(!(on_line || dragging))
+        .allow_boxed_zoom(!(on_line || dragging))
         .show(ui, |plot| {
             plot.bar_chart(BarChart::new("samples", bars).color(tokens::HISTOGRAM));
-            for (k, (label, (a, b), chosen)) in ranges.iter().enumerate() {
-                let color = tokens::OBSERVER_LINES[k % tokens::OBSERVER_LINES.len()];
+            for (label, (a, b), chosen, color) in &ranges {
                 let width = if *chosen { tokens::CHOSEN_LINE_WIDTH } else { tokens::LINE_WIDTH };
                 let style = if *chosen { LineStyle::Solid } else { LineStyle::dashed_dense() };
                 let name = if *chosen { format!("{label} (chosen)") } else { label.clone() };
                 for x in [a, b] {
-                    plot.vline(VLine::new(name.clone(), f64::from(*x)).color(color).width(width).style(style));
+                    plot.vline(VLine::new(name.clone(), f64::from(*x)).color(*color).width(width).style(style));
                 }
             }
             // The quantization grid of the chosen range: visible once zoomed in.
@@ -176,10 +287,31 @@ fn histogram_ui(ui: &mut egui::Ui, layer: &QuantizableLayer, stats: &TensorStats
                 }
             }
         });
+    let transform = response.transform;
+    lines.transform = Some((layer.name.clone(), transform));
+    if on_line || dragging {
+        ui.ctx().set_cursor_icon(egui::CursorIcon::ResizeHorizontal);
+    }
+    let r = &response.response;
+    if !dragging
+        && r.drag_started_by(egui::PointerButton::Primary)
+        && let Some(end) = press.and_then(|p| line_near(&transform, chosen_range, p))
+    {
+        lines.drag = Some(ClipDrag { layer: layer.name.clone(), end, range: chosen_range });
+    }
+    if let Some(drag) = lines.drag.as_mut().filter(|d| d.layer == layer.name) {
+        if let Some(p) = ui.input(|i| i.pointer.interact_pos()) {
+            drag.range = moved(drag.range, drag.end, transform.value_from_position(p).x as f32);
+        }
+        if r.drag_stopped() || !ui.input(|i| i.pointer.primary_down()) {
+            let (min, max) = drag.range;
+            lines.drag = None;
+            actions.push(view.with_observer(Observer::Manual { min, max }));
+        }
+    }
     ui.horizontal_wrapped(|ui| {
-        for (k, (label, (a, b), chosen)) in ranges.iter().enumerate() {
-            let color = tokens::OBSERVER_LINES[k % tokens::OBSERVER_LINES.len()];
-            let text = egui::RichText::new(format!("{label}: [{a:.3}, {b:.3}]")).color(color);
+        for (label, (a, b), chosen, color) in &ranges {
+            let text = egui::RichText::new(format!("{label}: [{a:.3}, {b:.3}]")).color(*color);
             ui.label(if *chosen { text.strong().underline() } else { text });
         }
     });

@@ -7,11 +7,14 @@ mod algorithms;
 mod analysis;
 mod app;
 mod chrome;
+mod clip_drag;
 mod detail;
 mod export;
+mod frame_log;
 mod model_panel;
 mod overview;
 mod pareto;
+mod preprocess;
 mod sensitivity;
 mod settings;
 mod summary;
@@ -56,16 +59,25 @@ pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
 
 impl eframe::App for WorkbenchApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        let start = std::time::Instant::now();
         self.drain(ctx);
+        if let Some(log) = &mut self.frame_log {
+            log.add(start);
+        }
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let start = std::time::Instant::now();
         self.frame_ui(ui);
         let ctx = ui.ctx().clone();
         self.apply_actions(&ctx);
         if self.busy() {
             // Progress bars and spinners animate while jobs run; events also wake the app.
             ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        }
+        let jobs = self.jobs.len();
+        if let Some(log) = &mut self.frame_log {
+            log.end_frame(start, jobs);
         }
     }
 
@@ -84,7 +96,7 @@ impl WorkbenchApp {
         chrome::shortcuts(ui.ctx(), &mut actions);
         chrome::dropped_files(ui.ctx(), &mut actions);
         egui::Panel::top("menu").show(ui, |ui| chrome::menu_ui(self, ui, &mut actions));
-        egui::Panel::top("summary").show(ui, |ui| summary::summary_ui(self, ui));
+        egui::Panel::top("summary").show(ui, |ui| summary::summary_ui(self, ui, &mut actions));
         egui::Panel::bottom("status").show(ui, |ui| chrome::status_ui(self, ui, &mut actions));
         egui::Panel::left("model")
             .default_size(tokens::LEFT_PANEL_WIDTH)

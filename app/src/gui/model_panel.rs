@@ -9,7 +9,7 @@ use super::summary::human_size;
 use super::tokens;
 
 /// Draws the panel.
-pub fn model_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+pub fn model_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     egui::ScrollArea::vertical().show(ui, |ui| {
         let Some(s) = &app.session.summary else {
             ui.heading("No model");
@@ -38,6 +38,11 @@ pub fn model_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>
         ui.strong("Data");
         data_ui(ui, "Calibration", app.session.calibration.as_ref(), DataRole::Calibration, actions);
         data_ui(ui, "Evaluation", app.session.evaluation_set.as_ref(), DataRole::Evaluation, actions);
+        if app.image_folders.iter().any(Option::is_some) {
+            egui::CollapsingHeader::new("Image preprocessing").default_open(true).show(ui, |ui| {
+                super::preprocess::preprocess_ui(ui, &mut app.preprocess_form, &app.settings.preprocess, actions);
+            });
+        }
         ui.add_space(tokens::SECTION_SPACE);
         egui::CollapsingHeader::new("Inputs & outputs").default_open(true).show(ui, |ui| {
             for (label, list) in [("in", &s.inputs), ("out", &s.outputs)] {

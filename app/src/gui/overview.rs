@@ -16,11 +16,10 @@ pub fn overview_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
         ui.weak("No evaluation yet");
         return;
     };
-    let stale = app.results_stale();
+    let stale = app.results_state().is_old();
     if stale {
         ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label(egui::RichText::new("updating… (bars show the previous configuration)").italics());
+            super::summary::results_state_ui(ui, app.results_state(), Some("(bars show an earlier configuration)"));
         });
     }
     let clamp = |v: f64| {

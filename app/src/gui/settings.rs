@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use quantbench_core::data::Preprocess;
 use serde::{Deserialize, Serialize};
 
 /// How many recent files the File menu keeps.
@@ -19,11 +20,19 @@ pub struct Settings {
     pub recent_recipes: Vec<PathBuf>,
     /// Whether the activation histogram uses a log scale.
     pub log_histogram: bool,
+    /// How images of an image-folder data set become tensors.
+    pub preprocess: Preprocess,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { dark_mode: true, recent_models: Vec::new(), recent_recipes: Vec::new(), log_histogram: true }
+        Self {
+            dark_mode: true,
+            recent_models: Vec::new(),
+            recent_recipes: Vec::new(),
+            log_histogram: true,
+            preprocess: Preprocess::default(),
+        }
     }
 }
 
@@ -57,5 +66,16 @@ mod tests {
         let s: Settings = serde_json::from_str(r#"{"dark_mode": false}"#).expect("parse");
         assert!(!s.dark_mode);
         assert!(s.log_histogram);
+        assert_eq!(s.preprocess, Preprocess::default());
+    }
+
+    #[test]
+    fn preprocessing_persists() {
+        let mut s = Settings::default();
+        s.preprocess.resize_shorter = Some(20);
+        s.preprocess.mean = vec![0.5, 0.25, 0.125];
+        s.preprocess.layout = Some(quantbench_core::data::Layout::Nhwc);
+        let back: Settings = serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("parse");
+        assert_eq!(back, s);
     }
 }

@@ -1,10 +1,12 @@
 //! The model summary strip: float vs quantized accuracy, top-1 agreement, output SQNR, sizes.
 
-use super::app::WorkbenchApp;
+use super::actions::Action;
+use super::app::{ResultsState, WorkbenchApp};
 use super::tokens;
 
-/// Draws the strip; results of an older configuration are greyed and labelled.
-pub fn summary_ui(app: &WorkbenchApp, ui: &mut egui::Ui) {
+/// Draws the strip; results of an older configuration are greyed and labelled "updating…" while
+/// a newer one is evaluated, "outdated — re-evaluate" (with a button) when nothing is.
+pub fn summary_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     ui.horizontal_wrapped(|ui| {
         let Some((_, eval)) = &app.session.evaluation else {
             if app.session.summary.is_some() {
@@ -18,7 +20,8 @@ pub fn summary_ui(app: &WorkbenchApp, ui: &mut egui::Ui) {
             }
             return;
         };
-        let stale = app.results_stale();
+        let state = app.results_state();
+        let stale = state.is_old();
         let m = &eval.metrics;
         let value = |ui: &mut egui::Ui, label: &str, text: String, color: Option<egui::Color32>| {
             ui.label(format!("{label}:"));
@@ -42,11 +45,31 @@ pub fn summary_ui(app: &WorkbenchApp, ui: &mut egui::Ui) {
             format!("{} float, {} quantized", human_size(m.float_size_bytes), human_size(m.quant_size_bytes)),
             None,
         );
-        if stale {
-            ui.spinner();
-            ui.label(egui::RichText::new("updating…").italics());
+        results_state_ui(ui, state, None);
+        if state == ResultsState::Outdated
+            && ui
+                .add_enabled(app.calibrated() && app.session.evaluation_set.is_some(), egui::Button::new("Re-evaluate"))
+                .on_hover_text("Evaluate the current configuration")
+                .clicked()
+        {
+            actions.push(Action::Evaluate);
         }
     });
+}
+
+/// The results-state label (nothing when current): a spinner and "updating…", or
+/// "outdated — re-evaluate"; `note` says what the values shown are.
+pub fn results_state_ui(ui: &mut egui::Ui, state: ResultsState, note: Option<&str>) {
+    let Some(label) = state.label() else { return };
+    if state == ResultsState::Updating {
+        ui.spinner();
+        ui.label(egui::RichText::new(label).italics());
+    } else {
+        ui.label(egui::RichText::new(label).italics().color(tokens::OUTDATED));
+    }
+    if let Some(note) = note {
+        ui.weak(note);
+    }
 }
 
 /// A byte count as B / KiB / MiB.

@@ -24,6 +24,7 @@ pub fn observer_label(o: &Observer) -> String {
         Observer::Percentile { percentile } => format!("Percentile {percentile}"),
         Observer::Entropy { .. } => "Entropy".into(),
         Observer::Mse => "MSE".into(),
+        Observer::Manual { .. } => "Manual".into(),
     }
 }
 
@@ -51,6 +52,10 @@ fn observer_combo(ui: &mut egui::Ui, id: impl egui::AsIdSalt, observer: &mut Obs
     let mut changed = false;
     ui.add_enabled_ui(enabled, |ui| {
         egui::ComboBox::from_id_salt(id).width(92.0).selected_text(observer_label(observer)).show_ui(ui, |ui| {
+            // A manual range is set in the layer detail (typed or dragged); here it can be kept.
+            if let Observer::Manual { min, max } = *observer {
+                ui.selectable_label(true, "Manual").on_hover_text(format!("[{min}, {max}]"));
+            }
             for o in Observer::ALL {
                 changed |= ui.selectable_value(observer, o, observer_label(&o)).changed();
             }
@@ -155,7 +160,7 @@ fn sqnr_cell(ui: &mut egui::Ui, sqnr: Option<f64>, stale: bool) {
     };
     let text = if v.is_infinite() { "exact".to_string() } else { format!("{v:.1} dB") };
     if stale {
-        ui.label(egui::RichText::new(text).color(tokens::STALE).italics()).on_hover_text("updating…");
+        ui.label(egui::RichText::new(text).color(tokens::STALE).italics()).on_hover_text("of an earlier configuration");
     } else {
         let color = tokens::sqnr_color(v);
         ui.painter().rect_filled(ui.max_rect(), 2.0, color.gamma_multiply(0.35));
@@ -197,10 +202,16 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
         defaults_ui(ui, &recipe.defaults, actions);
     }
     bulk_ui(app, ui, actions);
+    let state = app.results_state();
+    if state.is_old() && app.session.evaluation.is_some() {
+        ui.horizontal(|ui| {
+            super::summary::results_state_ui(ui, state, Some("(SQNR columns show an earlier configuration)"));
+        });
+    }
     ui.separator();
 
     let (Some(summary), Some(recipe)) = (&app.session.summary, &app.session.recipe) else { return };
-    let stale = app.results_stale();
+    let stale = state.is_old();
     let results: BTreeMap<&str, &LayerResult> = app
         .session
         .evaluation

@@ -9,8 +9,10 @@ use egui_kittest::kittest::Queryable as _;
 
 use super::actions::Action;
 use super::analysis::{SavedView, ViewFormat, metric_text};
-use super::app::{CentralView, SortColumn, WorkbenchApp};
+use super::app::{CentralView, OUTDATED_LABEL, ResultsState, SortColumn, UPDATING_LABEL, WorkbenchApp};
+use super::clip_drag::ClipEnd;
 use crate::samples;
+use quantbench_core::observe::Observer;
 
 /// Generous: debug builds on a shared machine.
 const TIMEOUT: Duration = Duration::from_mins(2);
@@ -38,7 +40,7 @@ fn wait_until(h: &mut Harness<'_, WorkbenchApp>, what: &str, done: impl Fn(&Work
 }
 
 fn settled(app: &WorkbenchApp) -> bool {
-    app.jobs.is_empty() && app.session.evaluation.is_some() && !app.results_stale()
+    app.jobs.is_empty() && app.session.evaluation.is_some() && app.results_state() == ResultsState::Current
 }
 
 fn local_sqnr(app: &WorkbenchApp, layer: &str) -> f64 {
@@ -64,7 +66,7 @@ fn workflow_open_calibrate_tune_inspect_export() {
     assert!(h.state().table.selected.contains(layer));
     h.get_by_label("Selected: W2").click();
     h.step();
-    assert!(h.state().results_stale(), "a config change marks results as stale until re-evaluated");
+    assert_eq!(h.state().results_state(), ResultsState::Updating, "a config change: updating until re-evaluated");
     wait_until(&mut h, "re-evaluation", |a| settled(a) && a.session.revision > revision);
     let after = local_sqnr(h.state(), layer);
     assert!(after < before - 10.0, "W2 should cost SQNR: {before} -> {after}");
@@ -291,4 +293,222 @@ fn cancelling_sensitivity_keeps_the_streamed_layers_and_the_app_usable() {
     h.step();
     h.get_by_label("Selected: W4").click();
     wait_until(&mut h, "re-evaluation", |a| settled(a) && a.session.revision > revision);
+}
+
+fn state_labels(h: &Harness<'_, WorkbenchApp>) -> (usize, usize) {
+    (h.query_all_by_label(UPDATING_LABEL).count(), h.query_all_by_label(OUTDATED_LABEL).count())
+}
+
+#[test]
+fn results_show_updating_while_evaluating_and_outdated_after_cancel() {
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("cnn")));
+    wait_until(&mut h, "cnn evaluated", settled);
+    assert_eq!(state_labels(&h), (0, 0), "current results carry no state label");
+
+    // A change: "updating..." from the click until the re-evaluation arrives.
+    let revision = h.state().session.revision;
+    h.get_by_label("conv2").click();
+    h.step();
+    h.get_by_label("Selected: W4").click();
+    h.step();
+    assert_eq!(h.state().results_state(), ResultsState::Updating);
+    // The change was sent after that frame was drawn: the next one shows the state.
+    h.step();
+    assert_eq!(h.state().results_state(), ResultsState::Updating);
+    let (updating, outdated) = state_labels(&h);
+    assert!(updating >= 2 && outdated == 0, "summary strip and table say updating: {updating}, {outdated}");
+    wait_until(&mut h, "re-evaluation", |a| settled(a) && a.session.revision > revision);
+    assert_eq!(state_labels(&h), (0, 0), "the label goes when the result arrives");
+
+    // A long sensitivity run holds the job thread, so the next evaluation waits in the queue;
+    // cancelling it leaves the results outdated.
+    h.get_by_label("Sensitivity analysis").click();
+    h.step();
+    for b in ["3", "5", "6"] {
+        h.get_by_role_and_label(egui::accesskit::Role::CheckBox, b).click();
+        h.step();
+    }
+    h.get_by_label("Run sensitivity").click();
+    wait_until(&mut h, "the sensitivity run", |a| a.analysis.sensitivity_job.is_some());
+    h.get_by_label("Layer table").click();
+    h.step();
+    h.get_by_label("Selected: W2").click();
+    wait_until(&mut h, "the change acknowledged", |a| a.unacknowledged_changes.is_empty());
+    let eval = h.state().pending_evaluation.expect("an evaluation queued behind the sensitivity run");
+    assert!(state_labels(&h).0 >= 2, "updating while queued");
+    h.state_mut().push_action(Action::Cancel(eval));
+    wait_until(&mut h, "the evaluation cancelled", |a| a.pending_evaluation.is_none());
+    assert_eq!(h.state().results_state(), ResultsState::Outdated);
+    let (updating, outdated) = state_labels(&h);
+    assert!(updating == 0 && outdated >= 2, "summary strip and table say outdated: {updating}, {outdated}");
+    assert_eq!(h.state().session.recipe.as_ref().expect("recipe").config_for("conv2").weight.bits, 2);
+
+    // Re-evaluate from the summary strip (after the sensitivity run is stopped).
+    let sensitivity = h.state().analysis.sensitivity_job.expect("still running");
+    h.state_mut().push_action(Action::Cancel(sensitivity));
+    wait_until(&mut h, "sensitivity cancelled", |a| a.analysis.sensitivity_job.is_none());
+    assert_eq!(h.state().results_state(), ResultsState::Outdated, "cancelling another job changes nothing");
+    h.get_by_label("Re-evaluate").click();
+    h.step();
+    assert_eq!(h.state().results_state(), ResultsState::Updating);
+    wait_until(&mut h, "the re-evaluation", settled);
+    assert_eq!(state_labels(&h), (0, 0));
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+}
+
+/// Sends a pointer event and runs a frame.
+fn pointer(h: &mut Harness<'_, WorkbenchApp>, pos: egui::Pos2, pressed: Option<bool>) {
+    let event = match pressed {
+        None => egui::Event::PointerMoved(pos),
+        Some(pressed) => egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        },
+    };
+    h.input_mut().events.push(event);
+    h.step();
+}
+
+#[test]
+fn dragging_a_clip_line_sets_a_manual_range_and_re_evaluates() {
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("mlp")));
+    wait_until(&mut h, "mlp evaluated", settled);
+    let app = h.state();
+    let layer = app.session.summary.as_ref().expect("model").layers[app.focus.expect("focused")].clone();
+    let stats = app.session.recipe.as_ref().and_then(|r| r.calibration.as_ref()).expect("calibrated").activations
+        [&layer.input]
+        .clone();
+    assert_eq!(
+        app.session.recipe.as_ref().expect("recipe").config_for(&layer.name).activation.observer,
+        Observer::MinMax
+    );
+    let before_sqnr = local_sqnr(app, &layer.name);
+    let transform = *app.clip_lines.transform_of(&layer.name).expect("the histogram is drawn");
+    let bounds = *transform.bounds();
+    let y = transform.frame().center().y;
+    let from = egui::pos2(transform.position_from_point_x(f64::from(stats.max)), y);
+    let target = stats.min + 0.4 * (stats.max - stats.min);
+    let to = egui::pos2(transform.position_from_point_x(f64::from(target)), y);
+
+    // Hover the chosen (MinMax) max line, press, drag it left, release: real pointer events.
+    pointer(&mut h, from, None);
+    pointer(&mut h, from, Some(true));
+    pointer(&mut h, egui::pos2(from.x - 20.0, y), None);
+    pointer(&mut h, to, None);
+    let drag = h.state().clip_lines.drag.clone().expect("the max line is being dragged");
+    assert_eq!(drag.end, ClipEnd::Max);
+    let tolerance = (stats.max - stats.min) / transform.frame().width() * 2.0;
+    assert!((drag.range.1 - target).abs() < tolerance, "{:?} vs {target}", drag.range);
+    assert_eq!(
+        h.state().session.recipe.as_ref().expect("recipe").config_for(&layer.name).activation.observer,
+        Observer::MinMax,
+        "nothing changes until the line is released"
+    );
+    let revision = h.state().session.revision;
+    pointer(&mut h, to, Some(false));
+    assert!(h.state().clip_lines.drag.is_none());
+    let Observer::Manual { min, max } =
+        h.state().session.recipe.as_ref().expect("recipe").config_for(&layer.name).activation.observer
+    else {
+        panic!("releasing the line sets a manual range");
+    };
+    assert_eq!(min, stats.min, "the other end stays");
+    assert!((max - target).abs() < tolerance, "{max} vs {target}");
+    let after_transform = *h.state().clip_lines.transform_of(&layer.name).expect("drawn");
+    assert_eq!(after_transform.bounds(), &bounds, "the plot did not pan while the line was dragged");
+    assert_eq!(h.state().results_state(), ResultsState::Updating);
+    wait_until(&mut h, "re-evaluation of the manual range", |a| settled(a) && a.session.revision > revision);
+    let after_sqnr = local_sqnr(h.state(), &layer.name);
+    assert!(
+        (after_sqnr - before_sqnr).abs() > 0.01,
+        "clipping 60% of the range changes the error: {before_sqnr} -> {after_sqnr}"
+    );
+    // The observer combos (table row and detail) say Manual; the manual range is drawn.
+    assert!(h.query_all_by_value("Manual").count() >= 2, "table and detail combos show Manual");
+    h.get_by_label(&format!("Manual: [{min:.3}, {max:.3}]"));
+    h.get_by_label("min");
+    h.get_by_label("max");
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+}
+
+/// Settings storage in memory, as eframe's would keep them between runs.
+#[derive(Default)]
+struct MemoryStorage(std::collections::BTreeMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+
+    fn flush(&mut self) {}
+}
+
+fn input_max(app: &WorkbenchApp) -> f32 {
+    app.session.recipe.as_ref().and_then(|r| r.calibration.as_ref()).map_or(f32::NAN, |c| c.activations["input"].max)
+}
+
+#[test]
+fn image_folder_preprocessing_form_reloads_the_set_and_persists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..6u32 {
+        let img = image::GrayImage::from_fn(24, 20, |x, y| image::Luma([((x * 9 + y * 4 + i * 17) % 256) as u8]));
+        img.save(dir.path().join(format!("digit{i}.png"))).expect("png");
+    }
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("cnn")));
+    wait_until(&mut h, "cnn evaluated", settled);
+    assert!(h.query_by_label("Image preprocessing").is_none(), "no image folder: no form");
+
+    h.state_mut().push_action(Action::LoadData(quantbench_core::worker::DataRole::Calibration, dir.path().into()));
+    wait_until(&mut h, "calibrated on the image folder", |a| {
+        settled(a) && a.session.calibration.as_ref().is_some_and(|c| c.path == dir.path() && c.num_samples == 6)
+    });
+    let scaled = input_max(h.state());
+    assert!(scaled > 0.1 && scaled <= 1.0, "pixels scaled by 1/255: {scaled}");
+    h.get_by_label("Image preprocessing");
+
+    // A bad value: a visible message, and nothing is applied.
+    h.state_mut().preprocess_form.mean = "0.5, x".into();
+    h.step();
+    h.get_by_label("mean: 'x' is not a number");
+    h.get_by_label("Reset").click();
+    h.step();
+    assert_eq!(h.state().preprocess_form.mean, "0");
+
+    // Resize the shorter side first, and keep the 0-255 pixel values.
+    h.get_by_label("shorter side to").click();
+    h.step();
+    h.state_mut().preprocess_form.resize_shorter = 30;
+    h.state_mut().preprocess_form.scale = 1.0;
+    h.get_by_label("BGR").click();
+    h.step();
+    let revision = h.state().session.revision;
+    h.get_by_label("Apply").click();
+    h.step();
+    let applied = h.state().settings.preprocess.clone();
+    assert_eq!((applied.resize_shorter, applied.scale), (Some(30), 1.0));
+    assert_eq!(applied.channel_order, quantbench_core::data::ChannelOrder::Bgr);
+    wait_until(&mut h, "re-calibrated with the new preprocessing", |a| settled(a) && a.session.revision > revision);
+    let unscaled = input_max(h.state());
+    assert!(unscaled > 25.0, "pixel values no longer scaled: {unscaled}");
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+
+    // The settings persist: a new app restored from the saved storage has them.
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let restored = WorkbenchApp::new(Some(&storage));
+    assert_eq!(restored.settings.preprocess, applied);
+    assert_eq!(restored.preprocess_form.to_preprocess(), Ok(applied));
 }

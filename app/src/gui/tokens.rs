@@ -15,6 +15,8 @@ pub const FAIR: Color32 = Color32::from_rgb(0xe0, 0xb0, 0x20);
 pub const BAD: Color32 = Color32::from_rgb(0xe0, 0x4a, 0x3a);
 /// Results that no longer describe the current configuration.
 pub const STALE: Color32 = Color32::from_gray(0x80);
+/// The "outdated" label: results of an older configuration that nothing is re-evaluating.
+pub const OUTDATED: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x3a);
 
 /// Histogram bars.
 pub const HISTOGRAM: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
@@ -61,6 +63,8 @@ pub const OBSERVER_LINES: [Color32; 4] = [
     Color32::from_rgb(0xb0, 0x5c, 0xd0),
     Color32::from_rgb(0xe0, 0x8a, 0x3a),
 ];
+/// Clip lines of a chosen observer the histogram does not otherwise draw (EMA, manual).
+pub const OTHER_OBSERVER_LINE: Color32 = Color32::from_rgb(0x20, 0xb0, 0xc0);
 /// Width of an observer line; the chosen observer's is [`CHOSEN_LINE_WIDTH`].
 pub const LINE_WIDTH: f32 = 1.0;
 /// Width of the chosen observer's clip lines.

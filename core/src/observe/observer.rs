@@ -84,9 +84,9 @@ impl Observer {
                     "entropy needs num_bins ≥ num_quantized_bins ≥ 2, got {num_bins} and {num_quantized_bins}"
                 )))
             }
-            Self::Manual { min, max } if !(min.is_finite() && max.is_finite() && min < max) => Err(Error::Config(
-                format!("a manual range needs finite min < max, got [{min}, {max}]"),
-            )),
+            Self::Manual { min, max } if !(min.is_finite() && max.is_finite() && min < max) => {
+                Err(Error::Config(format!("a manual range needs finite min < max, got [{min}, {max}]")))
+            }
             _ => Ok(()),
         }
     }

@@ -189,4 +189,20 @@ mod tests {
         assert_eq!(back.config_for("conv1").weight.bits, 4);
         assert_eq!(back.config_for("other"), r.defaults);
     }
+
+    #[test]
+    fn manual_range_round_trips_and_is_validated() {
+        let p = Path::new("r.json");
+        let mut r = Recipe::new("m");
+        let mut cfg = LayerConfig::default();
+        cfg.activation.observer = Observer::Manual { min: -0.75, max: 3.5 };
+        r.layers.insert("conv1".into(), cfg);
+        let json = r.to_json().expect("json");
+        assert!(json.contains(r#""kind": "manual""#), "{json}");
+        let back = Recipe::from_json(&json, p).expect("parse");
+        assert_eq!(back.config_for("conv1").activation.observer, Observer::Manual { min: -0.75, max: 3.5 });
+        let bad = json.replace("3.5", "-1.0");
+        let err = Recipe::from_json(&bad, p).expect_err("min > max");
+        assert!(err.to_string().contains("manual range needs finite min < max"), "{err}");
+    }
 }
