@@ -1,8 +1,9 @@
 //! The calibration pass: stream a data set through the float model once and collect statistics
 //! for every float activation (model inputs included) and every quantizable weight.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ndarray::{ArrayViewD, Axis};
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,8 @@ use crate::data::{DataSet, InputShape, fixed_batch, resolve_input_shapes};
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::model::runtime::{Runner, float_activations};
-use crate::observe::TensorStats;
+use crate::observe::{Observer, TensorStats};
+use crate::quant::QRange;
 
 /// Batches per block: inference of a block runs in parallel, cancellation lands between blocks.
 const CALIBRATION_BLOCK: usize = 32;
@@ -63,6 +65,35 @@ pub struct Calibration {
     pub activations: BTreeMap<String, TensorStats>,
     /// Statistics per weight tensor of the quantizable layers.
     pub weights: BTreeMap<String, WeightStats>,
+    /// Observer ranges already searched (not saved; shared by clones of this calibration).
+    #[serde(skip)]
+    pub range_cache: RangeCache,
+}
+
+/// Memo of searched observer ranges. The quantization plan is rebuilt on every config change (the
+/// app's incremental re-evaluation, every step of a sensitivity sweep), and an entropy search
+/// costs milliseconds per tensor, so each (tensor, observer, integer range, symmetry) is searched
+/// once. The key also holds a fingerprint of the statistics, so a calibration edited in place
+/// never answers from an old search. Clones share the memo; equality ignores it.
+#[derive(Debug, Clone, Default)]
+pub struct RangeCache(Arc<Mutex<HashMap<String, (f32, f32)>>>);
+
+impl PartialEq for RangeCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl RangeCache {
+    /// Number of memoised ranges.
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.len())
+    }
+
+    /// True when nothing is memoised.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Calibration {
@@ -86,6 +117,49 @@ impl Calibration {
             }
         }
         Ok(())
+    }
+
+    /// The clip range `observer` chooses for activation `tensor` (None when it was not observed),
+    /// searched once and memoised for the observers that search (percentile, entropy, MSE).
+    pub fn activation_range(
+        &self,
+        tensor: &str,
+        observer: &Observer,
+        qrange: QRange,
+        symmetric: bool,
+    ) -> Option<(f32, f32)> {
+        let stats = self.activations.get(tensor)?;
+        Some(self.range_of(tensor, stats, observer, qrange, symmetric))
+    }
+
+    /// [`Self::activation_range`] for statistics the caller already looked up.
+    pub(crate) fn range_of(
+        &self,
+        tensor: &str,
+        stats: &TensorStats,
+        observer: &Observer,
+        qrange: QRange,
+        symmetric: bool,
+    ) -> (f32, f32) {
+        if !matches!(observer, Observer::Percentile { .. } | Observer::Entropy { .. } | Observer::Mse) {
+            return observer.range(stats, qrange, symmetric);
+        }
+        let key = format!(
+            "{tensor}\u{0}{observer:?}\u{0}{qrange:?}\u{0}{symmetric}\u{0}{}:{}:{}:{}:{}",
+            stats.min.to_bits(),
+            stats.max.to_bits(),
+            stats.count,
+            stats.histogram.threshold.to_bits(),
+            stats.histogram.total().to_bits()
+        );
+        if let Some(r) = self.range_cache.0.lock().ok().and_then(|m| m.get(&key).copied()) {
+            return r;
+        }
+        let range = observer.range(stats, qrange, symmetric);
+        if let Ok(mut m) = self.range_cache.0.lock() {
+            m.insert(key, range);
+        }
+        range
     }
 
     /// Tensors that held NaN or infinite values, with how many, sorted by name.
@@ -209,5 +283,52 @@ pub fn calibrate(
         let view = t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
         weights.insert(layer.weight.clone(), weight_stats(&layer.name, &view, layer.out_channel_axis));
     }
-    Ok(Calibration { num_samples: done, order, activations, weights })
+    Ok(Calibration { num_samples: done, order, activations, weights, range_cache: RangeCache::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calibration_of(values: &[f32]) -> Calibration {
+        let mut stats = TensorStats::default();
+        stats.update(values);
+        let mut cal = Calibration::default();
+        cal.activations.insert("x".into(), stats);
+        cal
+    }
+
+    #[test]
+    fn searched_ranges_are_memoised_and_equal_to_a_fresh_search() {
+        let values: Vec<f32> = (0..5000).map(|i| ((i * 37 % 1001) as f32 - 500.0) / 100.0).chain([40.0]).collect();
+        let cal = calibration_of(&values);
+        let q = QRange::new(8, false, false);
+        let entropy = Observer::Entropy { num_bins: 2048, num_quantized_bins: 128 };
+        let direct = entropy.range(&cal.activations["x"], q, false);
+        assert_eq!(cal.activation_range("x", &entropy, q, false), Some(direct));
+        assert_eq!(cal.range_cache.len(), 1);
+        // A clone shares the memo; asking again does not search again.
+        let copy = cal.clone();
+        assert_eq!(copy.activation_range("x", &entropy, q, false), Some(direct));
+        assert_eq!(cal.range_cache.len(), 1);
+        // MinMax does not search, so it is not memoised; other settings are other entries.
+        assert_eq!(cal.activation_range("x", &Observer::MinMax, q, false), Some((-5.0, 40.0)));
+        assert!(cal.activation_range("x", &Observer::Mse, QRange::new(4, false, false), false).is_some());
+        assert_eq!(cal.range_cache.len(), 2);
+        assert_eq!(cal.activation_range("missing", &entropy, q, false), None);
+    }
+
+    #[test]
+    fn memoised_range_follows_statistics_edited_in_place() {
+        let mut cal = calibration_of(&[-1.0, 0.5, 1.0, 2.0]);
+        let q = QRange::new(8, false, false);
+        let p = Observer::Percentile { percentile: 99.0 };
+        let before = cal.activation_range("x", &p, q, false);
+        if let Some(s) = cal.activations.get_mut("x") {
+            s.update(&[100.0, -100.0]);
+        }
+        let after = cal.activation_range("x", &p, q, false);
+        assert_eq!(after, Some(p.range(&cal.activations["x"], q, false)));
+        assert_ne!(before, after);
+    }
 }

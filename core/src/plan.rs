@@ -165,7 +165,8 @@ impl QuantPlan {
                     Some(stats) => {
                         let entry = plan.activations.entry(layer.input.clone()).or_insert_with(|| {
                             let scheme = config.activation;
-                            let observed = scheme.observer.range(stats, scheme.qrange(), scheme.symmetric);
+                            let observed =
+                                cal.range_of(&layer.input, stats, &scheme.observer, scheme.qrange(), scheme.symmetric);
                             // EasyQuant's range, while it belongs to this config and calibration.
                             let range = recipe
                                 .refinements

@@ -190,7 +190,9 @@ fn smooth_in_place(p: &mut [f32]) -> bool {
         return false;
     }
     let eps1 = eps * zeros as f32 / nonzeros as f32;
-    p.iter_mut().for_each(|v| *v = if *v == 0.0 { eps } else { *v - eps1 });
+    for v in p.iter_mut() {
+        *v = if *v == 0.0 { eps } else { *v - eps1 };
+    }
     true
 }
 
