@@ -122,7 +122,7 @@ pub fn preprocess_ui(ui: &mut egui::Ui, form: &mut PreprocessForm, applied: &Pre
         ui.end_row();
     });
     let parsed = form.to_preprocess();
-    let changed = parsed.as_ref().map_or(true, |p| p != applied);
+    let changed = parsed.as_ref() != Ok(applied);
     ui.horizontal(|ui| {
         if ui.add_enabled(changed, egui::Button::new("Apply")).on_hover_text("Re-load the image folders").clicked() {
             match &parsed {
