@@ -44,7 +44,9 @@ fn main() -> ExitCode {
         #[cfg(not(feature = "gui"))]
         None => {
             let _ = args.model;
-            Err(anyhow::anyhow!("this quantbench was built without the GUI (feature `gui`); give a subcommand, see --help"))
+            Err(anyhow::anyhow!(
+                "this quantbench was built without the GUI (feature `gui`); give a subcommand, see --help"
+            ))
         }
     };
     if std::env::var_os("QB_REPORT_PEAK_RSS").is_some() {

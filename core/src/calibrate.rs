@@ -132,8 +132,8 @@ impl Calibration {
         Some(self.range_of(tensor, stats, observer, qrange, symmetric))
     }
 
-    /// [`Self::activation_range`] for statistics the caller already looked up.
-    pub(crate) fn range_of(
+    /// [`Self::activation_range`] for statistics the caller already looked up (those of `tensor`).
+    pub fn range_of(
         &self,
         tensor: &str,
         stats: &TensorStats,

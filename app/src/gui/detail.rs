@@ -4,7 +4,7 @@
 
 use egui_plot::{Bar, BarChart, HLine, Legend, LineStyle, Plot, VLine};
 use quantbench_core::algorithms::smoothquant::smoothed_name;
-use quantbench_core::calibrate::WeightStats;
+use quantbench_core::calibrate::{Calibration, WeightStats};
 use quantbench_core::model::QuantizableLayer;
 use quantbench_core::observe::{Observer, TensorStats};
 use quantbench_core::quant::LayerConfig;
@@ -74,9 +74,9 @@ pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Ac
             ));
             ui.checkbox(log, "log scale");
         });
-        match input.map(|(_, stats)| stats) {
-            Some(stats) => {
-                let view = HistogramView { layer, stats, config: &config, log: *log };
+        match calibration.zip(input) {
+            Some((calibration, (tensor, stats))) => {
+                let view = HistogramView { layer, calibration, tensor, stats, config: &config, log: *log };
                 clip_range_ui(ui, &view, actions);
                 histogram_ui(ui, &view, lines, actions);
             }
@@ -98,6 +98,11 @@ pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Ac
 /// What the activation histogram shows.
 struct HistogramView<'a> {
     layer: &'a QuantizableLayer,
+    /// The calibration the statistics belong to: it memoises observer ranges, so the entropy
+    /// search does not run again on every frame.
+    calibration: &'a Calibration,
+    /// The activation tensor shown.
+    tensor: &'a str,
     stats: &'a TensorStats,
     config: &'a LayerConfig,
     log: bool,
@@ -107,7 +112,13 @@ impl HistogramView<'_> {
     /// The clip range of the layer's chosen observer.
     fn chosen_range(&self) -> (f32, f32) {
         let a = &self.config.activation;
-        a.observer.range(self.stats, a.qrange(), a.symmetric)
+        self.range(&a.observer)
+    }
+
+    /// The clip range `observer` chooses with the layer's activation settings (memoised).
+    fn range(&self, observer: &Observer) -> (f32, f32) {
+        let a = &self.config.activation;
+        self.calibration.range_of(self.tensor, self.stats, observer, a.qrange(), a.symmetric)
     }
 
     /// The layer's config with its activation observer replaced.
@@ -230,7 +241,7 @@ fn histogram_ui(ui: &mut egui::Ui, view: &HistogramView<'_>, lines: &mut ClipLin
         .enumerate()
         .map(|(k, o)| {
             let color = tokens::OBSERVER_LINES[k % tokens::OBSERVER_LINES.len()];
-            (observer_label(o), o.range(stats, qrange, config.activation.symmetric), is_chosen(o), color)
+            (observer_label(o), view.range(o), is_chosen(o), color)
         })
         .collect();
     if !HISTOGRAM_OBSERVERS.iter().any(is_chosen) {
