@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quantbench/target}"
 source scripts/python-env.sh
-# The headless CLI only (no GUI feature: no eframe/wgpu to build), and the simulation benchmark.
-cargo build -p quantbench --no-default-features --bin quantbench --locked
-cargo build -p quantbench-tests --bin bench_simulate --locked
+# The headless CLI only (no GUI feature: no eframe/wgpu to build), and the simulation benchmark, in
+# one cargo call: dependency features are then unified once (two calls would build tract twice).
+cargo build -p quantbench --no-default-features --bin quantbench -p quantbench-tests --bin bench_simulate --locked
 "$QB_PYTHON" tests/oracle/bench.py "$CARGO_TARGET_DIR/debug/quantbench" "$CARGO_TARGET_DIR/debug/bench_simulate" BENCHMARKS.md
