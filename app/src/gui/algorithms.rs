@@ -154,48 +154,26 @@ pub fn algorithm_names(a: &LayerAlgorithms) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
-    use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable as _;
 
     use quantbench_core::algorithms::smoothquant::smoothed_name;
 
     use super::super::actions::{Action, SelectMode};
-    use super::super::app::{CentralView, ResultsState, WorkbenchApp};
-    use crate::samples;
+    use super::super::app::{CentralView, WorkbenchApp};
+    use super::super::tests::{harness, sample, settled, wait_until};
 
     #[test]
     fn choosing_adaround_recalibrates_and_shows_each_layers_result() {
-        let mut h = Harness::builder()
-            .with_size([1400.0, 900.0])
-            .with_max_steps(100)
-            .build_eframe(|cc| WorkbenchApp::new(cc.storage));
-        let mlp = samples::models().into_iter().find(|(n, _)| n == "mlp").map(|(_, p)| p).expect("sample");
-        h.state_mut().push_action(Action::OpenModel(mlp));
-        let wait = |h: &mut Harness<'_, WorkbenchApp>, what: &str, done: &dyn Fn(&WorkbenchApp) -> bool| {
-            let start = Instant::now();
-            loop {
-                h.step();
-                if done(h.state()) {
-                    h.step();
-                    return;
-                }
-                assert!(start.elapsed() < Duration::from_mins(2), "timed out: {what}; {:?}", h.state().errors);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        };
-        let settled = |a: &WorkbenchApp| {
-            a.jobs.is_empty() && a.session.evaluation.is_some() && a.results_state() == ResultsState::Current
-        };
-        wait(&mut h, "calibrated and evaluated", &settled);
+        let mut h = harness();
+        h.state_mut().push_action(Action::OpenModel(sample("mlp")));
+        wait_until(&mut h, "calibrated and evaluated", settled);
         h.state_mut().view = CentralView::Algorithms;
         h.step();
         h.get_by_label("AdaRound").click();
         h.step();
         h.get_by_label("Apply and recalibrate").click();
         h.step();
-        wait(&mut h, "recalibrated with AdaRound", &|a| {
+        wait_until(&mut h, "recalibrated with AdaRound", |a| {
             settled(a) && a.session.recipe.as_ref().is_some_and(|r| !r.refinements.layers.is_empty())
         });
         let recipe = h.state().session.recipe.clone().expect("recipe");
@@ -210,28 +188,9 @@ mod tests {
 
     #[test]
     fn after_smoothquant_the_layer_detail_shows_the_smoothed_input() {
-        let mut h = Harness::builder()
-            .with_size([1400.0, 900.0])
-            .with_max_steps(100)
-            .build_eframe(|cc| WorkbenchApp::new(cc.storage));
-        let mlp = samples::models().into_iter().find(|(n, _)| n == "mlp").map(|(_, p)| p).expect("sample");
-        h.state_mut().push_action(Action::OpenModel(mlp));
-        let settled = |a: &WorkbenchApp| {
-            a.jobs.is_empty() && a.session.evaluation.is_some() && a.results_state() == ResultsState::Current
-        };
-        let wait = |h: &mut Harness<'_, WorkbenchApp>, what: &str, done: &dyn Fn(&WorkbenchApp) -> bool| {
-            let start = Instant::now();
-            loop {
-                h.step();
-                if done(h.state()) {
-                    h.step();
-                    return;
-                }
-                assert!(start.elapsed() < Duration::from_mins(2), "timed out: {what}; {:?}", h.state().errors);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        };
-        wait(&mut h, "calibrated and evaluated", &settled);
+        let mut h = harness();
+        h.state_mut().push_action(Action::OpenModel(sample("mlp")));
+        wait_until(&mut h, "calibrated and evaluated", settled);
         h.state_mut().view = CentralView::Algorithms;
         h.step();
         h.get_by_label("SmoothQuant").click();
@@ -246,7 +205,7 @@ mod tests {
                 cal.activations.contains_key(&name).then_some((i, name))
             })
         };
-        wait(&mut h, "recalibrated with SmoothQuant", &|a| settled(a) && smoothed(a).is_some());
+        wait_until(&mut h, "recalibrated with SmoothQuant", |a| settled(a) && smoothed(a).is_some());
         let (index, name) = smoothed(h.state()).expect("a smoothed layer");
         h.state_mut().push_action(Action::Select(index, SelectMode::Replace));
         h.step();

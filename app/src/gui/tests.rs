@@ -17,16 +17,16 @@ use quantbench_core::observe::Observer;
 /// Generous: debug builds on a shared machine.
 const TIMEOUT: Duration = Duration::from_mins(2);
 
-fn harness() -> Harness<'static, WorkbenchApp> {
+pub(super) fn harness() -> Harness<'static, WorkbenchApp> {
     Harness::builder().with_size([1400.0, 900.0]).with_max_steps(100).build_eframe(|cc| WorkbenchApp::new(cc.storage))
 }
 
-fn sample(name: &str) -> PathBuf {
+pub(super) fn sample(name: &str) -> PathBuf {
     samples::models().into_iter().find(|(n, _)| n == name).map(|(_, p)| p).expect("bundled sample model")
 }
 
 /// Steps frames until `done` holds for the app's state, failing after [`TIMEOUT`].
-fn wait_until(h: &mut Harness<'_, WorkbenchApp>, what: &str, done: impl Fn(&WorkbenchApp) -> bool) {
+pub(super) fn wait_until(h: &mut Harness<'_, WorkbenchApp>, what: &str, done: impl Fn(&WorkbenchApp) -> bool) {
     let start = Instant::now();
     loop {
         h.step();
@@ -39,7 +39,7 @@ fn wait_until(h: &mut Harness<'_, WorkbenchApp>, what: &str, done: impl Fn(&Work
     }
 }
 
-fn settled(app: &WorkbenchApp) -> bool {
+pub(super) fn settled(app: &WorkbenchApp) -> bool {
     app.jobs.is_empty() && app.session.evaluation.is_some() && app.results_state() == ResultsState::Current
 }
 
