@@ -154,6 +154,7 @@ pub fn algorithm_names(a: &LayerAlgorithms) -> String {
 
 #[cfg(test)]
 mod tests {
+    use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable as _;
 
     use quantbench_core::algorithms::smoothquant::smoothed_name;
@@ -162,17 +163,24 @@ mod tests {
     use super::super::app::{CentralView, WorkbenchApp};
     use super::super::tests::{harness, sample, settled, wait_until};
 
-    #[test]
-    fn choosing_adaround_recalibrates_and_shows_each_layers_result() {
+    /// Opens the mlp sample, waits for its first evaluation, ticks `algorithm` in the Algorithms
+    /// view and presses Apply (the recalibration is then under way).
+    fn apply_on_mlp(algorithm: &str) -> Harness<'static, WorkbenchApp> {
         let mut h = harness();
         h.state_mut().push_action(Action::OpenModel(sample("mlp")));
         wait_until(&mut h, "calibrated and evaluated", settled);
         h.state_mut().view = CentralView::Algorithms;
         h.step();
-        h.get_by_label("AdaRound").click();
+        h.get_by_label(algorithm).click();
         h.step();
         h.get_by_label("Apply and recalibrate").click();
         h.step();
+        h
+    }
+
+    #[test]
+    fn choosing_adaround_recalibrates_and_shows_each_layers_result() {
+        let mut h = apply_on_mlp("AdaRound");
         wait_until(&mut h, "recalibrated with AdaRound", |a| {
             settled(a) && a.session.recipe.as_ref().is_some_and(|r| !r.refinements.layers.is_empty())
         });
@@ -188,15 +196,7 @@ mod tests {
 
     #[test]
     fn after_smoothquant_the_layer_detail_shows_the_smoothed_input() {
-        let mut h = harness();
-        h.state_mut().push_action(Action::OpenModel(sample("mlp")));
-        wait_until(&mut h, "calibrated and evaluated", settled);
-        h.state_mut().view = CentralView::Algorithms;
-        h.step();
-        h.get_by_label("SmoothQuant").click();
-        h.step();
-        h.get_by_label("Apply and recalibrate").click();
-        h.step();
+        let mut h = apply_on_mlp("SmoothQuant");
         let smoothed = |a: &WorkbenchApp| -> Option<(usize, String)> {
             let summary = a.session.summary.as_ref()?;
             let cal = a.session.recipe.as_ref()?.calibration.as_ref()?;
