@@ -9,8 +9,9 @@ use quantbench_core::calibrate::{CalibrationConfig, calibrate as run_calibration
 use quantbench_core::data::{DataSet, DataSource, InputShape};
 use quantbench_core::model::OnnxModel;
 use quantbench_core::observe::Observer;
+use quantbench_core::quant::RuntimeProfile;
 use quantbench_core::quant::recipe::Recipe;
-use quantbench_core::report::Report;
+use quantbench_core::report::{Report, ReportRuntime};
 
 /// QuantBench: post-training quantization workbench for ONNX models.
 #[derive(Debug, Parser)]
@@ -45,6 +46,10 @@ pub enum Command {
         /// Fix dynamic input dims the data cannot: name=1x3x48x192 (repeatable).
         #[arg(long = "input-shape", value_name = "NAME=DIMS")]
         input_shapes: Vec<String>,
+        /// The runtime whose arithmetic the simulation reproduces and the defaults avoid
+        /// saturating: auto (this CPU), reference, ort-x86-avx2, ort-x86-vnni, ort-arm.
+        #[arg(long, value_name = "PROFILE")]
+        runtime: Option<String>,
         /// Write a recipe (default configuration + the calibration statistics).
         #[arg(long, value_name = "RECIPE.json")]
         save_recipe: Option<PathBuf>,
@@ -126,6 +131,11 @@ pub struct QuantOptions {
     /// Per-tensor weights instead of per-channel.
     #[arg(long = "per-tensor")]
     pub per_tensor: bool,
+    /// The runtime whose arithmetic the simulation reproduces and the defaults avoid saturating:
+    /// auto (this CPU, the default for a new recipe), reference, ort-x86-avx2, ort-x86-vnni,
+    /// ort-arm. Without a recipe, ort-x86-avx2 gets 7-bit weights unless --w-bits says otherwise.
+    #[arg(long, value_name = "PROFILE")]
+    pub runtime: Option<String>,
     /// Dynamic activation quantization: ranges computed per batch at run time (exported as
     /// DynamicQuantizeLinear, as ONNX Runtime's quantize_dynamic does).
     #[arg(long)]
@@ -160,8 +170,8 @@ pub struct QuantOptions {
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Inspect { model, json } => inspect(&model, json),
-        Command::Calibrate { model, calib, input_shapes, save_recipe } => {
-            calibrate(&model, &calib, &input_shapes, save_recipe.as_deref())
+        Command::Calibrate { model, calib, input_shapes, runtime, save_recipe } => {
+            calibrate(&model, &calib, &input_shapes, runtime.as_deref(), save_recipe.as_deref())
         }
         Command::Analyze { model, quant, eval, report, no_local, sensitivity, bits, metric } => {
             let sens = sensitivity.then_some(SensitivityOptions { bits, metric });
@@ -186,6 +196,11 @@ fn inspect(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `--runtime` profile (this CPU's when not given).
+fn runtime_profile(name: Option<&str>) -> anyhow::Result<RuntimeProfile> {
+    Ok(name.map_or_else(|| Ok(RuntimeProfile::detect()), str::parse::<RuntimeProfile>)?)
+}
+
 /// Parses repeated `--input-shape` values.
 fn parse_input_shapes(values: &[String]) -> anyhow::Result<Vec<InputShape>> {
     values.iter().map(|v| v.parse::<InputShape>().map_err(anyhow::Error::from)).collect()
@@ -195,9 +210,11 @@ fn calibrate(
     model_path: &std::path::Path,
     calib: &std::path::Path,
     input_shapes: &[String],
+    runtime: Option<&str>,
     save_recipe: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     check_outputs(&[save_recipe])?;
+    let runtime = runtime_profile(runtime)?;
     let model = OnnxModel::load(model_path)?;
     let config = CalibrationConfig { input_shapes: parse_input_shapes(input_shapes)?, ..CalibrationConfig::default() };
     let set = DataSet::open(DataSource::from_path(calib)?, &model.summary.inputs)?;
@@ -222,7 +239,7 @@ fn calibrate(
         println!("{name:<32} {:>12.5} {:>12.5}  {}", stats.min, stats.max, ranges.join("  "));
     }
     if let Some(path) = save_recipe {
-        let mut recipe = Recipe::new(&model.summary.name);
+        let mut recipe = Recipe::for_runtime(&model.summary.name, runtime);
         recipe.calibration_config = config;
         recipe.calibration = Some(cal);
         write_outputs(vec![(path, recipe.to_json()?.into_bytes())])?;
@@ -268,8 +285,14 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
         );
     }
     let mut recipe = match &opts.recipe {
-        Some(p) => Recipe::load(p)?,
-        None => Recipe::new(&model.summary.name),
+        Some(p) => {
+            let mut r = Recipe::load(p)?;
+            if let Some(name) = &opts.runtime {
+                r.runtime = name.parse()?;
+            }
+            r
+        }
+        None => Recipe::for_runtime(&model.summary.name, runtime_profile(opts.runtime.as_deref())?),
     };
     let d = &mut recipe.defaults;
     if let Some(o) = &opts.observer {
@@ -369,7 +392,10 @@ fn simulate_report(
     let sim = Simulator::new(model, &set, &config, &never)?;
     let plan = QuantPlan::build(model, recipe, &PlanFilter::default())?;
     let evaluation = sim.evaluate(&plan, &config, &mut |_| {}, &never)?;
-    Ok(Report::new(&model.summary, recipe.defaults, &evaluation))
+    let mut report = Report::new(&model.summary, recipe.defaults, &evaluation);
+    let saturating: Vec<String> = plan.saturating_layers().into_iter().map(String::from).collect();
+    report.runtime = Some(ReportRuntime::new(recipe.runtime, recipe.defaults.weight.bits, &saturating));
+    Ok(report)
 }
 
 fn report_json(report: &Report) -> anyhow::Result<Vec<u8>> {
@@ -388,17 +414,24 @@ fn print_summary(report: &Report) {
         m.float_size_bytes,
         m.quant_size_bytes
     );
+    if let Some(r) = &report.runtime {
+        println!("runtime {} ({}); this CPU: {} -> {}", r.profile, r.description, r.local_cpu, r.local_profile);
+        for note in &r.notes {
+            println!("note: {note}");
+        }
+    }
     for l in &report.layers {
         let bits = |b: Option<u8>| b.map_or_else(|| "f".to_string(), |b| b.to_string());
         let local = l.local_sqnr_db.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         println!(
-            "  {:<24} {:<13} W{:<2} A{:<2} local {:>7} dB  accumulated {:>7.2} dB",
+            "  {:<24} {:<13} W{:<2} A{:<2} local {:>7} dB  accumulated {:>7.2} dB{}",
             l.name,
             l.op,
             bits(l.w_bits),
             bits(l.a_bits),
             local,
-            l.accumulated_sqnr_db
+            l.accumulated_sqnr_db,
+            if l.saturates { "  (int16 pair sums can overflow)" } else { "" }
         );
     }
 }
@@ -503,6 +536,16 @@ fn quantize(
         search = Some(s);
     }
     let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default())?;
+    let saturating = plan.saturating_layers();
+    if !saturating.is_empty() {
+        eprintln!(
+            "warning: on {} (u8×s8 pairs summed in int16 with saturation) {} layer(s) can overflow; the simulation \
+             reproduces it, 7-bit weights (--w-bits 7) avoid it: {}",
+            recipe.runtime,
+            saturating.len(),
+            saturating.join(", ")
+        );
+    }
     // Everything is computed before anything is written: a failure leaves no output behind.
     let mut files = vec![(out, quantbench_core::export::qdq_bytes(&model, &plan)?)];
     if let Some(p) = encodings {

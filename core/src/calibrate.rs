@@ -263,6 +263,7 @@ pub fn calibrate(
             for (name, arr) in input_names.iter().zip(&b.inputs) {
                 if let (Some(stats), Some(s)) = (activations.get_mut(*name), arr.as_slice()) {
                     stats.update(s);
+                    stats.rank = arr.ndim();
                 }
             }
             for (name, value) in runner.output_names.iter().zip(&out) {
@@ -271,6 +272,7 @@ pub fn calibrate(
                         Some(s) => stats.update(s),
                         None => stats.update(&value.iter().copied().collect::<Vec<_>>()),
                     }
+                    stats.rank = value.ndim();
                 }
             }
             done += b.len();

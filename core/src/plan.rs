@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
-    ActivationScheme, Granularity, LayerConfig, QParams, WeightQuant, compute_scale_zp, quantize_weight,
+    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, WeightQuant, compute_scale_zp, quantize_weight,
 };
 
 /// How one op type is handled: which of its inputs are quantized.
@@ -100,6 +100,136 @@ pub struct LayerPlan {
     /// The float bias corrected by bias correction (tensor, values): the int32 bias is made from
     /// it, and where the bias stays float it replaces the model's.
     pub corrected_bias: Option<(String, Vec<f32>)>,
+    /// The plan's runtime sums this layer's u8×s8 product pairs in a saturating int16 and its
+    /// weights can overflow it: the simulation reproduces the saturation, and the GUI and report
+    /// warn (see [`RuntimeProfile`]).
+    pub saturates: bool,
+}
+
+/// Whether ONNX Runtime's QDQ fusions turn `lp` into a u8×s8 integer kernel on the CPU, for the
+/// export's placement (Q/DQ on the inputs of quantized layers), as measured with ONNX Runtime
+/// 1.31: Gemm becomes QGemm; MatMul becomes MatMulIntegerToFloat, QLinearMatMul or (with a
+/// following bias Add) QGemm, except that MatMul → Add with a float result runs as a float Gemm;
+/// Conv becomes QLinearConv only when its output goes straight into a QuantizeLinear, directly or
+/// through a Relu (which ORT folds into the output range). A true depthwise Conv (one input
+/// channel per group, as many outputs as groups) runs an exact kernel; ConvTranspose stays float.
+pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, recipe: &Recipe) -> bool {
+    let Some(layer) = model.summary.layer(&lp.layer) else { return false };
+    let graph = model.graph();
+    match layer.op_type.as_str() {
+        "Gemm" => true,
+        "MatMul" => {
+            // ORT's MatMulAddFusion makes a Gemm of MatMul → Add(bias [N]) when the input is 2-D,
+            // or N-D with a fully known shape; QDQ then fuses it into QGemm only when the Add's
+            // output is requantized, and leaves a float Gemm otherwise.
+            let readers = consumers(graph, &layer.output);
+            let consts = model.constants();
+            let n = layer.weight_shape.get(1).copied();
+            let bias_add = match readers.as_slice() {
+                [add] if add.op_type == "Add" && !is_graph_output(graph, &layer.output) => add
+                    .input
+                    .iter()
+                    .find(|i| **i != layer.output)
+                    .and_then(|b| consts.get(b.as_str()))
+                    .is_some_and(|b| b.dims.len() == 1 && u64::try_from(b.dims[0]).ok() == n)
+                    .then_some(*add),
+                _ => None,
+            };
+            let rank = recipe.calibration.as_ref().and_then(|c| c.activations.get(&layer.input)).map(|s| s.rank);
+            let concrete_inputs =
+                model.summary.inputs.iter().all(|i| i.shape.iter().all(|d| matches!(d, crate::model::Dim::Fixed(_))));
+            let fused_with_bias =
+                bias_add.is_some() && (rank == Some(2) || (rank.is_some_and(|r| r > 2) && concrete_inputs));
+            match bias_add {
+                Some(add) if fused_with_bias => add.output.first().is_some_and(|o| output_requantized(model, o, plan)),
+                _ => true,
+            }
+        }
+        "Conv" => {
+            let shape = &layer.weight_shape;
+            let depthwise = layer.group > 1 && shape.get(1) == Some(&1) && shape.first() == Some(&layer.group);
+            shape.len() == 4 && !depthwise && output_requantized(model, &layer.output, plan)
+        }
+        _ => false,
+    }
+}
+
+/// The nodes reading `tensor`.
+fn consumers<'a>(graph: &'a tract_onnx::pb::GraphProto, tensor: &str) -> Vec<&'a tract_onnx::pb::NodeProto> {
+    graph.node.iter().filter(|n| n.input.iter().any(|i| i == tensor)).collect()
+}
+
+fn is_graph_output(graph: &tract_onnx::pb::GraphProto, tensor: &str) -> bool {
+    graph.output.iter().any(|o| o.name == tensor)
+}
+
+/// Whether `tensor` (an op's output) feeds only a static QuantizeLinear in the export, directly
+/// or through a single Relu or Clip that ORT removes because the quantized range lies inside it
+/// (`ReluQuantFusion` / `ClipQuantFusion`).
+fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool {
+    let graph = model.graph();
+    let quantized_only = |t: &str| -> Option<&ActQuant> {
+        let a = plan.activations.get(t)?;
+        let readers = consumers(graph, t);
+        let only = !a.dynamic
+            && !is_graph_output(graph, t)
+            && !readers.is_empty()
+            && readers.iter().all(|n| {
+                let name = crate::model::node_name(n);
+                a.consumers.contains(&name) && n.input.first().map(String::as_str) == Some(t)
+            });
+        only.then_some(a)
+    };
+    if quantized_only(tensor).is_some() {
+        return true;
+    }
+    let readers = consumers(graph, tensor);
+    let [act] = readers.as_slice() else { return false };
+    if is_graph_output(graph, tensor) {
+        return false;
+    }
+    let Some(a) = act.output.first().and_then(|o| quantized_only(o)) else { return false };
+    let p = a.params;
+    let (lo, hi) = ((p.range.qmin - p.zero_point) as f32 * p.scale, (p.range.qmax - p.zero_point) as f32 * p.scale);
+    let eps = 1e-5 * p.scale.max(f32::MIN_POSITIVE);
+    match act.op_type.as_str() {
+        "Relu" => p.zero_point == p.range.qmin,
+        "Clip" => {
+            let bound = |i: usize, attr: &str, default: f32| -> Option<f32> {
+                match act.input.get(i).filter(|s| !s.is_empty()) {
+                    Some(name) => {
+                        let t = model.constant_tensor(name).ok()?;
+                        let view = t.to_plain_array_view::<f32>().ok()?;
+                        view.iter().next().copied()
+                    }
+                    None => Some(act.attribute.iter().find(|x| x.name == attr).map_or(default, |x| x.f)),
+                }
+            };
+            let (Some(cmin), Some(cmax)) = (bound(1, "min", f32::MIN), bound(2, "max", f32::MAX)) else { return false };
+            cmin <= lo + eps && cmax >= hi - eps
+        }
+        _ => false,
+    }
+}
+
+/// Whether some output channel of `wq` holds two weights whose products with inputs in
+/// [0, 255] can sum beyond the int16 range (weights with their zero point, as the kernel
+/// multiplies them).
+fn pairs_can_overflow(wq: &WeightQuant) -> bool {
+    use crate::quant::runtime::{I16_MAX, I16_MIN};
+    let lanes: Vec<Vec<i32>> = match wq.axis {
+        Some(axis) => wq.q.axis_iter(ndarray::Axis(axis)).map(|l| l.iter().copied().collect()).collect(),
+        None => vec![wq.q.iter().copied().collect()],
+    };
+    lanes.iter().any(|lane| {
+        let mut pos: Vec<i32> = lane.iter().copied().filter(|&w| w > 0).collect();
+        let mut neg: Vec<i32> = lane.iter().copied().filter(|&w| w < 0).collect();
+        pos.sort_unstable_by(|a, b| b.cmp(a));
+        neg.sort_unstable();
+        let top = pos.iter().take(2).sum::<i32>() * 255;
+        let bottom = neg.iter().take(2).sum::<i32>() * 255;
+        top > I16_MAX || bottom < I16_MIN
+    })
 }
 
 /// Which parts of the recipe a plan applies (for sensitivity and per-layer errors).
@@ -124,6 +254,8 @@ impl PlanFilter {
 /// Everything that is quantized, in network order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QuantPlan {
+    /// The runtime whose arithmetic the simulation reproduces.
+    pub runtime: RuntimeProfile,
     /// Quantized layers in network order (kept-float layers are absent).
     pub layers: Vec<LayerPlan>,
     /// Quantized activation tensors by name.
@@ -135,7 +267,7 @@ impl QuantPlan {
     /// activation is quantized.
     pub fn build(model: &OnnxModel, recipe: &Recipe, filter: &PlanFilter) -> Result<Self> {
         recipe.validate(&model.summary)?;
-        let mut plan = Self::default();
+        let mut plan = Self { runtime: recipe.runtime, ..Self::default() };
         // Mark.
         for layer in &model.summary.layers {
             let config = recipe.config_for(&layer.name);
@@ -216,10 +348,42 @@ impl QuantPlan {
                 bias: None,
                 activation,
                 corrected_bias,
+                saturates: false,
             });
         }
         plan.quantize_biases(model)?;
+        plan.mark_saturation(model, recipe);
         Ok(plan)
+    }
+
+    /// Marks the layers whose int16 pair sums can overflow on the plan's runtime: ONNX Runtime
+    /// runs them with a u8×s8 integer kernel (see [`integer_kernel`]), the input is 8-bit
+    /// unsigned, the weight is stored as int8, and some output channel holds two weights whose
+    /// products with inputs in [0, 255] can leave the int16 range.
+    fn mark_saturation(&mut self, model: &OnnxModel, recipe: &Recipe) {
+        if !self.runtime.saturates_u8s8_pairs() {
+            return;
+        }
+        let marks: Vec<bool> = self
+            .layers
+            .iter()
+            .map(|lp| {
+                let Some(act) = lp.activation.as_ref().and_then(|t| self.activations.get(t)) else { return false };
+                let Some(wq) = &lp.weight_quant else { return false };
+                let u8_input = act.params.range.qmin == 0 && act.params.range.qmax == 255;
+                let i8_weight =
+                    wq.params.iter().all(|p| p.range.qmin >= -128 && p.range.qmax <= 127) && wq.group_size.is_none();
+                u8_input && i8_weight && integer_kernel(model, lp, self, recipe) && pairs_can_overflow(wq)
+            })
+            .collect();
+        for (lp, m) in self.layers.iter_mut().zip(marks) {
+            lp.saturates = m;
+        }
+    }
+
+    /// The layers marked [`LayerPlan::saturates`].
+    pub fn saturating_layers(&self) -> Vec<&str> {
+        self.layers.iter().filter(|l| l.saturates).map(|l| l.layer.as_str()).collect()
     }
 
     /// Quantizes the biases to int32; they need the final input scales (a shared tensor takes its

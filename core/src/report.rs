@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::TensorMetrics;
 use crate::model::{ModelSummary, TensorInfo};
-use crate::quant::LayerConfig;
+use crate::quant::{CpuInt8, LayerConfig, RuntimeProfile};
 use crate::simulate::{Evaluation, ModelMetrics};
 
 /// The model part of a report.
@@ -39,6 +39,57 @@ pub struct ReportLayer {
     pub local: Option<TensorMetrics>,
     /// All accumulated metrics.
     pub accumulated: TensorMetrics,
+    /// The runtime's int16 pair sums can overflow in this layer (see `runtime`).
+    #[serde(default)]
+    pub saturates: bool,
+}
+
+/// The runtime the report's simulation reproduces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRuntime {
+    /// Profile name, e.g. `ort-x86-avx2`.
+    pub profile: String,
+    /// What its arithmetic is.
+    pub description: String,
+    /// The CPU this report was made on, with its int8 features.
+    pub local_cpu: String,
+    /// The profile ONNX Runtime has on this CPU.
+    pub local_profile: String,
+    /// Notes for people: the defaults chosen for the profile, layers that can saturate.
+    pub notes: Vec<String>,
+}
+
+impl ReportRuntime {
+    /// The runtime section for `profile`, with the default weight bits the recipe uses and the
+    /// layers whose int16 pair sums can overflow.
+    pub fn new(profile: RuntimeProfile, default_weight_bits: u8, saturating: &[String]) -> Self {
+        let cpu = CpuInt8::local();
+        let mut notes = Vec::new();
+        if profile.saturates_u8s8_pairs() {
+            if default_weight_bits == profile.default_weight_bits() {
+                notes.push(format!(
+                    "{profile} sums u8×s8 product pairs in int16 with saturation: the default weights have {} bits \
+                     (as ONNX Runtime's reduce_range), which cannot overflow",
+                    profile.default_weight_bits()
+                ));
+            }
+            if !saturating.is_empty() {
+                notes.push(format!(
+                    "{} layer(s) can overflow int16 pair sums on {profile} (simulated as the runtime computes them; \
+                     7-bit weights avoid it): {}",
+                    saturating.len(),
+                    saturating.join(", ")
+                ));
+            }
+        }
+        Self {
+            profile: profile.name().into(),
+            description: profile.description().into(),
+            local_cpu: cpu.describe(),
+            local_profile: cpu.profile().name().into(),
+            notes,
+        }
+    }
 }
 
 /// Argmax of the first output on the evaluation set, in order.
@@ -57,6 +108,9 @@ pub struct Report {
     pub model: ReportModel,
     /// The default layer configuration used.
     pub config: LayerConfig,
+    /// The runtime the simulation reproduces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<ReportRuntime>,
     /// Model-level metrics.
     pub metrics: ModelMetrics,
     /// Per quantizable layer, network order.
@@ -84,6 +138,7 @@ impl Report {
                 outputs: summary.outputs.clone(),
             },
             config,
+            runtime: None,
             metrics: eval.metrics.clone(),
             layers: eval
                 .layers
@@ -98,6 +153,7 @@ impl Report {
                     accumulated_sqnr_db: l.accumulated.sqnr_db,
                     local: l.local,
                     accumulated: l.accumulated,
+                    saturates: l.saturates,
                 })
                 .collect(),
             predictions: Predictions { float: eval.predictions_float.clone(), quant: eval.predictions_quant.clone() },

@@ -57,6 +57,8 @@ pub enum Action {
     UpdateLayers(Vec<(String, Option<LayerConfig>)>),
     /// Replace the defaults.
     SetDefaults(LayerConfig),
+    /// Choose the runtime profile the simulation reproduces.
+    SetRuntime(quantbench_core::quant::RuntimeProfile),
     /// Run calibration.
     Calibrate,
     /// Run an evaluation.

@@ -523,6 +523,19 @@ impl WorkbenchApp {
                     self.unacknowledged_changes.insert(job);
                 }
             }
+            Action::SetRuntime(runtime) => {
+                let Some(mut recipe) = self.session.recipe.clone() else { return };
+                // Defaults chosen for the old profile follow the new one (7-bit weights where the
+                // runtime saturates, 8 elsewhere); bits the user chose stay.
+                if recipe.defaults.weight.bits == recipe.runtime.default_weight_bits() {
+                    recipe.defaults.weight.bits = runtime.default_weight_bits();
+                }
+                recipe.runtime = runtime;
+                self.set_recipe_locally(&recipe);
+                if let Some(job) = self.send(Command::SetRecipe { recipe }) {
+                    self.unacknowledged_changes.insert(job);
+                }
+            }
             Action::Calibrate => {
                 if let Some(job) = self.send(Command::Calibrate) {
                     self.track(job, "Calibrating");
@@ -691,7 +704,7 @@ impl WorkbenchApp {
                 let (path, follow) = self.follow_ups.remove(&job).map_or((None, Vec::new()), |(p, f)| (Some(p), f));
                 self.session = Session {
                     model_path: path,
-                    recipe: Some(Recipe::new(&summary.name)),
+                    recipe: Some(Recipe::for_local_runtime(&summary.name)),
                     summary: Some(*summary),
                     ..Session::default()
                 };

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use egui_extras::{Column, TableBuilder};
 use quantbench_core::observe::Observer;
-use quantbench_core::quant::{Granularity, LayerConfig};
+use quantbench_core::quant::recipe::Recipe;
+use quantbench_core::quant::{CpuInt8, Granularity, LayerConfig, RUNTIME_PROFILES, RuntimeProfile};
 use quantbench_core::simulate::LayerResult;
 
 use super::actions::{Action, SelectMode};
@@ -74,6 +75,42 @@ fn granularity_combo(ui: &mut egui::Ui, id: impl egui::AsIdSalt, g: &mut Granula
         });
     });
     changed
+}
+
+/// The runtime profile: whose integer arithmetic the simulation reproduces. The local CPU's
+/// profile is marked; a saturating profile says which default it chose to avoid overflow.
+fn runtime_ui(ui: &mut egui::Ui, recipe: &Recipe, actions: &mut Vec<Action>) {
+    let local = CpuInt8::local();
+    let here = local.profile();
+    let label = |p: RuntimeProfile| if p == here { format!("{p} (this CPU)") } else { p.to_string() };
+    ui.horizontal_wrapped(|ui| {
+        ui.strong("Runtime:");
+        let mut chosen = recipe.runtime;
+        egui::ComboBox::from_id_salt("runtime profile")
+            .width(170.0)
+            .selected_text(label(chosen))
+            .show_ui(ui, |ui| {
+                for p in RUNTIME_PROFILES {
+                    ui.selectable_value(&mut chosen, p, label(p)).on_hover_text(p.description());
+                }
+            })
+            .response
+            .on_hover_text(format!("{}\nThis CPU: {}", recipe.runtime.description(), local.describe()));
+        if chosen != recipe.runtime {
+            actions.push(Action::SetRuntime(chosen));
+        }
+        if recipe.runtime.saturates_u8s8_pairs() {
+            let note = if recipe.defaults.weight.bits <= recipe.runtime.default_weight_bits() {
+                format!(
+                    "sums u8×s8 pairs in int16 with saturation: default weights use {} bits (as ORT's reduce_range), which cannot overflow",
+                    recipe.defaults.weight.bits
+                )
+            } else {
+                "sums u8×s8 pairs in int16 with saturation: 8-bit weights can overflow (simulated as the runtime does; 7 bits avoid it)".to_string()
+            };
+            ui.label(egui::RichText::new(note).color(tokens::OUTDATED));
+        }
+    });
 }
 
 /// One editable configuration row outside the table (the defaults).
@@ -199,6 +236,7 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
         }
     });
     if let Some(recipe) = &app.session.recipe {
+        runtime_ui(ui, recipe, actions);
         defaults_ui(ui, &recipe.defaults, actions);
     }
     bulk_ui(app, ui, actions);
@@ -320,6 +358,13 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
                 });
                 row.col(|ui| {
                     ui.label(&layer.op_type);
+                    if result.is_some_and(|r| r.saturates) {
+                        ui.label(egui::RichText::new("int16!").small().color(tokens::OUTDATED)).on_hover_text(format!(
+                            "On {} ONNX Runtime sums this layer's u8×s8 product pairs in int16 with saturation, and its \
+                             weights can overflow it (the simulation computes it as the runtime does). 7-bit weights avoid it.",
+                            recipe.runtime
+                        ));
+                    }
                 });
                 let enabled = !c.keep_float;
                 row.col(|ui| changed |= bits_combo(ui, ("w", i), &mut c.weight.bits, enabled));

@@ -21,6 +21,9 @@ pub struct TensorStats {
     pub batch_ranges: Vec<[f32; 2]>,
     /// Histogram of the finite values.
     pub histogram: Histogram,
+    /// Rank of the tensor as the model computes it (0 when not recorded, as in older recipes).
+    #[serde(default)]
+    pub rank: usize,
 }
 
 impl TensorStats {
@@ -68,5 +71,6 @@ impl TensorStats {
         self.non_finite += other.non_finite;
         self.batch_ranges.extend_from_slice(&other.batch_ranges);
         self.histogram.merge(&other.histogram);
+        self.rank = self.rank.max(other.rank);
     }
 }

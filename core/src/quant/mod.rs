@@ -4,8 +4,10 @@
 mod fake;
 mod qparams;
 pub mod recipe;
+pub mod runtime;
 mod scheme;
 
 pub use fake::{WeightQuant, fake_quant_per_axis, fake_quant_slice, quantize_weight};
 pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even};
+pub use runtime::{CpuInt8, RUNTIME_PROFILES, RuntimeProfile};
 pub use scheme::{ActivationScheme, Granularity, LayerAlgorithms, LayerConfig, WeightScheme};

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::runtime::RuntimeProfile;
 use super::scheme::LayerConfig;
 use crate::algorithms::{AlgorithmSettings, Refinements};
 use crate::calibrate::{Calibration, CalibrationConfig};
@@ -23,6 +24,10 @@ pub struct Recipe {
     pub version: u32,
     /// Name of the model the recipe was made for.
     pub model: String,
+    /// The runtime whose integer arithmetic the simulation reproduces (recipes written before
+    /// profiles existed get the local CPU's).
+    #[serde(default = "RuntimeProfile::detect")]
+    pub runtime: RuntimeProfile,
     /// Configuration of every layer without an override.
     pub defaults: LayerConfig,
     /// Per-layer overrides, by layer (node) name.
@@ -45,11 +50,13 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    /// A recipe with ONNX Runtime's defaults for `model`.
+    /// A recipe with ONNX Runtime's defaults for `model`, simulated with exact integer arithmetic
+    /// ([`RuntimeProfile::Reference`]).
     pub fn new(model: &str) -> Self {
         Self {
             version: RECIPE_VERSION,
             model: model.to_string(),
+            runtime: RuntimeProfile::Reference,
             defaults: LayerConfig::default(),
             layers: BTreeMap::new(),
             calibration_config: CalibrationConfig::default(),
@@ -57,6 +64,21 @@ impl Recipe {
             algorithm_settings: Box::default(),
             refinements: std::sync::Arc::default(),
         }
+    }
+
+    /// A recipe for `model` that will run on `runtime`: ONNX Runtime's defaults, except that
+    /// where the runtime saturates 8-bit weight products (x86 without VNNI) the weights get 7
+    /// bits, as ORT's `reduce_range` (see [`RuntimeProfile::default_weight_bits`]).
+    pub fn for_runtime(model: &str, runtime: RuntimeProfile) -> Self {
+        let mut r = Self::new(model);
+        r.runtime = runtime;
+        r.defaults.weight.bits = runtime.default_weight_bits();
+        r
+    }
+
+    /// A recipe for `model` on this machine's ONNX Runtime (the CPU is detected).
+    pub fn for_local_runtime(model: &str) -> Self {
+        Self::for_runtime(model, RuntimeProfile::detect())
     }
 
     /// The configuration of `layer`: its override, else the defaults.
@@ -165,6 +187,8 @@ mod tests {
         // Recipes written before the algorithms existed still load, with everything off.
         let old = Recipe::from_json(r#"{"version": 1, "model": "m", "defaults": {}}"#, p).expect("old");
         assert_eq!(old.defaults.algorithms, crate::quant::LayerAlgorithms::default());
+        // ... and simulate the local CPU's arithmetic.
+        assert_eq!(old.runtime, RuntimeProfile::detect());
         let mut bad = r.clone();
         bad.defaults.algorithms.smooth_quant = Some(1.5);
         let err = Recipe::from_json(&bad.to_json().expect("json"), p).expect_err("alpha");
@@ -173,6 +197,21 @@ mod tests {
         bad.algorithm_settings.ada_round.learning_rate = -1.0;
         let err = Recipe::from_json(&bad.to_json().expect("json"), p).expect_err("lr");
         assert!(err.to_string().contains("learning rate"), "{err}");
+    }
+
+    #[test]
+    fn runtime_profiles_round_trip_and_choose_the_default_weight_bits() {
+        let p = Path::new("r.json");
+        for runtime in crate::quant::RUNTIME_PROFILES {
+            let r = Recipe::for_runtime("m", runtime);
+            assert_eq!(r.defaults.weight.bits, if runtime == RuntimeProfile::OrtX86Avx2 { 7 } else { 8 });
+            let json = r.to_json().expect("json");
+            assert!(json.contains(&format!("\"runtime\": \"{runtime}\"")), "{json}");
+            assert_eq!(Recipe::from_json(&json, p).expect("parse"), r);
+        }
+        let bad = Recipe::new("m").to_json().expect("json").replace("\"reference\"", "\"tpu\"");
+        let err = Recipe::from_json(&bad, p).expect_err("unknown runtime");
+        assert!(err.to_string().contains("invalid recipe"), "{err}");
     }
 
     #[test]

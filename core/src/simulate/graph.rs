@@ -51,7 +51,19 @@ pub(crate) fn replace_constant(graph: &mut pb::GraphProto, name: &str, values: &
     Ok(())
 }
 
-fn node(op: &str, name: String, inputs: &[&str], output: String) -> pb::NodeProto {
+/// An int64 1-D tensor proto.
+pub(crate) fn int64_tensor(name: &str, values: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: vec![values.len() as i64],
+        data_type: 7,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// A node with one output.
+pub(crate) fn node(op: &str, name: String, inputs: &[&str], output: String) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.to_string(),
         name,
@@ -61,7 +73,7 @@ fn node(op: &str, name: String, inputs: &[&str], output: String) -> pb::NodeProt
     }
 }
 
-fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
+pub(crate) fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: 2, i: v, ..Default::default() }
 }
 
@@ -161,6 +173,9 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
     }
     let consumer_of: BTreeMap<&str, &ActQuant> =
         plan.activations.values().flat_map(|a| a.consumers.iter().map(move |c| (c.as_str(), a))).collect();
+    // Layers whose runtime saturates int16 pair sums are replaced by an exact emulation.
+    let saturating: BTreeMap<&str, &crate::plan::LayerPlan> =
+        plan.layers.iter().filter(|l| l.saturates).map(|l| (l.layer.as_str(), l)).collect();
     let old_nodes = std::mem::take(&mut graph.node);
     for mut n in old_nodes {
         let name = crate::model::node_name(&n);
@@ -175,6 +190,13 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
             && n.input.first() == Some(&a.tensor)
         {
             n.input[0] = fq_name(&a.tensor);
+            if let Some(lp) = saturating.get(name.as_str())
+                && let Some(e) = super::saturate::emulate(model, &n, lp, a)
+            {
+                graph.node.extend(e.nodes);
+                graph.initializer.extend(e.inits);
+                continue;
+            }
         }
         graph.node.push(n);
     }

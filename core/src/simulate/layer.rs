@@ -100,5 +100,5 @@ pub(crate) fn restrict(plan: &QuantPlan, filter: &PlanFilter) -> QuantPlan {
         a.consumers.retain(|c| keep(c));
     }
     activations.retain(|_, a| !a.consumers.is_empty());
-    QuantPlan { layers, activations }
+    QuantPlan { runtime: plan.runtime, layers, activations }
 }

@@ -6,6 +6,7 @@ pub mod graph;
 mod incremental;
 mod layer;
 mod parallel;
+mod saturate;
 
 pub use incremental::SimState;
 pub(crate) use parallel::run_samples;
@@ -60,6 +61,10 @@ pub struct LayerResult {
     pub local: Option<TensorMetrics>,
     /// Error at this layer's output with the whole plan applied.
     pub accumulated: TensorMetrics,
+    /// The plan's runtime sums this layer's product pairs in a saturating int16 that its
+    /// weights can overflow (simulated as the runtime computes it).
+    #[serde(default)]
+    pub saturates: bool,
 }
 
 /// Model-level metrics.
@@ -390,6 +395,7 @@ impl Simulator {
                 accumulated: acc
                     .get(&l.output)
                     .map_or_else(|| ErrorAccumulator::default().metrics(), ErrorAccumulator::metrics),
+                saturates: lp.is_some_and(|p| p.saturates),
             });
         }
         let accuracy = |preds: &[usize]| {

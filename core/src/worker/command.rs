@@ -19,7 +19,7 @@ use crate::quant::recipe::Recipe;
 pub enum Command {
     /// Load and check an ONNX model (a job: `Started`, then `ModelLoaded`). This starts a fresh
     /// session: the data sets, recipe and cached results of the previous model are dropped, and
-    /// the recipe becomes [`Recipe::new`] for the new model.
+    /// the recipe becomes [`Recipe::for_local_runtime`] for the new model.
     LoadModel {
         /// The `.onnx` file.
         path: PathBuf,

@@ -112,7 +112,7 @@ impl Session {
 
     /// Starts over with `model`: fresh recipe, no data sets, no float reference.
     pub(crate) fn replace_model(&mut self, model: OnnxModel) {
-        self.recipe = Recipe::new(&model.summary.name);
+        self.recipe = Recipe::for_local_runtime(&model.summary.name);
         let model = Arc::new(model);
         self.loaded = Some(Arc::clone(&model));
         self.model = Some(model);

@@ -18,19 +18,37 @@ fn agreement(a: &Value, b: &Value) -> f64 {
     a.iter().zip(b).filter(|(x, y)| x.as_u64() == y.as_u64()).count() as f64 / a.len() as f64
 }
 
+/// Every sample model and setting exported by `quantize` (which simulates the runtime profile of
+/// the CPU it runs on: 7-bit default weights and int16 pair saturation on x86 without VNNI,
+/// exact int32 accumulation with VNNI) runs in ONNX Runtime on this CPU with the same outputs as
+/// the simulation: top-1 agreement ≥ 99.5 % and output SQNR within 0.1 dB. The explicit 8-bit
+/// settings are the ones that saturate on AVX2 (there the simulation must reproduce ORT's loss);
+/// the default export is at least as accurate in ORT as ORT's own `quantize_static` default.
 #[test]
 fn exports_run_in_onnx_runtime_and_agree_with_simulation() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut table = vec!["| model | setting | float | QuantBench sim | QuantBench export in ORT | sim/ORT agreement | SQNR sim / ORT (dB) | ORT quantize_static |".to_string()];
+    let mut table = vec![
+        "| model | setting | runtime | float | QuantBench sim | QuantBench export in ORT | sim/ORT agreement | SQNR sim / ORT (dB) | ORT quantize_static |"
+            .to_string(),
+        "|---|---|---|---|---|---|---|---|---|".to_string(),
+    ];
     let mut failures = Vec::new();
+    let mut cpu = String::new();
     for name in SAMPLE_MODELS {
         let eval = sample(name, "eval.npz");
         for (tag, flags, ort_mode) in [
-            ("w8a8_pc", &[][..], Some("per_channel")),
-            ("w8a8_pt", &["--per-tensor"][..], Some("per_tensor")),
+            ("default", &[][..], Some("per_channel")),
+            ("w8a8_pc", &["--w-bits", "8"][..], None),
+            ("w8a8_pt", &["--w-bits", "8", "--per-tensor"][..], None),
             ("w4a8", &["--w-bits", "4"][..], None),
         ] {
             let (qpath, report) = quantize(name, dir.path(), tag, flags);
+            let runtime = &report["runtime"];
+            assert_eq!(
+                runtime["profile"], runtime["local_profile"],
+                "quantize simulates this CPU's profile by default"
+            );
+            cpu = format!("{} → {}", runtime["local_cpu"].as_str().unwrap_or("?"), runtime["local_profile"]);
             let ort = ort_compare(&sample(name, "model.onnx"), &eval, &qpath);
             let agree = agreement(&report["predictions"]["quant"], &ort["quant_predictions"]);
             let (sim_sqnr, ort_sqnr) = (
@@ -40,7 +58,7 @@ fn exports_run_in_onnx_runtime_and_agree_with_simulation() {
             if agree < 0.995 {
                 failures.push(format!("{name} {tag}: ORT agrees with simulation on {:.2} % only", 100.0 * agree));
             }
-            if (sim_sqnr - ort_sqnr).abs() > 1.0 {
+            if (sim_sqnr - ort_sqnr).abs() > 0.1 {
                 failures.push(format!("{name} {tag}: output SQNR sim {sim_sqnr:.2} dB vs ORT {ort_sqnr:.2} dB"));
             }
             let baseline = ort_mode.map(|mode| {
@@ -57,18 +75,18 @@ fn exports_run_in_onnx_runtime_and_agree_with_simulation() {
                 ort_compare(&sample(name, "model.onnx"), &eval, &ort_q)["quant_accuracy"].as_f64().expect("acc")
             });
             let ours_in_ort = ort["quant_accuracy"].as_f64().expect("acc");
-            if tag == "w8a8_pc"
-                && let Some(b) = baseline
-                && ours_in_ort < b - 0.005
+            if let Some(b) = baseline
+                && ours_in_ort < b
             {
                 failures.push(format!(
-                    "{name}: default export {:.2} % vs ORT quantize_static {:.2} %",
+                    "{name}: default export {:.2} % vs ORT quantize_static {:.2} % on this CPU",
                     100.0 * ours_in_ort,
                     100.0 * b
                 ));
             }
             table.push(format!(
-                "| {name} | {tag} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {sim_sqnr:.2} / {ort_sqnr:.2} | {} |",
+                "| {name} | {tag} | {} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {sim_sqnr:.2} / {ort_sqnr:.2} | {} |",
+                runtime["profile"].as_str().unwrap_or("?"),
                 100.0 * report["metrics"]["float_accuracy"].as_f64().expect("acc"),
                 100.0 * report["metrics"]["quant_accuracy"].as_f64().expect("acc"),
                 100.0 * ours_in_ort,
@@ -77,8 +95,41 @@ fn exports_run_in_onnx_runtime_and_agree_with_simulation() {
             ));
         }
     }
-    eprintln!("{}", table.join("\n"));
+    eprintln!("CPU: {cpu}\n{}", table.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The saturating profile is a property of the simulation, not of the machine: simulated with
+/// `ort-x86-avx2`, full-range 8-bit weights lose accuracy against the exact `reference`
+/// arithmetic and the report names the layers that can overflow; 7-bit weights do not change
+/// between the two. Holds on any CPU (ONNX Runtime is checked against the local profile above).
+#[test]
+fn the_avx2_profile_simulates_int16_saturation_on_any_machine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["mlp", "mobilenet"] {
+        let sqnr = |tag: &str, flags: &[&str]| {
+            let (_, report) = quantize(name, dir.path(), tag, flags);
+            (report["metrics"]["output_sqnr_db"].as_f64().expect("sqnr"), report)
+        };
+        let (exact, _) = sqnr("ref8", &["--runtime", "reference", "--w-bits", "8"]);
+        let (saturated, report) = sqnr("avx8", &["--runtime", "ort-x86-avx2", "--w-bits", "8"]);
+        assert!(saturated < exact - 3.0, "{name}: avx2 {saturated:.2} dB vs reference {exact:.2} dB");
+        let flagged: Vec<&str> = report["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .filter(|l| l["saturates"] == true)
+            .filter_map(|l| l["name"].as_str())
+            .collect();
+        assert!(!flagged.is_empty(), "{name}: no layer flagged");
+        let notes = report["runtime"]["notes"].to_string();
+        assert!(notes.contains("can overflow") && notes.contains(flagged[0]), "{notes}");
+        let (exact7, _) = sqnr("ref7", &["--runtime", "reference", "--w-bits", "7"]);
+        let (avx7, report7) = sqnr("avx7", &["--runtime", "ort-x86-avx2"]);
+        assert_eq!(report7["config"]["weight"]["bits"], 7, "{name}: the avx2 default is 7-bit weights");
+        assert_eq!(exact7, avx7, "{name}: 7-bit weights cannot saturate");
+        assert!(report7["layers"].as_array().expect("layers").iter().all(|l| l["saturates"] == false));
+    }
 }
 
 #[test]
@@ -208,7 +259,7 @@ fn dynamic_quantization_exports_and_matches_onnx_runtime() {
             ort["output_sqnr_db"].as_f64().expect("sqnr"),
         );
         assert!(agree >= 0.995, "{name}: agreement {agree}");
-        assert!((sim - got).abs() <= 1.0, "{name}: SQNR sim {sim} vs ORT {got}");
+        assert!((sim - got).abs() <= 0.1, "{name}: SQNR sim {sim} vs ORT {got}");
         eprintln!("{name} dynamic: agreement {:.2} %, SQNR sim {sim:.2} dB / ORT {got:.2} dB", 100.0 * agree);
     }
 }
