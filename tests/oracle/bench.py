@@ -103,6 +103,11 @@ def main():
         sim = subprocess.run([bench_sim], capture_output=True, text=True, check=True).stdout
     total = time.perf_counter() - started
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    flags = set(next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), []))
+    int8 = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
+    vnni = "avx512_vnni" in flags or "avx_vnni" in flags
+    cpu += f"; int8 features: {', '.join(int8) or 'none'} ({'VNNI' if vnni else 'no VNNI'}: ONNX Runtime profile "
+    cpu += f"{'ort-x86-vnni' if vnni else 'ort-x86-avx2'}, whose default QuantBench weights are {8 if vnni else 7}-bit)"
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     lines = [
         "# Benchmarks",
@@ -113,7 +118,7 @@ def main():
         "",
         "## Calibrate + quantize + export: QuantBench CLI vs ONNX Runtime `quantize_static`",
         "",
-        "Same 256 calibration samples (batch 1), QDQ, per-channel int8 weights, uint8 activations. Times are wall "
+        "Same 256 calibration samples (batch 1), QDQ, per-channel int8 weights (QuantBench: its defaults for this CPU, see above), uint8 activations. Times are wall "
         "clock of the whole command (process start to exported file; ORT wall includes starting Python and importing "
         "onnxruntime, as a user's script pays them; in-script is quantize_static alone), the median of "
         f"{REPEATS} runs; peak memory is the largest of them. Accuracy is each exported model run in ONNX "

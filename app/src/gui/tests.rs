@@ -218,10 +218,12 @@ fn mixed_precision_point_applies_to_the_table_and_exports_csv() {
     h.state_mut().push_action(Action::OpenModel(sample("mlp")));
     wait_until(&mut h, "mlp evaluated", settled);
     let layer_count = h.state().session.summary.as_ref().expect("model").layers.len();
-    // Bit combos show their value: two per layer in the table (W and A), two in the defaults row.
+    // Bit combos show their value: W and A per layer in the table, and in the defaults row. The
+    // default weight bits follow this CPU's runtime profile (7 where ORT saturates 8-bit pairs).
+    let w_default = h.state().session.recipe.as_ref().expect("recipe").defaults.weight.bits.to_string();
     let twos_before = h.query_all_by_value("2").count();
-    let eights_before = h.query_all_by_value("8").count();
-    assert!(eights_before >= 2 + 2 * layer_count, "{eights_before}");
+    let w_before = h.query_all_by_value(&w_default).count();
+    assert!(w_before >= 1 + layer_count, "{w_before}");
 
     h.get_by_label("Mixed precision").click();
     h.step();
@@ -259,7 +261,7 @@ fn mixed_precision_point_applies_to_the_table_and_exports_csv() {
     h.get_by_label("Layer table").click();
     h.step();
     assert!(h.query_all_by_value("2").count() >= twos_before + layer_count);
-    assert!(h.query_all_by_value("8").count() <= eights_before - layer_count);
+    assert!(h.query_all_by_value(&w_default).count() <= w_before - layer_count);
 }
 
 #[test]
@@ -511,4 +513,48 @@ fn image_folder_preprocessing_form_reloads_the_set_and_persists() {
     let restored = WorkbenchApp::new(Some(&storage));
     assert_eq!(restored.settings.preprocess, applied);
     assert_eq!(restored.preprocess_form.to_preprocess(), Ok(applied));
+}
+
+#[test]
+fn runtime_profile_is_this_cpus_switches_defaults_and_flags_saturating_layers() {
+    use quantbench_core::quant::RuntimeProfile;
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("mlp")));
+    wait_until(&mut h, "mlp evaluated", settled);
+    let here = RuntimeProfile::detect();
+    let recipe = h.state().session.recipe.clone().expect("recipe");
+    assert_eq!(recipe.runtime, here, "a new model gets this CPU's profile");
+    assert_eq!(recipe.defaults.weight.bits, here.default_weight_bits());
+    // Choose the saturating profile in the combo box (from the VNNI one where that is this CPU's).
+    let start = if here == RuntimeProfile::OrtX86Avx2 { RuntimeProfile::OrtX86Vnni } else { here };
+    if start != here {
+        h.state_mut().push_action(Action::SetRuntime(start));
+        wait_until(&mut h, "profile set", |a| a.session.recipe.as_ref().is_some_and(|r| r.runtime == start));
+        wait_until(&mut h, "re-evaluated", settled);
+    }
+    let label = |p: RuntimeProfile| if p == here { format!("{p} (this CPU)") } else { p.to_string() };
+    h.get_by_value(&label(start)).click();
+    h.step();
+    h.step();
+    h.get_by_label(&label(RuntimeProfile::OrtX86Avx2)).click();
+    h.step();
+    wait_until(&mut h, "the avx2 profile", |a| {
+        a.session.recipe.as_ref().is_some_and(|r| r.runtime == RuntimeProfile::OrtX86Avx2)
+    });
+    wait_until(&mut h, "re-evaluated", settled);
+    let recipe = h.state().session.recipe.clone().expect("recipe");
+    assert_eq!(recipe.defaults.weight.bits, 7, "the profile's defaults follow it: 7-bit weights");
+    h.get_by_label_contains("default weights use 7 bits");
+    assert_eq!(h.query_all_by_label("int16!").count(), 0, "7-bit weights cannot saturate");
+    // 8-bit weights: every MatMul/Gemm of the mlp can overflow, and the table says so.
+    let mut defaults = recipe.defaults;
+    defaults.weight.bits = 8;
+    let revision = h.state().session.revision;
+    h.state_mut().push_action(Action::SetDefaults(defaults));
+    wait_until(&mut h, "8-bit evaluation", |a| settled(a) && a.session.revision > revision);
+    let (_, eval) = h.state().session.evaluation.clone().expect("evaluated");
+    let flagged = eval.layers.iter().filter(|l| l.saturates).count();
+    assert!(flagged > 0, "saturating layers are flagged");
+    assert_eq!(h.query_all_by_label("int16!").count(), flagged);
+    h.get_by_label_contains("8-bit weights can overflow");
 }

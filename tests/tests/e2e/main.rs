@@ -12,6 +12,7 @@ mod inspect;
 mod mixed_precision;
 mod model_errors;
 mod realworld;
+mod saturation;
 mod sensitivity;
 mod simulate;
 mod worker;
