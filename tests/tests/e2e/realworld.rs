@@ -309,7 +309,7 @@ fn parity(dir: &Path, case: &Case) -> Result<Parity, String> {
 /// Every real-world model through the CLI (calibrate → quantize → QDQ export) and ONNX Runtime:
 /// the export agrees with QuantBench's simulation on (nearly) every top-1, every output of every
 /// sample stays within 1 % of the output's scale (a few quantization steps), and the output SQNR
-/// is the same within 1 dB.
+/// is the same within 0.1 dB (the export simulates this CPU's runtime profile).
 #[test]
 fn realworld_exports_match_the_simulation_in_onnx_runtime() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -327,13 +327,13 @@ fn realworld_exports_match_the_simulation_in_onnx_runtime() {
                     p.sqnr_sim,
                     p.sqnr_ort
                 );
-                if p.agreement < 0.95 {
+                if p.agreement < 0.995 {
                     failures.push(format!("{}: top-1 agreement {:.2} %", case.name, 100.0 * p.agreement));
                 }
                 if p.max_diff > 0.01 * p.scale {
                     failures.push(format!("{}: max |sim - ORT| {:e} (scale {})", case.name, p.max_diff, p.scale));
                 }
-                if (p.sqnr_sim - p.sqnr_ort).abs() > 1.0 {
+                if (p.sqnr_sim - p.sqnr_ort).abs() > 0.1 {
                     failures.push(format!("{}: SQNR sim {:.2} vs ORT {:.2} dB", case.name, p.sqnr_sim, p.sqnr_ort));
                 }
             }
