@@ -381,6 +381,31 @@ impl QuantPlan {
         }
     }
 
+    /// Layers whose arithmetic on the plan's runtime the simulation does not reproduce: on x86
+    /// without VNNI, int8 (signed) activations with weights beyond 7 bits, whose ORT kernels were
+    /// measured to lose accuracy that no exact simulation shows.
+    pub fn inexact_layers(&self) -> Vec<&str> {
+        if !self.runtime.saturates_u8s8_pairs() {
+            return Vec::new();
+        }
+        self.layers
+            .iter()
+            .filter(|lp| {
+                let signed_input = lp
+                    .activation
+                    .as_ref()
+                    .and_then(|t| self.activations.get(t))
+                    .is_some_and(|a| a.params.range.qmin < 0 && a.params.range.qmax <= 127);
+                let wide_weight = lp
+                    .weight_quant
+                    .as_ref()
+                    .is_some_and(|w| w.params.iter().any(|p| p.range.qmax > 63 && p.range.qmax <= 127));
+                signed_input && wide_weight && matches!(lp.op_type.as_str(), "MatMul" | "Gemm" | "Conv")
+            })
+            .map(|lp| lp.layer.as_str())
+            .collect()
+    }
+
     /// The layers marked [`LayerPlan::saturates`].
     pub fn saturating_layers(&self) -> Vec<&str> {
         self.layers.iter().filter(|l| l.saturates).map(|l| l.layer.as_str()).collect()

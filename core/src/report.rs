@@ -62,7 +62,7 @@ pub struct ReportRuntime {
 impl ReportRuntime {
     /// The runtime section for `profile`, with the default weight bits the recipe uses and the
     /// layers whose int16 pair sums can overflow.
-    pub fn new(profile: RuntimeProfile, default_weight_bits: u8, saturating: &[String]) -> Self {
+    pub fn new(profile: RuntimeProfile, default_weight_bits: u8, saturating: &[String], inexact: &[String]) -> Self {
         let cpu = CpuInt8::local();
         let mut notes = Vec::new();
         if profile.saturates_u8s8_pairs() {
@@ -79,6 +79,15 @@ impl ReportRuntime {
                      7-bit weights avoid it): {}",
                     saturating.len(),
                     saturating.join(", ")
+                ));
+            }
+            if !inexact.is_empty() {
+                notes.push(format!(
+                    "{} layer(s) take int8 (signed) activations with 8-bit weights, whose kernels on {profile} are not \
+                     simulated exactly (ONNX Runtime measured several dB worse; use uint8 activations or 7-bit \
+                     weights): {}",
+                    inexact.len(),
+                    inexact.join(", ")
                 ));
             }
         }

@@ -75,8 +75,12 @@ fn exports_run_in_onnx_runtime_and_agree_with_simulation() {
                 ort_compare(&sample(name, "model.onnx"), &eval, &ort_q)["quant_accuracy"].as_f64().expect("acc")
             });
             let ours_in_ort = ort["quant_accuracy"].as_f64().expect("acc");
+            // Where ORT's kernels saturate, ORT's own 8-bit export loses accuracy that our 7-bit
+            // default keeps: it must never be below. With exact kernels both are 8-bit W8A8 and
+            // may differ by a sample or two (half a point).
+            let slack = if runtime["local_profile"] == "ort-x86-avx2" { 0.0 } else { 0.005 };
             if let Some(b) = baseline
-                && ours_in_ort < b
+                && ours_in_ort < b - slack
             {
                 failures.push(format!(
                     "{name}: default export {:.2} % vs ORT quantize_static {:.2} % on this CPU",
