@@ -111,7 +111,7 @@ pub struct LayerPlan {
 /// 1.31: Gemm becomes QGemm; MatMul becomes MatMulIntegerToFloat, QLinearMatMul or (with a
 /// following bias Add) QGemm, except that MatMul → Add with a float result runs as a float Gemm;
 /// Conv becomes QLinearConv only when its output goes straight into a QuantizeLinear, directly or
-/// through a Relu (which ORT folds into the output range). A true depthwise Conv (one input
+/// through a Relu or Clip (which ORT folds into the output range). A true depthwise Conv (one input
 /// channel per group, as many outputs as groups) runs an exact kernel; ConvTranspose stays float.
 pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, recipe: &Recipe) -> bool {
     let Some(layer) = model.summary.layer(&lp.layer) else { return false };
