@@ -113,16 +113,22 @@ fn pair_sum(a: &[i32], w: &[i32], saturate: bool) -> i32 {
         .sum()
 }
 
+/// The test model, its data, and an `ort-x86-avx2` recipe calibrated on the data.
+fn calibrated(dir: &Path) -> (OnnxModel, DataSet, Recipe) {
+    let model = OnnxModel::load(&model(dir)).expect("model");
+    let set = DataSet::open(DataSource::Npz(data(dir)), &model.summary.inputs).expect("data");
+    let mut recipe = Recipe::for_runtime("saturation", RuntimeProfile::OrtX86Avx2);
+    let never = AtomicBool::new(false);
+    recipe.calibration =
+        Some(calibrate(&model, &set, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"));
+    (model, set, recipe)
+}
+
 #[test]
 fn the_avx2_profile_computes_saturating_pairs_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let model = OnnxModel::load(&model(dir.path())).expect("model");
-    let set = DataSet::open(DataSource::Npz(data(dir.path())), &model.summary.inputs).expect("data");
-    let never = AtomicBool::new(false);
-    let mut recipe = Recipe::for_runtime("saturation", RuntimeProfile::OrtX86Avx2);
+    let (model, set, mut recipe) = calibrated(dir.path());
     recipe.defaults.weight.bits = 8;
-    recipe.calibration =
-        Some(calibrate(&model, &set, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"));
     let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
     // conv feeds a requantized Relu (QLinearConv in ORT); conv2's output is the graph's (a float
     // Conv in ORT); a MatMul always runs integer.
@@ -209,12 +215,7 @@ fn conv_weights(plan: &QuantPlan, layer: &str) -> ndarray::Array2<f32> {
 #[test]
 fn int8_activations_on_the_avx2_profile_are_named_as_not_simulated_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let model = OnnxModel::load(&model(dir.path())).expect("model");
-    let set = DataSet::open(DataSource::Npz(data(dir.path())), &model.summary.inputs).expect("data");
-    let never = AtomicBool::new(false);
-    let mut recipe = Recipe::for_runtime("saturation", RuntimeProfile::OrtX86Avx2);
-    recipe.calibration =
-        Some(calibrate(&model, &set, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"));
+    let (model, _, mut recipe) = calibrated(dir.path());
     recipe.defaults.activation.signed = true;
     recipe.defaults.activation.symmetric = true;
     let inexact = |r: &Recipe| {
