@@ -1,17 +1,21 @@
-//! Headless subcommands (DESIGN.md §7): a stable contract that scripts and tests depend on.
+//! Headless subcommands (docs/CLI.md): a stable contract that scripts and tests depend on.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use quantbench_core::algorithms;
-use quantbench_core::calibrate::{CalibrationConfig, calibrate as run_calibration};
+use quantbench_core::calibrate::{Calibration, CalibrationConfig, RecipeFile, calibrate as run_calibration};
 use quantbench_core::data::{DataSet, DataSource, InputShape};
 use quantbench_core::model::OnnxModel;
 use quantbench_core::observe::Observer;
+use quantbench_core::pipeline::{self, Stage};
+use quantbench_core::plan::Measured;
 use quantbench_core::quant::RuntimeProfile;
 use quantbench_core::quant::recipe::Recipe;
-use quantbench_core::report::{Report, ReportRuntime};
+use quantbench_core::report::Report;
+use quantbench_core::simulate::{EvalConfig, Simulator};
 
 /// QuantBench: post-training quantization workbench for ONNX models.
 #[derive(Debug, Parser)]
@@ -241,8 +245,7 @@ fn calibrate(
     if let Some(path) = save_recipe {
         let mut recipe = Recipe::for_runtime(&model.summary.name, runtime);
         recipe.calibration_config = config;
-        recipe.calibration = Some(cal);
-        write_outputs(vec![(path, recipe.to_json()?.into_bytes())])?;
+        write_outputs(vec![(path, RecipeFile { recipe, calibration: Some(cal) }.to_json()?.into_bytes())])?;
         eprintln!("recipe written to {}", path.display());
     }
     Ok(())
@@ -260,21 +263,13 @@ fn check_outputs(paths: &[Option<&std::path::Path>]) -> anyhow::Result<()> {
 /// Writes a command's outputs, all computed beforehand, each atomically; when one cannot be
 /// written, those already written by this call are removed again.
 fn write_outputs(files: Vec<(&std::path::Path, Vec<u8>)>) -> anyhow::Result<()> {
-    let mut written: Vec<&std::path::Path> = Vec::new();
-    for (path, bytes) in files {
-        if let Err(e) = quantbench_core::fsutil::write_atomic(path, &bytes) {
-            for w in written {
-                let _ = std::fs::remove_file(w);
-            }
-            return Err(e.into());
-        }
-        written.push(path);
-    }
-    Ok(())
+    let files: Vec<(&std::path::Path, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    Ok(quantbench_core::fsutil::write_all_or_none(&files)?)
 }
 
-/// Loads the model, builds the recipe from the options and calibrates it (writes nothing).
-fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<(OnnxModel, Recipe)> {
+/// Loads the model, builds the recipe from the options and prepares it (transform, calibration,
+/// refinements; writes nothing). Returns the model in use, the recipe and what was measured.
+fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<(Arc<OnnxModel>, Recipe, Measured)> {
     let model = OnnxModel::load(model_path)?;
     if model.summary.layers.is_empty() {
         let ops: Vec<&str> = quantbench_core::plan::OP_HANDLERS.iter().map(|(op, _)| *op).collect();
@@ -321,31 +316,32 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
     }
     recipe.validate(&model.summary)?;
     recipe.calibration_config.input_shapes = parse_input_shapes(&opts.input_shapes)?;
-    // Quantization reads only the layers' inputs (`calibrate` observes every tensor).
-    recipe.calibration_config.layer_inputs_only = true;
     let set = DataSet::open(DataSource::from_path(&opts.calib)?, &model.summary.inputs)?;
     let never = std::sync::atomic::AtomicBool::new(false);
-    let model = if algorithms::needs_transform(&model, &recipe) {
-        let (transformed, report) =
-            algorithms::transform_model(&model, &recipe, &set, &never).context("model transform failed")?;
-        print_transform_report(&report);
-        transformed
-    } else {
-        model
+    let mut reached = None;
+    let mut algorithms_started = None;
+    let mut on_progress = |stage, _, _| {
+        if stage == Stage::Algorithms && reached != Some(Stage::Algorithms) {
+            algorithms_started = Some(std::time::Instant::now());
+        }
+        reached = Some(stage);
     };
-    let cal = run_calibration(&model, &set, &recipe.calibration_config, &mut |_, _| {}, &never)
-        .context("calibration failed")?;
-    for (tensor, count) in cal.non_finite() {
+    let prepared = pipeline::prepare(Arc::new(model), &recipe, &set, &mut on_progress, &never).with_context(|| {
+        match reached {
+            Some(Stage::Transform) => "model transform failed",
+            Some(Stage::Algorithms) => "the layer-wise algorithms failed",
+            Some(Stage::Calibration) | None => "calibration failed",
+        }
+    })?;
+    if let Some(report) = &prepared.transform {
+        print_transform_report(report);
+    }
+    let measured = prepared.measured;
+    for (tensor, count) in measured.calibration.as_deref().map(Calibration::non_finite).unwrap_or_default() {
         eprintln!("warning: tensor '{tensor}' produced {count} non-finite values (excluded from its statistics)");
     }
-    recipe.calibration = Some(cal);
-    if algorithms::needs_refinement(&model, &recipe) {
-        let started = std::time::Instant::now();
-        recipe.refinements = std::sync::Arc::new(
-            algorithms::refine(&model, &recipe, &set, &mut |_, _| {}, &never)
-                .context("the layer-wise algorithms failed")?,
-        );
-        for (layer, r) in &recipe.refinements.layers {
+    if let Some(t) = algorithms_started {
+        for (layer, r) in &measured.refinements.layers {
             eprintln!(
                 "refined {layer}: output reconstruction MSE {:.3e} (nearest rounding) -> {:.3e}{}",
                 r.mse.0,
@@ -353,9 +349,9 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
                 if r.bias.is_some() { ", bias corrected" } else { "" }
             );
         }
-        eprintln!("layer-wise algorithms took {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!("layer-wise algorithms took {:.1} s", t.elapsed().as_secs_f64());
     }
-    Ok((model, recipe))
+    Ok((prepared.model, recipe, measured))
 }
 
 fn print_transform_report(r: &algorithms::TransformReport) {
@@ -373,30 +369,30 @@ fn print_transform_report(r: &algorithms::TransformReport) {
     }
 }
 
-/// Simulates `recipe` on the evaluation set and returns the report.
-fn simulate_report(
+/// The float reference on the evaluation set at `eval`, built once per run (the report,
+/// sensitivity and the mixed-precision search all evaluate against it), with its settings.
+fn float_reference(
     model: &OnnxModel,
     recipe: &Recipe,
     eval: &std::path::Path,
     no_local: bool,
-) -> anyhow::Result<Report> {
-    use quantbench_core::plan::{PlanFilter, QuantPlan};
-    use quantbench_core::simulate::{EvalConfig, Simulator};
+) -> anyhow::Result<(Simulator, EvalConfig)> {
     let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
-    let config = EvalConfig {
-        input_shapes: recipe.calibration_config.input_shapes.clone(),
-        skip_local: no_local,
-        ..EvalConfig::default()
-    };
+    let config = pipeline::eval_config(recipe, no_local);
     let never = std::sync::atomic::AtomicBool::new(false);
-    let sim = Simulator::new(model, &set, &config, &never)?;
-    let plan = QuantPlan::build(model, recipe, &PlanFilter::default())?;
-    let evaluation = sim.evaluate(&plan, &config, &mut |_| {}, &never)?;
-    let mut report = Report::new(&model.summary, recipe.defaults, &evaluation);
-    let saturating: Vec<String> = plan.saturating_layers().into_iter().map(String::from).collect();
-    let inexact: Vec<String> = plan.inexact_layers().into_iter().map(String::from).collect();
-    report.runtime = Some(ReportRuntime::new(recipe.runtime, recipe.defaults.weight.bits, &saturating, &inexact));
-    Ok(report)
+    Ok((pipeline::reference(model, &set, &config, &never)?, config))
+}
+
+/// Simulates `recipe` against the float reference and returns the report.
+fn simulate_report(
+    reference: &(Simulator, EvalConfig),
+    model: &OnnxModel,
+    recipe: &Recipe,
+    measured: &Measured,
+) -> anyhow::Result<Report> {
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let plan = pipeline::plan(model, recipe, measured)?;
+    Ok(pipeline::report(&reference.0, model, recipe, &plan, &reference.1, &never)?.0)
 }
 
 fn report_json(report: &Report) -> anyhow::Result<Vec<u8>> {
@@ -452,11 +448,11 @@ fn analyze(
     sensitivity: Option<&SensitivityOptions>,
 ) -> anyhow::Result<()> {
     check_outputs(&[Some(report_path), opts.save_recipe.as_deref()])?;
-    let (model, recipe) = prepare(model_path, opts)?;
-    let mut report = simulate_report(&model, &recipe, eval, no_local)?;
+    let (model, recipe, measured) = prepare(model_path, opts)?;
+    let reference = float_reference(&model, &recipe, eval, no_local)?;
+    let mut report = simulate_report(&reference, &model, &recipe, &measured)?;
     if let Some(s) = sensitivity {
         use quantbench_core::analysis::{SensitivityMetric, sensitivity as run_sensitivity};
-        use quantbench_core::simulate::{EvalConfig, Simulator};
         if let Some(b) = s.bits.iter().find(|b| !(2..=16).contains(*b)) {
             anyhow::bail!("--bits values must be 2–16, got {b}");
         }
@@ -465,37 +461,37 @@ fn analyze(
             None if report.metrics.quant_accuracy.is_some() => SensitivityMetric::Accuracy,
             None => SensitivityMetric::Top1Agreement,
         };
-        let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
-        let config =
-            EvalConfig { input_shapes: recipe.calibration_config.input_shapes.clone(), ..EvalConfig::default() };
         let never = std::sync::atomic::AtomicBool::new(false);
-        let sim = Simulator::new(&model, &set, &config, &never)?;
-        let rows = run_sensitivity(&sim, &model, &recipe, metric, &s.bits, &mut |_| {}, &never)?;
+        let rows = run_sensitivity(&reference.0, &model, &recipe, &measured, metric, &s.bits, &mut |_| {}, &never)?;
         report.sensitivity_metric = Some(metric);
         report.sensitivity = Some(rows);
     }
     let mut files = vec![(report_path, report_json(&report)?)];
     if let Some(p) = &opts.save_recipe {
-        files.push((p.as_path(), recipe.to_json()?.into_bytes()));
+        files.push((p.as_path(), recipe_file(recipe, &measured)?));
     }
     write_outputs(files)?;
     print_summary(&report);
     Ok(())
 }
 
+/// The recipe file `--save-recipe` writes: the recipe with the calibration it was measured with.
+fn recipe_file(recipe: Recipe, measured: &Measured) -> anyhow::Result<Vec<u8>> {
+    let calibration = measured.calibration.as_deref().cloned();
+    Ok(RecipeFile { recipe, calibration }.to_json()?.into_bytes())
+}
+
 /// Runs the mixed-precision search and returns the chosen recipe with the search.
 fn choose_mixed_precision(
+    reference: &Simulator,
     model: &OnnxModel,
     recipe: &Recipe,
-    eval: &std::path::Path,
+    measured: &Measured,
     target: quantbench_core::analysis::Target,
 ) -> anyhow::Result<(Recipe, quantbench_core::analysis::MixedPrecision)> {
-    use quantbench_core::simulate::{EvalConfig, Simulator};
-    let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
-    let config = EvalConfig { input_shapes: recipe.calibration_config.input_shapes.clone(), ..EvalConfig::default() };
     let never = std::sync::atomic::AtomicBool::new(false);
-    let sim = Simulator::new(model, &set, &config, &never)?;
-    let search = quantbench_core::analysis::mixed_precision(&sim, model, recipe, target, &mut |_| {}, &never)?;
+    let search =
+        quantbench_core::analysis::mixed_precision(reference, model, recipe, measured, target, &mut |_| {}, &never)?;
     eprintln!("mixed precision: {} configurations measured (size bytes, accuracy or agreement)", search.path.len());
     for (i, p) in search.path.iter().enumerate().filter(|(_, p)| p.pareto) {
         let bits: Vec<String> = p.bits.iter().map(|(_, b)| b.to_string()).collect();
@@ -521,7 +517,6 @@ fn quantize(
     encodings: Option<&std::path::Path>,
     target: Option<quantbench_core::analysis::Target>,
 ) -> anyhow::Result<()> {
-    use quantbench_core::plan::{PlanFilter, QuantPlan};
     if report_path.is_some() && eval.is_none() {
         anyhow::bail!("--report needs --eval (the report is measured on the evaluation set)");
     }
@@ -529,14 +524,15 @@ fn quantize(
         anyhow::bail!("--target-accuracy-drop and --target-size need --eval (targets are measured on it)");
     }
     check_outputs(&[Some(out), report_path, encodings, opts.save_recipe.as_deref()])?;
-    let (model, mut recipe) = prepare(model_path, opts)?;
+    let (model, mut recipe, measured) = prepare(model_path, opts)?;
+    let reference = eval.map(|e| float_reference(&model, &recipe, e, report_path.is_none())).transpose()?;
     let mut search = None;
-    if let (Some(target), Some(eval)) = (target, eval) {
-        let (chosen, s) = choose_mixed_precision(&model, &recipe, eval, target)?;
+    if let (Some(target), Some(reference)) = (target, &reference) {
+        let (chosen, s) = choose_mixed_precision(&reference.0, &model, &recipe, &measured, target)?;
         recipe = chosen;
         search = Some(s);
     }
-    let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default())?;
+    let plan = pipeline::plan(&model, &recipe, &measured)?;
     let saturating = plan.saturating_layers();
     if !saturating.is_empty() {
         eprintln!(
@@ -562,9 +558,9 @@ fn quantize(
     if let Some(p) = encodings {
         files.push((p, quantbench_core::export::encodings_json(&plan)?.into_bytes()));
     }
-    let report = match eval {
-        Some(eval) => {
-            let mut report = simulate_report(&model, &recipe, eval, report_path.is_none())?;
+    let report = match &reference {
+        Some(reference) => {
+            let mut report = simulate_report(reference, &model, &recipe, &measured)?;
             report.mixed_precision = search;
             if let Some(p) = report_path {
                 files.push((p, report_json(&report)?));
@@ -574,7 +570,7 @@ fn quantize(
         None => None,
     };
     if let Some(p) = &opts.save_recipe {
-        files.push((p.as_path(), recipe.to_json()?.into_bytes()));
+        files.push((p.as_path(), recipe_file(recipe, &measured)?));
     }
     write_outputs(files)?;
     eprintln!("quantized model written to {}", out.display());

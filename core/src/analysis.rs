@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
-use crate::plan::{PlanFilter, QuantPlan};
+use crate::plan::{Measured, PlanFilter, QuantPlan};
 use crate::quant::recipe::Recipe;
 use crate::simulate::{EvalConfig, Evaluation, SimState, Simulator};
 
@@ -87,6 +87,7 @@ pub fn sensitivity(
     sim: &Simulator,
     model: &OnnxModel,
     recipe: &Recipe,
+    measured: &Measured,
     metric: SensitivityMetric,
     sweep_bits: &[u8],
     on_layer: &mut dyn FnMut(&LayerSensitivity),
@@ -99,7 +100,7 @@ pub fn sensitivity(
     };
     let float_plan = QuantPlan::default();
     let (_, float_base) = eval(&float_plan, None)?;
-    let full_plan = QuantPlan::build(model, recipe, &PlanFilter::default())?;
+    let full_plan = QuantPlan::build(model, recipe, measured, &PlanFilter::default())?;
     let (_, full_base) = eval(&full_plan, None)?;
     let mut results = Vec::new();
     for layer in full_plan.layers.iter().map(|l| l.layer.clone()) {
@@ -110,7 +111,7 @@ pub fn sensitivity(
             skip_activations,
             ..PlanFilter::default()
         };
-        let plan_for = |r: &Recipe, f: &PlanFilter| QuantPlan::build(model, r, f);
+        let plan_for = |r: &Recipe, f: &PlanFilter| QuantPlan::build(model, r, measured, f);
         let enable_one = eval(&plan_for(recipe, &only(false, false))?, Some(&float_base))?.0;
         let except = PlanFilter { except: one.clone(), ..PlanFilter::default() };
         let disable_one = eval(&plan_for(recipe, &except)?, Some(&full_base))?.0;
@@ -220,12 +221,13 @@ pub fn mixed_precision(
     sim: &Simulator,
     model: &OnnxModel,
     recipe: &Recipe,
+    measured: &Measured,
     target: Target,
     on_step: &mut dyn FnMut(SearchStep<'_>),
     cancel: &AtomicBool,
 ) -> Result<MixedPrecision> {
     let config = EvalConfig { skip_local: true, ..EvalConfig::default() };
-    let layers: Vec<String> = QuantPlan::build(model, recipe, &PlanFilter::default())?
+    let layers: Vec<String> = QuantPlan::build(model, recipe, measured, &PlanFilter::default())?
         .layers
         .iter()
         .filter(|l| l.weight_quant.is_some())
@@ -247,7 +249,7 @@ pub fn mixed_precision(
         let only = PlanFilter { only: Some([layer.clone()].into()), skip_activations: true, ..PlanFilter::default() };
         let mut row = Vec::new();
         for &b in &MIXED_PRECISION_BITS {
-            let plan = QuantPlan::build(model, &with_bits(&[(layer.clone(), b)]), &only)?;
+            let plan = QuantPlan::build(model, &with_bits(&[(layer.clone(), b)]), measured, &only)?;
             let (e, _) = sim.evaluate_from(Some(&float_base), &plan, &config, &mut |_| {}, cancel)?;
             row.push(10f64.powf(-e.metrics.output_sqnr_db / 10.0));
         }
@@ -261,7 +263,7 @@ pub fn mixed_precision(
     loop {
         let bits: Vec<(String, u8)> =
             layers.iter().zip(&level).map(|(l, &i)| (l.clone(), MIXED_PRECISION_BITS[i])).collect();
-        let plan = QuantPlan::build(model, &with_bits(&bits), &PlanFilter::default())?;
+        let plan = QuantPlan::build(model, &with_bits(&bits), measured, &PlanFilter::default())?;
         let (e, state) = sim.evaluate_from(base_state.as_ref(), &plan, &config, &mut |_| {}, cancel)?;
         if base_state.is_none() {
             base_state = Some(state);

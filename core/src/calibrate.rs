@@ -1,170 +1,75 @@
 //! The calibration pass: stream a data set through the float model once and collect statistics
 //! for every float activation (model inputs included) and every quantizable weight.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use ndarray::{ArrayViewD, Axis};
-use serde::{Deserialize, Serialize};
 
-use crate::data::{DataSet, InputShape, fixed_batch, resolve_input_shapes};
+use crate::data::{DataSet, fixed_batch, resolve_input_shapes};
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::model::runtime::{Runner, float_activations};
-use crate::observe::{Observer, TensorStats};
-use crate::quant::QRange;
+pub use crate::observe::{Calibration, WeightStats};
+use crate::observe::TensorStats;
+pub use crate::quant::CalibrationConfig;
+use crate::quant::recipe::Recipe;
 
 /// Batches per block: inference of a block runs in parallel, cancellation lands between blocks.
 const CALIBRATION_BLOCK: usize = 32;
 
-/// Settings of a calibration pass.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CalibrationConfig {
-    /// Samples per inference call (models with a fixed batch dim use theirs). Batch 1 is the
-    /// fastest per sample in tract on small models, and makes the moving average per sample.
-    pub batch_size: usize,
-    /// Shapes for dynamic dims the data cannot fix.
-    pub input_shapes: Vec<InputShape>,
-    /// Observe only the tensors quantization reads (the quantizable layers' inputs) instead of
-    /// every float activation: fewer outputs for tract to keep and fewer histograms to fill.
-    pub layer_inputs_only: bool,
+/// A recipe file: the configuration and, when calibrated, the calibration it was calibrated
+/// with, so that a reload needs no new pass. The JSON is the recipe's with a `calibration` field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipeFile {
+    /// The configuration.
+    pub recipe: Recipe,
+    /// The statistics, when the file holds them.
+    pub calibration: Option<Calibration>,
 }
 
-impl Default for CalibrationConfig {
-    fn default() -> Self {
-        Self { batch_size: 1, input_shapes: Vec::new(), layer_inputs_only: false }
-    }
+#[derive(serde::Serialize)]
+struct RecipeFileOut<'a> {
+    #[serde(flatten)]
+    recipe: &'a Recipe,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration: Option<&'a Calibration>,
 }
 
-/// Range statistics of a constant weight.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WeightStats {
-    /// The layer (node) the weight belongs to.
-    pub layer: String,
-    /// Output-channel axis.
-    pub axis: usize,
-    /// Minimum of each output channel.
-    pub channel_min: Vec<f32>,
-    /// Maximum of each output channel.
-    pub channel_max: Vec<f32>,
-    /// Whole-tensor statistics (range and histogram).
-    pub stats: TensorStats,
-}
-
-/// Everything a calibration pass learned. Maps are sorted by tensor name; `order` gives network
-/// order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Calibration {
-    /// Number of samples streamed.
-    pub num_samples: usize,
-    /// Activation tensors in network order.
-    pub order: Vec<String>,
-    /// Statistics per activation tensor.
-    pub activations: BTreeMap<String, TensorStats>,
-    /// Statistics per weight tensor of the quantizable layers.
-    pub weights: BTreeMap<String, WeightStats>,
-    /// Observer ranges already searched (not saved; shared by clones of this calibration).
-    #[serde(skip)]
-    pub range_cache: RangeCache,
-}
-
-/// Memo of searched observer ranges. The quantization plan is rebuilt on every config change (the
-/// app's incremental re-evaluation, every step of a sensitivity sweep), and an entropy search
-/// costs milliseconds per tensor, so each (tensor, observer, integer range, symmetry) is searched
-/// once. The key also holds a fingerprint of the statistics, so a calibration edited in place
-/// never answers from an old search. Clones share the memo; equality ignores it.
-#[derive(Debug, Clone, Default)]
-pub struct RangeCache(Arc<Mutex<HashMap<String, (f32, f32)>>>);
-
-impl PartialEq for RangeCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl RangeCache {
-    /// Number of memoised ranges.
-    pub fn len(&self) -> usize {
-        self.0.lock().map_or(0, |m| m.len())
+impl RecipeFile {
+    /// The file as pretty JSON (deterministic: maps are sorted).
+    pub fn to_json(&self) -> Result<String> {
+        let out = RecipeFileOut { recipe: &self.recipe, calibration: self.calibration.as_ref() };
+        serde_json::to_string_pretty(&out).map_err(|e| Error::Config(format!("cannot serialize the recipe: {e}")))
     }
 
-    /// True when nothing is memoised.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Calibration {
-    /// Checks that every statistic is finite (a recipe edited by hand, e.g. `1e39` read as an
-    /// f32, would otherwise not save again).
-    pub fn check_finite(&self) -> Result<(), String> {
-        let stats = self.activations.iter().chain(self.weights.iter().map(|(n, w)| (n, &w.stats)));
-        for (name, s) in stats {
-            let finite = s.min.is_finite()
-                && s.max.is_finite()
-                && s.histogram.threshold.is_finite()
-                && s.histogram.counts.iter().all(|c| c.is_finite())
-                && s.batch_ranges.iter().flatten().all(|v| v.is_finite());
-            if !finite {
-                return Err(format!("the calibration statistics of '{name}' hold non-finite numbers"));
-            }
+    /// Parses a recipe file (see [`Recipe::from_json`]), checking the statistics it embeds.
+    pub fn from_json(text: &str, path: &std::path::Path) -> Result<Self> {
+        let mut value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::data(format!("not a valid recipe JSON ({e})"), path))?;
+        let calibration = value.as_object_mut().and_then(|o| o.remove("calibration"));
+        let recipe = Recipe::from_value(value, path)?;
+        let calibration: Option<Calibration> = match calibration {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value(v).map_err(|e| Error::data(format!("invalid recipe calibration ({e})"), path))?,
+            ),
+        };
+        if let Some(cal) = &calibration {
+            cal.check_finite().map_err(|m| Error::data(format!("invalid recipe: {m}"), path))?;
         }
-        for (name, w) in &self.weights {
-            if !w.channel_min.iter().chain(&w.channel_max).all(|v| v.is_finite()) {
-                return Err(format!("the channel ranges of '{name}' hold non-finite numbers"));
-            }
-        }
-        Ok(())
+        Ok(Self { recipe, calibration })
     }
 
-    /// The clip range `observer` chooses for activation `tensor` (None when it was not observed),
-    /// searched once and memoised for the observers that search (percentile, entropy, MSE).
-    pub fn activation_range(
-        &self,
-        tensor: &str,
-        observer: &Observer,
-        qrange: QRange,
-        symmetric: bool,
-    ) -> Option<(f32, f32)> {
-        let stats = self.activations.get(tensor)?;
-        Some(self.range_of(tensor, stats, observer, qrange, symmetric))
+    /// Writes the file atomically.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        crate::fsutil::write_atomic(path, self.to_json()?.as_bytes())
     }
 
-    /// [`Self::activation_range`] for statistics the caller already looked up (those of `tensor`).
-    pub fn range_of(
-        &self,
-        tensor: &str,
-        stats: &TensorStats,
-        observer: &Observer,
-        qrange: QRange,
-        symmetric: bool,
-    ) -> (f32, f32) {
-        if !matches!(observer, Observer::Percentile { .. } | Observer::Entropy { .. } | Observer::Mse) {
-            return observer.range(stats, qrange, symmetric);
-        }
-        let key = format!(
-            "{tensor}\u{0}{observer:?}\u{0}{qrange:?}\u{0}{symmetric}\u{0}{}:{}:{}:{}:{}",
-            stats.min.to_bits(),
-            stats.max.to_bits(),
-            stats.count,
-            stats.histogram.threshold.to_bits(),
-            stats.histogram.total().to_bits()
-        );
-        if let Some(r) = self.range_cache.0.lock().ok().and_then(|m| m.get(&key).copied()) {
-            return r;
-        }
-        let range = observer.range(stats, qrange, symmetric);
-        if let Ok(mut m) = self.range_cache.0.lock() {
-            m.insert(key, range);
-        }
-        range
-    }
-
-    /// Tensors that held NaN or infinite values, with how many, sorted by name.
-    pub fn non_finite(&self) -> Vec<(String, u64)> {
-        self.activations.iter().filter(|(_, s)| s.non_finite > 0).map(|(n, s)| (n.clone(), s.non_finite)).collect()
+    /// Reads a recipe file.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read recipe", e, path))?;
+        Self::from_json(&text, path)
     }
 }
 
@@ -240,7 +145,7 @@ pub fn calibrate(
         }
         let full = block.iter().filter(|b| b.len() == batch).count();
         let mut outputs = Vec::with_capacity(block.len());
-        crate::simulate::run_samples(
+        crate::model::parallel::run_samples(
             &runner,
             full,
             &|i| Ok(block[i].inputs.clone()),
@@ -281,16 +186,16 @@ pub fn calibrate(
     }
     let mut weights = BTreeMap::new();
     for layer in &model.summary.layers {
-        let t = model.constant_tensor(&layer.weight)?;
-        let view = t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
-        weights.insert(layer.weight.clone(), weight_stats(&layer.name, &view, layer.out_channel_axis));
+        let view = model.constant_f32(&layer.weight)?;
+        weights.insert(layer.weight.clone(), weight_stats(&layer.name, &view.view(), layer.out_channel_axis));
     }
-    Ok(Calibration { num_samples: done, order, activations, weights, range_cache: RangeCache::default() })
+    Ok(Calibration { num_samples: done, order, activations, weights, range_cache: crate::observe::RangeCache::default() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::{Observer, QRange};
 
     fn calibration_of(values: &[f32]) -> Calibration {
         let mut stats = TensorStats::default();

@@ -57,6 +57,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Writes every `(path, bytes)` atomically, in order; when one cannot be written, the files this
+/// call already wrote are removed again, so a failed run leaves no output behind.
+pub fn write_all_or_none(files: &[(&Path, &[u8])]) -> Result<()> {
+    for (i, (path, bytes)) in files.iter().enumerate() {
+        if let Err(e) = write_atomic(path, bytes) {
+            for (written, _) in &files[..i] {
+                let _ = std::fs::remove_file(written);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

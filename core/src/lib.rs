@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod panics;
+pub mod pipeline;
 pub mod plan;
 pub mod quant;
 pub mod report;

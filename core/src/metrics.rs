@@ -1,4 +1,4 @@
-//! Error metrics between float and quantized tensors (DESIGN.md §4): SQNR, MSE, cosine
+//! Error metrics between float and quantized tensors (docs/QUANTIZATION.md#metrics): SQNR, MSE, cosine
 //! similarity and max abs error, accumulated in a streaming way over a data set.
 
 use serde::{Deserialize, Serialize};

@@ -7,15 +7,37 @@
 //! DequantizeLinear, and the bias as int32 with scale `s_input · s_weight`. Other ops stay float.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::algorithms::{RefineInput, RefineTask, Refinements, layer_data};
 use crate::error::{Error, Result};
+use crate::observe::Calibration;
 use crate::model::OnnxModel;
+use crate::model::graph::{consumers, is_graph_output};
 use crate::quant::recipe::Recipe;
 use crate::quant::{
     ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, WeightQuant, compute_scale_zp, quantize_weight,
 };
+
+/// What was measured for a recipe, held beside it (the recipe is configuration only): the
+/// calibration statistics and what the layer-wise algorithms computed from them. Clones share.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measured {
+    /// The calibration, once calibrated.
+    pub calibration: Option<Arc<Calibration>>,
+    /// The layer-wise algorithms' results for that calibration (empty when none ran). The plan
+    /// applies a layer's only while its config and input quantization still match.
+    pub refinements: Arc<Refinements>,
+}
+
+impl Measured {
+    /// A calibration without refinements.
+    pub fn calibrated(calibration: Calibration) -> Self {
+        Self { calibration: Some(Arc::new(calibration)), refinements: Arc::default() }
+    }
+}
 
 /// How one op type is handled: which of its inputs are quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +135,7 @@ pub struct LayerPlan {
 /// Conv becomes QLinearConv only when its output goes straight into a QuantizeLinear, directly or
 /// through a Relu or Clip (which ORT folds into the output range). A true depthwise Conv (one input
 /// channel per group, as many outputs as groups) runs an exact kernel; ConvTranspose stays float.
-pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, recipe: &Recipe) -> bool {
+pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, calibration: Option<&Calibration>) -> bool {
     let Some(layer) = model.summary.layer(&lp.layer) else { return false };
     let graph = model.graph();
     match layer.op_type.as_str() {
@@ -135,7 +157,7 @@ pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, recip
                     .then_some(*add),
                 _ => None,
             };
-            let rank = recipe.calibration.as_ref().and_then(|c| c.activations.get(&layer.input)).map(|s| s.rank);
+            let rank = calibration.and_then(|c| c.activations.get(&layer.input)).map(|s| s.rank);
             let concrete_inputs =
                 model.summary.inputs.iter().all(|i| i.shape.iter().all(|d| matches!(d, crate::model::Dim::Fixed(_))));
             let fused_with_bias =
@@ -152,15 +174,6 @@ pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, recip
         }
         _ => false,
     }
-}
-
-/// The nodes reading `tensor`.
-fn consumers<'a>(graph: &'a tract_onnx::pb::GraphProto, tensor: &str) -> Vec<&'a tract_onnx::pb::NodeProto> {
-    graph.node.iter().filter(|n| n.input.iter().any(|i| i == tensor)).collect()
-}
-
-fn is_graph_output(graph: &tract_onnx::pb::GraphProto, tensor: &str) -> bool {
-    graph.output.iter().any(|o| o.name == tensor)
 }
 
 /// Whether `tensor` (an op's output) feeds only a static QuantizeLinear in the export, directly
@@ -198,8 +211,7 @@ fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool
             let bound = |i: usize, attr: &str, default: f32| -> Option<f32> {
                 match act.input.get(i).filter(|s| !s.is_empty()) {
                     Some(name) => {
-                        let t = model.constant_tensor(name).ok()?;
-                        let view = t.to_plain_array_view::<f32>().ok()?;
+                        let view = model.constant_f32(name).ok()?;
                         view.iter().next().copied()
                     }
                     None => Some(act.attribute.iter().find(|x| x.name == attr).map_or(default, |x| x.f)),
@@ -263,9 +275,9 @@ pub struct QuantPlan {
 }
 
 impl QuantPlan {
-    /// Builds the plan for `recipe` on `model`; the recipe must hold a calibration when any
-    /// activation is quantized.
-    pub fn build(model: &OnnxModel, recipe: &Recipe, filter: &PlanFilter) -> Result<Self> {
+    /// Builds the plan for `recipe` on `model` with what was `measured` for it; a calibration is
+    /// needed when any activation is statically quantized.
+    pub fn build(model: &OnnxModel, recipe: &Recipe, measured: &Measured, filter: &PlanFilter) -> Result<Self> {
         recipe.validate(&model.summary)?;
         let mut plan = Self { runtime: recipe.runtime, ..Self::default() };
         // Mark.
@@ -290,7 +302,7 @@ impl QuantPlan {
                 entry.consumers.push(layer.name.clone());
                 Some(layer.input.clone())
             } else {
-                let Some(cal) = recipe.calibration.as_ref() else {
+                let Some(cal) = measured.calibration.as_deref() else {
                     return Err(Error::Config("the recipe has no calibration: calibrate before simulating".into()));
                 };
                 match cal.activations.get(&layer.input) {
@@ -300,7 +312,7 @@ impl QuantPlan {
                             let observed =
                                 cal.range_of(&layer.input, stats, &scheme.observer, scheme.qrange(), scheme.symmetric);
                             // EasyQuant's range, while it belongs to this config and calibration.
-                            let range = recipe
+                            let range = measured
                                 .refinements
                                 .activations
                                 .get(&layer.input)
@@ -324,7 +336,7 @@ impl QuantPlan {
             };
             let input_params =
                 activation.as_ref().map(|t| &plan.activations[t]).filter(|a| !a.dynamic).map(|a| a.params);
-            let refinement = recipe
+            let refinement = measured
                 .refinements
                 .layers
                 .get(&layer.name)
@@ -334,9 +346,8 @@ impl QuantPlan {
             } else if let Some(wq) = refinement.and_then(|r| r.weight.clone()) {
                 Some(wq)
             } else {
-                let t = model.constant_tensor(&layer.weight)?;
-                let view = t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
-                Some(quantize_weight(&view, layer.out_channel_axis, &config.weight)?)
+                let view = model.constant_f32(&layer.weight)?;
+                Some(quantize_weight(&view.view(), layer.out_channel_axis, &config.weight)?)
             };
             let corrected_bias = refinement.and_then(|r| r.bias.clone());
             plan.layers.push(LayerPlan {
@@ -352,7 +363,7 @@ impl QuantPlan {
             });
         }
         plan.quantize_biases(model)?;
-        plan.mark_saturation(model, recipe);
+        plan.mark_saturation(model, measured.calibration.as_deref());
         Ok(plan)
     }
 
@@ -360,7 +371,7 @@ impl QuantPlan {
     /// runs them with a u8×s8 integer kernel (see [`integer_kernel`]), the input is 8-bit
     /// unsigned, the weight is stored as int8, and some output channel holds two weights whose
     /// products with inputs in [0, 255] can leave the int16 range.
-    fn mark_saturation(&mut self, model: &OnnxModel, recipe: &Recipe) {
+    fn mark_saturation(&mut self, model: &OnnxModel, calibration: Option<&Calibration>) {
         if !self.runtime.saturates_u8s8_pairs() {
             return;
         }
@@ -373,7 +384,7 @@ impl QuantPlan {
                 let u8_input = act.params.range.qmin == 0 && act.params.range.qmax == 255;
                 let i8_weight =
                     wq.params.iter().all(|p| p.range.qmin >= -128 && p.range.qmax <= 127) && wq.group_size.is_none();
-                u8_input && i8_weight && integer_kernel(model, lp, self, recipe) && pairs_can_overflow(wq)
+                u8_input && i8_weight && integer_kernel(model, lp, self, calibration) && pairs_can_overflow(wq)
             })
             .collect();
         for (lp, m) in self.layers.iter_mut().zip(marks) {
@@ -430,8 +441,7 @@ impl QuantPlan {
             let values: Vec<f32> = match &lp.corrected_bias {
                 Some((tensor, values)) if tensor == bias => values.clone(),
                 _ => {
-                    let b = model.constant_tensor(bias)?;
-                    let b = b.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
+                    let b = model.constant_f32(bias)?;
                     b.iter().copied().collect()
                 }
             };
@@ -452,6 +462,30 @@ impl QuantPlan {
             lp.bias = Some(BiasQuant { tensor: bias.clone(), scales, q });
         }
         Ok(())
+    }
+
+    /// The layers the layer-wise algorithms refine under this plan (those whose config asks for
+    /// it, with a quantized weight, of a kind the algorithms handle), with their inputs' static
+    /// quantization.
+    pub fn refine_tasks(&self, model: &OnnxModel) -> Vec<RefineTask> {
+        self.layers
+            .iter()
+            .filter(|lp| lp.config.algorithms.refines() && lp.weight_quant.is_some())
+            .filter(|lp| model.summary.layer(&lp.layer).is_some_and(|l| layer_data::supported(model, l)))
+            .map(|lp| RefineTask {
+                layer: lp.layer.clone(),
+                config: lp.config,
+                input: lp.activation.as_ref().and_then(|t| self.activations.get(t)).filter(|a| !a.dynamic).map(|a| {
+                    RefineInput {
+                        tensor: a.tensor.clone(),
+                        range: a.range,
+                        params: a.params,
+                        scheme: a.scheme,
+                        first_consumer: a.consumers.first() == Some(&lp.layer),
+                    }
+                }),
+            })
+            .collect()
     }
 
     /// The plan of `layer`.

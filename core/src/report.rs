@@ -1,4 +1,4 @@
-//! The analysis report (DESIGN.md §7): the JSON that `quantbench analyze` and `quantize` write.
+//! The analysis report (docs/CLI.md#report-fields): the JSON that `quantbench analyze` and `quantize` write.
 
 use serde::{Deserialize, Serialize};
 

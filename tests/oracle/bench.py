@@ -7,7 +7,7 @@ For every sample model, in one run:
   * peak memory of QuantBench calibration at 1x and 8x the calibration samples;
   * QuantBench's simulated-evaluation throughput vs plain tract inference, and incremental
     re-evaluation latency (the bench_simulate binary).
-Prints a table and writes BENCHMARKS.md. Usage: bench.py QUANTBENCH_BIN BENCH_SIMULATE_BIN OUT.md
+Prints a table and writes BENCHMARKS.md. Usage: bench.py QUANTBENCH_BIN BENCH_SIMULATE_BIN OUT_MARKDOWN
 """
 import json
 import os

@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use ndarray::{ArrayD, Axis, IxDyn};
 use ndarray_npy::{NpzWriter, WritableElement, WriteNpyExt as _};
 use prost::Message as _;
-use quantbench_core::calibrate::{CalibrationConfig, calibrate};
+use quantbench_core::calibrate::{CalibrationConfig, RecipeFile, calibrate};
 use quantbench_core::data::{DataSet, DataSource};
 use quantbench_core::model::{Dim, ModelSummary, OnnxModel, TensorInfo};
 use quantbench_core::observe::Observer;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::quant::{Granularity, LayerConfig};
 use serde_json::Value;
-use tract_onnx::pb;
+use quantbench_core::model::onnx as pb;
 
 use crate::{SAMPLE_MODELS, repo_root, sample};
 
@@ -271,10 +271,11 @@ impl Context {
 
     fn exec_recipe(&self, input: &[u8], notes: &mut Vec<String>) -> String {
         let text = String::from_utf8_lossy(input);
-        let recipe = match Recipe::from_json(&text, Path::new("fuzz.json")) {
+        let file = match RecipeFile::from_json(&text, Path::new("fuzz.json")) {
             Ok(r) => r,
             Err(e) => return blank(&e.to_string()),
         };
+        let recipe = &file.recipe;
         let mut outcome = String::from("parsed|");
         for s in &self.summaries {
             let _ = write!(outcome, "{}|", signature(&recipe.validate(s), "valid"));
@@ -283,8 +284,8 @@ impl Context {
             }
         }
         // A recipe that loads must save and load back to itself (recipes are saved losslessly).
-        match recipe.to_json().and_then(|j| Recipe::from_json(&j, Path::new("fuzz.json"))) {
-            Ok(back) if back == recipe => {}
+        match file.to_json().and_then(|j| RecipeFile::from_json(&j, Path::new("fuzz.json"))) {
+            Ok(back) if back == file => {}
             Ok(_) => notes.push("recipe: a loaded recipe saves to JSON that loads back differently".into()),
             Err(e) => {
                 notes.push(format!("recipe: a loaded recipe does not reload after saving: {}", blank(&e.to_string())));
@@ -312,7 +313,7 @@ fn exec_model(input: &[u8], notes: &mut Vec<String>) -> String {
     let mut outcome = format!("ok:{}layers:{}consts|", s.layers.len().min(3), constants.len().min(3));
     for layer in &s.layers {
         // What calibration and export do with every quantizable layer of a loaded model.
-        let t = model.constant_tensor(&layer.weight);
+        let t = model.constant_f32(&layer.weight);
         let _ = write!(outcome, "{}|", signature(&t, "weight"));
     }
     outcome
@@ -1144,8 +1145,7 @@ fn cnn_calibrated_recipe(scratch: &Path) -> Vec<u8> {
         c.activation.observer = Observer::Percentile { percentile: 99.9 };
         r.layers.insert(l.name.clone(), c);
     }
-    r.calibration = Some(cal);
-    r.to_json().expect("json").into_bytes()
+    RecipeFile { recipe: r, calibration: Some(cal) }.to_json().expect("json").into_bytes()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,9 +20,14 @@ pub fn sample(name: &str, file: &str) -> PathBuf {
     repo_root().join("sample_models").join(name).join(file)
 }
 
-/// The `quantbench` binary of the current build (built by `scripts/test.sh` before the tests).
+/// The `quantbench` binary of the current build: cargo builds it for the end-to-end tests (the
+/// `quantbench` package's `e2e` test) and says where (`CARGO_BIN_EXE_quantbench`, set while the
+/// test runs).
 pub fn quantbench_bin() -> PathBuf {
-    // current_exe is <target>/<profile>/deps/e2e-<hash>; the binary is <target>/<profile>/quantbench.
+    if let Some(bin) = std::env::var_os("CARGO_BIN_EXE_quantbench") {
+        return PathBuf::from(bin);
+    }
+    // Run outside cargo: current_exe is <target>/<profile>/deps/e2e-<hash>.
     let exe = std::env::current_exe().expect("current exe");
     quantbench_bin_in(exe.parent().and_then(Path::parent).expect("target profile dir"))
 }
@@ -32,7 +37,7 @@ pub fn quantbench_bin_in(profile_dir: &Path) -> PathBuf {
     let bin = profile_dir.join(format!("quantbench{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
-        "{} is missing: run `cargo build -p quantbench` first (scripts/test.sh does)",
+        "{} is missing: run the end-to-end tests through cargo (`cargo test -p quantbench --test e2e`), which builds it",
         bin.display()
     );
     bin
@@ -51,7 +56,13 @@ pub fn python() -> PathBuf {
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     let p = home.join(".cache/quantbench/venv/bin/python");
-    assert!(p.is_file(), "the Python oracle venv is missing: run scripts/test.sh once (it creates {})", p.display());
+    assert!(
+        p.is_file(),
+        "the ONNX Runtime oracle needs its Python venv, which is missing: run `bash scripts/python-env.sh` from \
+         the repository root once (it creates {} from tests/requirements.txt; scripts/test.sh does it too), or \
+         set QB_PYTHON to a Python that has those packages",
+        p.display()
+    );
     p
 }
 

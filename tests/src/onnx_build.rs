@@ -4,7 +4,7 @@ use std::path::Path;
 
 use prost::Message as _;
 use quantbench_core::model::float_value_info;
-use tract_onnx::pb;
+use quantbench_core::model::onnx as pb;
 
 /// A node of the default domain.
 pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {

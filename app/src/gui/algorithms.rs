@@ -2,6 +2,7 @@
 //! for every layer or the selected ones, apply (which recalibrates through the worker, with
 //! progress and cancel in the jobs bar), and see per layer what the layer-wise algorithms achieved.
 
+use quantbench_core::algorithms::Refinements;
 use quantbench_core::model::ModelSummary;
 use quantbench_core::quant::LayerAlgorithms;
 use quantbench_core::quant::recipe::Recipe;
@@ -72,7 +73,7 @@ pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Ve
     let draft = *d;
     let selected_only = state.selected_only;
     ui.add_space(tokens::SECTION_SPACE / 2.0);
-    let can_run = recipe.calibration.is_some() || app.session.calibration.is_some();
+    let can_run = app.calibrated() || app.session.calibration.is_some();
     if ui.add_enabled(can_run, egui::Button::new("Apply and recalibrate")).clicked() {
         let with = |layer: &str| {
             let mut c = recipe.config_for(layer);
@@ -93,11 +94,11 @@ pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Ve
         }
         actions.push(Action::Calibrate);
     }
-    results_ui(ui, &recipe, &summary);
+    results_ui(ui, &recipe, &app.session.measured.refinements, &summary);
 }
 
 /// Per layer: the algorithms it takes part in and what the layer-wise ones achieved.
-fn results_ui(ui: &mut egui::Ui, recipe: &Recipe, summary: &ModelSummary) {
+fn results_ui(ui: &mut egui::Ui, recipe: &Recipe, refinements: &Refinements, summary: &ModelSummary) {
     ui.add_space(tokens::SECTION_SPACE);
     ui.heading("Per layer");
     egui::ScrollArea::vertical().show(ui, |ui| {
@@ -111,7 +112,7 @@ fn results_ui(ui: &mut egui::Ui, recipe: &Recipe, summary: &ModelSummary) {
                 let config = recipe.config_for(&layer.name);
                 ui.label(&layer.name);
                 ui.label(algorithm_names(&config.algorithms));
-                match recipe.refinements.layers.get(&layer.name) {
+                match refinements.layers.get(&layer.name) {
                     Some(r) if r.config == config => {
                         ui.label(format!("{:.3e} -> {:.3e}", r.mse.0, r.mse.1));
                         ui.label(if r.bias.is_some() { "corrected" } else { "-" });
@@ -182,15 +183,16 @@ mod tests {
     fn choosing_adaround_recalibrates_and_shows_each_layers_result() {
         let mut h = apply_on_mlp("AdaRound");
         wait_until(&mut h, "recalibrated with AdaRound", |a| {
-            settled(a) && a.session.recipe.as_ref().is_some_and(|r| !r.refinements.layers.is_empty())
+            settled(a) && !a.session.measured.refinements.layers.is_empty()
         });
         let recipe = h.state().session.recipe.clone().expect("recipe");
         assert!(recipe.defaults.algorithms.ada_round);
         for layer in ["fc1", "fc2", "fc3"] {
-            let r = &recipe.refinements.layers[layer];
+            let r = &h.state().session.measured.refinements.layers[layer];
             h.get_by_label(&format!("{:.3e} -> {:.3e}", r.mse.0, r.mse.1));
         }
-        assert_eq!(recipe.refinements.layers.len(), h.state().session.summary.as_ref().expect("model").layers.len());
+        let refined = h.state().session.measured.refinements.layers.len();
+        assert_eq!(refined, h.state().session.summary.as_ref().expect("model").layers.len());
         assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     }
 
@@ -199,7 +201,7 @@ mod tests {
         let mut h = apply_on_mlp("SmoothQuant");
         let smoothed = |a: &WorkbenchApp| -> Option<(usize, String)> {
             let summary = a.session.summary.as_ref()?;
-            let cal = a.session.recipe.as_ref()?.calibration.as_ref()?;
+            let cal = a.session.measured.calibration.as_deref()?;
             summary.layers.iter().enumerate().find_map(|(i, l)| {
                 let name = smoothed_name(&l.input, &l.name);
                 cal.activations.contains_key(&name).then_some((i, name))
@@ -212,7 +214,7 @@ mod tests {
         h.step();
         h.get_by_label_contains(&format!("Activation histogram: {name}"));
         let stats =
-            h.state().session.recipe.as_ref().and_then(|r| r.calibration.as_ref()).expect("calibrated").activations
+            h.state().session.measured.calibration.as_deref().expect("calibrated").activations
                 [&name]
                 .clone();
         h.get_by_label(&format!("MinMax: [{:.3}, {:.3}]", stats.min, stats.max));

@@ -503,7 +503,7 @@ impl WorkbenchApp {
         let recipe = run.result.recipe_of(recipe, i);
         run.applied = Some(i);
         self.set_recipe_locally(&recipe);
-        if let Some(job) = self.send(Command::SetRecipe { recipe }) {
+        if let Some(job) = self.send(Command::SetRecipe { recipe, calibration: None }) {
             self.unacknowledged_changes.insert(job);
         }
         self.notes.push(format!("applied mixed-precision point #{i}"));

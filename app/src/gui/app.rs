@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use quantbench_core::data::DataSource;
+use quantbench_core::calibrate::RecipeFile;
 use quantbench_core::model::ModelSummary;
+use quantbench_core::plan::Measured;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::simulate::Evaluation;
 use quantbench_core::worker::{Command, DataRole, Event, ExportKind, JobId, JobKind, Worker, WorkerHandle};
@@ -58,6 +60,8 @@ pub struct Session {
     pub evaluation_set: Option<DataInfo>,
     /// The recipe as the app believes the worker holds it (config changes applied locally at once).
     pub recipe: Option<Recipe>,
+    /// What the worker measured for it (calibration, refinements), as last reported.
+    pub measured: Measured,
     /// The newest recipe revision reported by the worker.
     pub revision: u64,
     /// The last evaluation and the revision it describes.
@@ -393,11 +397,16 @@ impl WorkbenchApp {
     }
 
     fn open_recipe(&mut self, path: &Path) {
-        match Recipe::load(path) {
-            Ok(recipe) => {
+        match RecipeFile::load(path) {
+            Ok(RecipeFile { recipe, calibration }) => {
                 Settings::remember(&mut self.settings.recent_recipes, path);
                 self.set_recipe_locally(&recipe);
-                if let Some(job) = self.send(Command::SetRecipe { recipe }) {
+                // A calibration the file holds replaces the current one (and its refinements).
+                let calibration = calibration.map(Arc::new);
+                if let Some(c) = &calibration {
+                    self.session.measured = Measured { calibration: Some(Arc::clone(c)), refinements: Arc::default() };
+                }
+                if let Some(job) = self.send(Command::SetRecipe { recipe, calibration }) {
                     self.unacknowledged_changes.insert(job);
                 }
                 self.notes.push(format!("recipe: {}", file_name(path)));
@@ -407,12 +416,7 @@ impl WorkbenchApp {
     }
 
     pub(super) fn set_recipe_locally(&mut self, recipe: &Recipe) {
-        let calibration = self.session.recipe.as_mut().and_then(|r| r.calibration.take());
-        let mut new = recipe.clone();
-        if new.calibration.is_none() {
-            new.calibration = calibration;
-        }
-        self.session.recipe = Some(new);
+        self.session.recipe = Some(recipe.clone());
     }
 
     /// Where a dropped file goes: models open, recipes load, data sets go to calibration when none
@@ -532,7 +536,7 @@ impl WorkbenchApp {
                 }
                 recipe.runtime = runtime;
                 self.set_recipe_locally(&recipe);
-                if let Some(job) = self.send(Command::SetRecipe { recipe }) {
+                if let Some(job) = self.send(Command::SetRecipe { recipe, calibration: None }) {
                     self.unacknowledged_changes.insert(job);
                 }
             }
@@ -751,12 +755,13 @@ impl WorkbenchApp {
                     }
                 }
             }
-            Event::Calibrated { job, revision, recipe, .. } => {
+            Event::Calibrated { job, revision, recipe, measured } => {
                 if self.pending_calibration == Some(job) {
                     self.pending_calibration = None;
                 }
                 self.session.revision = revision;
                 self.session.recipe = Some(*recipe);
+                self.session.measured = measured;
                 if self.session.evaluation_set.is_some() {
                     self.push_action(Action::Evaluate);
                 }
@@ -825,9 +830,9 @@ impl WorkbenchApp {
         }
     }
 
-    /// Whether the recipe holds a calibration.
+    /// Whether the recipe has been calibrated.
     pub fn calibrated(&self) -> bool {
-        self.session.recipe.as_ref().is_some_and(|r| r.calibration.is_some())
+        self.session.measured.calibration.is_some()
     }
 }
 

@@ -37,7 +37,7 @@ pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Ac
     };
     let Some(layer) = summary.layers.get(index) else { return };
     let config = app.session.recipe.as_ref().map(|r| r.config_for(&layer.name)).unwrap_or_default();
-    let calibration = app.session.recipe.as_ref().and_then(|r| r.calibration.as_ref());
+    let calibration = app.session.measured.calibration.as_deref();
     let result = app.session.evaluation.as_ref().and_then(|(_, e)| e.layers.iter().find(|l| l.name == layer.name));
     let state = app.results_state();
     let log = &mut app.settings.log_histogram;

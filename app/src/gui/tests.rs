@@ -381,7 +381,7 @@ fn dragging_a_clip_line_sets_a_manual_range_and_re_evaluates() {
     wait_until(&mut h, "mlp evaluated", settled);
     let app = h.state();
     let layer = app.session.summary.as_ref().expect("model").layers[app.focus.expect("focused")].clone();
-    let stats = app.session.recipe.as_ref().and_then(|r| r.calibration.as_ref()).expect("calibrated").activations
+    let stats = app.session.measured.calibration.as_deref().expect("calibrated").activations
         [&layer.input]
         .clone();
     assert_eq!(
@@ -458,7 +458,7 @@ impl eframe::Storage for MemoryStorage {
 }
 
 fn input_max(app: &WorkbenchApp) -> f32 {
-    app.session.recipe.as_ref().and_then(|r| r.calibration.as_ref()).map_or(f32::NAN, |c| c.activations["input"].max)
+    app.session.measured.calibration.as_deref().map_or(f32::NAN, |c| c.activations["input"].max)
 }
 
 #[test]

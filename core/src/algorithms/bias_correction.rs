@@ -4,15 +4,10 @@
 //! float one. The bias is the layer's bias input (Conv, Gemm) or, for a MatMul, the constant of
 //! the `Add` that alone consumes its output (what exporters emit for `Linear`).
 
-use super::layer_data::{LayerProblem, layer_node, weight_matrix};
+use super::layer_data::{LayerProblem, weight_matrix};
 use crate::error::{Error, Result};
 use crate::model::{OnnxModel, QuantizableLayer, node_name};
 use crate::quant::WeightQuant;
-
-/// How many nodes read `tensor`.
-pub(crate) fn readers(model: &OnnxModel, tensor: &str) -> usize {
-    model.graph().node.iter().map(|n| n.input.iter().filter(|i| *i == tensor).count()).sum()
-}
 
 /// The bias tensor bias correction adjusts and the factor the layer applies to it (Gemm's beta),
 /// or None when the layer has none it may change.
@@ -20,17 +15,17 @@ pub fn bias_of(model: &OnnxModel, layer: &QuantizableLayer) -> Result<Option<(St
     let out_channels = layer.weight_shape.get(layer.out_channel_axis).copied().unwrap_or(0);
     let consts = model.constants();
     let elements = |t: &str| consts.get(t).map(|p| p.dims.iter().product::<i64>());
-    let fits = |t: &str| elements(t) == i64::try_from(out_channels).ok() && readers(model, t) == 1;
+    let fits = |t: &str| elements(t) == i64::try_from(out_channels).ok() && model.readers(t) == 1;
     if let Some(b) = &layer.bias {
         let beta = if layer.op_type == "Gemm" {
-            let node = layer_node(model, &layer.name)?;
+            let node = model.node(&layer.name)?;
             node.attribute.iter().find(|a| a.name == "beta").map_or(1.0, |a| a.f)
         } else {
             1.0
         };
         return Ok((fits(b) && beta != 0.0).then(|| (b.clone(), beta)));
     }
-    if layer.op_type != "MatMul" || readers(model, &layer.output) != 1 {
+    if layer.op_type != "MatMul" || model.readers(&layer.output) != 1 {
         return Ok(None);
     }
     let add = model.graph().node.iter().find(|n| n.op_type == "Add" && n.input.contains(&layer.output));
@@ -49,15 +44,14 @@ pub fn correct(
 ) -> Result<Option<(String, Vec<f32>)>> {
     let Some((tensor, beta)) = bias_of(model, layer)? else { return Ok(None) };
     let shift = problem.mean_shift(&weight_matrix(&wq.dequantize(), problem.axis));
-    let b = model.constant_tensor(&tensor)?;
-    let b = b.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
+    let b = model.constant_f32(&tensor)?;
     if b.len() != shift.len() {
         return Err(Error::InvalidModel(format!(
             "bias '{tensor}' of '{}' has {} values for {} channels ({})",
             layer.name,
             b.len(),
             shift.len(),
-            node_name(layer_node(model, &layer.name)?)
+            node_name(model.node(&layer.name)?)
         )));
     }
     Ok(Some((tensor, b.iter().zip(&shift).map(|(&b, &d)| b - d / beta).collect())))

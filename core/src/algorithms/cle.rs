@@ -12,14 +12,13 @@
 use std::collections::BTreeMap;
 
 use ndarray::{ArrayD, Axis};
-use tract_onnx::pb;
+use crate::model::onnx as pb;
 
-use super::bias_correction::readers;
 use super::{Skipped, Transformed};
 use crate::error::{Error, Result};
 use crate::model::{OnnxModel, node_name};
 use crate::quant::recipe::Recipe;
-use crate::simulate::graph::{float_tensor, replace_constant};
+use crate::model::graph::{float_tensor, replace_constant};
 
 /// One equalizable pair.
 #[derive(Debug, Clone)]
@@ -33,8 +32,7 @@ struct Pair {
 }
 
 fn scalar(model: &OnnxModel, name: &str) -> Option<f32> {
-    let t = model.constant_tensor(name).ok()?;
-    let v = t.to_plain_array_view::<f32>().ok()?;
+    let v = model.constant_f32(name).ok()?;
     (v.len() == 1).then(|| v.iter().copied().next()).flatten()
 }
 
@@ -57,7 +55,7 @@ fn find_pairs(model: &OnnxModel, recipe: &Recipe) -> (Vec<Pair>, Skipped) {
             continue;
         }
         let mut skip = |why: &str| skipped.push((l1.name.clone(), why.to_string()));
-        if readers(model, &l1.output) != 1 || outputs.contains(&l1.output.as_str()) {
+        if model.readers(&l1.output) != 1 || outputs.contains(&l1.output.as_str()) {
             skip("its output has several readers; not equalized as a first layer");
             continue;
         }
@@ -74,7 +72,7 @@ fn find_pairs(model: &OnnxModel, recipe: &Recipe) -> (Vec<Pair>, Skipped) {
             _ => continue,
         };
         let Some(mut act_out) = act.output.first() else { continue };
-        if readers(model, act_out) != 1 || outputs.contains(&act_out.as_str()) {
+        if model.readers(act_out) != 1 || outputs.contains(&act_out.as_str()) {
             continue;
         }
         // Max pooling commutes with a positive per-channel scale too.
@@ -82,7 +80,7 @@ fn find_pairs(model: &OnnxModel, recipe: &Recipe) -> (Vec<Pair>, Skipped) {
             && pool.output.len() == 1
         {
             act_out = &pool.output[0];
-            if readers(model, act_out) != 1 || outputs.contains(&act_out.as_str()) {
+            if model.readers(act_out) != 1 || outputs.contains(&act_out.as_str()) {
                 continue;
             }
         }
@@ -92,7 +90,7 @@ fn find_pairs(model: &OnnxModel, recipe: &Recipe) -> (Vec<Pair>, Skipped) {
         if !recipe.config_for(&l2.name).algorithms.cross_layer_equalization {
             continue;
         }
-        if readers(model, &l1.weight) != 1 || readers(model, &l2.weight) != 1 {
+        if model.readers(&l1.weight) != 1 || model.readers(&l2.weight) != 1 {
             skip("a weight is shared with other nodes");
             continue;
         }
@@ -127,14 +125,9 @@ pub fn equalize(model: &OnnxModel, recipe: &Recipe, iterations: usize) -> Transf
         for l in [&p.first, &p.second] {
             let layer = model.summary.layer(l).ok_or_else(|| Error::InvalidModel(format!("no layer '{l}'")))?;
             if !weights.contains_key(l) {
-                let t = model.constant_tensor(&layer.weight)?;
-                weights.insert(l.clone(), t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned());
+                weights.insert(l.clone(), model.constant_f32(&layer.weight)?);
                 if let Some(b) = &layer.bias {
-                    let t = model.constant_tensor(b)?;
-                    biases.insert(
-                        l.clone(),
-                        t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.iter().copied().collect(),
-                    );
+                    biases.insert(l.clone(), model.constant_f32(b)?.iter().copied().collect());
                 }
             }
         }

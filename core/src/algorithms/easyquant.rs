@@ -9,7 +9,7 @@ use ndarray::{Array2, ArrayD, s};
 use super::EasyQuantSettings;
 use super::layer_data::{LayerProblem, matrix_to_weight_i32, param_index, weight_matrix};
 use crate::error::Result;
-use crate::plan::ActQuant;
+use super::RefineInput;
 use crate::quant::{Granularity, LayerConfig, QParams, WeightQuant, compute_scale_zp, quantize_weight};
 
 /// Columns the cosine is measured on (evenly spread over the layer's calibration columns).
@@ -119,7 +119,7 @@ pub fn search(
     problem: &LayerProblem,
     weight: &ArrayD<f32>,
     config: &LayerConfig,
-    act: Option<&ActQuant>,
+    act: Option<&RefineInput>,
     search_activation: bool,
     settings: &EasyQuantSettings,
 ) -> Result<EasyQuantResult> {

@@ -3,17 +3,11 @@
 //! The convolution then writes the BatchNormalization's output tensor, so everything downstream
 //! keeps its names.
 
-use ndarray::{ArrayD, Axis};
+use ndarray::Axis;
 
-use super::bias_correction::readers;
 use crate::error::{Error, Result};
 use crate::model::{OnnxModel, node_name};
-use crate::simulate::graph::{float_tensor, replace_constant};
-
-fn values(model: &OnnxModel, name: &str) -> Result<ArrayD<f32>> {
-    let t = model.constant_tensor(name)?;
-    Ok(t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned())
-}
+use crate::model::graph::{float_tensor, replace_constant};
 
 /// Folds every BatchNormalization that alone reads a Conv's output (with constant, unshared
 /// weights); returns the new model and the folded nodes' names.
@@ -36,27 +30,27 @@ pub fn fold_batch_norms(model: &OnnxModel) -> Result<(OnnxModel, Vec<String>)> {
         if params.len() != 4
             || !params.iter().all(|p| consts.contains_key(p.as_str()))
             || bn.output.len() != 1
-            || readers(model, x) != 1
+            || model.readers(x) != 1
             || outputs.contains(&x.as_str())
         {
             continue;
         }
-        let Some(w_name) = conv.input.get(1).filter(|w| consts.contains_key(w.as_str()) && readers(model, w) == 1)
+        let Some(w_name) = conv.input.get(1).filter(|w| consts.contains_key(w.as_str()) && model.readers(w) == 1)
         else {
             continue;
         };
         let bias_name = conv.input.get(2).filter(|b| !b.is_empty());
-        if bias_name.is_some_and(|b| !consts.contains_key(b.as_str()) || readers(model, b) != 1) {
+        if bias_name.is_some_and(|b| !consts.contains_key(b.as_str()) || model.readers(b) != 1) {
             continue;
         }
         let eps = bn.attribute.iter().find(|a| a.name == "epsilon").map_or(1e-5, |a| a.f);
         let (gamma, beta, mean, var) = (
-            values(model, params[0])?,
-            values(model, params[1])?,
-            values(model, params[2])?,
-            values(model, params[3])?,
+            model.constant_f32(params[0])?,
+            model.constant_f32(params[1])?,
+            model.constant_f32(params[2])?,
+            model.constant_f32(params[3])?,
         );
-        let mut w = values(model, w_name)?;
+        let mut w = model.constant_f32(w_name)?;
         let c = w.shape()[0];
         if [&gamma, &beta, &mean, &var].iter().any(|a| a.len() != c) {
             continue;
@@ -66,7 +60,7 @@ pub fn fold_batch_norms(model: &OnnxModel) -> Result<(OnnxModel, Vec<String>)> {
             lane.mapv_inplace(|v| v * fc);
         }
         let b: Vec<f32> = match bias_name {
-            Some(b) => values(model, b)?.iter().copied().collect(),
+            Some(b) => model.constant_f32(b)?.iter().copied().collect(),
             None => vec![0.0; c],
         };
         let b2: Vec<f32> = (0..c).map(|i| (b[i] - mean[i]) * f[i] + beta[i]).collect();

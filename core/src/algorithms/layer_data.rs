@@ -7,14 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::{Array2, ArrayD, IxDyn, s};
-use tract_onnx::pb;
+use crate::model::onnx as pb;
 
 use super::AlgorithmSettings;
-use crate::calibrate::CalibrationConfig;
+use crate::quant::CalibrationConfig;
 use crate::data::{DataSet, fixed_batch, resolve_input_shapes};
 use crate::error::{Error, Result};
 use crate::model::runtime::Runner;
-use crate::model::{OnnxModel, QuantizableLayer, node_name};
+use crate::model::graph::{attr_f, attr_i, attr_ints, attr_s};
+use crate::model::{OnnxModel, QuantizableLayer};
 use crate::quant::{QParams, WeightQuant};
 
 /// A small deterministic generator (SplitMix64) for column subsets and batches.
@@ -42,39 +43,13 @@ impl SplitMix {
     }
 }
 
-/// The node of `layer`.
-pub(crate) fn layer_node<'a>(model: &'a OnnxModel, layer: &str) -> Result<&'a pb::NodeProto> {
-    model
-        .graph()
-        .node
-        .iter()
-        .find(|n| node_name(n) == layer)
-        .ok_or_else(|| Error::InvalidModel(format!("node '{layer}' not found")))
-}
-
-pub(crate) fn int_attr(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
-    n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i)
-}
-
-fn float_attr(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
-    n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f)
-}
-
-fn ints_attr(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
-    n.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
-}
-
-fn string_attr(n: &pb::NodeProto, name: &str) -> String {
-    n.attribute.iter().find(|a| a.name == name).map(|a| String::from_utf8_lossy(&a.s).to_string()).unwrap_or_default()
-}
-
 /// Whether the layer-wise algorithms handle `layer`: Conv 1-D/2-D, Gemm without transA, MatMul
 /// with a 2-D weight. Others (ConvTranspose, 3-D convolutions) keep nearest rounding.
 pub fn supported(model: &OnnxModel, layer: &QuantizableLayer) -> bool {
-    let Ok(node) = layer_node(model, &layer.name) else { return false };
+    let Ok(node) = model.node(&layer.name) else { return false };
     match layer.op_type.as_str() {
         "Conv" => matches!(layer.weight_shape.len(), 3 | 4),
-        "Gemm" => int_attr(node, "transA", 0) == 0 && layer.weight_shape.len() == 2,
+        "Gemm" => attr_i(node, "transA", 0) == 0 && layer.weight_shape.len() == 2,
         "MatMul" => layer.weight_shape.len() == 2,
         _ => false,
     }
@@ -229,14 +204,13 @@ impl LayerProblem {
         inputs: &[ArrayD<f32>],
         settings: &AlgorithmSettings,
     ) -> Result<Self> {
-        let node = layer_node(model, &layer.name)?;
-        let weight = model.constant_tensor(&layer.weight)?;
-        let weight = weight.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned();
+        let node = model.node(&layer.name)?;
+        let weight = model.constant_f32(&layer.weight)?;
         let w_float = weight_matrix(&weight, layer.out_channel_axis);
         let out_channels = w_float.nrows();
         let geometry = match layer.op_type.as_str() {
             "Conv" => conv_geometry(node, &weight, inputs)?,
-            "Gemm" => Geometry::Dense { alpha: float_attr(node, "alpha", 1.0) },
+            "Gemm" => Geometry::Dense { alpha: attr_f(node, "alpha", 1.0) },
             "MatMul" => Geometry::Dense { alpha: 1.0 },
             op => {
                 return Err(Error::Config(format!("layer '{}': {op} is not supported by the algorithms", layer.name)));
@@ -366,7 +340,7 @@ fn conv_geometry(node: &pb::NodeProto, weight: &ArrayD<f32>, inputs: &[ArrayD<f3
     let kernel_dims: Vec<usize> = weight.shape()[2..].to_vec();
     let kernel = two(kernel_dims.clone(), 1);
     let get = |name: &str, default: usize| -> Result<Vec<usize>> {
-        match ints_attr(node, name) {
+        match attr_ints(node, name) {
             Some(v) if !v.is_empty() => v.into_iter().map(|x| usize_of(x, name)).collect(),
             _ => Ok(vec![default; spatial]),
         }
@@ -374,7 +348,7 @@ fn conv_geometry(node: &pb::NodeProto, weight: &ArrayD<f32>, inputs: &[ArrayD<f3
     let strides = two(get("strides", 1)?, 1);
     let dilations = two(get("dilations", 1)?, 1);
     let in_spatial: Vec<usize> = first.shape()[2..].to_vec();
-    let auto_pad = string_attr(node, "auto_pad");
+    let auto_pad = attr_s(node, "auto_pad");
     let pads_raw: Vec<usize> = match auto_pad.as_str() {
         "SAME_UPPER" | "SAME_LOWER" => {
             let mut begin = Vec::new();

@@ -26,120 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::DataSet;
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
-use crate::plan::{PlanFilter, QuantPlan};
 use crate::quant::recipe::Recipe;
-use crate::quant::{LayerConfig, QParams, WeightQuant, quantize_weight};
+use crate::quant::{ActivationScheme, CalibrationConfig, LayerConfig, QParams, WeightQuant, quantize_weight};
 
-/// AdaRound's hyper-parameters (defaults after Nagel et al. 2020 and AIMET).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AdaRoundSettings {
-    /// Optimisation steps per layer.
-    pub iterations: usize,
-    /// Columns (output positions) per step.
-    pub batch_columns: usize,
-    /// Weight λ of the rounding regulariser.
-    pub reg_weight: f32,
-    /// β of the regulariser at the end of the warm-up (annealed down to `beta_end`).
-    pub beta_start: f32,
-    /// β at the last step.
-    pub beta_end: f32,
-    /// Fraction of the steps without the regulariser.
-    pub warmup: f32,
-    /// Adam learning rate.
-    pub learning_rate: f32,
-}
-
-impl Default for AdaRoundSettings {
-    fn default() -> Self {
-        Self {
-            iterations: 1000,
-            batch_columns: 256,
-            reg_weight: 0.01,
-            beta_start: 20.0,
-            beta_end: 2.0,
-            warmup: 0.2,
-            learning_rate: 0.01,
-        }
-    }
-}
-
-/// EasyQuant's search space (after Wu et al. 2020).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EasyQuantSettings {
-    /// Alternating rounds (weights, then activation).
-    pub rounds: usize,
-    /// Candidate scales per search, evenly spaced in `[low, high]` × the observer's scale.
-    pub candidates: usize,
-    /// Smallest scale factor tried.
-    pub low: f32,
-    /// Largest scale factor tried.
-    pub high: f32,
-}
-
-impl Default for EasyQuantSettings {
-    fn default() -> Self {
-        Self { rounds: 2, candidates: 64, low: 0.5, high: 1.2 }
-    }
-}
-
-/// Settings of the algorithms, recipe-wide.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AlgorithmSettings {
-    /// Calibration samples the layer-wise algorithms use (the first ones of the set).
-    pub max_samples: usize,
-    /// Output positions per layer the layer-wise problems keep (a deterministic random subset).
-    pub max_columns: usize,
-    /// Seed of that subset and of AdaRound's batches.
-    pub seed: u64,
-    /// AdaRound.
-    pub ada_round: AdaRoundSettings,
-    /// EasyQuant.
-    pub easy_quant: EasyQuantSettings,
-    /// Cross-layer equalization sweeps over all pairs (chains converge over sweeps).
-    pub cle_iterations: usize,
-}
-
-impl Default for AlgorithmSettings {
-    fn default() -> Self {
-        Self {
-            max_samples: 256,
-            max_columns: 4096,
-            seed: 0,
-            ada_round: AdaRoundSettings::default(),
-            easy_quant: EasyQuantSettings::default(),
-            cle_iterations: 20,
-        }
-    }
-}
-
-impl AlgorithmSettings {
-    /// Checks every value is usable.
-    pub fn validate(&self) -> Result<()> {
-        let a = &self.ada_round;
-        let e = &self.easy_quant;
-        let bad = |m: &str| Err(Error::Config(format!("algorithm settings: {m}")));
-        if self.max_samples == 0 || self.max_columns == 0 {
-            return bad("max_samples and max_columns must be above 0");
-        }
-        if a.iterations == 0 || a.batch_columns == 0 {
-            return bad("AdaRound needs at least one iteration and one column per batch");
-        }
-        let finite_pos = |v: f32| v.is_finite() && v > 0.0;
-        if !finite_pos(a.learning_rate) || !finite_pos(a.beta_start) || !finite_pos(a.beta_end) {
-            return bad("AdaRound's learning rate and betas must be finite and above 0");
-        }
-        if !(a.reg_weight.is_finite() && a.reg_weight >= 0.0 && (0.0..1.0).contains(&a.warmup)) {
-            return bad("AdaRound's regulariser weight must be >= 0 and its warm-up in [0, 1)");
-        }
-        if e.rounds == 0 || e.candidates < 2 || !finite_pos(e.low) || !(e.high.is_finite() && e.high > e.low) {
-            return bad("EasyQuant needs rounds >= 1, candidates >= 2 and 0 < low < high");
-        }
-        Ok(())
-    }
-}
+pub use crate::quant::{AdaRoundSettings, AlgorithmSettings, EasyQuantSettings};
 
 /// What the layer-wise algorithms computed for one layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -260,33 +150,56 @@ pub fn transform_model(
     Ok((current, report))
 }
 
-/// Runs the layer-wise algorithms `recipe` asks for on the calibration set. `recipe` must be
-/// calibrated (on `model`, after any transform). `on_progress(done, total)` counts layers.
+/// The static quantization of a refined layer's input, as the base plan (the plan without
+/// refinements) chose it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefineInput {
+    /// The input tensor.
+    pub tensor: String,
+    /// The observer's clip range.
+    pub range: (f32, f32),
+    /// Its scale and zero point.
+    pub params: QParams,
+    /// The tensor's scheme.
+    pub scheme: ActivationScheme,
+    /// Whether the layer is the tensor's first quantized consumer (only that one may move the
+    /// tensor's range).
+    pub first_consumer: bool,
+}
+
+/// A layer the layer-wise algorithms refine (made by `plan::QuantPlan::refine_tasks`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefineTask {
+    /// The layer (node).
+    pub layer: String,
+    /// Its configuration.
+    pub config: LayerConfig,
+    /// Its input quantization (None: the input stays float or is dynamic).
+    pub input: Option<RefineInput>,
+}
+
+/// Runs the layer-wise algorithms on `tasks` (layers of `model`, after any transform) on the
+/// calibration set. `on_progress(done, total)` counts layers.
 pub fn refine(
     model: &OnnxModel,
-    recipe: &Recipe,
+    tasks: &[RefineTask],
+    settings: &AlgorithmSettings,
+    calibration_config: &CalibrationConfig,
     calib: &DataSet,
     on_progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<Refinements> {
-    let settings = *recipe.algorithm_settings;
+    let settings = *settings;
     settings.validate()?;
-    let mut base = recipe.clone();
-    base.refinements = std::sync::Arc::default();
-    let plan = QuantPlan::build(model, &base, &PlanFilter::default())?;
-    let todo: Vec<&crate::plan::LayerPlan> = plan
-        .layers
-        .iter()
-        .filter(|lp| lp.config.algorithms.refines() && lp.weight_quant.is_some())
-        .filter(|lp| model.summary.layer(&lp.layer).is_some_and(|l| layer_data::supported(model, l)))
-        .collect();
+    let todo: Vec<&RefineTask> =
+        tasks.iter().filter(|t| model.summary.layer(&t.layer).is_some_and(|l| layer_data::supported(model, l))).collect();
     let mut out = Refinements::default();
     if todo.is_empty() {
         return Ok(out);
     }
     let layers: Vec<&crate::model::QuantizableLayer> =
         todo.iter().filter_map(|lp| model.summary.layer(&lp.layer)).collect();
-    let inputs = layer_data::collect_inputs(model, &layers, calib, &recipe.calibration_config, &settings, cancel)?;
+    let inputs = layer_data::collect_inputs(model, &layers, calib, calibration_config, &settings, cancel)?;
     let total = todo.len();
     let mut chosen_inputs: BTreeMap<String, QParams> = BTreeMap::new();
     for (i, lp) in todo.iter().enumerate() {
@@ -294,19 +207,18 @@ pub fn refine(
             return Err(Error::Cancelled);
         }
         let Some(layer) = model.summary.layer(&lp.layer) else { continue };
-        let act = lp.activation.as_ref().and_then(|t| plan.activations.get(t)).filter(|a| !a.dynamic);
+        let act = lp.input.as_ref();
         // A shared input may already have a range chosen by its first consumer's EasyQuant.
         let input_params = act.map(|a| chosen_inputs.get(&a.tensor).copied().unwrap_or(a.params));
         let mut problem = layer_data::LayerProblem::new(model, layer, &inputs[&layer.input], &settings)?;
-        let weight_tensor = model.constant_tensor(&layer.weight)?;
-        let weight = weight_tensor.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned();
+        let weight = model.constant_f32(&layer.weight)?;
         let algos = lp.config.algorithms;
 
         // EasyQuant: activation scale (only for the tensor's first consumer) and weight scales.
         let mut act_params = input_params;
         let mut wq = quantize_weight(&weight.view(), layer.out_channel_axis, &lp.config.weight)?;
         if algos.easy_quant {
-            let first_consumer = act.is_some_and(|a| a.consumers.first() == Some(&lp.layer));
+            let first_consumer = act.is_some_and(|a| a.first_consumer);
             let result = easyquant::search(&problem, &weight, &lp.config, act, first_consumer, &settings.easy_quant)?;
             if let (Some(range), Some(a)) = (result.activation_range, act) {
                 out.activations.insert(

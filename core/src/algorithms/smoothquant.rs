@@ -8,16 +8,16 @@
 use std::sync::atomic::AtomicBool;
 
 use ndarray::{ArrayD, Axis};
-use tract_onnx::pb;
+use crate::model::onnx as pb;
 
 use super::Transformed;
-use super::bias_correction::readers;
-use super::layer_data::{collect_inputs, int_attr, layer_node};
+use super::layer_data::collect_inputs;
+use crate::model::graph::attr_i;
 use crate::data::DataSet;
 use crate::error::Error;
 use crate::model::{OnnxModel, QuantizableLayer, node_name};
 use crate::quant::recipe::Recipe;
-use crate::simulate::graph::{float_tensor, replace_constant};
+use crate::model::graph::{float_tensor, replace_constant};
 
 /// The tensor SmoothQuant's `Mul` writes for `layer`.
 pub fn smoothed_name(input: &str, layer: &str) -> String {
@@ -32,8 +32,8 @@ fn in_channel_axis(model: &OnnxModel, layer: &QuantizableLayer) -> Option<usize>
     match layer.op_type.as_str() {
         "MatMul" => Some(0),
         "Gemm" => {
-            let node = layer_node(model, &layer.name).ok()?;
-            (int_attr(node, "transA", 0) == 0).then(|| usize::from(int_attr(node, "transB", 0) == 1))
+            let node = model.node(&layer.name).ok()?;
+            (attr_i(node, "transA", 0) == 0).then(|| usize::from(attr_i(node, "transB", 0) == 1))
         }
         _ => None,
     }
@@ -65,7 +65,7 @@ pub fn smooth(model: &OnnxModel, recipe: &Recipe, calib: &DataSet, cancel: &Atom
         let Some(alpha) = recipe.config_for(&l.name).algorithms.smooth_quant else { continue };
         match in_channel_axis(model, l) {
             None => skipped.push((l.name.clone(), "SmoothQuant applies to MatMul/Gemm with a 2-D weight".into())),
-            Some(_) if readers(model, &l.weight) != 1 => {
+            Some(_) if model.readers(&l.weight) != 1 => {
                 skipped.push((l.name.clone(), "its weight is shared with other nodes".into()));
             }
             Some(axis) => todo.push((l, alpha, axis)),
@@ -81,8 +81,7 @@ pub fn smooth(model: &OnnxModel, recipe: &Recipe, calib: &DataSet, cancel: &Atom
     let mut done = Vec::new();
     for (l, alpha, axis) in todo {
         let x_max = channel_absmax(&inputs[&l.input]);
-        let t = model.constant_tensor(&l.weight)?;
-        let mut w = t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned();
+        let mut w = model.constant_f32(&l.weight)?;
         let w_max: Vec<f32> =
             w.axis_iter(Axis(axis)).map(|lane| lane.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
         if x_max.len() != w_max.len() {

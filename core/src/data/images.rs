@@ -127,7 +127,9 @@ impl Preprocess {
 
 /// The images of a folder, sorted, and their labels when the folder has class sub-folders.
 pub(crate) struct Listing {
+    /// The image files.
     pub paths: Vec<PathBuf>,
+    /// Each image's class (its sub-folder's index), when the folder has class sub-folders.
     pub labels: Option<Vec<i64>>,
 }
 

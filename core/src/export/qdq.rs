@@ -6,9 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tract_onnx::pb;
+use crate::model::onnx as pb;
 
 use crate::error::{Error, Result};
+use crate::model::graph::{drop_constant_if_unused, float_tensor, replace_constant};
 use crate::model::{OnnxModel, node_name};
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 use crate::quant::{Granularity, QParams};
@@ -80,10 +81,6 @@ fn int_tensor(name: &str, dims: &[i64], ty: IntType, values: &[i32]) -> pb::Tens
         raw_data: raw,
         ..Default::default()
     }
-}
-
-fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
-    crate::simulate::graph::float_tensor(name, dims, values)
 }
 
 fn qdq_node(
@@ -242,18 +239,6 @@ fn bias_dq(b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> (pb::NodeProto, Vec<p
     (node, inits, out)
 }
 
-/// Removes the constant `name` (initializer or Constant node) when nothing reads it any more.
-fn drop_constant_if_unused(graph: &mut pb::GraphProto, name: &str) {
-    let used =
-        graph.node.iter().any(|n| n.input.iter().any(|i| i == name)) || graph.output.iter().any(|o| o.name == name);
-    if used {
-        return;
-    }
-    graph.initializer.retain(|t| t.name != name);
-    graph.input.retain(|i| i.name != name);
-    graph.node.retain(|n| !(n.op_type == "Constant" && n.output.first().map(String::as_str) == Some(name)));
-}
-
 /// The QDQ model for `plan`.
 pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto> {
     let mut proto = model.proto.clone();
@@ -352,7 +337,7 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
     // Bias correction of a bias that stays float (e.g. a MatMul's following Add).
     for lp in &plan.layers {
         if let (None, Some((tensor, values))) = (&lp.bias, &lp.corrected_bias) {
-            crate::simulate::graph::replace_constant(graph, tensor, values)?;
+            replace_constant(graph, tensor, values)?;
         }
     }
     Ok(proto)

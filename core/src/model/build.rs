@@ -6,19 +6,9 @@ use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
 use tract_onnx::pb::type_proto::Value as TypeValue;
 
+use super::graph::{attr_i, constants, node_name};
 use super::summary::{Dim, ModelSummary, NodeInfo, QuantizableLayer, TensorInfo};
 use crate::error::{Error, Result};
-
-/// A node's name, or its first output's name when the file leaves the name empty.
-pub(crate) fn node_name(n: &pb::NodeProto) -> String {
-    if !n.name.is_empty() {
-        n.name.clone()
-    } else if let Some(o) = n.output.first().filter(|o| !o.is_empty()) {
-        o.clone()
-    } else {
-        format!("<unnamed {}>", n.op_type)
-    }
-}
 
 /// The ONNX name of an element type code.
 pub(crate) fn elem_type_name(code: i32) -> &'static str {
@@ -58,18 +48,6 @@ fn is_float(code: i32) -> bool {
     matches!(code, 1 | 10 | 11 | 16)
 }
 
-/// The constant tensors of a graph: initializers and the `value` of `Constant` nodes, by name.
-pub(crate) fn constants(graph: &pb::GraphProto) -> BTreeMap<&str, &pb::TensorProto> {
-    let mut map: BTreeMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-    for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
-        let value = n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref());
-        if let (Some(t), Some(out)) = (value, n.output.first()) {
-            map.insert(out.as_str(), t);
-        }
-    }
-    map
-}
-
 fn tensor_info(v: &pb::ValueInfoProto) -> TensorInfo {
     let (elem_type, shape) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(TypeValue::TensorType(t)) => {
@@ -92,10 +70,6 @@ fn tensor_info(v: &pb::ValueInfoProto) -> TensorInfo {
         _ => ("unknown".to_string(), Vec::new()),
     };
     TensorInfo { name: v.name.clone(), elem_type, shape }
-}
-
-fn int_attr(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
-    n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i)
 }
 
 fn dims_u64(t: &pb::TensorProto) -> Result<Vec<u64>> {
@@ -121,7 +95,7 @@ fn quantizable_layer(n: &pb::NodeProto, consts: &BTreeMap<&str, &pb::TensorProto
     let out_channel_axis = match op {
         "Conv" if rank >= 3 => 0,
         "ConvTranspose" if rank >= 3 => 1,
-        "Gemm" if rank == 2 => usize::from(int_attr(n, "transB", 0) == 0),
+        "Gemm" if rank == 2 => usize::from(attr_i(n, "transB", 0) == 0),
         "MatMul" if rank >= 2 => rank - 1,
         _ => return Ok(None),
     };
@@ -130,7 +104,7 @@ fn quantizable_layer(n: &pb::NodeProto, consts: &BTreeMap<&str, &pb::TensorProto
         .get(2)
         .filter(|b| !b.is_empty() && consts.get(b.as_str()).is_some_and(|t| is_float(t.data_type)))
         .cloned();
-    let group = if op.starts_with("Conv") { int_attr(n, "group", 1).max(1).unsigned_abs() } else { 1 };
+    let group = if op.starts_with("Conv") { attr_i(n, "group", 1).max(1).unsigned_abs() } else { 1 };
     Ok(Some(QuantizableLayer {
         name: node_name(n),
         op_type: op.to_string(),

@@ -1,18 +1,24 @@
 //! Model loading: decode an ONNX file, check it is something QuantBench can run, and describe it.
-//! This module (with `runtime`) is the only place that touches tract types.
+//! This module is the only one that names tract: the ONNX protobuf types are re-exported as
+//! [`onnx`], ONNX editing lives in [`graph`], and [`runtime`] / [`parallel`] run models.
 
 mod build;
+pub mod graph;
+pub mod parallel;
 pub mod runtime;
 mod summary;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ndarray::ArrayD;
 use prost::Message as _;
+/// The ONNX protobuf types (as tract decodes them): the one name other modules use for them.
+pub use tract_onnx::pb as onnx;
 use tract_onnx::pb;
 use tract_onnx::prelude::Tensor;
 
-pub(crate) use build::node_name;
+pub use graph::{float_value_info, node_name};
 pub use summary::{Dim, ModelSummary, NodeInfo, QuantizableLayer, TensorInfo, shape_to_string};
 
 use crate::error::{Error, Result, one_line};
@@ -85,11 +91,31 @@ impl OnnxModel {
 
     /// All constant tensors of the graph (initializers and `Constant` node values), by name.
     pub fn constants(&self) -> BTreeMap<&str, &pb::TensorProto> {
-        build::constants(self.graph())
+        graph::constants(self.graph())
+    }
+
+    /// The node named `name` (see [`node_name`]).
+    pub fn node(&self, name: &str) -> Result<&pb::NodeProto> {
+        self.graph()
+            .node
+            .iter()
+            .find(|n| node_name(n) == name)
+            .ok_or_else(|| Error::InvalidModel(format!("node '{name}' not found")))
+    }
+
+    /// How many node inputs read `tensor`.
+    pub fn readers(&self, tensor: &str) -> usize {
+        graph::reader_count(self.graph(), tensor)
+    }
+
+    /// The float constant `name` as an array.
+    pub fn constant_f32(&self, name: &str) -> Result<ArrayD<f32>> {
+        let t = self.constant_tensor(name)?;
+        Ok(t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned())
     }
 
     /// The constant `name` as a tract tensor.
-    pub fn constant_tensor(&self, name: &str) -> Result<Tensor> {
+    pub(crate) fn constant_tensor(&self, name: &str) -> Result<Tensor> {
         let consts = self.constants();
         let proto =
             consts.get(name).ok_or_else(|| Error::InvalidModel(format!("no constant tensor named '{name}'")))?;
@@ -119,7 +145,7 @@ fn check_operators(graph: &pb::GraphProto) -> Result<()> {
         .node
         .iter()
         .filter(|n| CONTROL_FLOW_OPS.contains(&n.op_type.as_str()))
-        .map(|n| format!("{} (node '{}')", n.op_type, build::node_name(n)))
+        .map(|n| format!("{} (node '{}')", n.op_type, node_name(n)))
         .collect();
     if !control.is_empty() {
         return Err(Error::ControlFlow(control.join(", ")));
@@ -130,7 +156,7 @@ fn check_operators(graph: &pb::GraphProto) -> Result<()> {
         let custom_domain = !matches!(n.domain.as_str(), "" | "ai.onnx");
         if custom_domain || !registry.0.contains_key(&n.op_type) {
             let op = if custom_domain { format!("{}.{}", n.domain, n.op_type) } else { n.op_type.clone() };
-            unsupported.entry(op).or_default().push(build::node_name(n));
+            unsupported.entry(op).or_default().push(node_name(n));
         }
     }
     if unsupported.is_empty() {
@@ -208,23 +234,3 @@ fn check_tract_parses(proto: &pb::ModelProto, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A float32 graph input/output declaration with concrete dims.
-pub fn float_value_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{Dimension, dimension::Value};
-    pb::ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}

@@ -1,13 +1,19 @@
 //! Quantization math: schemes, (scale, zero point) as ONNX Runtime computes them, fake-quant
 //! kernels, and the recipe that records a user's configuration.
 
+mod algorithm_settings;
+mod calibration_config;
 mod fake;
+mod observer;
 mod qparams;
 pub mod recipe;
 pub mod runtime;
 mod scheme;
 
+pub use algorithm_settings::{AdaRoundSettings, AlgorithmSettings, EasyQuantSettings};
+pub use calibration_config::CalibrationConfig;
 pub use fake::{WeightQuant, fake_quant_per_axis, fake_quant_slice, quantize_weight};
+pub use observer::Observer;
 pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even};
 pub use runtime::{CpuInt8, RUNTIME_PROFILES, RuntimeProfile};
 pub use scheme::{ActivationScheme, Granularity, LayerAlgorithms, LayerConfig, WeightScheme};

@@ -1,15 +1,17 @@
-//! The recipe: global defaults, per-layer overrides and the calibration statistics, as versioned
-//! JSON that saves and reloads losslessly.
+//! The recipe: the user's configuration (global defaults, per-layer overrides, runtime,
+//! calibration and algorithm settings), as versioned JSON that saves and reloads losslessly.
+//! What is measured for it (calibration statistics, refinements) is held beside it, not in it;
+//! `calibrate::RecipeFile` is the file that embeds the calibration for reload.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::algorithm_settings::AlgorithmSettings;
+use super::calibration_config::CalibrationConfig;
 use super::runtime::RuntimeProfile;
 use super::scheme::LayerConfig;
-use crate::algorithms::{AlgorithmSettings, Refinements};
-use crate::calibrate::{Calibration, CalibrationConfig};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::ModelSummary;
@@ -33,20 +35,13 @@ pub struct Recipe {
     /// Per-layer overrides, by layer (node) name.
     #[serde(default)]
     pub layers: BTreeMap<String, LayerConfig>,
-    /// How calibration was run.
+    /// How calibration is run.
     #[serde(default)]
     pub calibration_config: CalibrationConfig,
-    /// The calibration statistics, when calibrated.
-    #[serde(default)]
-    pub calibration: Option<Calibration>,
     /// Settings of the advanced algorithms the layers select (boxed: recipes travel in worker
     /// commands).
     #[serde(default)]
     pub algorithm_settings: Box<AlgorithmSettings>,
-    /// What the layer-wise algorithms (AdaRound, EasyQuant, bias correction) computed for this
-    /// recipe's calibration; not saved (recomputed from the settings when the recipe is applied).
-    #[serde(skip)]
-    pub refinements: std::sync::Arc<Refinements>,
 }
 
 impl Recipe {
@@ -60,9 +55,7 @@ impl Recipe {
             defaults: LayerConfig::default(),
             layers: BTreeMap::new(),
             calibration_config: CalibrationConfig::default(),
-            calibration: None,
             algorithm_settings: Box::default(),
-            refinements: std::sync::Arc::default(),
         }
     }
 
@@ -111,10 +104,16 @@ impl Recipe {
         serde_json::to_string_pretty(self).map_err(|e| Error::Config(format!("cannot serialize the recipe: {e}")))
     }
 
-    /// Parses a recipe, refusing versions newer than this build reads.
+    /// Parses a recipe, refusing versions newer than this build reads (a `calibration` the file
+    /// embeds is ignored: `calibrate::RecipeFile` reads it).
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| Error::data(format!("not a valid recipe JSON ({e})"), path))?;
+        Self::from_value(value, path)
+    }
+
+    /// [`Self::from_json`] for JSON already parsed.
+    pub fn from_value(value: serde_json::Value, path: &Path) -> Result<Self> {
         let version = value.get("version").and_then(serde_json::Value::as_u64);
         match version {
             None => return Err(Error::data("not a recipe: no \"version\" field", path)),
@@ -131,9 +130,6 @@ impl Recipe {
         let recipe: Self =
             serde_json::from_value(value).map_err(|e| Error::data(format!("invalid recipe ({e})"), path))?;
         recipe.algorithm_settings.validate().map_err(|e| Error::data(format!("invalid recipe: {e}"), path))?;
-        if let Some(cal) = &recipe.calibration {
-            cal.check_finite().map_err(|m| Error::data(format!("invalid recipe: {m}"), path))?;
-        }
         for (layer, cfg) in
             std::iter::once(("defaults", &recipe.defaults)).chain(recipe.layers.iter().map(|(k, v)| (k.as_str(), v)))
         {
@@ -157,8 +153,7 @@ impl Recipe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::Observer;
-    use crate::quant::Granularity;
+    use crate::quant::{Granularity, Observer};
 
     #[test]
     fn newer_versions_and_garbage_are_refused() {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::qparams::QRange;
 use crate::error::{Error, Result};
-use crate::observe::Observer;
+use super::observer::Observer;
 
 /// How many (scale, zero point) pairs a weight gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

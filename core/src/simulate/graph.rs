@@ -5,76 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use tract_onnx::pb;
+use crate::model::onnx as pb;
 
 use crate::error::{Error, Result};
+use crate::model::graph::{float_tensor, has_constant, int_attribute, node, replace_constant};
 use crate::model::OnnxModel;
 use crate::plan::{ActQuant, QuantPlan};
 
 /// The name of the fake-quantized version of `tensor`.
 pub fn fq_name(tensor: &str) -> String {
     format!("{tensor}/qb_fq")
-}
-
-/// A float32 tensor proto.
-pub(crate) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.to_string(),
-        dims: dims.to_vec(),
-        data_type: 1,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
-}
-
-/// Whether the graph holds the constant `name` (initializer or `Constant` node).
-pub(crate) fn has_constant(graph: &pb::GraphProto, name: &str) -> bool {
-    graph.initializer.iter().any(|t| t.name == name)
-        || graph.node.iter().any(|n| n.op_type == "Constant" && n.output.first().map(String::as_str) == Some(name))
-}
-
-/// Replaces the data of the constant `name` (initializer or `Constant` node) with `values`.
-pub(crate) fn replace_constant(graph: &mut pb::GraphProto, name: &str, values: &[f32]) -> Result<()> {
-    let slot = if let Some(t) = graph.initializer.iter_mut().find(|t| t.name == name) {
-        t
-    } else {
-        graph
-            .node
-            .iter_mut()
-            .filter(|n| n.op_type == "Constant" && n.output.first().map(String::as_str) == Some(name))
-            .find_map(|n| n.attribute.iter_mut().find(|a| a.name == "value").and_then(|a| a.t.as_mut()))
-            .ok_or_else(|| Error::InvalidModel(format!("constant '{name}' not found")))?
-    };
-    let dims = slot.dims.clone();
-    let keep_name = slot.name.clone();
-    *slot = float_tensor(&keep_name, &dims, values);
-    Ok(())
-}
-
-/// An int64 1-D tensor proto.
-pub(crate) fn int64_tensor(name: &str, values: &[i64]) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.to_string(),
-        dims: vec![values.len() as i64],
-        data_type: 7,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
-}
-
-/// A node with one output.
-pub(crate) fn node(op: &str, name: String, inputs: &[&str], output: String) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.to_string(),
-        name,
-        input: inputs.iter().map(|s| (*s).to_string()).collect(),
-        output: vec![output],
-        ..Default::default()
-    }
-}
-
-pub(crate) fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: 2, i: v, ..Default::default() }
 }
 
 /// Nodes computing, per run, ONNX DynamicQuantizeLinear's scale and zero point of `t` (range
@@ -91,9 +31,9 @@ fn dynamic_params_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProt
         float_tensor(&k("qmax"), &[], &[r.qmax as f32]),
     ];
     let mut reduce_min = node("ReduceMin", k("reduce_min"), &[t], k("batch_min"));
-    reduce_min.attribute.push(int_attr("keepdims", 0));
+    reduce_min.attribute.push(int_attribute("keepdims", 0));
     let mut reduce_max = node("ReduceMax", k("reduce_max"), &[t], k("batch_max"));
-    reduce_max.attribute.push(int_attr("keepdims", 0));
+    reduce_max.attribute.push(int_attribute("keepdims", 0));
     let nodes = vec![
         reduce_min,
         reduce_max,

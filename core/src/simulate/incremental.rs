@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ndarray::ArrayD;
-use tract_onnx::pb;
+use crate::model::onnx as pb;
 
 use super::graph::{fq_name, simulated_proto};
 use crate::error::{Error, Result};
@@ -64,7 +64,9 @@ pub(crate) fn cache_set(float_activations: &[String], inputs: &[String], plan: &
 
 /// The part of a graph a suffix run needs: its cut inputs and the suffix node range.
 pub(crate) struct Suffix {
+    /// Index of the first node of the suffix.
     pub start: usize,
+    /// The tensors computed before it that it reads (its inputs).
     pub cut: Vec<String>,
 }
 

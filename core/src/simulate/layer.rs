@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use tract_onnx::pb;
+use crate::model::onnx as pb;
 
 use super::{Simulator, flat, graph};
 use crate::error::{Error, Result};
@@ -70,7 +70,7 @@ pub(super) fn local_error(
             .map(|x| vec![x.clone()])
             .ok_or_else(|| Error::Runtime(format!("no float input cached for layer '{}'", layer.name)))
     };
-    super::parallel::run_samples(
+    crate::model::parallel::run_samples(
         &runner,
         sim.num_samples(),
         &feed,

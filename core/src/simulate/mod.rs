@@ -5,14 +5,12 @@
 pub mod graph;
 mod incremental;
 mod layer;
-mod parallel;
 mod saturate;
 
 pub use incremental::SimState;
-pub(crate) use parallel::run_samples;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use ndarray::{ArrayD, Axis};
 use serde::{Deserialize, Serialize};
@@ -123,10 +121,6 @@ pub struct Simulator {
     activation_elems: BTreeMap<String, usize>,
 }
 
-fn check_cancel(cancel: &AtomicBool) -> Result<()> {
-    if cancel.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { Ok(()) }
-}
-
 impl Simulator {
     /// Loads the evaluation set and runs the float model once over it.
     pub fn new(model: &OnnxModel, eval: &DataSet, config: &EvalConfig, cancel: &AtomicBool) -> Result<Self> {
@@ -155,7 +149,7 @@ impl Simulator {
         let runner = Runner::new(model, &shapes, &extra)?;
         let mut float: BTreeMap<String, Vec<ArrayD<f32>>> = BTreeMap::new();
         let feed = |i: usize| -> Result<Vec<ArrayD<f32>>> { Ok(samples[i].clone()) };
-        parallel::run_samples(
+        crate::model::parallel::run_samples(
             &runner,
             samples.len(),
             &feed,
@@ -289,7 +283,7 @@ impl Simulator {
         let Some(runner) = runner.as_ref() else {
             return self.finish(plan, config, prev, state, BTreeMap::new(), Vec::new(), on_progress, cancel);
         };
-        parallel::run_samples(
+        crate::model::parallel::run_samples(
             runner,
             n,
             &feed,

@@ -14,9 +14,9 @@
 //! 1×1 Conv with two inputs per group), clipped to the int16 range, summed, corrected by the
 //! zero-point term, offset by the int32 bias and scaled by `s_a · s_w`.
 
-use tract_onnx::pb;
+use crate::model::onnx as pb;
 
-use super::graph::{float_tensor, int_attr, int64_tensor, node};
+use crate::model::graph::{float_tensor, int_attribute, int64_tensor, node};
 use crate::model::OnnxModel;
 use crate::plan::{ActQuant, LayerPlan};
 use crate::quant::WeightQuant;
@@ -48,7 +48,9 @@ impl Ctx<'_> {
 
 /// Nodes and constants replacing one layer's node.
 pub(super) struct Emulation {
+    /// The nodes, in order.
     pub nodes: Vec<pb::NodeProto>,
+    /// The constants they read.
     pub inits: Vec<pb::TensorProto>,
 }
 
@@ -184,7 +186,7 @@ fn emulate_matmul(ctx: &Ctx<'_>) -> Option<Emulation> {
     nodes.push(node("Shape", p("shape"), &[q], p("a_shape")));
     nodes.push(node("Slice", p("lead"), &[&p("a_shape"), &p("start"), &p("end")], p("lead_dims")));
     let mut concat = node("Concat", p("out_shape"), &[&p("lead_dims"), &p("n")], p("out_dims"));
-    concat.attribute.push(int_attr("axis", 0));
+    concat.attribute.push(int_attribute("axis", 0));
     nodes.push(concat);
     let scaled = p("scaled");
     match float_bias {
@@ -252,7 +254,7 @@ fn emulate_conv(ctx: &Ctx<'_>) -> Option<Emulation> {
     // Patches of the centred input (so that padding reads the zero point), then raw.
     nodes.push(node("Sub", p("centre"), &[q, za], p("centred")));
     let mut patches = node("Conv", p("patches"), &[&p("centred"), &p("im2col")], p("patch_centred"));
-    patches.attribute.push(int_attr("group", groups as i64));
+    patches.attribute.push(int_attribute("group", groups as i64));
     patches.attribute.extend(
         node_of
             .attribute
@@ -263,7 +265,7 @@ fn emulate_conv(ctx: &Ctx<'_>) -> Option<Emulation> {
     nodes.push(patches);
     nodes.push(node("Add", p("uncentre"), &[&p("patch_centred"), za], p("patch")));
     let mut pairs = node("Conv", p("pair_sums"), &[&p("patch"), &p("w_pairs")], p("pair_sum"));
-    pairs.attribute.push(int_attr("group", (groups * k2) as i64));
+    pairs.attribute.push(int_attribute("group", (groups * k2) as i64));
     nodes.push(pairs);
     nodes.push(node("Clip", p("saturate"), &[&p("pair_sum"), &p("lo"), &p("hi")], p("pair_sat")));
     nodes.push(node("Reshape", p("flat"), &[&p("pair_sat"), &p("sum_shape")], p("pair_rows")));
@@ -272,7 +274,7 @@ fn emulate_conv(ctx: &Ctx<'_>) -> Option<Emulation> {
     nodes.push(node("Slice", p("batch"), &[&p("patch_shape"), &p("i0"), &p("i1")], p("batch_dim")));
     nodes.push(node("Slice", p("spatial"), &[&p("patch_shape"), &p("i2"), &p("i4")], p("spatial_dims")));
     let mut concat = node("Concat", p("out_shape"), &[&p("batch_dim"), &p("m"), &p("spatial_dims")], p("out_dims"));
-    concat.attribute.push(int_attr("axis", 0));
+    concat.attribute.push(int_attribute("axis", 0));
     nodes.push(concat);
     nodes.push(node("Reshape", p("unflatten"), &[&p("sum_flat"), &p("out_dims")], p("sum_even")));
     finish(

@@ -40,11 +40,14 @@ pub enum Command {
     /// (a job: `Started`, `Progress`..., then `Calibrated`). The result replaces the recipe's
     /// calibration and is a new recipe revision; it does not trigger an evaluation by itself.
     Calibrate,
-    /// Replace the whole recipe. When the new recipe has no calibration, the current one is kept.
-    /// A config change: answered by `RecipeChanged`, and triggers an evaluation.
+    /// Replace the whole recipe. A config change: answered by `RecipeChanged`, and triggers an
+    /// evaluation.
     SetRecipe {
         /// The new recipe (checked against the model).
         recipe: Recipe,
+        /// A calibration that comes with it (a recipe file's): it replaces the current one and
+        /// its refinements. None keeps both.
+        calibration: Option<std::sync::Arc<crate::observe::Calibration>>,
     },
     /// Set (`Some`) or remove (`None`) the override of one layer. A config change.
     UpdateLayer {

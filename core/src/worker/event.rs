@@ -77,14 +77,16 @@ pub enum Event {
         /// Whether it has class labels.
         has_labels: bool,
     },
-    /// A calibration finished; the recipe now holds it.
+    /// A calibration finished; it is now what the recipe is measured with.
     Calibrated {
         /// The job.
         job: JobId,
-        /// The recipe revision that holds the calibration.
+        /// The recipe revision the calibration belongs to.
         revision: u64,
-        /// The whole recipe, calibration included (e.g. to save it).
+        /// The recipe it was made for.
         recipe: Box<Recipe>,
+        /// The calibration and the layer-wise algorithms' results.
+        measured: crate::plan::Measured,
     },
     /// A config change was applied.
     RecipeChanged {

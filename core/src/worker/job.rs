@@ -13,12 +13,12 @@ use super::error::{JobError, panic_message};
 use super::progress::ProgressReporter;
 use super::session::EvaluationInputs;
 use super::{Event, EventSink, ExportKind, JobId};
-use crate::algorithms::{self, Refinements};
 use crate::analysis::{LayerSensitivity, MixedPrecision, SearchStep, SensitivityMetric, Target};
-use crate::calibrate::{Calibration, CalibrationConfig, calibrate};
+use crate::calibrate::RecipeFile;
 use crate::data::DataSet;
 use crate::model::OnnxModel;
-use crate::plan::{PlanFilter, QuantPlan};
+use crate::pipeline::{self, Stage};
+use crate::plan::Measured;
 use crate::quant::recipe::Recipe;
 use crate::simulate::{Evaluation, SimState, Simulator};
 
@@ -51,7 +51,7 @@ pub(crate) enum JobSpec {
     /// Evaluate; panic once the float reference is ready when `inject_panic`.
     Evaluate { inputs: Box<EvaluationInputs>, inject_panic: bool },
     /// Write an export of `recipe`.
-    Export { model: Arc<OnnxModel>, recipe: Box<Recipe>, kind: ExportKind, path: PathBuf },
+    Export { model: Arc<OnnxModel>, recipe: Box<Recipe>, measured: Measured, kind: ExportKind, path: PathBuf },
     /// Per-layer sensitivity of the recipe, streaming each layer's result.
     Sensitivity { inputs: Box<EvaluationInputs>, metric: SensitivityMetric, bits: Vec<u8> },
     /// Mixed-precision search from the recipe.
@@ -67,12 +67,8 @@ pub(crate) enum JobOutput {
         kind: ExportKind,
         path: PathBuf,
     },
-    /// A calibration, the model it was made on and the layer-wise algorithms' results.
-    Calibration {
-        calibration: Box<Calibration>,
-        model: Arc<OnnxModel>,
-        refinements: Arc<Refinements>,
-    },
+    /// A calibration with the layer-wise algorithms' results, and the model it was made on.
+    Calibration { measured: Measured, model: Arc<OnnxModel> },
     /// The evaluation, and the simulator state it left with the float reference it ran on.
     Evaluation {
         evaluation: Box<Evaluation>,
@@ -105,7 +101,9 @@ pub(crate) struct CancelFlags {
 /// A finished job, sent from the job thread to the worker.
 #[derive(Debug)]
 pub(crate) struct JobDone {
+    /// The job.
     pub id: JobId,
+    /// What it produced.
     pub result: Result<JobOutput, JobError>,
     /// A float reference the job built (kept even when the job failed afterwards).
     pub built_simulator: Option<Arc<Simulator>>,
@@ -138,34 +136,28 @@ struct JobContext<'a> {
 fn body(spec: JobSpec, job: &mut JobContext<'_>) -> Result<JobOutput, JobError> {
     match spec {
         JobSpec::LoadModel { path } => Ok(JobOutput::Model(Box::new(OnnxModel::load(&path)?))),
-        JobSpec::Calibrate { model, data, mut recipe } => {
-            let model = if algorithms::needs_transform(&model, &recipe) {
-                job.progress.report(STAGE_TRANSFORM, 0, 1);
-                let (transformed, _) = algorithms::transform_model(&model, &recipe, &data, &job.flags.job)?;
-                Arc::new(transformed)
-            } else {
-                model
+        JobSpec::Calibrate { model, data, recipe } => {
+            let progress = &mut *job.progress;
+            let mut on_progress = |stage, done, total| {
+                let name = match stage {
+                    Stage::Transform => STAGE_TRANSFORM,
+                    Stage::Calibration => STAGE_CALIBRATION,
+                    Stage::Algorithms => STAGE_ALGORITHMS,
+                };
+                progress.report(name, done, total);
             };
-            let mut on_progress = |done, total| job.progress.report(STAGE_CALIBRATION, done, total);
-            // The app shows and quantizes only the layers' inputs.
-            let config = CalibrationConfig { layer_inputs_only: true, ..recipe.calibration_config.clone() };
-            let calibration = calibrate(&model, &data, &config, &mut on_progress, &job.flags.job)?;
-            recipe.calibration = Some(calibration);
-            let refinements = if algorithms::needs_refinement(&model, &recipe) {
-                let mut on_progress = |done, total| job.progress.report(STAGE_ALGORITHMS, done, total);
-                Arc::new(algorithms::refine(&model, &recipe, &data, &mut on_progress, &job.flags.job)?)
-            } else {
-                Arc::default()
-            };
-            let calibration = Box::new(recipe.calibration.take().unwrap_or_else(|| unreachable!("set above")));
-            Ok(JobOutput::Calibration { calibration, model, refinements })
+            let prepared = pipeline::prepare(model, &recipe, &data, &mut on_progress, &job.flags.job)?;
+            Ok(JobOutput::Calibration { measured: prepared.measured, model: prepared.model })
         }
         JobSpec::Evaluate { inputs, inject_panic } => evaluate(&inputs, inject_panic, job),
-        JobSpec::Export { model, recipe, kind, path } => {
+        JobSpec::Export { model, recipe, measured, kind, path } => {
             match kind {
-                ExportKind::Recipe => recipe.save(&path)?,
+                ExportKind::Recipe => {
+                    let calibration = measured.calibration.as_deref().cloned();
+                    RecipeFile { recipe: *recipe, calibration }.save(&path)?;
+                }
                 ExportKind::QdqModel | ExportKind::Encodings => {
-                    let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default())?;
+                    let plan = pipeline::plan(&model, &recipe, &measured)?;
                     if kind == ExportKind::QdqModel {
                         crate::export::write_qdq(&model, &plan, &path)?;
                     } else {
@@ -201,7 +193,7 @@ fn analyze_sensitivity(
     job: &mut JobContext<'_>,
 ) -> Result<JobOutput, JobError> {
     // Fails fast on config errors (no calibration) and counts the layers analysed.
-    let total = QuantPlan::build(&inputs.model, &inputs.recipe, &PlanFilter::default())?.layers.len();
+    let total = pipeline::plan(&inputs.model, &inputs.recipe, &inputs.measured)?.layers.len();
     let simulator = float_reference(inputs, job)?;
     job.progress.report(STAGE_SENSITIVITY, 0, total);
     let (id, sink, progress) = (job.id, job.sink, &mut *job.progress);
@@ -215,6 +207,7 @@ fn analyze_sensitivity(
         &simulator,
         &inputs.model,
         &inputs.recipe,
+        &inputs.measured,
         metric,
         &bits,
         &mut on_layer,
@@ -229,7 +222,7 @@ fn search_mixed_precision(
     target: Target,
     job: &mut JobContext<'_>,
 ) -> Result<JobOutput, JobError> {
-    QuantPlan::build(&inputs.model, &inputs.recipe, &PlanFilter::default())?;
+    pipeline::plan(&inputs.model, &inputs.recipe, &inputs.measured)?;
     let simulator = float_reference(inputs, job)?;
     let progress = &mut *job.progress;
     let mut on_step = |step: SearchStep<'_>| match step {
@@ -240,6 +233,7 @@ fn search_mixed_precision(
         &simulator,
         &inputs.model,
         &inputs.recipe,
+        &inputs.measured,
         target,
         &mut on_step,
         &job.flags.job,
@@ -250,7 +244,7 @@ fn search_mixed_precision(
 /// Plans the recipe (fails fast on config errors), builds the float reference when none is
 /// cached, then evaluates, incrementally from the previous evaluation's state when there is one.
 fn evaluate(inputs: &EvaluationInputs, inject_panic: bool, job: &mut JobContext<'_>) -> Result<JobOutput, JobError> {
-    let plan = QuantPlan::build(&inputs.model, &inputs.recipe, &PlanFilter::default())?;
+    let plan = pipeline::plan(&inputs.model, &inputs.recipe, &inputs.measured)?;
     let simulator = float_reference(inputs, job)?;
     if job.flags.job.load(Ordering::Relaxed) {
         return Err(JobError::Cancelled);

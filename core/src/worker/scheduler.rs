@@ -204,7 +204,7 @@ impl Scheduler {
     fn apply_inner(&mut self, id: JobId, quick: Quick) -> Result<Event, JobError> {
         let revision = match quick {
             Quick::LoadData { role, source } => return self.load_data(id, role, source),
-            Quick::SetRecipe(recipe) => self.session.set_recipe(*recipe)?,
+            Quick::SetRecipe(recipe, calibration) => self.session.set_recipe(*recipe, calibration)?,
             Quick::UpdateLayer { layer, config } => self.session.update_layer(layer, config)?,
             Quick::SetDefaults(config) => self.session.set_defaults(config)?,
         };
@@ -279,8 +279,8 @@ impl Scheduler {
                 (JobKind::Evaluate, JobSpec::Evaluate { inputs, inject_panic })
             }
             JobRequest::Export { kind, path } => {
-                let (model, recipe) = self.session.export_inputs()?;
-                (JobKind::Export, JobSpec::Export { model, recipe: Box::new(recipe), kind, path })
+                let (model, recipe, measured) = self.session.export_inputs()?;
+                (JobKind::Export, JobSpec::Export { model, recipe: Box::new(recipe), measured, kind, path })
             }
             JobRequest::Sensitivity { metric, bits } => {
                 let bits = sweep_bits(bits)?;
@@ -361,9 +361,9 @@ impl Scheduler {
             Ok(JobOutput::MixedPrecision { target, result }) => {
                 Event::MixedPrecisionFound { job: id, revision: job.revision, target, result }
             }
-            Ok(JobOutput::Calibration { calibration, model, refinements }) => {
-                let revision = self.session.set_calibration(*calibration, model, refinements);
-                Event::Calibrated { job: id, revision, recipe: Box::new(self.session.recipe().clone()) }
+            Ok(JobOutput::Calibration { measured, model }) => {
+                let revision = self.session.set_calibration(measured.clone(), model);
+                Event::Calibrated { job: id, revision, recipe: Box::new(self.session.recipe().clone()), measured }
             }
         };
         self.sink.send(event);

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use super::DataRole;
 use super::error::JobError;
 use crate::Error;
-use crate::algorithms::Refinements;
 use crate::calibrate::Calibration;
 use crate::data::{DataSet, DataSource, InputShape};
 use crate::model::OnnxModel;
+use crate::plan::Measured;
 use crate::quant::LayerConfig;
 use crate::quant::recipe::Recipe;
 use crate::simulate::{EvalConfig, SimState, Simulator};
@@ -40,6 +40,8 @@ pub(crate) struct Session {
     calibration_set: Option<Arc<DataSet>>,
     evaluation_set: Option<Arc<DataSet>>,
     recipe: Recipe,
+    /// What was measured for the recipe (calibration, refinements), held beside it.
+    measured: Measured,
     /// Incremented on every change of the recipe (config changes, calibration, new model).
     revision: u64,
     /// Incremented whenever the model or the evaluation set changes (invalidates the float
@@ -53,9 +55,15 @@ pub(crate) struct Session {
 /// What an evaluation job needs, snapshotted when it starts.
 #[derive(Debug)]
 pub(crate) struct EvaluationInputs {
+    /// The model in use.
     pub model: Arc<OnnxModel>,
+    /// The evaluation set.
     pub data: Arc<DataSet>,
+    /// The recipe.
     pub recipe: Recipe,
+    /// What was measured for it.
+    pub measured: Measured,
+    /// Evaluation settings.
     pub config: EvalConfig,
     /// The cached float reference, when still valid.
     pub simulator: Option<Arc<Simulator>>,
@@ -78,6 +86,7 @@ impl Session {
             calibration_set: None,
             evaluation_set: None,
             recipe: Recipe::new(""),
+            measured: Measured::default(),
             revision: 0,
             generation: 0,
             simulator: None,
@@ -107,12 +116,13 @@ impl Session {
     /// Whether a config change should trigger an evaluation: a model, a calibration and an
     /// evaluation set are present.
     pub(crate) fn can_auto_evaluate(&self) -> bool {
-        self.model.is_some() && self.evaluation_set.is_some() && self.recipe.calibration.is_some()
+        self.model.is_some() && self.evaluation_set.is_some() && self.measured.calibration.is_some()
     }
 
     /// Starts over with `model`: fresh recipe, no data sets, no float reference.
     pub(crate) fn replace_model(&mut self, model: OnnxModel) {
         self.recipe = Recipe::for_local_runtime(&model.summary.name);
+        self.measured = Measured::default();
         let model = Arc::new(model);
         self.loaded = Some(Arc::clone(&model));
         self.model = Some(model);
@@ -139,14 +149,14 @@ impl Session {
         Ok(answer)
     }
 
-    /// Replaces the recipe, keeping the current calibration when `recipe` has none.
-    pub(crate) fn set_recipe(&mut self, recipe: Recipe) -> Result<u64, JobError> {
+    /// Replaces the recipe; a `calibration` that comes with it (a recipe file's) replaces the
+    /// current one and its refinements, else both are kept.
+    pub(crate) fn set_recipe(&mut self, recipe: Recipe, calibration: Option<Arc<Calibration>>) -> Result<u64, JobError> {
         recipe.validate(&self.model()?.summary)?;
-        let mut recipe = recipe;
-        if recipe.calibration.is_none() {
-            recipe.calibration = self.recipe.calibration.take();
-        }
         self.recipe = recipe;
+        if let Some(calibration) = calibration {
+            self.measured = Measured { calibration: Some(calibration), refinements: Arc::default() };
+        }
         Ok(self.bump())
     }
 
@@ -176,22 +186,16 @@ impl Session {
         Ok(self.bump())
     }
 
-    /// Stores a finished calibration in the recipe, with the model it was made on (the loaded
-    /// one or its transform) and what the layer-wise algorithms computed.
-    pub(crate) fn set_calibration(
-        &mut self,
-        calibration: Calibration,
-        model: Arc<OnnxModel>,
-        refinements: Arc<Refinements>,
-    ) -> u64 {
+    /// Stores what a finished calibration measured (the calibration and what the layer-wise
+    /// algorithms computed), with the model it was made on (the loaded one or its transform).
+    pub(crate) fn set_calibration(&mut self, measured: Measured, model: Arc<OnnxModel>) -> u64 {
         if !self.model.as_ref().is_some_and(|m| Arc::ptr_eq(m, &model)) {
             // A different float model: the float reference must be rebuilt.
             self.model = Some(model);
             self.simulator = None;
             self.generation += 1;
         }
-        self.recipe.calibration = Some(calibration);
-        self.recipe.refinements = refinements;
+        self.measured = measured;
         self.bump()
     }
 
@@ -200,10 +204,15 @@ impl Session {
         self.revision
     }
 
-    /// What a calibration job needs.
-    /// The model and a copy of the recipe, for an export.
-    pub(crate) fn export_inputs(&self) -> Result<(Arc<OnnxModel>, Recipe), JobError> {
-        Ok((Arc::clone(self.model()?), self.recipe().clone()))
+    /// What was measured for the recipe.
+    #[cfg(test)]
+    pub(crate) fn measured(&self) -> &Measured {
+        &self.measured
+    }
+
+    /// The model, a copy of the recipe and what was measured for it, for an export.
+    pub(crate) fn export_inputs(&self) -> Result<(Arc<OnnxModel>, Recipe, Measured), JobError> {
+        Ok((Arc::clone(self.model()?), self.recipe().clone(), self.measured.clone()))
     }
 
     /// The model as loaded (transforms start from it), the calibration set and the recipe.
@@ -228,7 +237,8 @@ impl Session {
             .filter(|c| c.generation == self.generation && c.input_shapes == config.input_shapes);
         let simulator = cached.map(|c| Arc::clone(&c.simulator));
         let previous = cached.and_then(|c| c.last_state.clone());
-        Ok(EvaluationInputs { model, data, recipe: self.recipe.clone(), config, simulator, previous })
+        let (recipe, measured) = (self.recipe.clone(), self.measured.clone());
+        Ok(EvaluationInputs { model, data, recipe, measured, config, simulator, previous })
     }
 
     /// Keeps a float reference built for `generation` with `input_shapes`, if that is still the
@@ -311,17 +321,16 @@ mod tests {
         let cal = Calibration { num_samples: 7, ..Calibration::default() };
         let generation = s.generation();
         let model = Arc::clone(s.model().expect("model"));
-        s.set_calibration(cal.clone(), model, Arc::default());
+        s.set_calibration(Measured::calibrated(cal.clone()), model);
         assert_eq!(s.generation(), generation, "same model: the float reference stays");
         let mut r = Recipe::new("mlp");
         r.defaults.weight.bits = 4;
-        s.set_recipe(r).expect("valid");
-        assert_eq!(s.recipe().calibration.as_ref(), Some(&cal));
+        s.set_recipe(r, None).expect("valid");
+        assert_eq!(s.measured().calibration.as_deref(), Some(&cal));
         assert_eq!(s.recipe().defaults.weight.bits, 4);
-        let mut other = Recipe::new("mlp");
-        other.calibration = Some(Calibration { num_samples: 9, ..Calibration::default() });
-        s.set_recipe(other).expect("valid");
-        assert_eq!(s.recipe().calibration.as_ref().map(|c| c.num_samples), Some(9));
+        let other = Calibration { num_samples: 9, ..Calibration::default() };
+        s.set_recipe(Recipe::new("mlp"), Some(Arc::new(other))).expect("valid");
+        assert_eq!(s.measured().calibration.as_ref().map(|c| c.num_samples), Some(9));
     }
 
     #[test]

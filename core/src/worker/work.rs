@@ -26,7 +26,7 @@ pub(crate) enum Work {
 #[derive(Debug)]
 pub(crate) enum Quick {
     LoadData { role: DataRole, source: DataSource },
-    SetRecipe(Box<Recipe>),
+    SetRecipe(Box<Recipe>, Option<std::sync::Arc<crate::observe::Calibration>>),
     UpdateLayer { layer: String, config: Option<LayerConfig> },
     SetDefaults(LayerConfig),
 }
@@ -78,7 +78,7 @@ impl From<Command> for Work {
             Command::LoadCalibration { source } => Self::Quick(Quick::LoadData { role: DataRole::Calibration, source }),
             Command::LoadEvaluation { source } => Self::Quick(Quick::LoadData { role: DataRole::Evaluation, source }),
             Command::Calibrate => Self::Job(JobRequest::Calibrate),
-            Command::SetRecipe { recipe } => Self::Quick(Quick::SetRecipe(Box::new(recipe))),
+            Command::SetRecipe { recipe, calibration } => Self::Quick(Quick::SetRecipe(Box::new(recipe), calibration)),
             Command::UpdateLayer { layer, config } => Self::Quick(Quick::UpdateLayer { layer, config }),
             Command::SetDefaults { config } => Self::Quick(Quick::SetDefaults(config)),
             Command::Evaluate => Self::Job(JobRequest::Evaluate { inject_panic: false }),

@@ -12,7 +12,7 @@ use quantbench_core::data::{DataSet, DataSource};
 use quantbench_core::model::OnnxModel;
 use quantbench_core::model::runtime::Runner;
 use quantbench_core::observe::Observer;
-use quantbench_core::plan::{PlanFilter, QuantPlan};
+use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::simulate::graph::simulated_proto;
 use quantbench_core::simulate::{EvalConfig, Simulator};
@@ -43,12 +43,13 @@ fn main() {
         let model = OnnxModel::load(&sample(name, "model.onnx")).expect("load");
         let calib = DataSet::open(DataSource::Npz(sample(name, "calib.npz")), &model.summary.inputs).expect("calib");
         let eval = DataSet::open(DataSource::Npz(sample(name, "eval.npz")), &model.summary.inputs).expect("eval");
-        let mut recipe = Recipe::new(&model.summary.name);
-        recipe.calibration =
-            Some(calibrate(&model, &calib, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"));
+        let recipe = Recipe::new(&model.summary.name);
+        let measured = Measured::calibrated(
+            calibrate(&model, &calib, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"),
+        );
         let cfg = EvalConfig::default();
         let sim = Simulator::new(&model, &eval, &cfg, &never).expect("simulator");
-        let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+        let plan = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
 
         // Throughput: the plain float plan vs the fake-quantized plan, same inputs, batch 1.
         let all = eval.read_all().expect("read");
@@ -92,7 +93,7 @@ fn main() {
                 c.weight.bits = 4;
                 changed.layers.insert(layer.name.clone(), c);
                 times.push(best_ms(3, || {
-                    let plan2 = QuantPlan::build(&model, &changed, &PlanFilter::default()).expect("plan");
+                    let plan2 = QuantPlan::build(&model, &changed, &measured, &PlanFilter::default()).expect("plan");
                     sim.evaluate_from(Some(state), &plan2, &cfg, &mut |_| {}, &never).expect("incremental");
                 }));
             }
@@ -102,7 +103,7 @@ fn main() {
         // The same with the entropy observer on every activation (its range search is the costly one).
         let mut entropy = recipe.clone();
         entropy.defaults.activation.observer = Observer::Entropy { num_bins: 2048, num_quantized_bins: 128 };
-        let entropy_plan = QuantPlan::build(&model, &entropy, &PlanFilter::default()).expect("plan");
+        let entropy_plan = QuantPlan::build(&model, &entropy, &measured, &PlanFilter::default()).expect("plan");
         let (_, entropy_state) = sim.evaluate_from(None, &entropy_plan, &cfg, &mut |_| {}, &never).expect("full");
         let inc_entropy = incremental(&entropy, &entropy_state);
         if std::env::var_os("QB_BENCH_DETAIL").is_some() {
@@ -112,9 +113,9 @@ fn main() {
             let mut c = changed.defaults;
             c.weight.bits = 4;
             changed.layers.insert(first.clone(), c);
-            let plan2 = QuantPlan::build(&model, &changed, &PlanFilter::default()).expect("plan");
+            let plan2 = QuantPlan::build(&model, &changed, &measured, &PlanFilter::default()).expect("plan");
             let t_plan = best_ms(3, || {
-                QuantPlan::build(&model, &changed, &PlanFilter::default()).expect("plan");
+                QuantPlan::build(&model, &changed, &measured, &PlanFilter::default()).expect("plan");
             });
             let t_proto = best_ms(3, || {
                 simulated_proto(&model, &plan2).expect("proto");

@@ -13,7 +13,8 @@ use quantbench_core::calibrate::{CalibrationConfig, calibrate};
 use quantbench_core::data::{DataSet, DataSource};
 use quantbench_core::model::OnnxModel;
 use quantbench_core::model::runtime::Runner;
-use quantbench_core::plan::{PlanFilter, QuantPlan};
+use quantbench_core::pipeline;
+use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::simulate::graph::simulated_proto;
 use quantbench_tests::{SAMPLE_MODELS, quantize_sample, run_oracle, sample};
@@ -39,9 +40,8 @@ fn run_all(runner: &Runner, set: &DataSet, names: &[&str]) -> BTreeMap<String, V
     out
 }
 
-fn calibrated(model: &OnnxModel, recipe: &mut Recipe, calib: &DataSet) {
-    recipe.calibration =
-        Some(calibrate(model, calib, &CalibrationConfig::default(), &mut |_, _| {}, &NEVER).expect("calibrate"));
+fn calibrated(model: &OnnxModel, calib: &DataSet) -> Measured {
+    Measured::calibrated(calibrate(model, calib, &CalibrationConfig::default(), &mut |_, _| {}, &NEVER).expect("calibrate"))
 }
 
 fn input_shape(set: &DataSet) -> Vec<Vec<usize>> {
@@ -63,8 +63,7 @@ fn max_abs_diff(a: &[ArrayD<f32>], b: &[ArrayD<f32>]) -> (f32, f32) {
 /// Mean over channels of (channel range / largest channel range) of a weight (axis 0).
 fn range_balance(model: &OnnxModel, layer: &str) -> f32 {
     let l = model.summary.layer(layer).expect("layer");
-    let w = model.constant_tensor(&l.weight).expect("weight");
-    let w = w.to_plain_array_view::<f32>().expect("f32");
+    let w = model.constant_f32(&l.weight).expect("weight");
     let r: Vec<f32> = w.outer_iter().map(|lane| lane.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
     let top = r.iter().copied().fold(0.0f32, f32::max);
     r.iter().map(|v| v / top).sum::<f32>() / r.len() as f32
@@ -117,7 +116,7 @@ fn cle_folds_batch_norm_and_stays_equivalent() {
 
 /// Per output channel, the mean over the evaluation set of (quantized − float) output of
 /// `layer` with only that layer quantized.
-fn channel_mean_error(model: &OnnxModel, recipe: &Recipe, layer: &str, eval: &DataSet) -> Vec<f64> {
+fn channel_mean_error(model: &OnnxModel, recipe: &Recipe, measured: &Measured, layer: &str, eval: &DataSet) -> Vec<f64> {
     let l = model.summary.layer(layer).expect("layer");
     // A MatMul's bias is the constant of the Add after it: measure there.
     let output = if l.bias.is_none() {
@@ -127,7 +126,7 @@ fn channel_mean_error(model: &OnnxModel, recipe: &Recipe, layer: &str, eval: &Da
         l.output.clone()
     };
     let only = PlanFilter { only: Some([layer.to_string()].into()), ..PlanFilter::default() };
-    let plan = QuantPlan::build(model, recipe, &only).expect("plan");
+    let plan = QuantPlan::build(model, recipe, measured, &only).expect("plan");
     let proto = simulated_proto(model, &plan).expect("proto");
     let shapes = input_shape(eval);
     let q = run_all(
@@ -165,15 +164,15 @@ fn bias_correction_reduces_the_per_channel_mean_error() {
         recipe.defaults.algorithms.bias_correction = true;
         // The BatchNormalization folding bias correction starts with.
         let (model, _) = algorithms::transform_model(&model, &recipe, &calib, &NEVER).expect("fold");
-        calibrated(&model, &mut recipe, &calib);
-        let plain = recipe.clone();
-        recipe.refinements =
-            std::sync::Arc::new(algorithms::refine(&model, &recipe, &calib, &mut |_, _| {}, &NEVER).expect("refine"));
+        let plain = calibrated(&model, &calib);
+        let calibration = plain.calibration.clone().expect("calibrated");
+        let refinements = pipeline::refine(&model, &recipe, &calibration, &calib, &mut |_, _| {}, &NEVER).expect("refine");
+        let refined = Measured { calibration: Some(calibration), refinements };
         for layer in layers {
-            assert!(recipe.refinements.layers[*layer].bias.is_some(), "{name} {layer}: no bias corrected");
+            assert!(refined.refinements.layers[*layer].bias.is_some(), "{name} {layer}: no bias corrected");
             let mean_abs = |v: Vec<f64>| v.iter().map(|x| x.abs()).sum::<f64>() / v.len() as f64;
-            let before = mean_abs(channel_mean_error(&model, &plain, layer, &eval));
-            let after = mean_abs(channel_mean_error(&model, &recipe, layer, &eval));
+            let before = mean_abs(channel_mean_error(&model, &recipe, &plain, layer, &eval));
+            let after = mean_abs(channel_mean_error(&model, &recipe, &refined, layer, &eval));
             assert!(after < before, "{name} {layer}: mean |per-channel mean error| {before:.3e} -> {after:.3e}");
         }
     }
@@ -219,7 +218,7 @@ fn spread(absmax: &[f32]) -> f32 {
 fn outlier_model(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     use quantbench_core::model::float_value_info;
     use quantbench_tests::onnx_build::{node, write_model};
-    use tract_onnx::pb;
+    use quantbench_core::model::onnx as pb;
     let tensor = |name: &str, dims: &[i64], v: &[f32]| pb::TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
@@ -432,9 +431,9 @@ fn algorithms_run_in_the_worker_with_progress_and_cancel() {
         })
         .collect();
     assert!(stages.contains(&STAGE_ALGORITHMS), "no progress of the algorithms: {stages:?}");
-    let Some(Event::Calibrated { recipe, .. }) = events.last() else { panic!("{events:#?}") };
+    let Some(Event::Calibrated { recipe, measured, .. }) = events.last() else { panic!("{events:#?}") };
     assert_eq!(recipe.defaults, config, "the configuration survived the cancelled run");
-    assert_eq!(recipe.refinements.layers.len(), 3, "every layer refined");
+    assert_eq!(measured.refinements.layers.len(), 3, "every layer refined");
     let refined = accuracy(&h);
     assert!(refined > nearest + 0.01, "CLE + AdaRound through the worker: {nearest:.4} -> {refined:.4}");
 

@@ -8,7 +8,7 @@ use quantbench_core::model::runtime::Runner;
 use quantbench_tests::{SAMPLE_MODELS, run_oracle, sample};
 
 /// Runs the float model in tract over the whole eval set, one sample at a time.
-fn tract_logits(name: &str) -> (ArrayD<f32>, Vec<i64>) {
+fn logits_in_tract(name: &str) -> (ArrayD<f32>, Vec<i64>) {
     let model = OnnxModel::load(&sample(name, "model.onnx")).expect("load");
     let set = DataSet::open(DataSource::Npz(sample(name, "eval.npz")), &model.summary.inputs).expect("open");
     let shapes: Vec<Vec<usize>> = set.sample_shapes.iter().map(|s| [&[1][..], s].concat()).collect();
@@ -23,10 +23,10 @@ fn tract_logits(name: &str) -> (ArrayD<f32>, Vec<i64>) {
 }
 
 #[test]
-fn tract_float_outputs_match_onnx_runtime() {
+fn float_outputs_in_tract_match_onnx_runtime() {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in SAMPLE_MODELS {
-        let (logits, labels) = tract_logits(name);
+        let (logits, labels) = logits_in_tract(name);
         let ort_path = dir.path().join(format!("{name}_ort.npy"));
         run_oracle("run_model.py", &[sample(name, "model.onnx"), sample(name, "eval.npz"), ort_path.clone()]);
         let ort: ArrayD<f32> = ndarray_npy::read_npy(&ort_path).expect("read ORT output");

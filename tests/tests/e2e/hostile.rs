@@ -1,4 +1,4 @@
-//! Hostile input through every CLI subcommand, as DESIGN.md §9 lists it: random bytes, truncated
+//! Hostile input through every CLI subcommand, as docs/RELIABILITY.md#hostile-input-tests lists it: random bytes, truncated
 //! and bit-flipped models, protobuf that is not a model, unsupported and custom ops, control
 //! flow, zero and huge dims, a model with nothing to quantize, bad data, bad recipes and every
 //! writer pointed at a missing or unwritable place. Each case must end in exit status 1 (never
@@ -14,7 +14,7 @@ use prost::Message as _;
 use quantbench_core::model::float_value_info;
 use quantbench_tests::onnx_build::{model_with_nodes, node, write_model};
 use quantbench_tests::{run_cli, sample, texts};
-use tract_onnx::pb;
+use quantbench_core::model::onnx as pb;
 
 /// A small deterministic PRNG (splitmix64): every hostile input is reproducible.
 struct Rng(u64);

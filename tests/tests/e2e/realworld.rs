@@ -205,8 +205,8 @@ fn argmax<'a>(a: impl IntoIterator<Item = &'a f32>) -> usize {
 /// report, the recipe used), the export run in ONNX Runtime, and QuantBench's simulation of the
 /// same recipe run in tract; every output of every sample compared.
 fn parity(dir: &Path, case: &Case) -> Result<Parity, String> {
-    use quantbench_core::plan::{PlanFilter, QuantPlan};
-    use quantbench_core::quant::recipe::Recipe;
+    use quantbench_core::calibrate::RecipeFile;
+    use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
     use quantbench_core::simulate::graph::simulated_proto;
     let file = |suffix: &str| dir.join(format!("{}{suffix}", case.name));
     let (model_path, data) = (file(".onnx"), file(".npz"));
@@ -250,8 +250,9 @@ fn parity(dir: &Path, case: &Case) -> Result<Parity, String> {
     run_oracle("ort_run.py", &[qdq.as_os_str(), data.as_os_str(), ort_out.as_os_str()]);
 
     let model = OnnxModel::load(&model_path).map_err(|e| e.to_string())?;
-    let recipe = Recipe::load(&used).map_err(|e| e.to_string())?;
-    let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).map_err(|e| e.to_string())?;
+    let saved = RecipeFile::load(&used).map_err(|e| e.to_string())?;
+    let measured = Measured { calibration: saved.calibration.map(std::sync::Arc::new), ..Measured::default() };
+    let plan = QuantPlan::build(&model, &saved.recipe, &measured, &PlanFilter::default()).map_err(|e| e.to_string())?;
     if plan.layers.iter().filter(|l| l.weight_quant.is_some()).count() != case.layers.len() {
         return Err(format!("the plan quantizes {} layers, expected {}", plan.layers.len(), case.layers.len()));
     }

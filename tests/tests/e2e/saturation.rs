@@ -12,12 +12,12 @@ use quantbench_core::calibrate::{CalibrationConfig, calibrate};
 use quantbench_core::data::{DataSet, DataSource};
 use quantbench_core::model::runtime::Runner;
 use quantbench_core::model::{OnnxModel, float_value_info};
-use quantbench_core::plan::{PlanFilter, QuantPlan};
+use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
 use quantbench_core::quant::RuntimeProfile;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::simulate::graph::simulated_proto;
 use quantbench_tests::onnx_build::{node, write_model};
-use tract_onnx::pb;
+use quantbench_core::model::onnx as pb;
 
 fn tensor(name: &str, dims: &[i64], v: &[f32]) -> pb::TensorProto {
     pb::TensorProto {
@@ -114,22 +114,23 @@ fn pair_sum(a: &[i32], w: &[i32], saturate: bool) -> i32 {
 }
 
 /// The test model, its data, and an `ort-x86-avx2` recipe calibrated on the data.
-fn calibrated(dir: &Path) -> (OnnxModel, DataSet, Recipe) {
+fn calibrated(dir: &Path) -> (OnnxModel, DataSet, Recipe, Measured) {
     let model = OnnxModel::load(&model(dir)).expect("model");
     let set = DataSet::open(DataSource::Npz(data(dir)), &model.summary.inputs).expect("data");
-    let mut recipe = Recipe::for_runtime("saturation", RuntimeProfile::OrtX86Avx2);
+    let recipe = Recipe::for_runtime("saturation", RuntimeProfile::OrtX86Avx2);
     let never = AtomicBool::new(false);
-    recipe.calibration =
-        Some(calibrate(&model, &set, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"));
-    (model, set, recipe)
+    let measured = Measured::calibrated(
+        calibrate(&model, &set, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"),
+    );
+    (model, set, recipe, measured)
 }
 
 #[test]
 fn the_avx2_profile_computes_saturating_pairs_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, set, mut recipe) = calibrated(dir.path());
+    let (model, set, mut recipe, measured) = calibrated(dir.path());
     recipe.defaults.weight.bits = 8;
-    let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+    let plan = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
     // conv feeds a requantized Relu (QLinearConv in ORT); conv2's output is the graph's (a float
     // Conv in ORT); a MatMul always runs integer.
     assert_eq!(plan.saturating_layers(), vec!["conv", "fc"]);
@@ -215,11 +216,11 @@ fn conv_weights(plan: &QuantPlan, layer: &str) -> ndarray::Array2<f32> {
 #[test]
 fn int8_activations_on_the_avx2_profile_are_named_as_not_simulated_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, _, mut recipe) = calibrated(dir.path());
+    let (model, _, mut recipe, measured) = calibrated(dir.path());
     recipe.defaults.activation.signed = true;
     recipe.defaults.activation.symmetric = true;
     let inexact = |r: &Recipe| {
-        let plan = QuantPlan::build(&model, r, &PlanFilter::default()).expect("plan");
+        let plan = QuantPlan::build(&model, r, &measured, &PlanFilter::default()).expect("plan");
         plan.inexact_layers().into_iter().map(String::from).collect::<Vec<_>>()
     };
     assert!(inexact(&recipe).is_empty(), "7-bit weights: {:?}", inexact(&recipe));

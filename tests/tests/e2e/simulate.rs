@@ -6,36 +6,37 @@ use quantbench_core::calibrate::{CalibrationConfig, calibrate};
 use quantbench_core::data::{DataSet, DataSource};
 use quantbench_core::metrics::EXACT_SQNR_DB;
 use quantbench_core::model::OnnxModel;
-use quantbench_core::plan::{PlanFilter, QuantPlan};
+use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
 use quantbench_core::quant::Granularity;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::simulate::{EvalConfig, Evaluation, Simulator};
 use quantbench_tests::{SAMPLE_MODELS, run_cli, sample, texts};
 
 /// A calibrated default recipe and a simulator over the eval set.
-fn setup(name: &str) -> (OnnxModel, Recipe, Simulator) {
+fn setup(name: &str) -> (OnnxModel, Recipe, Measured, Simulator) {
     let model = OnnxModel::load(&sample(name, "model.onnx")).expect("load");
     let never = AtomicBool::new(false);
     let calib = DataSet::open(DataSource::Npz(sample(name, "calib.npz")), &model.summary.inputs).expect("calib");
-    let mut recipe = Recipe::new(&model.summary.name);
-    recipe.calibration =
-        Some(calibrate(&model, &calib, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"));
+    let recipe = Recipe::new(&model.summary.name);
+    let measured = Measured::calibrated(
+        calibrate(&model, &calib, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"),
+    );
     let eval = DataSet::open(DataSource::Npz(sample(name, "eval.npz")), &model.summary.inputs).expect("eval");
     let sim = Simulator::new(&model, &eval, &EvalConfig::default(), &never).expect("simulator");
-    (model, recipe, sim)
+    (model, recipe, measured, sim)
 }
 
-fn run(model: &OnnxModel, recipe: &Recipe, sim: &Simulator) -> Evaluation {
-    let plan = QuantPlan::build(model, recipe, &PlanFilter::default()).expect("plan");
+fn run(model: &OnnxModel, recipe: &Recipe, measured: &Measured, sim: &Simulator) -> Evaluation {
+    let plan = QuantPlan::build(model, recipe, measured, &PlanFilter::default()).expect("plan");
     sim.evaluate(&plan, &EvalConfig::default(), &mut |_| {}, &AtomicBool::new(false)).expect("evaluate")
 }
 
 #[test]
 fn keep_float_everywhere_is_bit_exact() {
     for name in SAMPLE_MODELS {
-        let (model, mut recipe, sim) = setup(name);
+        let (model, mut recipe, measured, sim) = setup(name);
         recipe.defaults.keep_float = true;
-        let e = run(&model, &recipe, &sim);
+        let e = run(&model, &recipe, &measured, &sim);
         assert_eq!(e.metrics.output_sqnr_db, EXACT_SQNR_DB, "{name}");
         assert_eq!(e.predictions_quant, e.predictions_float, "{name}");
         for l in &e.layers {
@@ -49,12 +50,12 @@ fn keep_float_everywhere_is_bit_exact() {
 #[test]
 fn errors_follow_the_bit_width() {
     for name in SAMPLE_MODELS {
-        let (model, mut recipe, sim) = setup(name);
+        let (model, mut recipe, measured, sim) = setup(name);
         let mut by_bits = Vec::new();
         for bits in [2u8, 4, 8, 16] {
             recipe.defaults.weight.bits = bits;
             recipe.defaults.activation.bits = bits;
-            by_bits.push((bits, run(&model, &recipe, &sim)));
+            by_bits.push((bits, run(&model, &recipe, &measured, &sim)));
         }
         let sqnr: Vec<f64> = by_bits.iter().map(|(_, e)| e.metrics.output_sqnr_db).collect();
         assert!(sqnr.windows(2).all(|w| w[0] < w[1]), "{name}: output SQNR rises with bits: {sqnr:?}");
@@ -75,10 +76,10 @@ fn errors_follow_the_bit_width() {
 
 #[test]
 fn per_channel_beats_per_tensor_on_mobilenet() {
-    let (model, mut recipe, sim) = setup("mobilenet");
-    let per_channel = run(&model, &recipe, &sim);
+    let (model, mut recipe, measured, sim) = setup("mobilenet");
+    let per_channel = run(&model, &recipe, &measured, &sim);
     recipe.defaults.weight.granularity = Granularity::PerTensor;
-    let per_tensor = run(&model, &recipe, &sim);
+    let per_tensor = run(&model, &recipe, &measured, &sim);
     let (pc, pt) = (per_channel.metrics, per_tensor.metrics);
     assert!(pc.quant_accuracy > pt.quant_accuracy, "{:?} vs {:?}", pc.quant_accuracy, pt.quant_accuracy);
     assert!(pc.output_sqnr_db > pt.output_sqnr_db + 10.0, "{} vs {}", pc.output_sqnr_db, pt.output_sqnr_db);
@@ -152,10 +153,10 @@ fn analyze_rejects_bad_options_cleanly() {
 fn incremental_reevaluation_equals_a_full_one() {
     use quantbench_core::quant::LayerConfig;
     for name in SAMPLE_MODELS {
-        let (model, mut recipe, sim) = setup(name);
+        let (model, mut recipe, measured, sim) = setup(name);
         let never = AtomicBool::new(false);
         let cfg = EvalConfig::default();
-        let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+        let plan = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
         let (_, state) = sim.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");
         assert_eq!(state.nodes_rerun, state.nodes_total);
         // Change one layer in the middle: weights to 4 bits, activation observer to percentile.
@@ -165,7 +166,7 @@ fn incremental_reevaluation_equals_a_full_one() {
         changed.weight.bits = 4;
         changed.activation.observer = quantbench_core::observe::Observer::Percentile { percentile: 99.9 };
         recipe.layers.insert(target.clone(), changed);
-        let plan2 = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+        let plan2 = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
         let (inc, state2) = sim.evaluate_from(Some(&state), &plan2, &cfg, &mut |_| {}, &never).expect("incremental");
         assert!(
             state2.nodes_rerun < state2.nodes_total,
@@ -187,20 +188,20 @@ fn incremental_reevaluation_equals_a_full_one() {
 #[test]
 fn over_the_cache_budget_evaluations_fall_back_to_full_runs() {
     use quantbench_core::quant::LayerConfig;
-    let (model, mut recipe, sim) = setup("cnn");
+    let (model, mut recipe, measured, sim) = setup("cnn");
     let never = AtomicBool::new(false);
     let tiny = EvalConfig { cache_budget_mib: 1, ..EvalConfig::default() };
-    let plan = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+    let plan = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
     let (first, state) = sim.evaluate_from(None, &plan, &tiny, &mut |_| {}, &never).expect("full");
-    assert_eq!(first, run(&model, &recipe, &sim), "the budget changes nothing in the results");
+    assert_eq!(first, run(&model, &recipe, &measured, &sim), "the budget changes nothing in the results");
     let mut changed = LayerConfig::default();
     changed.weight.bits = 4;
     let last = model.summary.layers.last().expect("layers").name.clone();
     recipe.layers.insert(last, changed);
-    let plan2 = QuantPlan::build(&model, &recipe, &PlanFilter::default()).expect("plan");
+    let plan2 = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
     let (second, state2) = sim.evaluate_from(Some(&state), &plan2, &tiny, &mut |_| {}, &never).expect("second");
     assert_eq!(state2.nodes_rerun, state2.nodes_total, "nothing cached: a full run");
-    assert_eq!(second, run(&model, &recipe, &sim), "same results as a full evaluation");
+    assert_eq!(second, run(&model, &recipe, &measured, &sim), "same results as a full evaluation");
     // With the default budget the same change re-runs only a suffix (the cache is what differs).
     let cfg = EvalConfig::default();
     let (_, state) = sim.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");

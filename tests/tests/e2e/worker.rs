@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use quantbench_core::calibrate::RecipeFile;
 use quantbench_core::data::DataSource;
 use quantbench_core::model::ModelSummary;
+use quantbench_core::plan::Measured;
 use quantbench_core::quant::LayerConfig;
 use quantbench_core::simulate::Evaluation;
 use quantbench_core::worker::{
@@ -89,8 +91,8 @@ fn setup(h: &WorkerHandle, name: &str, calibrate: bool) -> (ModelSummary, u64) {
     let ok = |job, role| matches!(terminal(&events, job), Event::DataLoaded { role: r, .. } if *r == role);
     assert!(ok(calib, DataRole::Calibration) && ok(eval, DataRole::Evaluation), "{events:#?}");
     let revision = match cal.map(|c| terminal(&events, c)) {
-        Some(Event::Calibrated { revision, recipe, .. }) => {
-            assert!(recipe.calibration.is_some());
+        Some(Event::Calibrated { revision, measured, .. }) => {
+            assert!(measured.calibration.is_some());
             *revision
         }
         None => 1,
@@ -133,9 +135,9 @@ fn progress_arrives_in_order_and_ends_with_completion() {
     let events = until_done(&h, cal);
     let calibration_ms = started.elapsed().as_millis();
     assert_eq!(events.first(), Some(&Event::Started { job: cal, kind: JobKind::Calibrate }));
-    let Some(Event::Calibrated { revision: cal_rev, recipe, .. }) = events.last() else { panic!("{events:#?}") };
+    let Some(Event::Calibrated { revision: cal_rev, measured, .. }) = events.last() else { panic!("{events:#?}") };
     assert_eq!(*cal_rev, revision + 1, "calibration is a new recipe revision");
-    assert_eq!(recipe.calibration.as_ref().map(|c| c.num_samples), Some(256));
+    assert_eq!(measured.calibration.as_ref().map(|c| c.num_samples), Some(256));
     let progress = progress_of(&events, cal);
     let calibration_progress = progress.len();
     check_progress(&progress, &[STAGE_CALIBRATION.to_string()]);
@@ -433,19 +435,19 @@ fn exports_go_through_the_worker() {
         }
         assert!(path.is_file(), "{kind:?} written");
     }
-    let recipe = quantbench_core::quant::recipe::Recipe::load(&dir.path().join("r.json")).expect("recipe reloads");
-    assert!(recipe.calibration.is_some(), "the exported recipe carries the calibration");
+    let file = RecipeFile::load(&dir.path().join("r.json")).expect("recipe reloads");
+    assert!(file.calibration.is_some(), "the exported recipe carries the calibration");
     h.shutdown();
 }
 
 /// The worker's current recipe, read back through a recipe export.
-fn read_back(h: &WorkerHandle, dir: &std::path::Path, tag: &str) -> quantbench_core::quant::recipe::Recipe {
+fn read_back(h: &WorkerHandle, dir: &std::path::Path, tag: &str) -> RecipeFile {
     use quantbench_core::worker::ExportKind;
     let path = dir.join(format!("{tag}.recipe.json"));
     let job = send(h, Command::Export { kind: ExportKind::Recipe, path: path.clone() });
     let events = until_done(h, job);
     assert!(matches!(terminal(&events, job), Event::Exported { .. }), "{events:#?}");
-    quantbench_core::quant::recipe::Recipe::load(&path).expect("the exported recipe loads")
+    RecipeFile::load(&path).expect("the exported recipe loads")
 }
 
 /// The defaults `configure` sets: percentile activations.
@@ -481,7 +483,7 @@ fn cancelled_jobs_leave_the_configuration_intact() {
     let before = configure(&h, &summary);
     let dir = tempfile::tempdir().expect("tempdir");
     let recipe = read_back(&h, dir.path(), "before");
-    assert_eq!(recipe.layers.get(&summary.layers[0].name).map(|c| c.weight.bits), Some(4));
+    assert_eq!(recipe.recipe.layers.get(&summary.layers[0].name).map(|c| c.weight.bits), Some(4));
 
     let cal = send(&h, Command::Calibrate);
     cancel_latency(&h, cal, |s| s == STAGE_CALIBRATION);
@@ -493,8 +495,9 @@ fn cancelled_jobs_leave_the_configuration_intact() {
     let eval = change(&h, Command::SetDefaults { config: six });
     cancel_latency(&h, eval, evaluating);
     let changed = read_back(&h, dir.path(), "after_evaluation");
-    assert_eq!(changed.defaults, six, "the change survived its cancelled evaluation");
-    assert_eq!((&changed.layers, &changed.calibration), (&recipe.layers, &recipe.calibration), "the rest is intact");
+    assert_eq!(changed.recipe.defaults, six, "the change survived its cancelled evaluation");
+    let rest = |f: &RecipeFile| (f.recipe.layers.clone(), f.calibration.clone());
+    assert_eq!(rest(&changed), rest(&recipe), "the rest is intact");
 
     // The data sets are still loaded: evaluating and calibrating again work, with the results
     // of before.
@@ -507,8 +510,9 @@ fn cancelled_jobs_leave_the_configuration_intact() {
     assert_eq!(after, before, "same configuration, same results");
     let cal = send(&h, Command::Calibrate);
     let events = until_done(&h, cal);
-    let Event::Calibrated { recipe: recalibrated, .. } = terminal(&events, cal) else { panic!("{events:#?}") };
-    assert_eq!(**recalibrated, recipe, "the same calibration set gives the same calibration");
+    let Event::Calibrated { recipe: recalibrated, measured, .. } = terminal(&events, cal) else { panic!("{events:#?}") };
+    let again = RecipeFile { recipe: (**recalibrated).clone(), calibration: measured.calibration.as_deref().cloned() };
+    assert_eq!(again, recipe, "the same calibration set gives the same calibration");
     h.shutdown();
 }
 
@@ -532,7 +536,7 @@ fn over_the_memory_budget_the_worker_falls_back_to_full_evaluations() {
         let recipe = read_back(h, dir.path(), tag);
         let mut overridden = vec![summary.layers[0].name.clone(), last];
         overridden.sort();
-        assert_eq!(recipe.layers.keys().cloned().collect::<Vec<_>>(), overridden, "{tag}: both overrides kept");
+        assert_eq!(recipe.recipe.layers.keys().cloned().collect::<Vec<_>>(), overridden, "{tag}: both overrides kept");
         results.push((first, second, recipe));
     }
     assert_eq!(results[0], results[1], "the budget changes how, not what");
@@ -541,10 +545,10 @@ fn over_the_memory_budget_the_worker_falls_back_to_full_evaluations() {
 }
 
 /// Calibrates through the worker (after `setup(.., false)`) and returns the calibrated recipe.
-fn calibrated_recipe(h: &WorkerHandle) -> (u64, quantbench_core::quant::recipe::Recipe) {
+fn calibrated_recipe(h: &WorkerHandle) -> (u64, quantbench_core::quant::recipe::Recipe, Measured) {
     let cal = send(h, Command::Calibrate);
     match terminal(&until_done(h, cal), cal) {
-        Event::Calibrated { revision, recipe, .. } => (*revision, (**recipe).clone()),
+        Event::Calibrated { revision, recipe, measured, .. } => (*revision, (**recipe).clone(), measured.clone()),
         other => panic!("calibration failed: {other:?}"),
     }
 }
@@ -566,7 +570,7 @@ fn sensitivity_streams_each_layer_in_order_and_matches_the_core_function() {
     use quantbench_core::worker::STAGE_SENSITIVITY;
     let (h, _) = spawn();
     let (summary, _) = setup(&h, "mlp", false);
-    let (revision, recipe) = calibrated_recipe(&h);
+    let (revision, recipe, measured) = calibrated_recipe(&h);
     let started = Instant::now();
     let job = send(&h, Command::AnalyzeSensitivity { metric: SensitivityMetric::Accuracy, bits: vec![8, 2, 8] });
     let events = until_done(&h, job);
@@ -598,7 +602,8 @@ fn sensitivity_streams_each_layer_in_order_and_matches_the_core_function() {
     let (model, sim) = core_simulator("mlp");
     let never = std::sync::atomic::AtomicBool::new(false);
     let expected =
-        sensitivity(&sim, &model, &recipe, SensitivityMetric::Accuracy, &[2, 8], &mut |_| {}, &never).expect("core");
+        sensitivity(&sim, &model, &recipe, &measured, SensitivityMetric::Accuracy, &[2, 8], &mut |_| {}, &never)
+            .expect("core");
     assert_eq!(layers, &expected, "the worker's results are the core function's");
     eprintln!("worker sensitivity sweep (mlp, {n} layers, bits 2,8): {sweep_ms} ms");
     h.shutdown();
@@ -640,7 +645,7 @@ fn mixed_precision_through_the_worker_matches_the_core_function_and_applies() {
     use quantbench_core::worker::{STAGE_LAYER_NOISE, STAGE_SEARCH_PATH};
     let (h, _) = spawn();
     setup(&h, "mlp", false);
-    let (revision, recipe) = calibrated_recipe(&h);
+    let (revision, recipe, measured) = calibrated_recipe(&h);
     let target = Target::AccuracyDrop(1.0);
     let job = send(&h, Command::MixedPrecision { target });
     let events = until_done(&h, job);
@@ -653,7 +658,7 @@ fn mixed_precision_through_the_worker_matches_the_core_function_and_applies() {
     assert_eq!((*rev, *t), (revision, target));
     let (model, sim) = core_simulator("mlp");
     let never = std::sync::atomic::AtomicBool::new(false);
-    let expected = mixed_precision(&sim, &model, &recipe, target, &mut |_| {}, &never).expect("core");
+    let expected = mixed_precision(&sim, &model, &recipe, &measured, target, &mut |_| {}, &never).expect("core");
     assert_eq!(**result, expected, "the worker's search is the core function's");
     let chosen = result.chosen.expect("a 1-point drop is reachable on mlp");
     assert!(result.path[chosen].pareto, "the chosen point is on the Pareto front");
@@ -661,7 +666,7 @@ fn mixed_precision_through_the_worker_matches_the_core_function_and_applies() {
 
     // Applying the chosen point is a plain SetRecipe, evaluated to the point's figures.
     let point = result.path[chosen].clone();
-    let set = send(&h, Command::SetRecipe { recipe: result.recipe_of(&recipe, chosen) });
+    let set = send(&h, Command::SetRecipe { recipe: result.recipe_of(&recipe, chosen), calibration: None });
     let events = until(&h, |e| e.job() == set);
     let Some(Event::RecipeChanged { evaluation: Some(auto), .. }) = events.last() else { panic!("{events:#?}") };
     let auto = *auto;

@@ -2,13 +2,17 @@
 //! scoped threads (a tract plan is shared, each thread has its own state); results come back in
 //! sample order, so everything computed from them is deterministic.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::ArrayD;
 
-use super::check_cancel;
+use super::runtime::Runner;
 use crate::error::{Error, Result};
-use crate::model::runtime::Runner;
+
+/// `Err(Cancelled)` once `cancel` is set.
+pub fn check_cancel(cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { Ok(()) }
+}
 
 /// Samples per block: cancellation and progress land between blocks.
 const BLOCK: usize = 32;
@@ -20,7 +24,7 @@ fn threads() -> usize {
 
 /// Runs `runner` on samples `0..n` (inputs built by `feed`); `on_block(first, outputs)` receives
 /// each block's outputs in order.
-pub(crate) fn run_samples(
+pub fn run_samples(
     runner: &Runner,
     n: usize,
     feed: &(dyn Fn(usize) -> Result<Vec<ArrayD<f32>>> + Sync),
