@@ -5,6 +5,7 @@ pub mod algorithms;
 pub mod analysis;
 pub mod calibrate;
 pub mod data;
+pub mod emit;
 pub mod error;
 pub mod export;
 pub mod fsutil;

@@ -9,7 +9,10 @@
 //!   and scoped compute threads only in the two parallel kernels;
 //! - every document a source or document cites exists in the repository (with its heading, when
 //!   a `#anchor` is given);
-//! - every `pub` item and field of core and app has a doc comment.
+//! - every `pub` item and field of core and app has a doc comment;
+//! - core does not depend on egui; channels are bounded and `unwrap` is linted (the lint
+//!   configuration is in place); no hash map outside the range memo; no process spawned by the
+//!   product (Python runs only in tests); only `emit` walks a plan over a graph.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -507,4 +510,34 @@ fn public_items_have_doc_comments() {
     }
     assert!(checked > 500, "only {checked} public items found: the scanner is broken");
     assert!(problems.is_empty(), "public items without a doc comment:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_remaining_invariants_hold() {
+    let core_toml = read(&repo().join("core/Cargo.toml"));
+    assert!(!core_toml.contains("egui") && !core_toml.contains("eframe"), "core depends on the GUI toolkit");
+    let clippy = read(&repo().join("clippy.toml"));
+    assert!(clippy.contains("crossbeam_channel::unbounded"), "clippy.toml no longer bans unbounded channels");
+    let workspace = read(&repo().join("Cargo.toml"));
+    assert!(workspace.contains("unwrap_used = \"warn\""), "the unwrap lint is off");
+    let mut problems = Vec::new();
+    for dir in ["core/src", "app/src"] {
+        for f in files(dir, &[".rs"]) {
+            let path = rel(&f);
+            if path.ends_with("/tests.rs") {
+                continue;
+            }
+            let code = code(&read(&f));
+            if (code.contains("HashMap") || code.contains("HashSet")) && path != "core/src/observe/calibration.rs" {
+                problems.push(format!("{path}: a hash map (use BTreeMap: its order reaches files and the UI)"));
+            }
+            if code.contains("process::Command") || code.contains("Command::new(") && path.starts_with("core/") {
+                problems.push(format!("{path}: spawns a process"));
+            }
+            if code.contains("mem::take(&mut graph.node)") && path != "core/src/emit.rs" {
+                problems.push(format!("{path}: walks a graph's nodes itself (simulation and export go through emit)"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "architecture invariants violated:\n{}", problems.join("\n"));
 }

@@ -4,13 +4,14 @@
 //! (activations are clipped to the b-bit range first); 9–16 bits use 16-bit types through ONNX
 //! Runtime's `com.microsoft` Q/DQ.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::model::onnx as pb;
 
 use crate::error::{Error, Result};
-use crate::model::graph::{drop_constant_if_unused, float_tensor, replace_constant};
-use crate::model::{OnnxModel, node_name};
+use crate::emit::{Emitted, Sink, emit};
+use crate::model::OnnxModel;
+use crate::model::graph::float_tensor;
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 use crate::quant::{Granularity, QParams};
 
@@ -242,13 +243,6 @@ fn bias_dq(b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> (pb::NodeProto, Vec<p
 /// The QDQ model for `plan`.
 pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto> {
     let mut proto = model.proto.clone();
-    let consts = model.constants();
-    let dims_of = |name: &str| -> Result<Vec<i64>> {
-        consts
-            .get(name)
-            .map(|t| t.dims.clone())
-            .ok_or_else(|| Error::InvalidModel(format!("constant '{name}' not found")))
-    };
     // Per-channel DequantizeLinear needs opset 13.
     let needs_13 =
         plan.layers.iter().any(|l| l.weight_quant.as_ref().is_some_and(|w| w.axis.is_some()) || l.bias.is_some());
@@ -281,64 +275,27 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
     proto.producer_name = "quantbench".into();
     proto.producer_version = env!("CARGO_PKG_VERSION").into();
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
-
-    // Emit, in network order: for each node, first the Q/DQ of the activations it is the first
-    // quantized consumer of and the DQ of its weight and bias, then the node reading them.
-    let mut first_consumer: BTreeMap<&str, Vec<&ActQuant>> = BTreeMap::new();
-    for a in plan.activations.values() {
-        if let Some(first) = a.consumers.first() {
-            first_consumer.entry(first.as_str()).or_default().push(a);
-        }
-    }
-    let act_of: BTreeMap<&str, &ActQuant> =
-        plan.activations.values().flat_map(|a| a.consumers.iter().map(move |c| (c.as_str(), a))).collect();
-    let layer_plans: BTreeMap<&str, &LayerPlan> = plan.layers.iter().map(|l| (l.layer.as_str(), l)).collect();
-    let mut dq_out: BTreeMap<String, String> = BTreeMap::new();
-    let mut replaced_constants = Vec::new();
-    let old_nodes = std::mem::take(&mut graph.node);
-    for mut n in old_nodes {
-        let name = node_name(&n);
-        if let Some(acts) = first_consumer.get(name.as_str()) {
-            for a in acts {
-                let (nodes, inits, out) = activation_qdq(a)?;
-                graph.node.extend(nodes);
-                graph.initializer.extend(inits);
-                dq_out.insert(a.tensor.clone(), out);
-            }
-        }
-        if let Some(a) = act_of.get(name.as_str())
-            && n.input.first() == Some(&a.tensor)
-        {
-            n.input[0].clone_from(&dq_out[&a.tensor]);
-        }
-        if let Some(lp) = layer_plans.get(name.as_str()) {
-            if lp.weight_quant.is_some() && n.input.get(1) == Some(&lp.weight) {
-                let (nodes, inits, out) = weight_dq(lp, &dims_of(&lp.weight)?)?;
-                graph.node.extend(nodes);
-                graph.initializer.extend(inits);
-                replaced_constants.push(lp.weight.clone());
-                n.input[1] = out;
-            }
-            if let Some(b) = &lp.bias
-                && n.input.get(2) == Some(&b.tensor)
-            {
-                let (node, inits, out) = bias_dq(b, lp, &dims_of(&b.tensor)?);
-                graph.node.push(node);
-                graph.initializer.extend(inits);
-                replaced_constants.push(b.tensor.clone());
-                n.input[2] = out;
-            }
-        }
-        graph.node.push(n);
-    }
-    for c in replaced_constants {
-        drop_constant_if_unused(graph, &c);
-    }
-    // Bias correction of a bias that stays float (e.g. a MatMul's following Add).
-    for lp in &plan.layers {
-        if let (None, Some((tensor, values))) = (&lp.bias, &lp.corrected_bias) {
-            replace_constant(graph, tensor, values)?;
-        }
-    }
+    emit(model, plan, graph, &mut QdqSink)?;
     Ok(proto)
+}
+
+/// The export's sink of the plan walk: Q/DQ nodes and integer constants as ONNX Runtime's
+/// `quantize_static` writes them.
+struct QdqSink;
+
+impl Sink for QdqSink {
+    fn activation(&mut self, a: &ActQuant) -> Result<Emitted> {
+        let (nodes, inits, output) = activation_qdq(a)?;
+        Ok(Emitted { nodes, inits, output })
+    }
+
+    fn weight(&mut self, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
+        let (nodes, inits, output) = weight_dq(lp, dims)?;
+        Ok(Emitted { nodes, inits, output })
+    }
+
+    fn bias(&mut self, b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
+        let (node, inits, output) = bias_dq(b, lp, dims);
+        Ok(Emitted { nodes: vec![node], inits, output })
+    }
 }

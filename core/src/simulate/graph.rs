@@ -1,16 +1,15 @@
-//! Emitting a plan into an ONNX graph for simulation: weights and biases replaced by their
+//! The simulation's sink of the plan walk (`emit`): weights and biases replaced by their
 //! dequantized values, and each quantized activation routed through float ops computing
 //! QuantizeLinear→DequantizeLinear exactly (`(clip(round(x / s) + z, qmin, qmax) - z) · s`, with
 //! ONNX Round, which rounds half to even). This runs at any bit width in tract.
 
-use std::collections::BTreeMap;
-
 use crate::model::onnx as pb;
 
+use crate::emit::{Emitted, Sink, emit};
 use crate::error::{Error, Result};
-use crate::model::graph::{float_tensor, has_constant, int_attribute, node, replace_constant};
+use crate::model::graph::{float_tensor, int_attribute, node};
 use crate::model::OnnxModel;
-use crate::plan::{ActQuant, QuantPlan};
+use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 
 /// The name of the fake-quantized version of `tensor`.
 pub fn fq_name(tensor: &str) -> String {
@@ -78,6 +77,42 @@ fn fake_quant_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) 
     (nodes, inits)
 }
 
+/// The simulation's sink: dequantized float constants for weights and biases, and float ops
+/// computing Q→DQ exactly for activations; layers whose runtime saturates int16 pair sums are
+/// replaced by their exact emulation.
+struct SimulationSink<'a> {
+    model: &'a OnnxModel,
+}
+
+impl Sink for SimulationSink<'_> {
+    fn activation(&mut self, a: &ActQuant) -> Result<Emitted> {
+        let (nodes, inits) = fake_quant_nodes(a);
+        Ok(Emitted { nodes, inits, output: fq_name(&a.tensor) })
+    }
+
+    fn weight(&mut self, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
+        let Some(wq) = &lp.weight_quant else { return Err(Error::Config("no quantized weight".into())) };
+        let values: Vec<f32> = wq.dequantize().iter().copied().collect();
+        let output = format!("{}/qb_dq", lp.weight);
+        Ok(Emitted { nodes: Vec::new(), inits: vec![float_tensor(&output, dims, &values)], output })
+    }
+
+    fn bias(&mut self, b: &BiasQuant, _lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
+        let output = format!("{}/qb_dq", b.tensor);
+        Ok(Emitted { nodes: Vec::new(), inits: vec![float_tensor(&output, dims, &b.dequantize())], output })
+    }
+
+    fn layer_node(&mut self, node: pb::NodeProto, lp: &LayerPlan, act: Option<&ActQuant>) -> Emitted {
+        if lp.saturates
+            && let Some(a) = act
+            && let Some(e) = super::saturate::emulate(self.model, &node, lp, a)
+        {
+            return Emitted { nodes: e.nodes, inits: e.inits, output: String::new() };
+        }
+        Emitted { nodes: vec![node], ..Emitted::default() }
+    }
+}
+
 /// The model with `plan` applied for simulation.
 pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto> {
     if !plan.activations.is_empty() && model.summary.opset < 11 {
@@ -88,57 +123,6 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
     }
     let mut proto = model.proto.clone();
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
-    for lp in &plan.layers {
-        if let Some(wq) = &lp.weight_quant {
-            let values = wq.dequantize();
-            let values: Vec<f32> = values.iter().copied().collect();
-            replace_constant(graph, &lp.weight, &values)?;
-        }
-        if let Some(b) = &lp.bias {
-            replace_constant(graph, &b.tensor, &b.dequantize())?;
-        } else if let Some((tensor, values)) = &lp.corrected_bias
-            && has_constant(graph, tensor)
-        {
-            // (A layer simulated alone lacks a MatMul's following Add and its bias.)
-            replace_constant(graph, tensor, values)?;
-        }
-    }
-    // Each activation's fake-quant block goes right before its first consumer; the quantized
-    // consumers read the fake-quantized tensor instead.
-    let mut first_consumer: BTreeMap<&str, Vec<&ActQuant>> = BTreeMap::new();
-    for a in plan.activations.values() {
-        if let Some(first) = a.consumers.first() {
-            first_consumer.entry(first.as_str()).or_default().push(a);
-        }
-    }
-    let consumer_of: BTreeMap<&str, &ActQuant> =
-        plan.activations.values().flat_map(|a| a.consumers.iter().map(move |c| (c.as_str(), a))).collect();
-    // Layers whose runtime saturates int16 pair sums are replaced by an exact emulation.
-    let saturating: BTreeMap<&str, &crate::plan::LayerPlan> =
-        plan.layers.iter().filter(|l| l.saturates).map(|l| (l.layer.as_str(), l)).collect();
-    let old_nodes = std::mem::take(&mut graph.node);
-    for mut n in old_nodes {
-        let name = crate::model::node_name(&n);
-        if let Some(acts) = first_consumer.get(name.as_str()) {
-            for a in acts {
-                let (nodes, inits) = fake_quant_nodes(a);
-                graph.node.extend(nodes);
-                graph.initializer.extend(inits);
-            }
-        }
-        if let Some(a) = consumer_of.get(name.as_str())
-            && n.input.first() == Some(&a.tensor)
-        {
-            n.input[0] = fq_name(&a.tensor);
-            if let Some(lp) = saturating.get(name.as_str())
-                && let Some(e) = super::saturate::emulate(model, &n, lp, a)
-            {
-                graph.node.extend(e.nodes);
-                graph.initializer.extend(e.inits);
-                continue;
-            }
-        }
-        graph.node.push(n);
-    }
+    emit(model, plan, graph, &mut SimulationSink { model })?;
     Ok(proto)
 }

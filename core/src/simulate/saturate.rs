@@ -16,7 +16,7 @@
 
 use crate::model::onnx as pb;
 
-use crate::model::graph::{float_tensor, int_attribute, int64_tensor, node};
+use crate::model::graph::{attr_f, attr_i, float_tensor, int_attribute, int64_tensor, node};
 use crate::model::OnnxModel;
 use crate::plan::{ActQuant, LayerPlan};
 use crate::quant::WeightQuant;
@@ -52,14 +52,6 @@ pub(super) struct Emulation {
     pub nodes: Vec<pb::NodeProto>,
     /// The constants they read.
     pub inits: Vec<pb::TensorProto>,
-}
-
-fn attr_i(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
-    n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i)
-}
-
-fn attr_f(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
-    n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f)
 }
 
 /// Per-output-channel weight scales (one value repeated for per-tensor weights), or None when

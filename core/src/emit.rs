@@ -1,0 +1,117 @@
+//! The one walk of a plan over a model's graph. Simulation (`simulate::graph`) and QDQ export
+//! (`export::qdq`) are two [`Sink`]s of it: the walk decides, once, where each quantized tensor
+//! goes and which inputs read it; a sink only says what to insert for it. So what the simulation
+//! runs and what ONNX Runtime runs are placed alike by construction.
+//!
+//! In network order, for every node: first what quantizes each activation the node is the first
+//! quantized consumer of, then its weight (input 1) and int32 bias (input 2) when the plan
+//! quantizes them, then the node itself reading the quantized tensors (or what the sink replaces
+//! it with). Constants no node reads any more are dropped, and a corrected bias that stays float
+//! (a MatMul's following Add) replaces the model's.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::model::graph::{drop_constant_if_unused, has_constant, node_name, replace_constant};
+use crate::model::onnx as pb;
+use crate::model::OnnxModel;
+use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
+
+/// What a sink inserts for one quantized tensor: nodes and constants placed before the node
+/// that reads it, and the tensor that node reads instead.
+#[derive(Debug, Clone, Default)]
+pub struct Emitted {
+    /// Nodes, in order.
+    pub nodes: Vec<pb::NodeProto>,
+    /// The constants they read.
+    pub inits: Vec<pb::TensorProto>,
+    /// The tensor the consumer reads instead of the original.
+    pub output: String,
+}
+
+/// How one target writes quantized tensors.
+pub trait Sink {
+    /// The quantized activation `a` (inserted once, before its first quantized consumer).
+    fn activation(&mut self, a: &ActQuant) -> Result<Emitted>;
+    /// The quantized weight of `lp` (its constant has `dims`).
+    fn weight(&mut self, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted>;
+    /// The int32 bias `b` of `lp` (its constant has `dims`).
+    fn bias(&mut self, b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted>;
+    /// The node of a quantized layer with its inputs already rewired: what goes into the graph
+    /// in its place (itself, by default).
+    fn layer_node(&mut self, node: pb::NodeProto, _lp: &LayerPlan, _act: Option<&ActQuant>) -> Emitted {
+        Emitted { nodes: vec![node], ..Emitted::default() }
+    }
+}
+
+/// Walks `plan` over `graph` (a copy of `model`'s), writing each quantized tensor through `sink`.
+pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sink: &mut dyn Sink) -> Result<()> {
+    let consts = model.constants();
+    let dims_of = |name: &str| -> Result<Vec<i64>> {
+        consts
+            .get(name)
+            .map(|t| t.dims.clone())
+            .ok_or_else(|| Error::InvalidModel(format!("constant '{name}' not found")))
+    };
+    let mut first_consumer: BTreeMap<&str, Vec<&ActQuant>> = BTreeMap::new();
+    for a in plan.activations.values() {
+        if let Some(first) = a.consumers.first() {
+            first_consumer.entry(first.as_str()).or_default().push(a);
+        }
+    }
+    let act_of: BTreeMap<&str, &ActQuant> =
+        plan.activations.values().flat_map(|a| a.consumers.iter().map(move |c| (c.as_str(), a))).collect();
+    let layer_plans: BTreeMap<&str, &LayerPlan> = plan.layers.iter().map(|l| (l.layer.as_str(), l)).collect();
+    let mut quantized: BTreeMap<String, String> = BTreeMap::new();
+    let mut replaced_constants = Vec::new();
+    let old_nodes = std::mem::take(&mut graph.node);
+    for mut n in old_nodes {
+        let name = node_name(&n);
+        for a in first_consumer.get(name.as_str()).into_iter().flatten() {
+            let e = sink.activation(a)?;
+            graph.node.extend(e.nodes);
+            graph.initializer.extend(e.inits);
+            quantized.insert(a.tensor.clone(), e.output);
+        }
+        let act = act_of.get(name.as_str()).copied().filter(|a| n.input.first() == Some(&a.tensor));
+        if let Some(a) = act {
+            n.input[0].clone_from(&quantized[&a.tensor]);
+        }
+        let Some(lp) = layer_plans.get(name.as_str()).copied() else {
+            graph.node.push(n);
+            continue;
+        };
+        if lp.weight_quant.is_some() && n.input.get(1) == Some(&lp.weight) {
+            let e = sink.weight(lp, &dims_of(&lp.weight)?)?;
+            graph.node.extend(e.nodes);
+            graph.initializer.extend(e.inits);
+            replaced_constants.push(lp.weight.clone());
+            n.input[1] = e.output;
+        }
+        if let Some(b) = &lp.bias
+            && n.input.get(2) == Some(&b.tensor)
+        {
+            let e = sink.bias(b, lp, &dims_of(&b.tensor)?)?;
+            graph.node.extend(e.nodes);
+            graph.initializer.extend(e.inits);
+            replaced_constants.push(b.tensor.clone());
+            n.input[2] = e.output;
+        }
+        let e = sink.layer_node(n, lp, act);
+        graph.node.extend(e.nodes);
+        graph.initializer.extend(e.inits);
+    }
+    for c in replaced_constants {
+        drop_constant_if_unused(graph, &c);
+    }
+    // Bias correction of a bias that stays float (e.g. a MatMul's following Add; a layer
+    // simulated alone has no such Add).
+    for lp in &plan.layers {
+        if let (None, Some((tensor, values))) = (&lp.bias, &lp.corrected_bias)
+            && has_constant(graph, tensor)
+        {
+            replace_constant(graph, tensor, values)?;
+        }
+    }
+    Ok(())
+}
