@@ -245,7 +245,7 @@ fn calibrate(
     if let Some(path) = save_recipe {
         let mut recipe = Recipe::for_runtime(&model.summary.name, runtime);
         recipe.calibration_config = config;
-        write_outputs(vec![(path, RecipeFile { recipe, calibration: Some(cal) }.to_json()?.into_bytes())])?;
+        write_outputs(&[(path, RecipeFile { recipe, calibration: Some(cal) }.to_json()?.into_bytes())])?;
         eprintln!("recipe written to {}", path.display());
     }
     Ok(())
@@ -262,7 +262,7 @@ fn check_outputs(paths: &[Option<&std::path::Path>]) -> anyhow::Result<()> {
 
 /// Writes a command's outputs, all computed beforehand, each atomically; when one cannot be
 /// written, those already written by this call are removed again.
-fn write_outputs(files: Vec<(&std::path::Path, Vec<u8>)>) -> anyhow::Result<()> {
+fn write_outputs(files: &[(&std::path::Path, Vec<u8>)]) -> anyhow::Result<()> {
     let files: Vec<(&std::path::Path, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
     Ok(quantbench_core::fsutil::write_all_or_none(&files)?)
 }
@@ -326,13 +326,12 @@ fn prepare(model_path: &std::path::Path, opts: &QuantOptions) -> anyhow::Result<
         }
         reached = Some(stage);
     };
-    let prepared = pipeline::prepare(Arc::new(model), &recipe, &set, &mut on_progress, &never).with_context(|| {
-        match reached {
+    let prepared =
+        pipeline::prepare(Arc::new(model), &recipe, &set, &mut on_progress, &never).with_context(|| match reached {
             Some(Stage::Transform) => "model transform failed",
             Some(Stage::Algorithms) => "the layer-wise algorithms failed",
             Some(Stage::Calibration) | None => "calibration failed",
-        }
-    })?;
+        })?;
     if let Some(report) = &prepared.transform {
         print_transform_report(report);
     }
@@ -470,7 +469,7 @@ fn analyze(
     if let Some(p) = &opts.save_recipe {
         files.push((p.as_path(), recipe_file(recipe, &measured)?));
     }
-    write_outputs(files)?;
+    write_outputs(&files)?;
     print_summary(&report);
     Ok(())
 }
@@ -572,7 +571,7 @@ fn quantize(
     if let Some(p) = &opts.save_recipe {
         files.push((p.as_path(), recipe_file(recipe, &measured)?));
     }
-    write_outputs(files)?;
+    write_outputs(&files)?;
     eprintln!("quantized model written to {}", out.display());
     if let Some(report) = &report {
         print_summary(report);

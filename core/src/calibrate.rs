@@ -10,8 +10,8 @@ use crate::data::{DataSet, fixed_batch, resolve_input_shapes};
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::model::runtime::{Runner, float_activations};
-pub use crate::observe::{Calibration, WeightStats};
 use crate::observe::TensorStats;
+pub use crate::observe::{Calibration, WeightStats};
 pub use crate::quant::CalibrationConfig;
 use crate::quant::recipe::Recipe;
 
@@ -52,7 +52,8 @@ impl RecipeFile {
         let calibration: Option<Calibration> = match calibration {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => Some(
-                serde_json::from_value(v).map_err(|e| Error::data(format!("invalid recipe calibration ({e})"), path))?,
+                serde_json::from_value(v)
+                    .map_err(|e| Error::data(format!("invalid recipe calibration ({e})"), path))?,
             ),
         };
         if let Some(cal) = &calibration {
@@ -189,7 +190,13 @@ pub fn calibrate(
         let view = model.constant_f32(&layer.weight)?;
         weights.insert(layer.weight.clone(), weight_stats(&layer.name, &view.view(), layer.out_channel_axis));
     }
-    Ok(Calibration { num_samples: done, order, activations, weights, range_cache: crate::observe::RangeCache::default() })
+    Ok(Calibration {
+        num_samples: done,
+        order,
+        activations,
+        weights,
+        range_cache: crate::observe::RangeCache::default(),
+    })
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::model::OnnxModel;
 use crate::model::graph::{drop_constant_if_unused, has_constant, node_name, replace_constant};
 use crate::model::onnx as pb;
-use crate::model::OnnxModel;
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 
 /// What a sink inserts for one quantized tensor: nodes and constants placed before the node

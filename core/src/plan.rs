@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::algorithms::{RefineInput, RefineTask, Refinements, layer_data};
 use crate::error::{Error, Result};
-use crate::observe::Calibration;
 use crate::model::OnnxModel;
 use crate::model::graph::{consumers, is_graph_output};
+use crate::observe::Calibration;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
     ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, WeightQuant, compute_scale_zp, quantize_weight,

@@ -21,12 +21,12 @@ use ndarray_npy::{NpzWriter, WritableElement, WriteNpyExt as _};
 use prost::Message as _;
 use quantbench_core::calibrate::{CalibrationConfig, RecipeFile, calibrate};
 use quantbench_core::data::{DataSet, DataSource};
+use quantbench_core::model::onnx as pb;
 use quantbench_core::model::{Dim, ModelSummary, OnnxModel, TensorInfo};
 use quantbench_core::observe::Observer;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::quant::{Granularity, LayerConfig};
 use serde_json::Value;
-use quantbench_core::model::onnx as pb;
 
 use crate::{SAMPLE_MODELS, repo_root, sample};
 

@@ -302,9 +302,8 @@ fn only_the_model_module_names_tract() {
             let code = code(&read(&f));
             // A path starting `tract_…::` or `tract::` (a crate), not a word that contains it.
             let names_tract = ["tract_", "tract::"].iter().any(|pat| {
-                code.match_indices(pat).any(|(i, _)| {
-                    !code[..i].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_')
-                })
+                code.match_indices(pat)
+                    .any(|(i, _)| !code[..i].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'))
             });
             if names_tract {
                 problems.push(path);
@@ -380,7 +379,8 @@ fn cited_docs(text: &str) -> Vec<(String, Option<String>)> {
             .last()
             .map_or(i, |(j, _)| j);
         let name = &text[start..i + 3];
-        let url = text[..start].ends_with("://") || text[..start].rsplit(char::is_whitespace).next().is_some_and(|w| w.contains("://"));
+        let url = text[..start].ends_with("://")
+            || text[..start].rsplit(char::is_whitespace).next().is_some_and(|w| w.contains("://"));
         if name.len() <= 3 || url || name.starts_with('.') && !name.starts_with("../") {
             continue;
         }
@@ -422,9 +422,10 @@ fn cited_documents_exist() {
             };
             if let Some(anchor) = anchor {
                 let doc = read(&target);
-                let found = doc.lines().filter_map(|l| l.trim_start().strip_prefix('#')).any(|h| {
-                    slug(h.trim_start_matches('#')) == anchor
-                });
+                let found = doc
+                    .lines()
+                    .filter_map(|l| l.trim_start().strip_prefix('#'))
+                    .any(|h| slug(h.trim_start_matches('#')) == anchor);
                 if !found {
                     problems.push(format!("{}: cites {name}#{anchor}, which has no such heading", rel(f)));
                 }
@@ -465,8 +466,17 @@ fn documented(lines: &[&str], i: usize) -> bool {
 
 #[test]
 fn public_items_have_doc_comments() {
-    const ITEMS: [&str; 9] =
-        ["pub fn ", "pub struct ", "pub enum ", "pub trait ", "pub const ", "pub static ", "pub type ", "pub mod ", "pub async fn "];
+    const ITEMS: [&str; 9] = [
+        "pub fn ",
+        "pub struct ",
+        "pub enum ",
+        "pub trait ",
+        "pub const ",
+        "pub static ",
+        "pub type ",
+        "pub mod ",
+        "pub async fn ",
+    ];
     let mut problems = Vec::new();
     let mut checked = 0;
     for dir in ["core/src", "app/src"] {
@@ -496,7 +506,8 @@ fn public_items_have_doc_comments() {
                     } else {
                         dir.join(f.file_stem().unwrap_or_default())
                     };
-                    let file = [own.join(format!("{m}.rs")), own.join(m).join("mod.rs")].into_iter().find(|p| p.is_file());
+                    let file =
+                        [own.join(format!("{m}.rs")), own.join(m).join("mod.rs")].into_iter().find(|p| p.is_file());
                     if !file.is_some_and(|p| read(&p).trim_start().starts_with("//!")) && !documented(&lines, i) {
                         problems.push(format!("{path}:{}: module `{m}` has no //! doc", i + 1));
                     }

@@ -213,10 +213,7 @@ mod tests {
         h.step();
         h.step();
         h.get_by_label_contains(&format!("Activation histogram: {name}"));
-        let stats =
-            h.state().session.measured.calibration.as_deref().expect("calibrated").activations
-                [&name]
-                .clone();
+        let stats = h.state().session.measured.calibration.as_deref().expect("calibrated").activations[&name].clone();
         h.get_by_label(&format!("MinMax: [{:.3}, {:.3}]", stats.min, stats.max));
         assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     }

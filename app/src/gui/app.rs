@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use quantbench_core::data::DataSource;
 use quantbench_core::calibrate::RecipeFile;
+use quantbench_core::data::DataSource;
 use quantbench_core::model::ModelSummary;
 use quantbench_core::plan::Measured;
 use quantbench_core::quant::recipe::Recipe;

@@ -381,9 +381,7 @@ fn dragging_a_clip_line_sets_a_manual_range_and_re_evaluates() {
     wait_until(&mut h, "mlp evaluated", settled);
     let app = h.state();
     let layer = app.session.summary.as_ref().expect("model").layers[app.focus.expect("focused")].clone();
-    let stats = app.session.measured.calibration.as_deref().expect("calibrated").activations
-        [&layer.input]
-        .clone();
+    let stats = app.session.measured.calibration.as_deref().expect("calibrated").activations[&layer.input].clone();
     assert_eq!(
         app.session.recipe.as_ref().expect("recipe").config_for(&layer.name).activation.observer,
         Observer::MinMax

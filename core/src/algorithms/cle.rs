@@ -11,14 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{ArrayD, Axis};
 use crate::model::onnx as pb;
+use ndarray::{ArrayD, Axis};
 
 use super::{Skipped, Transformed};
 use crate::error::{Error, Result};
+use crate::model::graph::{float_tensor, replace_constant};
 use crate::model::{OnnxModel, node_name};
 use crate::quant::recipe::Recipe;
-use crate::model::graph::{float_tensor, replace_constant};
 
 /// One equalizable pair.
 #[derive(Debug, Clone)]

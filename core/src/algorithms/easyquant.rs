@@ -7,9 +7,9 @@
 use ndarray::{Array2, ArrayD, s};
 
 use super::EasyQuantSettings;
+use super::RefineInput;
 use super::layer_data::{LayerProblem, matrix_to_weight_i32, param_index, weight_matrix};
 use crate::error::Result;
-use super::RefineInput;
 use crate::quant::{Granularity, LayerConfig, QParams, WeightQuant, compute_scale_zp, quantize_weight};
 
 /// Columns the cosine is measured on (evenly spread over the layer's calibration columns).

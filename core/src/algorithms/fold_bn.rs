@@ -6,8 +6,8 @@
 use ndarray::Axis;
 
 use crate::error::{Error, Result};
-use crate::model::{OnnxModel, node_name};
 use crate::model::graph::{float_tensor, replace_constant};
+use crate::model::{OnnxModel, node_name};
 
 /// Folds every BatchNormalization that alone reads a Conv's output (with constant, unshared
 /// weights); returns the new model and the folded nodes' names.

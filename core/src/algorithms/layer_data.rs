@@ -6,16 +6,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ndarray::{Array2, ArrayD, IxDyn, s};
 use crate::model::onnx as pb;
+use ndarray::{Array2, ArrayD, IxDyn, s};
 
 use super::AlgorithmSettings;
-use crate::quant::CalibrationConfig;
 use crate::data::{DataSet, fixed_batch, resolve_input_shapes};
 use crate::error::{Error, Result};
-use crate::model::runtime::Runner;
 use crate::model::graph::{attr_f, attr_i, attr_ints, attr_s};
+use crate::model::runtime::Runner;
 use crate::model::{OnnxModel, QuantizableLayer};
+use crate::quant::CalibrationConfig;
 use crate::quant::{QParams, WeightQuant};
 
 /// A small deterministic generator (SplitMix64) for column subsets and batches.

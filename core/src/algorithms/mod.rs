@@ -191,8 +191,10 @@ pub fn refine(
 ) -> Result<Refinements> {
     let settings = *settings;
     settings.validate()?;
-    let todo: Vec<&RefineTask> =
-        tasks.iter().filter(|t| model.summary.layer(&t.layer).is_some_and(|l| layer_data::supported(model, l))).collect();
+    let todo: Vec<&RefineTask> = tasks
+        .iter()
+        .filter(|t| model.summary.layer(&t.layer).is_some_and(|l| layer_data::supported(model, l)))
+        .collect();
     let mut out = Refinements::default();
     if todo.is_empty() {
         return Ok(out);

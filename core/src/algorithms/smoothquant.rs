@@ -7,17 +7,17 @@
 
 use std::sync::atomic::AtomicBool;
 
-use ndarray::{ArrayD, Axis};
 use crate::model::onnx as pb;
+use ndarray::{ArrayD, Axis};
 
 use super::Transformed;
 use super::layer_data::collect_inputs;
-use crate::model::graph::attr_i;
 use crate::data::DataSet;
 use crate::error::Error;
+use crate::model::graph::attr_i;
+use crate::model::graph::{float_tensor, replace_constant};
 use crate::model::{OnnxModel, QuantizableLayer, node_name};
 use crate::quant::recipe::Recipe;
-use crate::model::graph::{float_tensor, replace_constant};
 
 /// The tensor SmoothQuant's `Mul` writes for `layer`.
 pub fn smoothed_name(input: &str, layer: &str) -> String {

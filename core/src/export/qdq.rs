@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use crate::model::onnx as pb;
 
-use crate::error::{Error, Result};
 use crate::emit::{Emitted, Sink, emit};
+use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::model::graph::float_tensor;
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};

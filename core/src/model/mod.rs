@@ -233,4 +233,3 @@ fn check_tract_parses(proto: &pb::ModelProto, path: &Path) -> Result<()> {
     }
     Ok(())
 }
-

@@ -123,4 +123,3 @@ impl FromStr for Observer {
         Ok(obs)
     }
 }
-

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::observer::Observer;
 use super::qparams::QRange;
 use crate::error::{Error, Result};
-use super::observer::Observer;
 
 /// How many (scale, zero point) pairs a weight gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

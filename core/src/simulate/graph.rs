@@ -7,8 +7,8 @@ use crate::model::onnx as pb;
 
 use crate::emit::{Emitted, Sink, emit};
 use crate::error::{Error, Result};
-use crate::model::graph::{float_tensor, int_attribute, node};
 use crate::model::OnnxModel;
+use crate::model::graph::{float_tensor, int_attribute, node};
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 
 /// The name of the fake-quantized version of `tensor`.

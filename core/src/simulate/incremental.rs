@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ndarray::ArrayD;
 use crate::model::onnx as pb;
+use ndarray::ArrayD;
 
 use super::graph::{fq_name, simulated_proto};
 use crate::error::{Error, Result};

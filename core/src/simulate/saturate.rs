@@ -16,8 +16,8 @@
 
 use crate::model::onnx as pb;
 
-use crate::model::graph::{attr_f, attr_i, float_tensor, int_attribute, int64_tensor, node};
 use crate::model::OnnxModel;
+use crate::model::graph::{attr_f, attr_i, float_tensor, int_attribute, int64_tensor, node};
 use crate::plan::{ActQuant, LayerPlan};
 use crate::quant::WeightQuant;
 

@@ -68,7 +68,10 @@ pub(crate) enum JobOutput {
         path: PathBuf,
     },
     /// A calibration with the layer-wise algorithms' results, and the model it was made on.
-    Calibration { measured: Measured, model: Arc<OnnxModel> },
+    Calibration {
+        measured: Measured,
+        model: Arc<OnnxModel>,
+    },
     /// The evaluation, and the simulator state it left with the float reference it ran on.
     Evaluation {
         evaluation: Box<Evaluation>,

@@ -151,7 +151,11 @@ impl Session {
 
     /// Replaces the recipe; a `calibration` that comes with it (a recipe file's) replaces the
     /// current one and its refinements, else both are kept.
-    pub(crate) fn set_recipe(&mut self, recipe: Recipe, calibration: Option<Arc<Calibration>>) -> Result<u64, JobError> {
+    pub(crate) fn set_recipe(
+        &mut self,
+        recipe: Recipe,
+        calibration: Option<Arc<Calibration>>,
+    ) -> Result<u64, JobError> {
         recipe.validate(&self.model()?.summary)?;
         self.recipe = recipe;
         if let Some(calibration) = calibration {

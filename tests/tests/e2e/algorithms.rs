@@ -41,7 +41,9 @@ fn run_all(runner: &Runner, set: &DataSet, names: &[&str]) -> BTreeMap<String, V
 }
 
 fn calibrated(model: &OnnxModel, calib: &DataSet) -> Measured {
-    Measured::calibrated(calibrate(model, calib, &CalibrationConfig::default(), &mut |_, _| {}, &NEVER).expect("calibrate"))
+    Measured::calibrated(
+        calibrate(model, calib, &CalibrationConfig::default(), &mut |_, _| {}, &NEVER).expect("calibrate"),
+    )
 }
 
 fn input_shape(set: &DataSet) -> Vec<Vec<usize>> {
@@ -116,7 +118,13 @@ fn cle_folds_batch_norm_and_stays_equivalent() {
 
 /// Per output channel, the mean over the evaluation set of (quantized − float) output of
 /// `layer` with only that layer quantized.
-fn channel_mean_error(model: &OnnxModel, recipe: &Recipe, measured: &Measured, layer: &str, eval: &DataSet) -> Vec<f64> {
+fn channel_mean_error(
+    model: &OnnxModel,
+    recipe: &Recipe,
+    measured: &Measured,
+    layer: &str,
+    eval: &DataSet,
+) -> Vec<f64> {
     let l = model.summary.layer(layer).expect("layer");
     // A MatMul's bias is the constant of the Add after it: measure there.
     let output = if l.bias.is_none() {
@@ -166,7 +174,8 @@ fn bias_correction_reduces_the_per_channel_mean_error() {
         let (model, _) = algorithms::transform_model(&model, &recipe, &calib, &NEVER).expect("fold");
         let plain = calibrated(&model, &calib);
         let calibration = plain.calibration.clone().expect("calibrated");
-        let refinements = pipeline::refine(&model, &recipe, &calibration, &calib, &mut |_, _| {}, &NEVER).expect("refine");
+        let refinements =
+            pipeline::refine(&model, &recipe, &calibration, &calib, &mut |_, _| {}, &NEVER).expect("refine");
         let refined = Measured { calibration: Some(calibration), refinements };
         for layer in layers {
             assert!(refined.refinements.layers[*layer].bias.is_some(), "{name} {layer}: no bias corrected");
@@ -217,8 +226,8 @@ fn spread(absmax: &[f32]) -> f32 {
 /// A model whose MatMul input has one outlier channel (40× the others), and data for it.
 fn outlier_model(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     use quantbench_core::model::float_value_info;
-    use quantbench_tests::onnx_build::{node, write_model};
     use quantbench_core::model::onnx as pb;
+    use quantbench_tests::onnx_build::{node, write_model};
     let tensor = |name: &str, dims: &[i64], v: &[f32]| pb::TensorProto {
         name: name.into(),
         dims: dims.to_vec(),

@@ -12,9 +12,9 @@ use ndarray::{ArrayD, Dimension as _, IxDyn};
 use ndarray_npy::{NpzWriter, WritableElement};
 use prost::Message as _;
 use quantbench_core::model::float_value_info;
+use quantbench_core::model::onnx as pb;
 use quantbench_tests::onnx_build::{model_with_nodes, node, write_model};
 use quantbench_tests::{run_cli, sample, texts};
-use quantbench_core::model::onnx as pb;
 
 /// A small deterministic PRNG (splitmix64): every hostile input is reproducible.
 struct Rng(u64);

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{Array4, ArrayD, IxDyn};
 use quantbench_core::calibrate::{CalibrationConfig, calibrate};
 use quantbench_core::data::{DataSet, DataSource};
+use quantbench_core::model::onnx as pb;
 use quantbench_core::model::runtime::Runner;
 use quantbench_core::model::{OnnxModel, float_value_info};
 use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
@@ -17,7 +18,6 @@ use quantbench_core::quant::RuntimeProfile;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::simulate::graph::simulated_proto;
 use quantbench_tests::onnx_build::{node, write_model};
-use quantbench_core::model::onnx as pb;
 
 fn tensor(name: &str, dims: &[i64], v: &[f32]) -> pb::TensorProto {
     pb::TensorProto {

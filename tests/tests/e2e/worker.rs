@@ -510,7 +510,9 @@ fn cancelled_jobs_leave_the_configuration_intact() {
     assert_eq!(after, before, "same configuration, same results");
     let cal = send(&h, Command::Calibrate);
     let events = until_done(&h, cal);
-    let Event::Calibrated { recipe: recalibrated, measured, .. } = terminal(&events, cal) else { panic!("{events:#?}") };
+    let Event::Calibrated { recipe: recalibrated, measured, .. } = terminal(&events, cal) else {
+        panic!("{events:#?}")
+    };
     let again = RecipeFile { recipe: (**recalibrated).clone(), calibration: measured.calibration.as_deref().cloned() };
     assert_eq!(again, recipe, "the same calibration set gives the same calibration");
     h.shutdown();
