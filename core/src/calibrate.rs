@@ -45,8 +45,7 @@ impl RecipeFile {
 
     /// Parses a recipe file (see [`Recipe::from_json`]), checking the statistics it embeds.
     pub fn from_json(text: &str, path: &std::path::Path) -> Result<Self> {
-        let mut value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Error::data(format!("not a valid recipe JSON ({e})"), path))?;
+        let mut value = Recipe::json_value(text, path)?;
         let calibration = value.as_object_mut().and_then(|o| o.remove("calibration"));
         let recipe = Recipe::from_value(value, path)?;
         let calibration: Option<Calibration> = match calibration {
@@ -69,8 +68,7 @@ impl RecipeFile {
 
     /// Reads a recipe file.
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read recipe", e, path))?;
-        Self::from_json(&text, path)
+        Self::from_json(&Recipe::read_text(path)?, path)
     }
 }
 

@@ -164,6 +164,16 @@ fn crate_refs(code: &str, prefix: &str) -> BTreeSet<String> {
     out
 }
 
+/// The product's Rust sources (core and app, without the GUI's test module): path and code.
+fn product_code() -> Vec<(String, String)> {
+    ["core/src", "app/src"]
+        .iter()
+        .flat_map(|dir| files(dir, &[".rs"]))
+        .map(|f| (rel(&f), code(&read(&f))))
+        .filter(|(path, _)| !path.ends_with("/tests.rs"))
+        .collect()
+}
+
 /// The core module a file of core/src belongs to (None for lib.rs).
 fn core_module(path: &str) -> Option<String> {
     let inner = path.strip_prefix("core/src/")?;
@@ -316,16 +326,9 @@ fn only_the_model_module_names_tract() {
 #[test]
 fn only_fsutil_writes_files() {
     let mut problems = Vec::new();
-    for dir in ["core/src", "app/src"] {
-        for f in files(dir, &[".rs"]) {
-            let path = rel(&f);
-            if path == "core/src/fsutil.rs" || path.ends_with("/tests.rs") {
-                continue;
-            }
-            let code = code(&read(&f));
-            for w in FILE_WRITES.iter().filter(|w| code.contains(*w)) {
-                problems.push(format!("{path}: {w}"));
-            }
+    for (path, code) in product_code().iter().filter(|(p, _)| p != "core/src/fsutil.rs") {
+        for w in FILE_WRITES.iter().filter(|w| code.contains(*w)) {
+            problems.push(format!("{path}: {w}"));
         }
     }
     assert!(problems.is_empty(), "file writes outside core::fsutil:\n{}", problems.join("\n"));
@@ -334,20 +337,13 @@ fn only_fsutil_writes_files() {
 #[test]
 fn threads_start_only_where_allowed() {
     let mut problems = Vec::new();
-    for dir in ["core/src", "app/src"] {
-        for f in files(dir, &[".rs"]) {
-            let path = rel(&f);
-            if path.ends_with("/tests.rs") {
-                continue;
-            }
-            let code = code(&read(&f));
-            let spawns = code.contains("thread::spawn") || code.contains("thread::Builder");
-            if spawns && !THREAD_SPAWN_ALLOWED.contains(&path.as_str()) {
-                problems.push(format!("{path}: spawns a thread"));
-            }
-            if code.contains("thread::scope") && !THREAD_SCOPE_ALLOWED.contains(&path.as_str()) {
-                problems.push(format!("{path}: runs scoped threads"));
-            }
+    for (path, code) in product_code() {
+        let spawns = code.contains("thread::spawn") || code.contains("thread::Builder");
+        if spawns && !THREAD_SPAWN_ALLOWED.contains(&path.as_str()) {
+            problems.push(format!("{path}: spawns a thread"));
+        }
+        if code.contains("thread::scope") && !THREAD_SCOPE_ALLOWED.contains(&path.as_str()) {
+            problems.push(format!("{path}: runs scoped threads"));
         }
     }
     assert!(problems.is_empty(), "threads outside the allow-list (tests/tidy/main.rs):\n{}", problems.join("\n"));
@@ -532,22 +528,15 @@ fn the_remaining_invariants_hold() {
     let workspace = read(&repo().join("Cargo.toml"));
     assert!(workspace.contains("unwrap_used = \"warn\""), "the unwrap lint is off");
     let mut problems = Vec::new();
-    for dir in ["core/src", "app/src"] {
-        for f in files(dir, &[".rs"]) {
-            let path = rel(&f);
-            if path.ends_with("/tests.rs") {
-                continue;
-            }
-            let code = code(&read(&f));
-            if (code.contains("HashMap") || code.contains("HashSet")) && path != "core/src/observe/calibration.rs" {
-                problems.push(format!("{path}: a hash map (use BTreeMap: its order reaches files and the UI)"));
-            }
-            if code.contains("process::Command") || code.contains("Command::new(") && path.starts_with("core/") {
-                problems.push(format!("{path}: spawns a process"));
-            }
-            if code.contains("mem::take(&mut graph.node)") && path != "core/src/emit.rs" {
-                problems.push(format!("{path}: walks a graph's nodes itself (simulation and export go through emit)"));
-            }
+    for (path, code) in product_code() {
+        if (code.contains("HashMap") || code.contains("HashSet")) && path != "core/src/observe/calibration.rs" {
+            problems.push(format!("{path}: a hash map (use BTreeMap: its order reaches files and the UI)"));
+        }
+        if code.contains("process::Command") || code.contains("Command::new(") && path.starts_with("core/") {
+            problems.push(format!("{path}: spawns a process"));
+        }
+        if code.contains("mem::take(&mut graph.node)") && path != "core/src/emit.rs" {
+            problems.push(format!("{path}: walks a graph's nodes itself (simulation and export go through emit)"));
         }
     }
     assert!(problems.is_empty(), "architecture invariants violated:\n{}", problems.join("\n"));

@@ -107,9 +107,17 @@ impl Recipe {
     /// Parses a recipe, refusing versions newer than this build reads (a `calibration` the file
     /// embeds is ignored: `calibrate::RecipeFile` reads it).
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Error::data(format!("not a valid recipe JSON ({e})"), path))?;
-        Self::from_value(value, path)
+        Self::from_value(Self::json_value(text, path)?, path)
+    }
+
+    /// `text` parsed as JSON, or the recipe error saying it is not.
+    pub fn json_value(text: &str, path: &Path) -> Result<serde_json::Value> {
+        serde_json::from_str(text).map_err(|e| Error::data(format!("not a valid recipe JSON ({e})"), path))
+    }
+
+    /// The text of the recipe file at `path`.
+    pub fn read_text(path: &Path) -> Result<String> {
+        std::fs::read_to_string(path).map_err(|e| Error::io("cannot read recipe", e, path))
     }
 
     /// [`Self::from_json`] for JSON already parsed.
@@ -145,8 +153,7 @@ impl Recipe {
 
     /// Reads a recipe file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read recipe", e, path))?;
-        Self::from_json(&text, path)
+        Self::from_json(&Self::read_text(path)?, path)
     }
 }
 
