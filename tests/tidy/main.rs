@@ -2,7 +2,9 @@
 //! breaks one fails `cargo test`. It reads the repository's files only (no build artifacts):
 //!
 //! - core's modules import only modules below them in the layer order (no cycles);
-//! - the CLI does not reach into the GUI;
+//! - the CLI does not reach into the GUI; the GUI's files import each other without cycles, and
+//!   only the app state, the controller and the frame name the app (views take a context);
+//! - no source file is over 500 lines;
 //! - only `core::model` names tract (everything else uses `model::onnx` and `model::graph`);
 //! - only `core::fsutil` writes, renames or removes files;
 //! - threads are spawned only where the allow-list says (the worker, two short-lived GUI helpers)
@@ -14,8 +16,12 @@
 //!   configuration is in place); no hash map outside the range memo; no process spawned by the
 //!   product (Python runs only in tests); only `emit` walks a plan over a graph.
 
+mod docs;
+mod scan;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+
+use scan::{code, crate_refs, files, find_cycle, is_test_file, product_code, read, rel, repo};
 
 /// core's layers, lowest first. A module may import modules of lower layers only (`simulate` and
 /// `export` share a layer: neither imports the other).
@@ -42,7 +48,7 @@ const THREAD_SPAWN_ALLOWED: &[&str] = &[
     "core/src/worker/mod.rs",
     "core/src/worker/scheduler.rs",
     // The system file dialog blocks; it runs on its own thread and answers through a channel.
-    "app/src/gui/app.rs",
+    "app/src/gui/controller.rs",
     // Encoding and writing a saved view (PNG, CSV) off the UI thread.
     "app/src/gui/view_export.rs",
 ];
@@ -61,118 +67,6 @@ const FILE_WRITES: &[&str] = &[
     "fs::remove_dir",
     "fs::create_dir",
 ];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Every file under `dir` (relative to the repository) with one of `exts`, sorted.
-fn files(dir: &str, exts: &[&str]) -> Vec<PathBuf> {
-    fn walk(p: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(p) else { return };
-        for e in entries.flatten() {
-            let path = e.path();
-            let name = e.file_name().to_string_lossy().to_string();
-            if path.is_dir() {
-                if !matches!(name.as_str(), "target" | ".git" | "node_modules" | "fuzz_corpus" | "__pycache__") {
-                    walk(&path, exts, out);
-                }
-            } else if exts.iter().any(|x| name.ends_with(x)) {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&repo().join(dir), exts, &mut out);
-    out.sort();
-    out
-}
-
-fn rel(p: &Path) -> String {
-    p.strip_prefix(repo()).unwrap_or(p).to_string_lossy().replace('\\', "/")
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// The code of a Rust file without comments and without its trailing `#[cfg(test)] mod`
-/// (string contents are kept; `//` inside a string is not a comment).
-fn code(text: &str) -> String {
-    let text = match text.find("#[cfg(test)]\nmod ") {
-        Some(i) => &text[..i],
-        None => text,
-    };
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let mut in_str = false;
-        let mut prev = '\0';
-        let mut cut = line.len();
-        for (i, c) in line.char_indices() {
-            if c == '"' && prev != '\\' {
-                in_str = !in_str;
-            }
-            if !in_str && c == '/' && prev == '/' {
-                cut = i - 1;
-                break;
-            }
-            prev = c;
-        }
-        out.push_str(&line[..cut]);
-        out.push('\n');
-    }
-    out
-}
-
-/// The first path segment of every `crate::` path in `code`, including each item of a grouped
-/// `crate::{a, b::c}`.
-fn crate_refs(code: &str, prefix: &str) -> BTreeSet<String> {
-    let ident = |s: &str| -> String { s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
-    let mut out = BTreeSet::new();
-    for (i, _) in code.match_indices(prefix) {
-        let before = code[..i].chars().next_back();
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
-        }
-        let rest = &code[i + prefix.len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let mut depth = 0usize;
-            let mut item_start = true;
-            for (j, c) in group.char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => item_start = true,
-                    c if item_start && !c.is_whitespace() => {
-                        item_start = false;
-                        let id = ident(&group[j..]);
-                        if !id.is_empty() {
-                            out.insert(id);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        } else {
-            let id = ident(rest);
-            if !id.is_empty() {
-                out.insert(id);
-            }
-        }
-    }
-    out
-}
-
-/// The product's Rust sources (core and app, without the GUI's test module): path and code.
-fn product_code() -> Vec<(String, String)> {
-    ["core/src", "app/src"]
-        .iter()
-        .flat_map(|dir| files(dir, &[".rs"]))
-        .map(|f| (rel(&f), code(&read(&f))))
-        .filter(|(path, _)| !path.ends_with("/tests.rs"))
-        .collect()
-}
 
 /// The core module a file of core/src belongs to (None for lib.rs).
 fn core_module(path: &str) -> Option<String> {
@@ -218,7 +112,7 @@ fn gui_graph() -> BTreeMap<String, BTreeSet<String>> {
     let mut graph = BTreeMap::new();
     for f in files("app/src/gui", &[".rs"]) {
         let name = f.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        if name == "mod" || name == "tests" {
+        if name == "mod" || is_test_file(&f) {
             continue;
         }
         let code = code(&read(&f));
@@ -230,55 +124,61 @@ fn gui_graph() -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
-/// A cycle of `graph`, if there is one.
-fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
-    fn visit(
-        n: &str,
-        graph: &BTreeMap<String, BTreeSet<String>>,
-        state: &mut BTreeMap<String, u8>,
-        stack: &mut Vec<String>,
-    ) -> Option<Vec<String>> {
-        state.insert(n.to_string(), 1);
-        stack.push(n.to_string());
-        for m in graph.get(n).into_iter().flatten() {
-            match state.get(m.as_str()).copied().unwrap_or(0) {
-                1 => {
-                    let start = stack.iter().position(|s| s == m).unwrap_or(0);
-                    let mut cycle = stack[start..].to_vec();
-                    cycle.push(m.clone());
-                    return Some(cycle);
-                }
-                0 => {
-                    if let Some(c) = visit(m, graph, state, stack) {
-                        return Some(c);
-                    }
-                }
-                _ => {}
-            }
-        }
-        stack.pop();
-        state.insert(n.to_string(), 2);
-        None
-    }
-    let mut state = BTreeMap::new();
-    for n in graph.keys() {
-        if state.get(n.as_str()).copied().unwrap_or(0) == 0 {
-            let mut stack = Vec::new();
-            if let Some(c) = visit(n, graph, &mut state, &mut stack) {
-                return Some(c);
-            }
-        }
-    }
-    None
-}
-
 #[test]
 fn the_cli_does_not_depend_on_the_gui() {
-    let cli = code(&read(&repo().join("app/src/cli.rs")));
-    assert!(!cli.contains("gui::") && !cli.contains("egui"), "the CLI must not depend on the GUI");
-    // The GUI's own files still import each other in cycles (views take the whole app state;
-    // issue 20's view-context step is open): the graph is computed so that its size is known.
-    assert!(gui_graph().len() > 5, "the GUI files were not found");
+    let mut checked = 0;
+    for f in files("app/src", &[".rs"]) {
+        let path = rel(&f);
+        if path.starts_with("app/src/gui/") || path == "app/src/main.rs" {
+            continue;
+        }
+        checked += 1;
+        let code = code(&read(&f));
+        assert!(!code.contains("gui::") && !code.contains("egui"), "{path}: the CLI must not depend on the GUI");
+    }
+    assert!(checked >= 2, "the CLI's files were not found");
+}
+
+/// GUI files that may name the app itself: its state, the controller and the frame. Every other
+/// file is a view (or a helper of views) and sees only a `ViewContext` and its own state.
+const GUI_APP_FILES: &[&str] = &["app", "controller", "events", "frame"];
+
+#[test]
+fn gui_files_import_each_other_without_cycles_and_views_see_only_their_context() {
+    let graph = gui_graph();
+    assert!(graph.len() > 15, "the GUI files were not found");
+    assert_eq!(find_cycle(&graph), None, "GUI files import each other in a cycle (ARCHITECTURE.md, GUI)");
+    let mut problems = Vec::new();
+    for f in files("app/src/gui", &[".rs"]) {
+        let name = f.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        if name == "mod" || is_test_file(&f) || GUI_APP_FILES.contains(&name.as_str()) {
+            continue;
+        }
+        if code(&read(&f)).contains("WorkbenchApp") {
+            problems.push(rel(&f));
+        }
+    }
+    assert!(problems.is_empty(), "views that reach the whole app (take a ViewContext and their state): {problems:?}");
+}
+
+/// Files that may exceed [`MAX_LINES`]: none today (generated code or data tables would go here).
+const LONG_FILES_ALLOWED: &[&str] = &[];
+/// The longest a source file may grow before it is split.
+const MAX_LINES: usize = 500;
+
+#[test]
+fn no_source_file_is_over_500_lines() {
+    let mut problems = Vec::new();
+    for dir in ["core/src", "app/src", "tests"] {
+        for f in files(dir, &[".rs"]) {
+            let path = rel(&f);
+            let n = read(&f).lines().count();
+            if n > MAX_LINES && !LONG_FILES_ALLOWED.contains(&path.as_str()) {
+                problems.push(format!("{path}: {n} lines"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "files over {MAX_LINES} lines (split them by theme):\n{}", problems.join("\n"));
 }
 
 #[test]
@@ -347,176 +247,6 @@ fn threads_start_only_where_allowed() {
         }
     }
     assert!(problems.is_empty(), "threads outside the allow-list (tests/tidy/main.rs):\n{}", problems.join("\n"));
-}
-
-/// GitHub's anchor of a Markdown heading.
-fn slug(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
-        .map(|c| if c == ' ' { '-' } else { c })
-        .collect()
-}
-
-/// Every `name.md` / `dir/name.md#anchor` a text cites (URLs excluded).
-fn cited_docs(text: &str) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    for (i, _) in text.match_indices(".md") {
-        let after = &text[i + 3..];
-        if after.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
-        }
-        let start = text[..i]
-            .char_indices()
-            .rev()
-            .take_while(|(_, c)| c.is_alphanumeric() || matches!(c, '_' | '-' | '/' | '.'))
-            .last()
-            .map_or(i, |(j, _)| j);
-        let name = &text[start..i + 3];
-        let url = text[..start].ends_with("://")
-            || text[..start].rsplit(char::is_whitespace).next().is_some_and(|w| w.contains("://"));
-        if name.len() <= 3 || url || name.starts_with('.') && !name.starts_with("../") {
-            continue;
-        }
-        let anchor = after
-            .strip_prefix('#')
-            .map(|a| a.chars().take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_')).collect::<String>());
-        out.push((name.to_string(), anchor.filter(|a| !a.is_empty())));
-    }
-    out
-}
-
-#[test]
-fn cited_documents_exist() {
-    let mut sources = Vec::new();
-    for dir in ["core", "app", "tests", "scripts", "docs", ".ci"] {
-        sources.extend(files(dir, &[".rs", ".toml", ".sh", ".md", ".py", "run"]));
-    }
-    // This file names example citations in its own docs.
-    sources.retain(|p| !rel(p).starts_with("tests/tidy/"));
-    for top in ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "Cargo.toml", "clippy.toml"] {
-        let p = repo().join(top);
-        if p.is_file() {
-            sources.push(p);
-        }
-    }
-    let mut problems = Vec::new();
-    let mut checked = 0;
-    for f in &sources {
-        let text = read(f);
-        for (name, anchor) in cited_docs(&text) {
-            checked += 1;
-            let base = f.parent().unwrap_or(Path::new("."));
-            let target = [repo().join(&name), base.join(&name), repo().join("docs").join(&name)]
-                .into_iter()
-                .find(|p| p.is_file());
-            let Some(target) = target else {
-                problems.push(format!("{}: cites {name}, which is not in the repository", rel(f)));
-                continue;
-            };
-            if let Some(anchor) = anchor {
-                let doc = read(&target);
-                let found = doc
-                    .lines()
-                    .filter_map(|l| l.trim_start().strip_prefix('#'))
-                    .any(|h| slug(h.trim_start_matches('#')) == anchor);
-                if !found {
-                    problems.push(format!("{}: cites {name}#{anchor}, which has no such heading", rel(f)));
-                }
-            }
-        }
-    }
-    assert!(checked > 10, "no citations found: the scanner is broken");
-    assert!(problems.is_empty(), "citations of missing documents:\n{}", problems.join("\n"));
-}
-
-/// Whether the lines before `i` (attributes skipped) end with a doc comment.
-fn documented(lines: &[&str], i: usize) -> bool {
-    let mut j = i;
-    while j > 0 {
-        j -= 1;
-        let l = lines[j].trim();
-        if l.starts_with("///") || l.starts_with("#[doc") {
-            return true;
-        }
-        if l.starts_with("#[") || l.starts_with("//") {
-            // Attributes, and plain comments between the doc and the item.
-            continue;
-        }
-        if l == ")]" || l == "]" {
-            // The last line of a multi-line attribute: skip to its first.
-            while j > 0 {
-                j -= 1;
-                if lines[j].trim().starts_with("#[") {
-                    break;
-                }
-            }
-            continue;
-        }
-        return false;
-    }
-    false
-}
-
-#[test]
-fn public_items_have_doc_comments() {
-    const ITEMS: [&str; 9] = [
-        "pub fn ",
-        "pub struct ",
-        "pub enum ",
-        "pub trait ",
-        "pub const ",
-        "pub static ",
-        "pub type ",
-        "pub mod ",
-        "pub async fn ",
-    ];
-    let mut problems = Vec::new();
-    let mut checked = 0;
-    for dir in ["core/src", "app/src"] {
-        for f in files(dir, &[".rs"]) {
-            let path = rel(&f);
-            let text = read(&f);
-            let body = match text.find("#[cfg(test)]\nmod ") {
-                Some(i) => &text[..i],
-                None => &text,
-            };
-            let lines: Vec<&str> = body.lines().collect();
-            for (i, line) in lines.iter().enumerate() {
-                let t = line.trim_start();
-                let field = t.strip_prefix("pub ").is_some_and(|r| {
-                    let id: String = r.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                    !id.is_empty() && r[id.len()..].trim_start().starts_with(':') && !r.starts_with("mod ")
-                });
-                if !(field || ITEMS.iter().any(|p| t.starts_with(p))) {
-                    continue;
-                }
-                checked += 1;
-                if let Some(m) = t.strip_prefix("pub mod ").and_then(|r| r.strip_suffix(';')) {
-                    // A module file documents itself with `//!`.
-                    let dir = f.parent().unwrap_or(Path::new("."));
-                    let own = if f.file_name().is_some_and(|n| n == "mod.rs" || n == "lib.rs" || n == "main.rs") {
-                        dir.to_path_buf()
-                    } else {
-                        dir.join(f.file_stem().unwrap_or_default())
-                    };
-                    let file =
-                        [own.join(format!("{m}.rs")), own.join(m).join("mod.rs")].into_iter().find(|p| p.is_file());
-                    if !file.is_some_and(|p| read(&p).trim_start().starts_with("//!")) && !documented(&lines, i) {
-                        problems.push(format!("{path}:{}: module `{m}` has no //! doc", i + 1));
-                    }
-                    continue;
-                }
-                if !documented(&lines, i) {
-                    problems.push(format!("{path}:{}: {}", i + 1, t.trim_end()));
-                }
-            }
-        }
-    }
-    assert!(checked > 500, "only {checked} public items found: the scanner is broken");
-    assert!(problems.is_empty(), "public items without a doc comment:\n{}", problems.join("\n"));
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! What the UI asks for: views return actions, the app applies them after the frame.
+//! What the UI asks for: views return actions, the controller applies them after the frame. The
+//! vocabulary views and the controller share (file purposes, saved views) lives here too.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,46 @@ use quantbench_core::data::Preprocess;
 use quantbench_core::quant::LayerConfig;
 use quantbench_core::worker::{DataRole, ExportKind, JobId};
 
-use super::analysis::{SavedView, ViewFormat};
+/// A view that can be saved as CSV or PNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SavedView {
+    /// The sensitivity bar chart (every measure of every layer).
+    SensitivityBars,
+    /// The bit-sweep heat map.
+    SweepHeatmap,
+    /// The mixed-precision search path and Pareto front.
+    ParetoFront,
+}
+
+impl SavedView {
+    /// Default file stem.
+    pub fn stem(self) -> &'static str {
+        match self {
+            Self::SensitivityBars => "sensitivity",
+            Self::SweepHeatmap => "bit_sweep",
+            Self::ParetoFront => "pareto_front",
+        }
+    }
+}
+
+/// File format of a saved view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewFormat {
+    /// The data, one row per layer (or path point).
+    Csv,
+    /// The view's pixels.
+    Png,
+}
+
+impl ViewFormat {
+    /// File extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Png => "png",
+        }
+    }
+}
 
 /// Which file a background file dialog is choosing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +77,7 @@ pub enum SelectMode {
     Range,
 }
 
-/// A user request, applied after the frame that produced it.
+/// A user request, applied by the controller after the frame that produced it.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub enum Action {
@@ -75,6 +115,8 @@ pub enum Action {
     DismissError(usize),
     /// Switch between light and dark.
     ToggleTheme,
+    /// Draw the activation histogram on a log scale (a persisted setting).
+    SetLogHistogram(bool),
     /// Run a sensitivity analysis of the current recipe.
     RunSensitivity {
         /// The metric measured.

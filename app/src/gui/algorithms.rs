@@ -8,7 +8,7 @@ use quantbench_core::quant::LayerAlgorithms;
 use quantbench_core::quant::recipe::Recipe;
 
 use super::actions::Action;
-use super::app::WorkbenchApp;
+use super::context::ViewContext;
 use super::tokens;
 
 /// The view's state: the algorithms being edited and where they go.
@@ -21,12 +21,11 @@ pub struct AlgorithmsState {
 }
 
 /// Draws the view.
-pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let Some(recipe) = app.session.recipe.clone() else {
+pub fn algorithms_ui(ctx: &ViewContext, state: &mut AlgorithmsState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    let (Some(recipe), Some(summary)) = (&ctx.session.recipe, &ctx.session.summary) else {
         ui.weak("Open a model first");
         return;
     };
-    let Some(summary) = app.session.summary.clone() else { return };
     ui.heading("Advanced PTQ algorithms");
     ui.weak(
         "Model transforms (CLE, SmoothQuant) rewrite the float model into an equivalent one; \
@@ -34,8 +33,7 @@ pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Ve
          reconstruction problem on the calibration set. Applying recalibrates.",
     );
     ui.add_space(tokens::SECTION_SPACE);
-    let selected = app.table.selected.len();
-    let state = &mut app.algorithms;
+    let selected = ctx.selection.selected.len();
     ui.horizontal(|ui| {
         ui.label("Apply to:");
         ui.radio_value(&mut state.selected_only, false, "All layers");
@@ -73,7 +71,7 @@ pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Ve
     let draft = *d;
     let selected_only = state.selected_only;
     ui.add_space(tokens::SECTION_SPACE / 2.0);
-    let can_run = app.calibrated() || app.session.calibration.is_some();
+    let can_run = ctx.calibrated() || ctx.session.calibration.is_some();
     if ui.add_enabled(can_run, egui::Button::new("Apply and recalibrate")).clicked() {
         let with = |layer: &str| {
             let mut c = recipe.config_for(layer);
@@ -81,7 +79,7 @@ pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Ve
             c
         };
         if selected_only {
-            let changes = app.table.selected.iter().map(|l| (l.clone(), Some(with(l)))).collect();
+            let changes = ctx.selection.selected.iter().map(|l| (l.clone(), Some(with(l)))).collect();
             actions.push(Action::UpdateLayers(changes));
         } else {
             let mut defaults = recipe.defaults;
@@ -94,7 +92,7 @@ pub fn algorithms_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Ve
         }
         actions.push(Action::Calibrate);
     }
-    results_ui(ui, &recipe, &app.session.measured.refinements, &summary);
+    results_ui(ui, recipe, &ctx.session.measured.refinements, summary);
 }
 
 /// Per layer: the algorithms it takes part in and what the layer-wise ones achieved.
@@ -151,70 +149,4 @@ pub fn algorithm_names(a: &LayerAlgorithms) -> String {
         names.push("bias corr.".into());
     }
     if names.is_empty() { "-".into() } else { names.join(", ") }
-}
-
-#[cfg(test)]
-mod tests {
-    use egui_kittest::Harness;
-    use egui_kittest::kittest::Queryable as _;
-
-    use quantbench_core::algorithms::smoothquant::smoothed_name;
-
-    use super::super::actions::{Action, SelectMode};
-    use super::super::app::{CentralView, WorkbenchApp};
-    use super::super::tests::{harness, sample, settled, wait_until};
-
-    /// Opens the mlp sample, waits for its first evaluation, ticks `algorithm` in the Algorithms
-    /// view and presses Apply (the recalibration is then under way).
-    fn apply_on_mlp(algorithm: &str) -> Harness<'static, WorkbenchApp> {
-        let mut h = harness();
-        h.state_mut().push_action(Action::OpenModel(sample("mlp")));
-        wait_until(&mut h, "calibrated and evaluated", settled);
-        h.state_mut().view = CentralView::Algorithms;
-        h.step();
-        h.get_by_label(algorithm).click();
-        h.step();
-        h.get_by_label("Apply and recalibrate").click();
-        h.step();
-        h
-    }
-
-    #[test]
-    fn choosing_adaround_recalibrates_and_shows_each_layers_result() {
-        let mut h = apply_on_mlp("AdaRound");
-        wait_until(&mut h, "recalibrated with AdaRound", |a| {
-            settled(a) && !a.session.measured.refinements.layers.is_empty()
-        });
-        let recipe = h.state().session.recipe.clone().expect("recipe");
-        assert!(recipe.defaults.algorithms.ada_round);
-        for layer in ["fc1", "fc2", "fc3"] {
-            let r = &h.state().session.measured.refinements.layers[layer];
-            h.get_by_label(&format!("{:.3e} -> {:.3e}", r.mse.0, r.mse.1));
-        }
-        let refined = h.state().session.measured.refinements.layers.len();
-        assert_eq!(refined, h.state().session.summary.as_ref().expect("model").layers.len());
-        assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
-    }
-
-    #[test]
-    fn after_smoothquant_the_layer_detail_shows_the_smoothed_input() {
-        let mut h = apply_on_mlp("SmoothQuant");
-        let smoothed = |a: &WorkbenchApp| -> Option<(usize, String)> {
-            let summary = a.session.summary.as_ref()?;
-            let cal = a.session.measured.calibration.as_deref()?;
-            summary.layers.iter().enumerate().find_map(|(i, l)| {
-                let name = smoothed_name(&l.input, &l.name);
-                cal.activations.contains_key(&name).then_some((i, name))
-            })
-        };
-        wait_until(&mut h, "recalibrated with SmoothQuant", |a| settled(a) && smoothed(a).is_some());
-        let (index, name) = smoothed(h.state()).expect("a smoothed layer");
-        h.state_mut().push_action(Action::Select(index, SelectMode::Replace));
-        h.step();
-        h.step();
-        h.get_by_label_contains(&format!("Activation histogram: {name}"));
-        let stats = h.state().session.measured.calibration.as_deref().expect("calibrated").activations[&name].clone();
-        h.get_by_label(&format!("MinMax: [{:.3}, {:.3}]", stats.min, stats.max));
-        assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
-    }
 }

@@ -1,12 +1,11 @@
 //! The frame around the views: menu and toolbar, shortcuts, dropped files, jobs with progress and
-//! Cancel, messages, and the central view switch.
+//! Cancel, and messages.
 
 use egui::{Key, KeyboardShortcut, Modifiers};
 use quantbench_core::worker::DataRole;
 
 use super::actions::{Action, FilePurpose};
-use super::app::{CentralView, WorkbenchApp, file_name};
-use super::{overview, pareto, sensitivity, table, tokens};
+use super::context::{ViewContext, file_name};
 use crate::samples;
 
 /// Ctrl+O opens a model, Ctrl+E the export dialog.
@@ -32,7 +31,7 @@ pub fn dropped_files(ctx: &egui::Context, actions: &mut Vec<Action>) {
 }
 
 /// Menu bar and toolbar.
-pub fn menu_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+pub fn menu_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     egui::MenuBar::new().ui(ui, |ui| {
         ui.menu_button("File", |ui| {
             if ui.add(egui::Button::new("Open model…").shortcut_text(ui.ctx().format_shortcut(&OPEN))).clicked() {
@@ -46,10 +45,10 @@ pub fn menu_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
                 }
             });
             ui.menu_button("Recent models", |ui| {
-                if app.settings.recent_models.is_empty() {
+                if ctx.settings.recent_models.is_empty() {
                     ui.label("none yet");
                 }
-                for p in &app.settings.recent_models {
+                for p in &ctx.settings.recent_models {
                     if ui.button(p.display().to_string()).clicked() {
                         actions.push(Action::OpenModel(p.clone()));
                     }
@@ -67,10 +66,10 @@ pub fn menu_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
                 actions.push(Action::PickFile(FilePurpose::Recipe));
             }
             ui.menu_button("Recent recipes", |ui| {
-                if app.settings.recent_recipes.is_empty() {
+                if ctx.settings.recent_recipes.is_empty() {
                     ui.label("none yet");
                 }
-                for p in &app.settings.recent_recipes {
+                for p in &ctx.settings.recent_recipes {
                     if ui.button(p.display().to_string()).clicked() {
                         actions.push(Action::OpenRecipe(p.clone()));
                     }
@@ -84,9 +83,9 @@ pub fn menu_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
         if ui.button("Open…").on_hover_text("Open an ONNX model (Ctrl+O)").clicked() {
             actions.push(Action::PickFile(FilePurpose::Model));
         }
-        let loaded = app.session.summary.is_some();
+        let loaded = ctx.session.summary.is_some();
         if ui
-            .add_enabled(loaded && app.session.calibration.is_some(), egui::Button::new("Calibrate"))
+            .add_enabled(loaded && ctx.session.calibration.is_some(), egui::Button::new("Calibrate"))
             .on_hover_text("Stream the calibration set through the float model")
             .clicked()
         {
@@ -94,7 +93,7 @@ pub fn menu_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
         }
         if ui
             .add_enabled(
-                loaded && app.calibrated() && app.session.evaluation_set.is_some(),
+                loaded && ctx.calibrated() && ctx.session.evaluation_set.is_some(),
                 egui::Button::new("Evaluate"),
             )
             .clicked()
@@ -105,11 +104,11 @@ pub fn menu_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
             actions.push(Action::ShowExport);
         }
         ui.separator();
-        let theme = if app.settings.dark_mode { "Light theme" } else { "Dark theme" };
+        let theme = if ctx.settings.dark_mode { "Light theme" } else { "Dark theme" };
         if ui.button(theme).on_hover_text("Switch the theme").clicked() {
             actions.push(Action::ToggleTheme);
         }
-        if let Some(path) = &app.session.model_path {
+        if let Some(path) = &ctx.session.model_path {
             ui.separator();
             ui.label(egui::RichText::new(file_name(path)).strong()).on_hover_text(path.display().to_string());
         }
@@ -117,9 +116,9 @@ pub fn menu_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
 }
 
 /// Jobs with progress and Cancel, then error messages (dismissable), then status notes.
-pub fn status_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+pub fn status_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     ui.add_space(2.0);
-    for (id, job) in &app.jobs {
+    for (id, job) in ctx.jobs {
         ui.horizontal(|ui| {
             ui.spinner();
             let text = if job.stage.is_empty() { job.label.clone() } else { format!("{}: {}", job.label, job.stage) };
@@ -132,7 +131,7 @@ pub fn status_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action
             }
         });
     }
-    for (i, e) in app.errors.iter().enumerate() {
+    for (i, e) in ctx.errors.iter().enumerate() {
         ui.horizontal(|ui| {
             ui.colored_label(ui.visuals().error_fg_color, e.as_str());
             if ui.small_button("Dismiss").clicked() {
@@ -141,39 +140,14 @@ pub fn status_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action
         });
     }
     ui.horizontal(|ui| {
-        if app.jobs.is_empty() {
+        if ctx.jobs.is_empty() {
             ui.label("Ready");
         } else {
-            ui.label(format!("{} job(s) running", app.jobs.len()));
+            ui.label(format!("{} job(s) running", ctx.jobs.len()));
         }
-        if let Some(note) = app.notes.last() {
+        if let Some(note) = ctx.notes.last() {
             ui.separator();
             ui.weak(note);
         }
     });
-}
-
-/// The central view: the layer table, the error overview, sensitivity or mixed precision.
-pub fn central_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    if app.session.summary.is_none() {
-        ui.centered_and_justified(|ui| {
-            ui.label("Open an ONNX model (File > Open model…, Ctrl+O) or drop one here");
-        });
-        return;
-    }
-    ui.horizontal(|ui| {
-        ui.selectable_value(&mut app.view, CentralView::Table, "Layer table");
-        ui.selectable_value(&mut app.view, CentralView::Overview, "Error overview");
-        ui.selectable_value(&mut app.view, CentralView::Algorithms, "Algorithms");
-        ui.selectable_value(&mut app.view, CentralView::Sensitivity, "Sensitivity analysis");
-        ui.selectable_value(&mut app.view, CentralView::MixedPrecision, "Mixed precision");
-    });
-    ui.add_space(tokens::SECTION_SPACE / 2.0);
-    match app.view {
-        CentralView::Table => table::table_ui(app, ui, actions),
-        CentralView::Overview => overview::overview_ui(app, ui, actions),
-        CentralView::Algorithms => super::algorithms::algorithms_ui(app, ui, actions),
-        CentralView::Sensitivity => sensitivity::sensitivity_ui(app, ui, actions),
-        CentralView::MixedPrecision => pareto::mixed_precision_ui(app, ui, actions),
-    }
 }

@@ -11,8 +11,8 @@ use quantbench_core::quant::LayerConfig;
 use quantbench_core::simulate::LayerResult;
 
 use super::actions::Action;
-use super::app::{ResultsState, WorkbenchApp};
 use super::clip_drag::{ClipDrag, ClipLines, line_near, moved};
+use super::context::{ResultsState, ViewContext};
 use super::table::observer_label;
 use super::tokens;
 
@@ -29,19 +29,19 @@ pub const HISTOGRAM_OBSERVERS: [Observer; 4] = [
 const DISPLAY_BINS: usize = 160;
 
 /// Draws the panel for the focused layer.
-pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let (Some(summary), Some(index)) = (&app.session.summary, app.focus) else {
+/// The panel's state is the histogram's draggable clip lines.
+pub fn detail_ui(ctx: &ViewContext, lines: &mut ClipLines, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    let (Some(summary), Some(index)) = (&ctx.session.summary, ctx.selection.focus) else {
         ui.heading("Layer detail");
         ui.weak("Select a layer in the table or the overview");
         return;
     };
     let Some(layer) = summary.layers.get(index) else { return };
-    let config = app.session.recipe.as_ref().map(|r| r.config_for(&layer.name)).unwrap_or_default();
-    let calibration = app.session.measured.calibration.as_deref();
-    let result = app.session.evaluation.as_ref().and_then(|(_, e)| e.layers.iter().find(|l| l.name == layer.name));
-    let state = app.results_state();
-    let log = &mut app.settings.log_histogram;
-    let lines = &mut app.clip_lines;
+    let config = ctx.session.recipe.as_ref().map(|r| r.config_for(&layer.name)).unwrap_or_default();
+    let calibration = ctx.session.measured.calibration.as_deref();
+    let result = ctx.session.evaluation.as_ref().and_then(|(_, e)| e.layers.iter().find(|l| l.name == layer.name));
+    let state = ctx.results;
+    let log = ctx.settings.log_histogram;
     egui::ScrollArea::vertical().show(ui, |ui| {
         ui.heading(&layer.name);
         ui.label(format!(
@@ -72,11 +72,14 @@ pub fn detail_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Ac
                 "Activation histogram: {}",
                 input.map_or(layer.input.as_str(), |(name, _)| name.as_str())
             ));
-            ui.checkbox(log, "log scale");
+            let mut on = log;
+            if ui.checkbox(&mut on, "log scale").changed() {
+                actions.push(Action::SetLogHistogram(on));
+            }
         });
         match calibration.zip(input) {
             Some((calibration, (tensor, stats))) => {
-                let view = HistogramView { layer, calibration, tensor, stats, config: &config, log: *log };
+                let view = HistogramView { layer, calibration, tensor, stats, config: &config, log };
                 clip_range_ui(ui, &view, actions);
                 histogram_ui(ui, &view, lines, actions);
             }

@@ -1,20 +1,57 @@
 //! The export dialog: QDQ ONNX, encodings JSON or recipe, to a typed or chosen path.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use quantbench_core::worker::ExportKind;
+use quantbench_core::worker::{ExportKind, JobId};
 
 use super::actions::{Action, FilePurpose};
-use super::app::WorkbenchApp;
+use super::context::ViewContext;
 use super::tokens;
 
+/// The export dialog's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportState {
+    /// Whether the window is open.
+    pub open: bool,
+    /// What to write.
+    pub kind: ExportKind,
+    /// Where, per kind.
+    pub paths: BTreeMap<u8, String>,
+    /// The last export's outcome: `Ok(path)` or `Err(reason)`.
+    pub last: Option<Result<PathBuf, String>>,
+    /// The export job running, if any.
+    pub job: Option<JobId>,
+}
+
+/// A stable key for an export kind.
+pub fn export_key(kind: ExportKind) -> u8 {
+    match kind {
+        ExportKind::QdqModel => 0,
+        ExportKind::Encodings => 1,
+        ExportKind::Recipe => 2,
+    }
+}
+
+impl ExportState {
+    /// The path typed for the current kind.
+    pub fn path_mut(&mut self) -> &mut String {
+        self.paths.entry(export_key(self.kind)).or_default()
+    }
+}
+
+impl Default for ExportState {
+    fn default() -> Self {
+        Self { open: false, kind: ExportKind::QdqModel, paths: BTreeMap::new(), last: None, job: None }
+    }
+}
+
 /// Draws the export window when open.
-pub fn export_window(app: &mut WorkbenchApp, ctx: &egui::Context, actions: &mut Vec<Action>) {
-    let mut open = app.export.open;
-    let loaded = app.session.summary.is_some();
-    let calibrated = app.calibrated();
-    egui::Window::new("Export").open(&mut open).resizable(false).collapsible(false).show(ctx, |ui| {
-        let state = &mut app.export;
+pub fn export_window(ctx: &ViewContext, state: &mut ExportState, egui_ctx: &egui::Context, actions: &mut Vec<Action>) {
+    let mut open = state.open;
+    let loaded = ctx.session.summary.is_some();
+    let calibrated = ctx.calibrated();
+    egui::Window::new("Export").open(&mut open).resizable(false).collapsible(false).show(egui_ctx, |ui| {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut state.kind, ExportKind::QdqModel, "QDQ ONNX model");
             ui.selectable_value(&mut state.kind, ExportKind::Encodings, "Encodings JSON");
@@ -53,5 +90,5 @@ pub fn export_window(app: &mut WorkbenchApp, ctx: &egui::Context, actions: &mut 
             None => {}
         }
     });
-    app.export.open = open;
+    state.open = open;
 }

@@ -4,14 +4,15 @@ use quantbench_core::model::shape_to_string;
 use quantbench_core::worker::DataRole;
 
 use super::actions::{Action, FilePurpose};
-use super::app::{DataInfo, WorkbenchApp, file_name};
+use super::context::{DataInfo, ViewContext, file_name};
+use super::preprocess::PreprocessForm;
 use super::summary::human_size;
 use super::tokens;
 
-/// Draws the panel.
-pub fn model_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+/// Draws the panel; its state is the image preprocessing form.
+pub fn model_ui(ctx: &ViewContext, form: &mut PreprocessForm, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     egui::ScrollArea::vertical().show(ui, |ui| {
-        let Some(s) = &app.session.summary else {
+        let Some(s) = &ctx.session.summary else {
             ui.heading("No model");
             ui.label("Open a model, pick a sample from File > Sample models, or drop an .onnx file.");
             return;
@@ -36,11 +37,11 @@ pub fn model_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
         });
         ui.add_space(tokens::SECTION_SPACE);
         ui.strong("Data");
-        data_ui(ui, "Calibration", app.session.calibration.as_ref(), DataRole::Calibration, actions);
-        data_ui(ui, "Evaluation", app.session.evaluation_set.as_ref(), DataRole::Evaluation, actions);
-        if app.image_folders.iter().any(Option::is_some) {
+        data_ui(ui, "Calibration", ctx.session.calibration.as_ref(), DataRole::Calibration, actions);
+        data_ui(ui, "Evaluation", ctx.session.evaluation_set.as_ref(), DataRole::Evaluation, actions);
+        if ctx.image_folders.iter().any(Option::is_some) {
             egui::CollapsingHeader::new("Image preprocessing").default_open(true).show(ui, |ui| {
-                super::preprocess::preprocess_ui(ui, &mut app.preprocess_form, &app.settings.preprocess, actions);
+                super::preprocess::preprocess_ui(ui, form, &ctx.settings.preprocess, actions);
             });
         }
         ui.add_space(tokens::SECTION_SPACE);

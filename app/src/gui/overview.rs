@@ -4,22 +4,20 @@
 use egui_plot::{Bar, BarChart, Legend, Plot};
 
 use super::actions::{Action, SelectMode};
-use super::app::WorkbenchApp;
+use super::analysis::EXACT_DB;
+use super::context::ViewContext;
 use super::tokens;
 
-/// SQNR drawn for exact (infinite SQNR) layers.
-const EXACT_DB: f64 = 100.0;
-
 /// Draws the chart.
-pub fn overview_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let (Some(summary), Some((_, eval))) = (&app.session.summary, &app.session.evaluation) else {
+pub fn overview_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    let (Some(summary), Some((_, eval))) = (&ctx.session.summary, &ctx.session.evaluation) else {
         ui.weak("No evaluation yet");
         return;
     };
-    let stale = app.results_state().is_old();
+    let stale = ctx.results.is_old();
     if stale {
         ui.horizontal(|ui| {
-            super::summary::results_state_ui(ui, app.results_state(), Some("(bars show an earlier configuration)"));
+            super::summary::results_state_ui(ui, ctx.results, Some("(bars show an earlier configuration)"));
         });
     }
     let clamp = |v: f64| {
@@ -45,7 +43,7 @@ pub fn overview_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
         names.push((i, r.name.clone()));
     }
     let (lc, ac) = if stale { (tokens::STALE, tokens::STALE) } else { (tokens::LOCAL, tokens::ACCUMULATED) };
-    let focus = app.focus;
+    let focus = ctx.selection.focus;
     let layer_names: Vec<String> = summary.layers.iter().map(|l| l.name.clone()).collect();
     let response = Plot::new("error overview")
         .legend(Legend::default())

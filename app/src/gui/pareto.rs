@@ -5,10 +5,71 @@
 use egui_plot::{Corner, HLine, Legend, Line, MarkerShape, Plot, PlotPoint, Points, VLine};
 use quantbench_core::analysis::{PathPoint, Target};
 
-use super::actions::Action;
-use super::analysis::{MixedRun, RunEnd, SavedView, SizeUnit, TargetKind, ViewFormat};
-use super::app::WorkbenchApp;
+use super::actions::{Action, SavedView};
+use super::analysis::{MixedRun, RunEnd};
+use super::context::ViewContext;
 use super::tokens;
+
+/// How the mixed-precision target is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Accuracy (or top-1 agreement without labels) drop in points.
+    AccuracyDrop,
+    /// Quantized size.
+    Size,
+}
+
+/// Unit of the size target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeUnit {
+    /// Bytes.
+    Bytes,
+    /// Kilobytes (1000 bytes).
+    Kilobytes,
+}
+
+/// The view's state: the next search's target, and where the front was last drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParetoState {
+    /// Target kind of the next search.
+    pub target_kind: TargetKind,
+    /// Accuracy drop target, points.
+    pub drop_points: f64,
+    /// Size target in `size_unit`s.
+    pub size_value: f64,
+    /// Unit of `size_value`.
+    pub size_unit: SizeUnit,
+    /// Where the front was last drawn (for PNG saves).
+    pub rect: Option<egui::Rect>,
+}
+
+impl Default for ParetoState {
+    fn default() -> Self {
+        Self {
+            target_kind: TargetKind::AccuracyDrop,
+            drop_points: 1.0,
+            size_value: 16.0,
+            size_unit: SizeUnit::Kilobytes,
+            rect: None,
+        }
+    }
+}
+
+impl ParetoState {
+    /// The target the controls describe.
+    pub fn target(&self) -> Target {
+        match self.target_kind {
+            TargetKind::AccuracyDrop => Target::AccuracyDrop(self.drop_points),
+            TargetKind::Size => {
+                let bytes = match self.size_unit {
+                    SizeUnit::Bytes => self.size_value,
+                    SizeUnit::Kilobytes => self.size_value * 1000.0,
+                };
+                Target::SizeBytes(bytes.round().max(0.0) as u64)
+            }
+        }
+    }
+}
 
 /// The metric the search measures a point by (accuracy, or top-1 agreement without labels).
 fn point_metric(p: &PathPoint) -> f64 {
@@ -45,23 +106,23 @@ pub fn nearest(points: &[(usize, egui::Pos2)], pos: egui::Pos2, max: f32) -> Opt
 }
 
 /// Draws the view.
-pub fn mixed_precision_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    controls_ui(app, ui, actions);
+pub fn mixed_precision_ui(ctx: &ViewContext, state: &mut ParetoState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    state.rect = None;
+    controls_ui(ctx, state, ui, actions);
     ui.separator();
-    if app.analysis.mixed.is_none() {
+    let Some(run) = &ctx.analysis.mixed else {
         ui.weak("No search yet: set a target and run it (it needs a calibration and an evaluation set).");
         return;
-    }
+    };
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-        let rect = ui.scope(|ui| front_ui(app, ui, actions)).response.rect.intersect(ui.clip_rect());
-        app.saver.rects.insert(SavedView::ParetoFront, rect);
+        let rect = ui.scope(|ui| front_ui(ctx, run, ui, actions)).response.rect.intersect(ui.clip_rect());
+        state.rect = Some(rect);
     });
 }
 
-fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let ready = app.calibrated_with_evaluation_set();
-    let progress = app.analysis.mixed_job.and_then(|j| app.jobs.get(&j)).cloned();
-    let s = &mut app.analysis;
+fn controls_ui(ctx: &ViewContext, s: &mut ParetoState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    let ready = ctx.calibrated_with_evaluation_set();
+    let progress = ctx.analysis.mixed_job.and_then(|j| ctx.jobs.get(&j));
     ui.horizontal_wrapped(|ui| {
         ui.label("Target:");
         ui.radio_value(&mut s.target_kind, TargetKind::AccuracyDrop, "accuracy drop");
@@ -82,7 +143,7 @@ fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
                 });
         });
         ui.separator();
-        if let Some(job) = s.mixed_job {
+        if let Some(job) = ctx.analysis.mixed_job {
             if ui.button("Cancel search").clicked() {
                 actions.push(Action::Cancel(job));
             }
@@ -105,7 +166,7 @@ fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
             }
         }
     });
-    match &s.mixed_end {
+    match &ctx.analysis.mixed_end {
         RunEnd::Cancelled => {
             ui.weak("The last search was cancelled.");
         }
@@ -117,8 +178,7 @@ fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
 }
 
 /// Summary, scatter and the Pareto points with Apply buttons.
-fn front_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let Some(run) = &app.analysis.mixed else { return };
+fn front_ui(ctx: &ViewContext, run: &MixedRun, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     let path = &run.result.path;
     let label = metric_label(run);
     ui.horizontal_wrapped(|ui| {
@@ -131,12 +191,7 @@ fn front_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
             target_text(run.target)
         ));
         ui.separator();
-        if ui.small_button("Front CSV").on_hover_text("Save every path point as CSV").clicked() {
-            actions.push(Action::SaveView(SavedView::ParetoFront, ViewFormat::Csv, None));
-        }
-        if ui.small_button("Front PNG").on_hover_text("Save the view as a PNG image").clicked() {
-            actions.push(Action::SaveView(SavedView::ParetoFront, ViewFormat::Png, None));
-        }
+        super::view_export::save_buttons(ui, SavedView::ParetoFront, "Front", actions);
     });
     match run.result.chosen.and_then(|i| path.get(i).map(|p| (i, p))) {
         Some((i, p)) => {
@@ -155,7 +210,7 @@ fn front_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
         }
     }
     // Applying a point changes the revision by design; other changes make the path stale.
-    if run.applied.is_none() && run.revision != app.session.revision {
+    if run.applied.is_none() && run.revision != ctx.session.revision {
         ui.colored_label(
             tokens::STALE,
             format!("Searched from revision {}; the configuration changed since", run.revision),
@@ -272,6 +327,16 @@ mod tests {
         assert_eq!(nearest(&pts, egui::pos2(11.0, 10.0), 12.0), Some(0));
         assert_eq!(nearest(&pts, egui::pos2(60.0, 60.0), 12.0), None);
         assert_eq!(nearest(&[], egui::pos2(0.0, 0.0), 12.0), None);
+    }
+
+    #[test]
+    fn targets_convert() {
+        let mut s = ParetoState { target_kind: TargetKind::Size, size_value: 12.5, ..ParetoState::default() };
+        assert_eq!(s.target(), Target::SizeBytes(12_500));
+        s.size_unit = SizeUnit::Bytes;
+        assert_eq!(s.target(), Target::SizeBytes(13));
+        s.target_kind = TargetKind::AccuracyDrop;
+        assert_eq!(s.target(), Target::AccuracyDrop(1.0));
     }
 
     #[test]

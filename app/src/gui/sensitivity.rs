@@ -3,29 +3,132 @@
 //! layers x bit widths heat map of the sweep, CSV/PNG export of both, and the layer table's
 //! sensitivity column.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use egui_plot::{Bar, BarChart, HLine, Legend, Plot, uniform_grid_spacer};
 use quantbench_core::analysis::{LayerSensitivity, SensitivityMetric};
 
-use super::actions::{Action, SelectMode};
-use super::analysis::{
-    AnalysisState, BarOrder, Measure, RunEnd, SWEEP_CHOICES, SavedView, SensitivityRun, ViewFormat, display_value,
-    metric_axis, metric_name, metric_text,
-};
-use super::app::WorkbenchApp;
+use super::actions::{Action, SavedView, SelectMode};
+use super::analysis::{AnalysisResults, RunEnd, SensitivityRun, display_value, metric_axis, metric_name, metric_text};
+use super::context::ViewContext;
 use super::tokens;
 
-/// Width of the heat map's layer-name column.
-const HEATMAP_LABEL_WIDTH: f32 = 140.0;
-/// Width of a heat-map cell.
-const HEATMAP_CELL_WIDTH: f32 = 64.0;
+/// Bit widths offered for the sweep.
+pub const SWEEP_CHOICES: [u8; 6] = [2, 3, 4, 5, 6, 8];
+
+/// Which per-layer figure the bar chart shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Only this layer quantized.
+    EnableOne,
+    /// Every layer but this one quantized.
+    DisableOne,
+    /// Only this layer's weights quantized.
+    WeightsOnly,
+    /// Only this layer's input activation quantized.
+    ActivationsOnly,
+}
+
+impl Measure {
+    /// All, in display order.
+    pub const ALL: [Self; 4] = [Self::EnableOne, Self::DisableOne, Self::WeightsOnly, Self::ActivationsOnly];
+
+    /// Short label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::EnableOne => "enable-one",
+            Self::DisableOne => "disable-one",
+            Self::WeightsOnly => "weights only",
+            Self::ActivationsOnly => "activations only",
+        }
+    }
+
+    /// What it measures, for hover text.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Self::EnableOne => "metric with only this layer quantized (lower: more sensitive)",
+            Self::DisableOne => "metric with every layer but this one quantized (higher: more sensitive)",
+            Self::WeightsOnly => "metric with only this layer's weights quantized (lower: more sensitive)",
+            Self::ActivationsOnly => "metric with only this layer's input activation quantized (lower: more sensitive)",
+        }
+    }
+
+    /// The raw metric of a layer.
+    pub fn of(self, l: &LayerSensitivity) -> f64 {
+        match self {
+            Self::EnableOne => l.enable_one,
+            Self::DisableOne => l.disable_one,
+            Self::WeightsOnly => l.weights_only,
+            Self::ActivationsOnly => l.activations_only,
+        }
+    }
+
+    /// Whether a higher value means a more sensitive layer (disable-one: keeping the layer in
+    /// float recovers more).
+    pub fn higher_is_more_sensitive(self) -> bool {
+        self == Self::DisableOne
+    }
+}
+
+/// Bar order of the sensitivity chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarOrder {
+    /// Most sensitive first.
+    Sensitivity,
+    /// Network order.
+    Network,
+}
+
+/// The view's state: the next run's metric and sweep, what the chart shows, where it was drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensitivityState {
+    /// Metric of the next sensitivity run.
+    pub metric: SensitivityMetric,
+    /// Sweep bits of the next run.
+    pub sweep_bits: BTreeSet<u8>,
+    /// What the bar chart shows.
+    pub measure: Measure,
+    /// Bar order.
+    pub order: BarOrder,
+    /// Where the bar chart was last drawn (for PNG saves).
+    pub bars_rect: Option<egui::Rect>,
+    /// Where the heat map was last drawn (for PNG saves).
+    pub heatmap_rect: Option<egui::Rect>,
+}
+
+impl Default for SensitivityState {
+    fn default() -> Self {
+        Self {
+            metric: SensitivityMetric::Accuracy,
+            sweep_bits: [2, 4, 8].into(),
+            measure: Measure::EnableOne,
+            order: BarOrder::Sensitivity,
+            bars_rect: None,
+            heatmap_rect: None,
+        }
+    }
+}
+
+/// Layer indices (into `layers`) in bar order.
+pub fn bar_order(layers: &[LayerSensitivity], measure: Measure, order: BarOrder) -> Vec<usize> {
+    let mut ix: Vec<usize> = (0..layers.len()).collect();
+    if order == BarOrder::Sensitivity {
+        ix.sort_by(|&a, &b| {
+            let (va, vb) = (measure.of(&layers[a]), measure.of(&layers[b]));
+            let c = va.total_cmp(&vb);
+            (if measure.higher_is_more_sensitive() { c.reverse() } else { c }).then(a.cmp(&b))
+        });
+    }
+    ix
+}
 
 /// Draws the view.
-pub fn sensitivity_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    controls_ui(app, ui, actions);
+pub fn sensitivity_ui(ctx: &ViewContext, state: &mut SensitivityState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    state.bars_rect = None;
+    state.heatmap_rect = None;
+    controls_ui(ctx, state, ui, actions);
     ui.separator();
-    let Some(run) = &app.analysis.sensitivity else {
+    let Some(run) = &ctx.analysis.sensitivity else {
         ui.weak("No sensitivity results yet: run the analysis (it needs a calibration and an evaluation set).");
         return;
     };
@@ -35,19 +138,18 @@ pub fn sensitivity_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut V
     }
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
         // A PNG shows the visible part of a view (the scroll area clips the rest).
-        let rect = ui.scope(|ui| bars_ui(app, ui, actions)).response.rect.intersect(ui.clip_rect());
-        app.saver.rects.insert(SavedView::SensitivityBars, rect);
+        let rect = ui.scope(|ui| bars_ui(ctx, run, state, ui, actions)).response.rect.intersect(ui.clip_rect());
+        state.bars_rect = Some(rect);
         ui.add_space(tokens::SECTION_SPACE);
-        let rect = ui.scope(|ui| heatmap_ui(app, ui, actions)).response.rect.intersect(ui.clip_rect());
-        app.saver.rects.insert(SavedView::SweepHeatmap, rect);
+        let rect = ui.scope(|ui| super::heatmap::heatmap_ui(run, ui, actions)).response.rect.intersect(ui.clip_rect());
+        state.heatmap_rect = Some(rect);
     });
 }
 
 /// Metric, sweep bits, Run/Cancel with progress, and what the shown results are.
-fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let has_labels = app.session.evaluation_set.as_ref().is_some_and(|d| d.has_labels);
-    let ready = app.calibrated_with_evaluation_set();
-    let state = &mut app.analysis;
+fn controls_ui(ctx: &ViewContext, state: &mut SensitivityState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    let has_labels = ctx.session.evaluation_set.as_ref().is_some_and(|d| d.has_labels);
+    let ready = ctx.calibrated_with_evaluation_set();
     if !has_labels && state.metric == SensitivityMetric::Accuracy {
         state.metric = SensitivityMetric::Top1Agreement;
     }
@@ -72,11 +174,11 @@ fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
             }
         }
         ui.separator();
-        if let Some(job) = state.sensitivity_job {
+        if let Some(job) = ctx.analysis.sensitivity_job {
             if ui.button("Cancel sensitivity").clicked() {
                 actions.push(Action::Cancel(job));
             }
-            let (done, total) = state.sensitivity.as_ref().map_or((0, 0), |r| (r.layers.len(), r.total));
+            let (done, total) = ctx.analysis.sensitivity.as_ref().map_or((0, 0), |r| (r.layers.len(), r.total));
             let fraction = if total > 0 { done as f32 / total as f32 } else { 0.0 };
             ui.add(egui::ProgressBar::new(fraction).desired_width(200.0).text(format!("{done} of {total} layers")));
         } else {
@@ -90,7 +192,7 @@ fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
             }
         }
     });
-    if let Some(run) = &app.analysis.sensitivity {
+    if let Some(run) = &ctx.analysis.sensitivity {
         ui.horizontal(|ui| {
             let what = format!("{} of {} layers, {}", run.layers.len(), run.total, metric_name(run.metric));
             match (&run.end, run.revision) {
@@ -99,7 +201,7 @@ fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
                     ui.colored_label(ui.visuals().error_fg_color, format!("Failed ({what}): {e}"))
                 }
                 (RunEnd::Open, None) => ui.weak(format!("Running: {what}")),
-                (RunEnd::Open, Some(rev)) if rev != app.session.revision => ui.colored_label(
+                (RunEnd::Open, Some(rev)) if rev != ctx.session.revision => ui.colored_label(
                     tokens::STALE,
                     format!("{what}; the configuration changed since this run (revision {rev})"),
                 ),
@@ -109,21 +211,11 @@ fn controls_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Acti
     }
 }
 
-/// Save buttons of one view.
-fn save_buttons(ui: &mut egui::Ui, view: SavedView, what: &str, actions: &mut Vec<Action>) {
-    if ui.small_button(format!("{what} CSV")).on_hover_text("Save the data as CSV").clicked() {
-        actions.push(Action::SaveView(view, ViewFormat::Csv, None));
-    }
-    if ui.small_button(format!("{what} PNG")).on_hover_text("Save the view as a PNG image").clicked() {
-        actions.push(Action::SaveView(view, ViewFormat::Png, None));
-    }
-}
-
 /// Reference lines for the chart: the metric of the float model and of the whole recipe, when
 /// the last evaluation describes the analysed revision.
-fn references(app: &WorkbenchApp, run: &SensitivityRun) -> Vec<(&'static str, f64, egui::Color32)> {
-    let Some((rev, e)) = &app.session.evaluation else { return Vec::new() };
-    if run.revision.unwrap_or(app.session.revision) != *rev {
+fn references(ctx: &ViewContext, run: &SensitivityRun) -> Vec<(&'static str, f64, egui::Color32)> {
+    let Some((rev, e)) = &ctx.session.evaluation else { return Vec::new() };
+    if run.revision.unwrap_or(ctx.session.revision) != *rev {
         return Vec::new();
     }
     let mut lines = Vec::new();
@@ -157,25 +249,30 @@ fn bar_base(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// The per-layer bar chart.
-fn bars_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let Some(run) = &app.analysis.sensitivity else { return };
+fn bars_ui(
+    ctx: &ViewContext,
+    run: &SensitivityRun,
+    state: &mut SensitivityState,
+    ui: &mut egui::Ui,
+    actions: &mut Vec<Action>,
+) {
     ui.horizontal_wrapped(|ui| {
         ui.strong("Sensitivity per layer");
         ui.separator();
         for m in Measure::ALL {
-            ui.selectable_value(&mut app.analysis.measure, m, m.label()).on_hover_text(m.explanation());
+            ui.selectable_value(&mut state.measure, m, m.label()).on_hover_text(m.explanation());
         }
         ui.separator();
-        ui.selectable_value(&mut app.analysis.order, BarOrder::Sensitivity, "by sensitivity");
-        ui.selectable_value(&mut app.analysis.order, BarOrder::Network, "network order");
+        ui.selectable_value(&mut state.order, BarOrder::Sensitivity, "by sensitivity");
+        ui.selectable_value(&mut state.order, BarOrder::Network, "network order");
         ui.separator();
-        save_buttons(ui, SavedView::SensitivityBars, "Chart", actions);
+        super::view_export::save_buttons(ui, SavedView::SensitivityBars, "Chart", actions);
     });
-    let (measure, metric) = (app.analysis.measure, run.metric);
-    let order = super::analysis::bar_order(&run.layers, measure, app.analysis.order);
+    let (measure, metric) = (state.measure, run.metric);
+    let order = bar_order(&run.layers, measure, state.order);
     let color =
-        if run.revision.is_some_and(|r| r != app.session.revision) { tokens::STALE } else { tokens::SENSITIVITY };
-    let references = references(app, run);
+        if run.revision.is_some_and(|r| r != ctx.session.revision) { tokens::STALE } else { tokens::SENSITIVITY };
+    let references = references(ctx, run);
     let values: Vec<f64> = order.iter().map(|&i| display_value(metric, measure.of(&run.layers[i]))).collect();
     // Bars rise from just below the lowest value, so small differences (a few tenths of a
     // percent) stay visible.
@@ -191,7 +288,7 @@ fn bars_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
         .height(tokens::ANALYSIS_PLOT_HEIGHT)
         .legend(Legend::default())
         .y_axis_label(metric_axis(metric))
-        .x_axis_label(match app.analysis.order {
+        .x_axis_label(match state.order {
             BarOrder::Sensitivity => "layer (most sensitive first)",
             BarOrder::Network => "layer (network order)",
         })
@@ -227,103 +324,11 @@ fn bars_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
     if response.response.clicked()
         && let Some(p) = response.inner
         && let Some(name) = names.get(p.x.round().max(0.0) as usize)
-        && let Some(index) = app.session.summary.as_ref().and_then(|s| s.layers.iter().position(|l| &l.name == name))
+        && let Some(index) = ctx.session.summary.as_ref().and_then(|s| s.layers.iter().position(|l| &l.name == name))
     {
         actions.push(Action::Select(index, SelectMode::Replace));
     }
     ui.weak(format!("{}. Click a bar to select its layer.", measure.explanation()));
-}
-
-/// The heat map of the bit sweep: one row per layer, a column per bit width for weights and for
-/// activations; colour = metric (red worst, green best), hover shows the value.
-fn heatmap_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let Some(run) = &app.analysis.sensitivity else { return };
-    ui.horizontal(|ui| {
-        ui.strong("Bit sweep");
-        ui.weak(format!("({} with only the layer quantized, at each bit width)", metric_name(run.metric)));
-        ui.separator();
-        save_buttons(ui, SavedView::SweepHeatmap, "Heat map", actions);
-    });
-    if run.bits.is_empty() {
-        ui.weak("No sweep bits were chosen for this run.");
-        return;
-    }
-    let metric = run.metric;
-    let cell = |l: &LayerSensitivity, col: usize| -> Option<f64> {
-        let (bits, weights) =
-            if col < run.bits.len() { (run.bits[col], true) } else { (run.bits[col - run.bits.len()], false) };
-        l.sweep
-            .iter()
-            .find(|p| p.bits == bits)
-            .map(|p| display_value(metric, if weights { p.weights } else { p.activations }))
-    };
-    let cols = 2 * run.bits.len();
-    let values: Vec<f64> = run.layers.iter().flat_map(|l| (0..cols).filter_map(move |c| cell(l, c))).collect();
-    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let row_h = tokens::HEATMAP_ROW_HEIGHT;
-    // A header row, then a row per layer; a gap between the weight and the activation columns.
-    let gap = HEATMAP_CELL_WIDTH / 3.0;
-    let width = HEATMAP_LABEL_WIDTH + cols as f32 * HEATMAP_CELL_WIDTH + gap;
-    let height = row_h * (run.layers.len() + 1) as f32;
-    let (rect, response) = ui.allocate_exact_size(egui::vec2(width, height), egui::Sense::hover());
-    let painter = ui.painter_at(rect);
-    let text_color = ui.visuals().text_color();
-    let font = egui::TextStyle::Body.resolve(ui.style());
-    let col_x = |c: usize| {
-        rect.left() + HEATMAP_LABEL_WIDTH + c as f32 * HEATMAP_CELL_WIDTH + if c >= run.bits.len() { gap } else { 0.0 }
-    };
-    let cell_rect = |r: usize, c: usize| {
-        egui::Rect::from_min_size(
-            egui::pos2(col_x(c), rect.top() + row_h * (r + 1) as f32),
-            egui::vec2(HEATMAP_CELL_WIDTH - 2.0, row_h - 2.0),
-        )
-    };
-    for c in 0..cols {
-        let (prefix, b) = if c < run.bits.len() { ("W", run.bits[c]) } else { ("A", run.bits[c - run.bits.len()]) };
-        let center = egui::pos2(col_x(c) + HEATMAP_CELL_WIDTH / 2.0, rect.top() + row_h / 2.0);
-        painter.text(center, egui::Align2::CENTER_CENTER, format!("{prefix}{b}"), font.clone(), text_color);
-    }
-    for (r, l) in run.layers.iter().enumerate() {
-        let y = rect.top() + row_h * (r as f32 + 1.5);
-        let label = egui::pos2(rect.left() + HEATMAP_LABEL_WIDTH - 6.0, y);
-        painter.text(label, egui::Align2::RIGHT_CENTER, &l.name, font.clone(), text_color);
-        for c in 0..cols {
-            let Some(v) = cell(l, c) else { continue };
-            let t = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
-            let fill = tokens::scale_color(t);
-            let cr = cell_rect(r, c);
-            painter.rect_filled(cr, 2.0, fill);
-            let ink = if fill.intensity() > 0.55 { egui::Color32::BLACK } else { egui::Color32::WHITE };
-            painter.text(cr.center(), egui::Align2::CENTER_CENTER, format!("{v:.1}"), font.clone(), ink);
-        }
-    }
-    if let Some(pos) = response.hover_pos() {
-        let hit = (0..run.layers.len())
-            .flat_map(|r| (0..cols).map(move |c| (r, c)))
-            .find(|&(r, c)| cell_rect(r, c).contains(pos));
-        if let Some((r, c)) = hit {
-            let l = &run.layers[r];
-            let (part, b) = if c < run.bits.len() {
-                ("weights", run.bits[c])
-            } else {
-                ("activations", run.bits[c - run.bits.len()])
-            };
-            let raw = l
-                .sweep
-                .iter()
-                .find(|p| p.bits == b)
-                .map(|p| if c < run.bits.len() { p.weights } else { p.activations });
-            if let Some(raw) = raw {
-                response.on_hover_text_at_pointer(format!(
-                    "{}: {part} at {b} bits: {} {}",
-                    l.name,
-                    metric_name(metric),
-                    metric_text(metric, raw)
-                ));
-            }
-        }
-    }
-    ui.weak("W: only the layer's weights at that width; A: only its input activation. Red is worst, green best.");
 }
 
 /// The layer table's sensitivity column: the enable-one metric of the last run.
@@ -336,7 +341,7 @@ pub struct SensitivityColumn<'a> {
 
 impl<'a> SensitivityColumn<'a> {
     /// The column for the last sensitivity run (empty without one).
-    pub fn new(analysis: &'a AnalysisState) -> Self {
+    pub fn new(analysis: &'a AnalysisResults) -> Self {
         let run = analysis.sensitivity.as_ref();
         let by_name: BTreeMap<&str, &LayerSensitivity> =
             run.map(|r| r.layers.iter().map(|l| (l.name.as_str(), l)).collect()).unwrap_or_default();
@@ -374,7 +379,16 @@ impl<'a> SensitivityColumn<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::bar_base;
+    use super::super::analysis::tests::run;
+    use super::*;
+
+    #[test]
+    fn bars_sort_most_sensitive_first_per_measure() {
+        let r = run();
+        assert_eq!(bar_order(&r.layers, Measure::EnableOne, BarOrder::Sensitivity), vec![1, 2, 0]);
+        assert_eq!(bar_order(&r.layers, Measure::DisableOne, BarOrder::Sensitivity), vec![1, 0, 2]);
+        assert_eq!(bar_order(&r.layers, Measure::DisableOne, BarOrder::Network), vec![0, 1, 2]);
+    }
 
     #[test]
     fn bars_start_just_below_close_values_and_at_zero_for_spread_ones() {

@@ -1,16 +1,16 @@
 //! The model summary strip: float vs quantized accuracy, top-1 agreement, output SQNR, sizes.
 
 use super::actions::Action;
-use super::app::{ResultsState, WorkbenchApp};
+use super::context::{ResultsState, ViewContext};
 use super::tokens;
 
 /// Draws the strip; results of an older configuration are greyed and labelled "updating…" while
 /// a newer one is evaluated, "outdated — re-evaluate" (with a button) when nothing is.
-pub fn summary_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+pub fn summary_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     ui.horizontal_wrapped(|ui| {
-        let Some((_, eval)) = &app.session.evaluation else {
-            if app.session.summary.is_some() {
-                ui.weak(if app.session.evaluation_set.is_none() {
+        let Some((_, eval)) = &ctx.session.evaluation else {
+            if ctx.session.summary.is_some() {
+                ui.weak(if ctx.session.evaluation_set.is_none() {
                     "No evaluation set: load one to see accuracy and errors"
                 } else {
                     "Waiting for the first evaluation…"
@@ -20,7 +20,7 @@ pub fn summary_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Actio
             }
             return;
         };
-        let state = app.results_state();
+        let state = ctx.results;
         let stale = state.is_old();
         let m = &eval.metrics;
         let value = |ui: &mut egui::Ui, label: &str, text: String, color: Option<egui::Color32>| {
@@ -48,7 +48,7 @@ pub fn summary_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Actio
         results_state_ui(ui, state, None);
         if state == ResultsState::Outdated
             && ui
-                .add_enabled(app.calibrated() && app.session.evaluation_set.is_some(), egui::Button::new("Re-evaluate"))
+                .add_enabled(ctx.calibrated() && ctx.session.evaluation_set.is_some(), egui::Button::new("Re-evaluate"))
                 .on_hover_text("Evaluate the current configuration")
                 .clicked()
         {

@@ -10,9 +10,49 @@ use quantbench_core::quant::{CpuInt8, Granularity, LayerConfig, RUNTIME_PROFILES
 use quantbench_core::simulate::LayerResult;
 
 use super::actions::{Action, SelectMode};
-use super::app::{SortColumn, WorkbenchApp};
+use super::context::ViewContext;
 use super::sensitivity::SensitivityColumn;
 use super::tokens;
+
+/// Sortable columns of the layer table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    /// Network order.
+    Order,
+    /// Layer name.
+    Name,
+    /// Operator type.
+    Op,
+    /// Weight bits.
+    WBits,
+    /// Activation bits.
+    ABits,
+    /// Local SQNR.
+    Local,
+    /// Accumulated SQNR.
+    Accumulated,
+    /// Sensitivity (enable-one metric of the last sensitivity run).
+    Sensitivity,
+}
+
+/// View state of the layer table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableState {
+    /// Filter text (name or op, case-insensitive).
+    pub filter: String,
+    /// Sort column.
+    pub sort: SortColumn,
+    /// Ascending order.
+    pub ascending: bool,
+    /// The visible rows as last drawn (indices in network order), for shift-click ranges.
+    pub visible: Vec<usize>,
+}
+
+impl Default for TableState {
+    fn default() -> Self {
+        Self { filter: String::new(), sort: SortColumn::Order, ascending: true, visible: Vec::new() }
+    }
+}
 
 /// Bit widths offered in the combo boxes.
 pub const BIT_CHOICES: [u8; 8] = [2, 3, 4, 5, 6, 7, 8, 16];
@@ -132,9 +172,9 @@ fn defaults_ui(ui: &mut egui::Ui, defaults: &LayerConfig, actions: &mut Vec<Acti
 }
 
 /// Bulk edits of the selection and of every layer of one op type.
-fn bulk_ui(app: &WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let (Some(summary), Some(recipe)) = (&app.session.summary, &app.session.recipe) else { return };
-    let selected: Vec<&str> = app.table.selected.iter().map(String::as_str).collect();
+fn bulk_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    let (Some(summary), Some(recipe)) = (&ctx.session.summary, &ctx.session.recipe) else { return };
+    let selected: Vec<&str> = ctx.selection.selected.iter().map(String::as_str).collect();
     let edit = |names: &[&str], f: &dyn Fn(&mut LayerConfig)| -> Action {
         Action::UpdateLayers(
             names
@@ -227,44 +267,44 @@ fn number_key(
 /// Draws the filter, the defaults, bulk edits and the table.
 // The table's columns are one builder chain; splitting it would obscure the layout.
 #[allow(clippy::too_many_lines)]
-pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+pub fn table_ui(ctx: &ViewContext, state: &mut TableState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         ui.label("Filter:");
-        ui.add(egui::TextEdit::singleline(&mut app.table.filter).hint_text("name or op").desired_width(180.0));
-        if !app.table.filter.is_empty() && ui.small_button("Clear").clicked() {
-            app.table.filter.clear();
+        ui.add(egui::TextEdit::singleline(&mut state.filter).hint_text("name or op").desired_width(180.0));
+        if !state.filter.is_empty() && ui.small_button("Clear").clicked() {
+            state.filter.clear();
         }
     });
-    if let Some(recipe) = &app.session.recipe {
+    if let Some(recipe) = &ctx.session.recipe {
         runtime_ui(ui, recipe, actions);
         defaults_ui(ui, &recipe.defaults, actions);
     }
-    bulk_ui(app, ui, actions);
-    let state = app.results_state();
-    if state.is_old() && app.session.evaluation.is_some() {
+    bulk_ui(ctx, ui, actions);
+    let results_state = ctx.results;
+    if results_state.is_old() && ctx.session.evaluation.is_some() {
         ui.horizontal(|ui| {
-            super::summary::results_state_ui(ui, state, Some("(SQNR columns show an earlier configuration)"));
+            super::summary::results_state_ui(ui, results_state, Some("(SQNR columns show an earlier configuration)"));
         });
     }
     ui.separator();
 
-    let (Some(summary), Some(recipe)) = (&app.session.summary, &app.session.recipe) else { return };
-    let stale = state.is_old();
-    let results: BTreeMap<&str, &LayerResult> = app
+    let (Some(summary), Some(recipe)) = (&ctx.session.summary, &ctx.session.recipe) else { return };
+    let stale = results_state.is_old();
+    let results: BTreeMap<&str, &LayerResult> = ctx
         .session
         .evaluation
         .as_ref()
         .map(|(_, e)| e.layers.iter().map(|l| (l.name.as_str(), l)).collect())
         .unwrap_or_default();
-    let sensitivity = SensitivityColumn::new(&app.analysis);
-    let filter = app.table.filter.to_lowercase();
+    let sensitivity = SensitivityColumn::new(ctx.analysis);
+    let filter = state.filter.to_lowercase();
     let mut rows: Vec<usize> = (0..summary.layers.len())
         .filter(|&i| {
             let l = &summary.layers[i];
             filter.is_empty() || l.name.to_lowercase().contains(&filter) || l.op_type.to_lowercase().contains(&filter)
         })
         .collect();
-    let sort = app.table.sort;
+    let sort = state.sort;
     match sort {
         SortColumn::Order => {}
         SortColumn::Name => rows.sort_by(|&a, &b| summary.layers[a].name.cmp(&summary.layers[b].name)),
@@ -277,10 +317,10 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
             key(a).total_cmp(&key(b))
         }),
     }
-    if !app.table.ascending {
+    if !state.ascending {
         rows.reverse();
     }
-    app.table.visible.clone_from(&rows);
+    state.visible.clone_from(&rows);
 
     let mut clicked_sort = None;
     let header = |ui: &mut egui::Ui,
@@ -294,7 +334,7 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
             *out = Some(col);
         }
     };
-    let asc = app.table.ascending;
+    let asc = state.ascending;
     let modifiers = ui.input(|i| i.modifiers);
     TableBuilder::new(ui)
         .id_salt("layer table")
@@ -334,7 +374,7 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
                 let i = rows[row.index()];
                 let layer = &summary.layers[i];
                 let name = layer.name.as_str();
-                let selected = app.table.selected.contains(name);
+                let selected = ctx.selection.selected.contains(name);
                 row.set_selected(selected);
                 let mut c = recipe.config_for(name);
                 let overridden = recipe.layers.contains_key(name);
@@ -383,11 +423,11 @@ pub fn table_ui(app: &mut WorkbenchApp, ui: &mut egui::Ui, actions: &mut Vec<Act
             });
         });
     if let Some(col) = clicked_sort {
-        if col == app.table.sort {
-            app.table.ascending = !app.table.ascending;
+        if col == state.sort {
+            state.ascending = !state.ascending;
         } else {
-            app.table.sort = col;
-            app.table.ascending = true;
+            state.sort = col;
+            state.ascending = true;
         }
     }
 }

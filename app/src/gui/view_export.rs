@@ -1,15 +1,12 @@
 //! Saving views: CSV bytes, or a PNG cropped from a screenshot of the window, written atomically
 //! on a short-lived thread so the UI never waits for the disk or the encoder.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use super::actions::Action;
-use super::analysis::{SavedView, ViewFormat};
-use super::app::WorkbenchApp;
+use super::actions::{Action, SavedView, ViewFormat};
 
 /// How many finished saves may wait to be reported.
 const SAVE_RESULTS: usize = 16;
@@ -17,19 +14,28 @@ const SAVE_RESULTS: usize = 16;
 /// What a save thread reports: the path written, or a one-line reason.
 pub type SaveResult = Result<PathBuf, String>;
 
-/// Writes views to files off the UI thread; remembers where each view was last drawn.
+/// The save window: which view, in which format, to which path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveDialog {
+    /// The view.
+    pub view: SavedView,
+    /// CSV or PNG.
+    pub format: ViewFormat,
+    /// Where (typed, or chosen with Browse).
+    pub path: String,
+}
+
+/// Writes views to files off the UI thread.
 #[derive(Debug)]
 pub struct ViewSaver {
     tx: Sender<SaveResult>,
     rx: Receiver<SaveResult>,
-    /// Screen rectangle of each view as last drawn (points), for cropping screenshots.
-    pub rects: BTreeMap<SavedView, egui::Rect>,
 }
 
 impl Default for ViewSaver {
     fn default() -> Self {
         let (tx, rx) = bounded(SAVE_RESULTS);
-        Self { tx, rx, rects: BTreeMap::new() }
+        Self { tx, rx }
     }
 }
 
@@ -43,10 +49,11 @@ impl ViewSaver {
         });
     }
 
-    /// Asks for a screenshot of the next frame; when it arrives, the view's rectangle is cropped
-    /// out, encoded as PNG and written to `path` on a background thread.
-    pub fn save_png(&self, ctx: &egui::Context, view: SavedView, path: PathBuf) -> Result<(), String> {
-        let rect = *self.rects.get(&view).ok_or_else(|| format!("the view is not shown: {}", path.display()))?;
+    /// Asks for a screenshot of the next frame; when it arrives, `rect` (where the view was last
+    /// drawn, `None` when it is not shown) is cropped out, encoded as PNG and written to `path` on
+    /// a background thread.
+    pub fn save_png(&self, ctx: &egui::Context, rect: Option<egui::Rect>, path: PathBuf) -> Result<(), String> {
+        let rect = rect.ok_or_else(|| format!("the view is not shown: {}", path.display()))?;
         let pixels_per_point = ctx.pixels_per_point();
         let (tx, repaint) = (self.tx.clone(), ctx.clone());
         ctx.request_screenshot(move |image: Arc<egui::ColorImage>| {
@@ -77,10 +84,20 @@ impl ViewSaver {
     }
 }
 
+/// Save buttons of one view.
+pub fn save_buttons(ui: &mut egui::Ui, view: SavedView, what: &str, actions: &mut Vec<Action>) {
+    if ui.small_button(format!("{what} CSV")).on_hover_text("Save the data as CSV").clicked() {
+        actions.push(Action::SaveView(view, ViewFormat::Csv, None));
+    }
+    if ui.small_button(format!("{what} PNG")).on_hover_text("Save the view as a PNG image").clicked() {
+        actions.push(Action::SaveView(view, ViewFormat::Png, None));
+    }
+}
+
 /// The save window: a path (typed, or chosen with Browse) and Save. Saving closes it first, so a
 /// PNG shows the view, not the window.
-pub fn save_window(app: &mut WorkbenchApp, ctx: &egui::Context, actions: &mut Vec<Action>) {
-    let Some(dialog) = &mut app.analysis.save else { return };
+pub fn save_window(state: &mut Option<SaveDialog>, ctx: &egui::Context, actions: &mut Vec<Action>) {
+    let Some(dialog) = state else { return };
     let mut open = true;
     let mut close = false;
     let what = match dialog.format {
@@ -107,7 +124,7 @@ pub fn save_window(app: &mut WorkbenchApp, ctx: &egui::Context, actions: &mut Ve
             }
         });
     if close || !open {
-        app.analysis.save = None;
+        *state = None;
     }
 }
 

@@ -1,0 +1,197 @@
+//! The steps `analyze` and `quantize` share: the recipe prepared from the options (transform,
+//! calibration, refinements), the float reference, the simulated report and its printed
+//! summary, and the recipe file `--save-recipe` writes.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use quantbench_core::algorithms;
+use quantbench_core::calibrate::{Calibration, RecipeFile};
+use quantbench_core::data::{DataSet, DataSource};
+use quantbench_core::model::OnnxModel;
+use quantbench_core::observe::Observer;
+use quantbench_core::pipeline::{self, Stage};
+use quantbench_core::plan::Measured;
+use quantbench_core::quant::recipe::Recipe;
+use quantbench_core::report::Report;
+use quantbench_core::simulate::{EvalConfig, Simulator};
+
+use super::args::QuantOptions;
+use super::{parse_input_shapes, runtime_profile};
+
+/// Loads the model, builds the recipe from the options and prepares it (transform, calibration,
+/// refinements; writes nothing). Returns the model in use, the recipe and what was measured.
+pub(super) fn prepare(
+    model_path: &std::path::Path,
+    opts: &QuantOptions,
+) -> anyhow::Result<(Arc<OnnxModel>, Recipe, Measured)> {
+    let model = OnnxModel::load(model_path)?;
+    if model.summary.layers.is_empty() {
+        let ops: Vec<&str> = quantbench_core::plan::OP_HANDLERS.iter().map(|(op, _)| *op).collect();
+        anyhow::bail!(
+            "nothing to quantize: the model has no quantizable layer ({} with a constant weight): {}",
+            ops.join(", "),
+            model_path.display()
+        );
+    }
+    let mut recipe = match &opts.recipe {
+        Some(p) => {
+            let mut r = Recipe::load(p)?;
+            if let Some(name) = &opts.runtime {
+                r.runtime = name.parse()?;
+            }
+            r
+        }
+        None => Recipe::for_runtime(&model.summary.name, runtime_profile(opts.runtime.as_deref())?),
+    };
+    let d = &mut recipe.defaults;
+    if let Some(o) = &opts.observer {
+        d.activation.observer = o.parse::<Observer>()?;
+    }
+    if let Some(b) = opts.w_bits {
+        d.weight.bits = b;
+    }
+    if let Some(b) = opts.a_bits {
+        d.activation.bits = b;
+    }
+    if opts.per_tensor {
+        d.weight.granularity = quantbench_core::quant::Granularity::PerTensor;
+    }
+    if opts.dynamic {
+        d.activation.dynamic = true;
+    }
+    let a = &mut d.algorithms;
+    a.cross_layer_equalization |= opts.cle;
+    a.smooth_quant = opts.smoothquant.or(a.smooth_quant);
+    a.bias_correction |= opts.bias_correction;
+    a.ada_round |= opts.adaround;
+    a.easy_quant |= opts.easyquant;
+    if let Some(n) = opts.adaround_iterations {
+        recipe.algorithm_settings.ada_round.iterations = n;
+    }
+    recipe.validate(&model.summary)?;
+    recipe.calibration_config.input_shapes = parse_input_shapes(&opts.input_shapes)?;
+    let set = DataSet::open(DataSource::from_path(&opts.calib)?, &model.summary.inputs)?;
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let mut reached = None;
+    let mut algorithms_started = None;
+    let mut on_progress = |stage, _, _| {
+        if stage == Stage::Algorithms && reached != Some(Stage::Algorithms) {
+            algorithms_started = Some(std::time::Instant::now());
+        }
+        reached = Some(stage);
+    };
+    let prepared =
+        pipeline::prepare(Arc::new(model), &recipe, &set, &mut on_progress, &never).with_context(|| match reached {
+            Some(Stage::Transform) => "model transform failed",
+            Some(Stage::Algorithms) => "the layer-wise algorithms failed",
+            Some(Stage::Calibration) | None => "calibration failed",
+        })?;
+    if let Some(report) = &prepared.transform {
+        print_transform_report(report);
+    }
+    let measured = prepared.measured;
+    for (tensor, count) in measured.calibration.as_deref().map(Calibration::non_finite).unwrap_or_default() {
+        eprintln!("warning: tensor '{tensor}' produced {count} non-finite values (excluded from its statistics)");
+    }
+    if let Some(t) = algorithms_started {
+        for (layer, r) in &measured.refinements.layers {
+            eprintln!(
+                "refined {layer}: output reconstruction MSE {:.3e} (nearest rounding) -> {:.3e}{}",
+                r.mse.0,
+                r.mse.1,
+                if r.bias.is_some() { ", bias corrected" } else { "" }
+            );
+        }
+        eprintln!("layer-wise algorithms took {:.1} s", t.elapsed().as_secs_f64());
+    }
+    Ok((prepared.model, recipe, measured))
+}
+
+/// Prints what the model transform did (to stderr).
+fn print_transform_report(r: &algorithms::TransformReport) {
+    if !r.folded_batch_norms.is_empty() {
+        eprintln!("folded BatchNormalization: {}", r.folded_batch_norms.join(", "));
+    }
+    for (a, b) in &r.equalized_pairs {
+        eprintln!("equalized {a} -> {b}");
+    }
+    if !r.smoothed_layers.is_empty() {
+        eprintln!("SmoothQuant: {}", r.smoothed_layers.join(", "));
+    }
+    for (layer, why) in &r.skipped {
+        eprintln!("note: {layer} not transformed: {why}");
+    }
+}
+
+/// The float reference on the evaluation set at `eval`, built once per run (the report,
+/// sensitivity and the mixed-precision search all evaluate against it), with its settings.
+pub(super) fn float_reference(
+    model: &OnnxModel,
+    recipe: &Recipe,
+    eval: &std::path::Path,
+    no_local: bool,
+) -> anyhow::Result<(Simulator, EvalConfig)> {
+    let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
+    let config = pipeline::eval_config(recipe, no_local);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    Ok((pipeline::reference(model, &set, &config, &never)?, config))
+}
+
+/// Simulates `recipe` against the float reference and returns the report.
+pub(super) fn simulate_report(
+    reference: &(Simulator, EvalConfig),
+    model: &OnnxModel,
+    recipe: &Recipe,
+    measured: &Measured,
+) -> anyhow::Result<Report> {
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let plan = pipeline::plan(model, recipe, measured)?;
+    Ok(pipeline::report(&reference.0, model, recipe, &plan, &reference.1, &never)?.0)
+}
+
+/// The report as pretty-printed JSON.
+pub(super) fn report_json(report: &Report) -> anyhow::Result<Vec<u8>> {
+    Ok(serde_json::to_string_pretty(report).context("serializing the report")?.into_bytes())
+}
+
+/// Prints the report's model-level metrics and one line per layer.
+pub(super) fn print_summary(report: &Report) {
+    let m = &report.metrics;
+    let pct = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |a| format!("{:.2} %", 100.0 * a));
+    println!(
+        "accuracy float {} quant {} | top-1 agreement {:.2} % | output SQNR {:.2} dB | size {} -> {} bytes",
+        pct(m.float_accuracy),
+        pct(m.quant_accuracy),
+        100.0 * m.top1_agreement,
+        m.output_sqnr_db,
+        m.float_size_bytes,
+        m.quant_size_bytes
+    );
+    if let Some(r) = &report.runtime {
+        println!("runtime {} ({}); this CPU: {} -> {}", r.profile, r.description, r.local_cpu, r.local_profile);
+        for note in &r.notes {
+            println!("note: {note}");
+        }
+    }
+    for l in &report.layers {
+        let bits = |b: Option<u8>| b.map_or_else(|| "f".to_string(), |b| b.to_string());
+        let local = l.local_sqnr_db.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "  {:<24} {:<13} W{:<2} A{:<2} local {:>7} dB  accumulated {:>7.2} dB{}",
+            l.name,
+            l.op,
+            bits(l.w_bits),
+            bits(l.a_bits),
+            local,
+            l.accumulated_sqnr_db,
+            if l.saturates { "  (int16 pair sums can overflow)" } else { "" }
+        );
+    }
+}
+
+/// The recipe file `--save-recipe` writes: the recipe with the calibration it was measured with.
+pub(super) fn recipe_file(recipe: Recipe, measured: &Measured) -> anyhow::Result<Vec<u8>> {
+    let calibration = measured.calibration.as_deref().cloned();
+    Ok(RecipeFile { recipe, calibration }.to_json()?.into_bytes())
+}
