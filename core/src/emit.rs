@@ -29,6 +29,19 @@ pub struct Emitted {
     pub output: String,
 }
 
+/// Base names for the quantized forms of constants. A weight or bias that several layers share
+/// is quantized once per layer (each with its layer's settings); the second and later get the
+/// layer's name appended, so that node and tensor names stay unique, as ONNX requires.
+#[derive(Debug, Default)]
+pub struct ConstantNames(std::collections::BTreeSet<String>);
+
+impl ConstantNames {
+    /// The base name for the quantized form of `tensor` in layer `layer`.
+    pub fn name(&mut self, tensor: &str, layer: &str) -> String {
+        if self.0.insert(tensor.to_string()) { tensor.to_string() } else { format!("{tensor}_{layer}") }
+    }
+}
+
 /// How one target writes quantized tensors.
 pub trait Sink {
     /// The quantized activation `a` (inserted once, before its first quantized consumer).

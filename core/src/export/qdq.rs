@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::model::onnx as pb;
 
-use crate::emit::{Emitted, Sink, emit};
+use crate::emit::{ConstantNames, Emitted, Sink, emit};
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::model::graph::float_tensor;
@@ -182,7 +182,7 @@ fn activation_qdq(a: &ActQuant) -> Result<(Vec<pb::NodeProto>, Vec<pb::TensorPro
 }
 
 /// Initializers and the DequantizeLinear node of a quantized weight; returns the DQ output name.
-fn weight_dq(lp: &LayerPlan, dims: &[i64]) -> Result<(Vec<pb::NodeProto>, Vec<pb::TensorProto>, String)> {
+fn weight_dq(lp: &LayerPlan, w: &str, dims: &[i64]) -> Result<(Vec<pb::NodeProto>, Vec<pb::TensorProto>, String)> {
     let Some(wq) = &lp.weight_quant else { return Err(Error::Config("no quantized weight".into())) };
     if matches!(lp.config.weight.granularity, Granularity::PerGroup { .. }) {
         return Err(Error::Config(format!(
@@ -190,7 +190,6 @@ fn weight_dq(lp: &LayerPlan, dims: &[i64]) -> Result<(Vec<pb::NodeProto>, Vec<pb
             lp.layer
         )));
     }
-    let w = &lp.weight;
     let ty = IntType::for_params(&wq.params[0]);
     let values: Vec<i32> = wq.q.iter().copied().collect();
     let scales: Vec<f32> = wq.params.iter().map(|p| p.scale).collect();
@@ -215,8 +214,7 @@ fn weight_dq(lp: &LayerPlan, dims: &[i64]) -> Result<(Vec<pb::NodeProto>, Vec<pb
 
 /// The int32 initializers and DequantizeLinear of a quantized bias (per channel when the weight
 /// is); returns the node, initializers and DQ output name.
-fn bias_dq(b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> (pb::NodeProto, Vec<pb::TensorProto>, String) {
-    let t = &b.tensor;
+fn bias_dq(b: &BiasQuant, lp: &LayerPlan, t: &str, dims: &[i64]) -> (pb::NodeProto, Vec<pb::TensorProto>, String) {
     let per_channel = b.scales.len() > 1 && lp.weight_quant.as_ref().is_some_and(|w| w.axis.is_some());
     let (sdims, scales, zps): (Vec<i64>, Vec<f32>, Vec<i32>) = if per_channel {
         (vec![b.scales.len() as i64], b.scales.clone(), vec![0; b.scales.len()])
@@ -275,13 +273,17 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
     proto.producer_name = "quantbench".into();
     proto.producer_version = env!("CARGO_PKG_VERSION").into();
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
-    emit(model, plan, graph, &mut QdqSink)?;
+    emit(model, plan, graph, &mut QdqSink::default())?;
     Ok(proto)
 }
 
 /// The export's sink of the plan walk: Q/DQ nodes and integer constants as ONNX Runtime's
 /// `quantize_static` writes them.
-struct QdqSink;
+#[derive(Default)]
+struct QdqSink {
+    /// Unique names for shared weights and biases.
+    names: ConstantNames,
+}
 
 impl Sink for QdqSink {
     fn activation(&mut self, a: &ActQuant) -> Result<Emitted> {
@@ -290,12 +292,14 @@ impl Sink for QdqSink {
     }
 
     fn weight(&mut self, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
-        let (nodes, inits, output) = weight_dq(lp, dims)?;
+        let name = self.names.name(&lp.weight, &lp.layer);
+        let (nodes, inits, output) = weight_dq(lp, &name, dims)?;
         Ok(Emitted { nodes, inits, output })
     }
 
     fn bias(&mut self, b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
-        let (node, inits, output) = bias_dq(b, lp, dims);
+        let name = self.names.name(&b.tensor, &lp.layer);
+        let (node, inits, output) = bias_dq(b, lp, &name, dims);
         Ok(Emitted { nodes: vec![node], inits, output })
     }
 }

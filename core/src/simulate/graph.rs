@@ -5,7 +5,7 @@
 
 use crate::model::onnx as pb;
 
-use crate::emit::{Emitted, Sink, emit};
+use crate::emit::{ConstantNames, Emitted, Sink, emit};
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::model::graph::{float_tensor, int_attribute, node};
@@ -82,6 +82,8 @@ fn fake_quant_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) 
 /// replaced by their exact emulation.
 struct SimulationSink<'a> {
     model: &'a OnnxModel,
+    /// Unique names for shared weights and biases.
+    names: ConstantNames,
 }
 
 impl Sink for SimulationSink<'_> {
@@ -93,12 +95,12 @@ impl Sink for SimulationSink<'_> {
     fn weight(&mut self, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
         let Some(wq) = &lp.weight_quant else { return Err(Error::Config("no quantized weight".into())) };
         let values: Vec<f32> = wq.dequantize().iter().copied().collect();
-        let output = format!("{}/qb_dq", lp.weight);
+        let output = format!("{}/qb_dq", self.names.name(&lp.weight, &lp.layer));
         Ok(Emitted { nodes: Vec::new(), inits: vec![float_tensor(&output, dims, &values)], output })
     }
 
-    fn bias(&mut self, b: &BiasQuant, _lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
-        let output = format!("{}/qb_dq", b.tensor);
+    fn bias(&mut self, b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
+        let output = format!("{}/qb_dq", self.names.name(&b.tensor, &lp.layer));
         Ok(Emitted { nodes: Vec::new(), inits: vec![float_tensor(&output, dims, &b.dequantize())], output })
     }
 
@@ -123,6 +125,6 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
     }
     let mut proto = model.proto.clone();
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
-    emit(model, plan, graph, &mut SimulationSink { model })?;
+    emit(model, plan, graph, &mut SimulationSink { model, names: ConstantNames::default() })?;
     Ok(proto)
 }

@@ -465,11 +465,18 @@ fn argmax_of(a: &ArrayD<f32>) -> usize {
 /// scale and one zero point per parameter set, int32 biases, and every other constant as stored.
 pub fn quantized_size_bytes(model: &OnnxModel, plan: &QuantPlan) -> u64 {
     let mut size = model.summary.float_size_bytes;
+    // A weight shared by several layers is stored once; a weight the float size does not count
+    // (e.g. one computed in the graph) must not make the size wrap below zero.
+    let mut seen = std::collections::BTreeSet::new();
     for lp in &plan.layers {
-        let layer_weight_elems: u64 = model.summary.layer(&lp.layer).map_or(0, |l| l.weight_shape.iter().product());
+        let layer = model.summary.layer(&lp.layer);
+        let layer_weight_elems: u64 = layer.map_or(0, |l| l.weight_shape.iter().product());
         if let Some(wq) = &lp.weight_quant {
             let bits = if lp.config.weight.ternary { 2 } else { u64::from(lp.config.weight.bits) };
-            size = size - layer_weight_elems * 4 + (layer_weight_elems * bits).div_ceil(8) + 8 * wq.params.len() as u64;
+            if seen.insert(layer.map_or(lp.layer.as_str(), |l| l.weight.as_str())) {
+                size = size.saturating_sub(layer_weight_elems * 4) + (layer_weight_elems * bits).div_ceil(8);
+            }
+            size += 8 * wq.params.len() as u64;
         }
         if let Some(b) = &lp.bias {
             size += 4 * b.scales.len() as u64;

@@ -3,6 +3,7 @@
 
 mod algorithms;
 mod calibration;
+mod corpus;
 mod data;
 mod export;
 mod float_parity;
@@ -11,6 +12,7 @@ mod hostile;
 mod inspect;
 mod mixed_precision;
 mod model_errors;
+mod parity;
 mod realworld;
 mod saturation;
 mod sensitivity;

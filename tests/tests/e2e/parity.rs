@@ -1,0 +1,173 @@
+//! The parity oracle shared by the real-world tests: a model through the real binary
+//! (`calibrate --save-recipe`, `quantize --recipe`, QDQ export), the export run in ONNX Runtime,
+//! and QuantBench's simulation of the same recipe run in tract, every output of every sample
+//! compared.
+
+use std::fs::File;
+use std::path::Path;
+
+use ndarray::{ArrayD, Axis, IxDyn, OwnedRepr, Slice};
+use ndarray_npy::NpzReader;
+use quantbench_core::data::{DataSet, DataSource};
+use quantbench_core::model::OnnxModel;
+use quantbench_core::model::runtime::Runner;
+use quantbench_tests::{run_cli, run_oracle, texts};
+
+/// Reads `key` of the `.npz` at `path` as an f32 array.
+pub fn read_npz(path: &Path, key: &str) -> Result<ArrayD<f32>, String> {
+    let file = File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let mut npz = NpzReader::new(file).map_err(|e| format!("read {}: {e}", path.display()))?;
+    npz.by_name::<OwnedRepr<f32>, IxDyn>(key).map_err(|e| format!("'{key}' in {}: {e}", path.display()))
+}
+
+/// What the CLI's export run in ONNX Runtime gives against QuantBench's own simulation.
+pub struct Parity {
+    /// Fraction of samples where the report's quantized top-1 (first output) is ORT's.
+    pub agreement: f64,
+    /// Worst |simulation − ORT| over every output, and that output's max |float| (its scale).
+    pub max_diff: f32,
+    pub scale: f32,
+    /// Output SQNR (first output, against float) in the report and in ORT.
+    pub sqnr_sim: f64,
+    pub sqnr_ort: f64,
+}
+
+/// SQNR of `q` against `f` in dB (200 for an exact match), as `ort_compare.py` computes it.
+fn sqnr_db(f: &ArrayD<f32>, q: &ArrayD<f32>) -> f64 {
+    let signal: f64 = f.iter().map(|v| f64::from(*v).powi(2)).sum();
+    let noise: f64 = f.iter().zip(q).map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2)).sum();
+    if noise == 0.0 { 200.0 } else { 10.0 * (signal / noise).log10() }
+}
+
+fn argmax<'a>(a: impl IntoIterator<Item = &'a f32>) -> usize {
+    a.into_iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
+}
+
+/// The real binary end to end: `calibrate --save-recipe`, `quantize --recipe` (QDQ export,
+/// report, the recipe used), the export run in ONNX Runtime, and QuantBench's simulation of the
+/// same recipe run in tract; every output of every sample compared.
+pub fn parity(dir: &Path, name: &str, layers: usize) -> Result<Parity, String> {
+    use quantbench_core::calibrate::RecipeFile;
+    use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
+    use quantbench_core::simulate::graph::simulated_proto;
+    let file = |suffix: &str| dir.join(format!("{name}{suffix}"));
+    let (model_path, data) = (file(".onnx"), file(".npz"));
+    let (calibrated, used, qdq, report) =
+        (file(".calibrated.json"), file(".used.json"), file(".qdq.onnx"), file(".report.json"));
+    let cli = |args: &[&std::ffi::OsStr], stage: &str| -> Result<(), String> {
+        let o = run_cli(args);
+        if o.status.success() { Ok(()) } else { Err(format!("{stage} failed: {}", texts(&o).1.trim())) }
+    };
+    cli(
+        &[
+            "calibrate".as_ref(),
+            model_path.as_os_str(),
+            "--calib".as_ref(),
+            data.as_os_str(),
+            "--save-recipe".as_ref(),
+            calibrated.as_os_str(),
+        ],
+        "calibrate",
+    )?;
+    cli(
+        &[
+            "quantize".as_ref(),
+            model_path.as_os_str(),
+            "--calib".as_ref(),
+            data.as_os_str(),
+            "--recipe".as_ref(),
+            calibrated.as_os_str(),
+            "--eval".as_ref(),
+            data.as_os_str(),
+            "--out".as_ref(),
+            qdq.as_os_str(),
+            "--report".as_ref(),
+            report.as_os_str(),
+            "--save-recipe".as_ref(),
+            used.as_os_str(),
+        ],
+        "quantize",
+    )?;
+    let ort_out = file(".qdq.ort.npz");
+    run_oracle("ort_run.py", &[qdq.as_os_str(), data.as_os_str(), ort_out.as_os_str()]);
+
+    let model = OnnxModel::load(&model_path).map_err(|e| e.to_string())?;
+    let saved = RecipeFile::load(&used).map_err(|e| e.to_string())?;
+    let measured = Measured { calibration: saved.calibration.map(std::sync::Arc::new), ..Measured::default() };
+    let plan = QuantPlan::build(&model, &saved.recipe, &measured, &PlanFilter::default()).map_err(|e| e.to_string())?;
+    if plan.layers.iter().filter(|l| l.weight_quant.is_some()).count() != layers {
+        return Err(format!("the plan quantizes {} layers, expected {layers}", plan.layers.len()));
+    }
+    let proto = simulated_proto(&model, &plan).map_err(|e| e.to_string())?;
+    let set = DataSet::open(DataSource::Npz(data.clone()), &model.summary.inputs).map_err(|e| e.to_string())?;
+    let shapes: Vec<Vec<usize>> = set.sample_shapes.iter().map(|s| [&[1][..], s].concat()).collect();
+    let runner = Runner::from_proto(&proto, &model, &shapes, &[]).map_err(|e| format!("simulated model: {e}"))?;
+    let ort: Vec<ArrayD<f32>> = runner.output_names.iter().map(|n| read_npz(&ort_out, n)).collect::<Result<_, _>>()?;
+    let float_ort = read_npz(&file(".ort.npz"), &runner.output_names[0])?;
+    let (mut max_diff, mut scale) = (0f32, 1f32);
+    let mut sim_first = Vec::new();
+    for batch in set.batches(1).map_err(|e| e.to_string())? {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let i = batch.first_sample;
+        let outputs = runner.run(batch.inputs).map_err(|e| format!("simulate sample {i}: {e}"))?;
+        for (o, (sim, ort)) in outputs.iter().zip(&ort).enumerate() {
+            let want = ort.slice_axis(Axis(0), Slice::from(i..=i));
+            if sim.shape() != want.shape() {
+                return Err(format!("output {o} sample {i}: simulated {:?}, ORT {:?}", sim.shape(), want.shape()));
+            }
+            let diff = sim.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            if diff.is_nan() {
+                return Err(format!("output {o} sample {i}: NaN"));
+            }
+            max_diff = max_diff.max(diff);
+            scale = scale.max(want.iter().fold(0f32, |m, v| m.max(v.abs())));
+        }
+        sim_first.push(outputs[0].clone());
+    }
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let quant: Vec<u64> = json["predictions"]["quant"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default();
+    let ort_top1: Vec<u64> = ort[0].outer_iter().map(|s| argmax(&s) as u64).collect();
+    if quant.len() != set.num_samples || ort_top1.len() != set.num_samples {
+        return Err(format!("{} report predictions, {} ORT, {} samples", quant.len(), ort_top1.len(), set.num_samples));
+    }
+    // The report's predictions are the simulation's (the same graph, run by the CLI).
+    let sim_top1: Vec<u64> = sim_first.iter().map(|a| argmax(a) as u64).collect();
+    if sim_top1 != quant {
+        return Err(format!("report predictions {quant:?} differ from the simulation's {sim_top1:?}"));
+    }
+    let agree = quant.iter().zip(&ort_top1).filter(|(a, b)| a == b).count();
+    Ok(Parity {
+        agreement: agree as f64 / quant.len() as f64,
+        max_diff,
+        scale,
+        sqnr_sim: json["metrics"]["output_sqnr_db"].as_f64().ok_or("no output_sqnr_db")?,
+        sqnr_ort: sqnr_db(&float_ort, &ort[0]),
+    })
+}
+
+/// Adds to `failures` what breaks the parity bar: top-1 agreement below 99.5 %, an output more
+/// than 1 % of its scale away from ORT's, or output SQNR differing by more than 0.1 dB.
+pub fn check_parity(name: &str, p: &Parity, failures: &mut Vec<String>) {
+    eprintln!(
+        "{}: sim/ORT top-1 agreement {:.2} %, max |sim - ORT| {:.3e} (output scale {:.3}), SQNR sim {:.2} dB / ORT {:.2} dB",
+        name,
+        100.0 * p.agreement,
+        p.max_diff,
+        p.scale,
+        p.sqnr_sim,
+        p.sqnr_ort
+    );
+    if p.agreement < 0.995 {
+        failures.push(format!("{}: top-1 agreement {:.2} %", name, 100.0 * p.agreement));
+    }
+    if p.max_diff > 0.01 * p.scale {
+        failures.push(format!("{}: max |sim - ORT| {:e} (scale {})", name, p.max_diff, p.scale));
+    }
+    if (p.sqnr_sim - p.sqnr_ort).abs() > 0.1 {
+        failures.push(format!("{}: SQNR sim {:.2} vs ORT {:.2} dB", name, p.sqnr_sim, p.sqnr_ort));
+    }
+}
