@@ -256,7 +256,7 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
             model.summary.nodes.iter().map(|n| n.op_type.as_str()).filter(|op| OPSET13_CHANGED.contains(op)).collect();
         if !changed.is_empty() {
             return Err(Error::Config(format!(
-                "per-channel export needs opset 13 but the model is opset {opset} and uses {}, whose signature changed; \\
+                "per-channel export needs opset 13 but the model is opset {opset} and uses {}, whose signature changed; \
                  convert the model to opset 13 first or export per-tensor",
                 changed.into_iter().collect::<Vec<_>>().join(", ")
             )));

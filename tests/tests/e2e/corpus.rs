@@ -69,7 +69,7 @@ fn refused_cleanly(dir: &Path, name: &str) -> Result<String, String> {
         return Err(format!("{name} now quantizes with the defaults: mark it `works` in corpus.json"));
     }
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.len() != 1 || !lines[0].starts_with("error: ") || stderr.contains("panicked") {
+    if lines.len() != 1 || !lines[0].starts_with("error: ") || stderr.contains("panicked") || stderr.contains('\\') {
         return Err(format!("{name}: not one clear error line:\n{stderr}"));
     }
     if out_path.exists() {
