@@ -43,6 +43,10 @@ impl eframe::App for WorkbenchApp {
 /// layer detail, the central view, and the export and save windows; returns what the user asked.
 fn frame_ui(ctx: &ViewContext, views: &mut Views, ui: &mut egui::Ui) -> Vec<Action> {
     let mut actions = Vec::new();
+    // Views record where they are drawn this frame (for PNG saves); one not drawn has no place.
+    views.sensitivity.bars_rect = None;
+    views.sensitivity.heatmap_rect = None;
+    views.pareto.rect = None;
     chrome::shortcuts(ui.ctx(), &mut actions);
     chrome::dropped_files(ui.ctx(), &mut actions);
     egui::Panel::top("menu").show(ui, |ui| chrome::menu_ui(ctx, ui, &mut actions));

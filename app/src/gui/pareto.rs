@@ -107,7 +107,6 @@ pub fn nearest(points: &[(usize, egui::Pos2)], pos: egui::Pos2, max: f32) -> Opt
 
 /// Draws the view.
 pub fn mixed_precision_ui(ctx: &ViewContext, state: &mut ParetoState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    state.rect = None;
     controls_ui(ctx, state, ui, actions);
     ui.separator();
     let Some(run) = &ctx.analysis.mixed else {

@@ -124,8 +124,6 @@ pub fn bar_order(layers: &[LayerSensitivity], measure: Measure, order: BarOrder)
 
 /// Draws the view.
 pub fn sensitivity_ui(ctx: &ViewContext, state: &mut SensitivityState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    state.bars_rect = None;
-    state.heatmap_rect = None;
     controls_ui(ctx, state, ui, actions);
     ui.separator();
     let Some(run) = &ctx.analysis.sensitivity else {
