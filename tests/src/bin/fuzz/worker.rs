@@ -20,6 +20,19 @@ const EXIT_ALLOC: i32 = 3;
 /// Exit status of a worker stopped by the hang watchdog.
 const EXIT_HANG: i32 = 4;
 
+/// What a fuzzing process (a run or a replay) sets up first: the monitor the watchdog and the
+/// allocation guard report through, an empty scratch working directory (external tensor data of
+/// `fuzz.onnx` resolves against it; kept alive by the returned guard) and the loaders' limits.
+fn prepare_process(args: &Args) -> (Arc<Monitor>, tempfile::TempDir, Limits) {
+    let monitor = Arc::new(Monitor::default());
+    let _ = MONITOR.set(Arc::clone(&monitor));
+    let _ = guard::ON_TRIP.set(on_alloc_trip);
+    let cwd = tempfile::Builder::new().prefix("qb-fuzz-cwd-").tempdir().expect("scratch cwd");
+    std::env::set_current_dir(cwd.path()).expect("enter scratch cwd");
+    let limits = Limits { stream_deadline: Duration::from_secs_f64(args.timeout / 2.0), max_declared_bytes: None };
+    (monitor, cwd, limits)
+}
+
 /// Saves the running input as `<target>-<kind>-<hash>.bin` and returns the file name.
 fn save_running(kind: &str) -> Option<String> {
     let m = MONITOR.get()?;
@@ -96,14 +109,7 @@ pub(crate) fn worker(args: &Args, stats: &Path, dir: &Path) {
     std::fs::create_dir_all(dir).expect("create the crash dir");
     let _ = CRASH_DIR.set(dir.to_path_buf());
     let _ = EVENT_FILE.set(stats.with_extension("event"));
-    let monitor = Arc::new(Monitor::default());
-    let _ = MONITOR.set(Arc::clone(&monitor));
-    let _ = guard::ON_TRIP.set(on_alloc_trip);
-    // External tensor data of `fuzz.onnx` resolves against the working directory: make it an
-    // empty scratch directory.
-    let cwd = tempfile::Builder::new().prefix("qb-fuzz-cwd-").tempdir().expect("scratch cwd");
-    std::env::set_current_dir(cwd.path()).expect("enter scratch cwd");
-    let limits = Limits { stream_deadline: Duration::from_secs_f64(args.timeout / 2.0), max_declared_bytes: None };
+    let (monitor, _cwd, limits) = prepare_process(args);
     let mut corpus_dirs = args.corpus.clone();
     corpus_dirs.extend(args.save_corpus.clone());
     let mut fuzzer = Fuzzer::new(target, args.seed, &corpus_dirs, limits)
@@ -147,12 +153,7 @@ pub(crate) fn replay(args: &Args) -> i32 {
         eprintln!("error: --replay needs one target, not all");
         return 2;
     };
-    let monitor = Arc::new(Monitor::default());
-    let _ = MONITOR.set(Arc::clone(&monitor));
-    let _ = guard::ON_TRIP.set(on_alloc_trip);
-    let cwd = tempfile::Builder::new().prefix("qb-fuzz-cwd-").tempdir().expect("scratch cwd");
-    std::env::set_current_dir(cwd.path()).expect("enter scratch cwd");
-    let limits = Limits { stream_deadline: Duration::from_secs_f64(args.timeout / 2.0), max_declared_bytes: None };
+    let (monitor, _cwd, limits) = prepare_process(args);
     let mut fuzzer = Fuzzer::new(target, args.seed, &[], limits).with_monitor(Arc::clone(&monitor));
     guard::LIMIT.store(args.max_mb.saturating_mul(1 << 20), Ordering::Relaxed);
     spawn_watchdog(Arc::clone(&monitor), Duration::from_secs_f64(args.timeout));
