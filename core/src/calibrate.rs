@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ndarray::{ArrayViewD, Axis};
+use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::data::{DataSet, fixed_batch, resolve_input_shapes};
 use crate::error::{Error, Result};
@@ -143,13 +143,35 @@ pub fn calibrate(
             ));
         }
         let full = block.iter().filter(|b| b.len() == batch).count();
-        let mut outputs = Vec::with_capacity(block.len());
+        // Statistics are updated as each batch's activations arrive (in sample order), so only
+        // the batches in flight hold activations: memory does not grow with the set.
+        let mut update = |b: &crate::data::Batch, out: &[ArrayD<f32>]| {
+            for (name, arr) in input_names.iter().zip(&b.inputs) {
+                if let (Some(stats), Some(s)) = (activations.get_mut(*name), arr.as_slice()) {
+                    stats.update(s);
+                    stats.rank = arr.ndim();
+                }
+            }
+            for (name, value) in runner.output_names.iter().zip(out) {
+                if let Some(stats) = activations.get_mut(name) {
+                    match value.as_slice() {
+                        Some(s) => stats.update(s),
+                        None => stats.update(&value.iter().copied().collect::<Vec<_>>()),
+                    }
+                    stats.rank = value.ndim();
+                }
+            }
+            done += b.len();
+            on_progress(done, data.num_samples);
+        };
         crate::model::parallel::run_samples(
             &runner,
             full,
             &|i| Ok(block[i].inputs.clone()),
-            &mut |_, out| {
-                outputs.extend(out);
+            &mut |i, outs| {
+                for out in outs {
+                    update(&block[i], &out);
+                }
                 Ok(())
             },
             cancel,
@@ -161,26 +183,8 @@ pub fn calibrate(
                 tail_runner = Some(Runner::new(model, &tail_shapes, &extra)?);
             }
             let tail = tail_runner.as_ref().unwrap_or(&runner);
-            outputs.push(tail.run(b.inputs.clone())?);
-        }
-        for (b, out) in block.iter().zip(outputs) {
-            for (name, arr) in input_names.iter().zip(&b.inputs) {
-                if let (Some(stats), Some(s)) = (activations.get_mut(*name), arr.as_slice()) {
-                    stats.update(s);
-                    stats.rank = arr.ndim();
-                }
-            }
-            for (name, value) in runner.output_names.iter().zip(&out) {
-                if let Some(stats) = activations.get_mut(name) {
-                    match value.as_slice() {
-                        Some(s) => stats.update(s),
-                        None => stats.update(&value.iter().copied().collect::<Vec<_>>()),
-                    }
-                    stats.rank = value.ndim();
-                }
-            }
-            done += b.len();
-            on_progress(done, data.num_samples);
+            let out = tail.run(b.inputs.clone())?;
+            update(b, &out);
         }
     }
     let mut weights = BTreeMap::new();

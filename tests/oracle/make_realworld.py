@@ -215,6 +215,56 @@ def two_inputs_two_outputs_opset13() -> onnx.ModelProto:
     )
 
 
+def classifier_opset11() -> onnx.ModelProto:
+    """A MobileNet-style classifier as PyTorch 1.x exported it at opset 11: Split/Concat of the
+    channels, depthwise Conv, Clip(0, 6), GlobalAveragePool → Squeeze(axes) → Gemm → Softmax(axis
+    1), so per-channel export must convert Split, Squeeze and Softmax to opset 13."""
+    b = Builder(1111)
+    x = b.conv("input", "conv1", 3, 8, 3, pads=[1, 1, 1, 1])
+    b.node("Split", [x], ["half_a", "half_b"], "split", axis=1, split=[4, 4])
+    x = b.node("Concat", ["half_b", "half_a"], ["swapped"], "concat", axis=1)
+    x = b.conv(x, "conv2", 1, 8, 3, pads=[1, 1, 1, 1], group=8)
+    lo = b.init("clip.min", np.array(0.0, dtype=np.float32))
+    hi = b.init("clip.max", np.array(6.0, dtype=np.float32))
+    x = b.node("Clip", [x, lo, hi], ["relu6_out"], "relu6")
+    x = b.node("GlobalAveragePool", [x], ["gap_out"], "gap")
+    x = b.node("Squeeze", [x], ["squeezed"], "squeeze", axes=[2, 3])
+    w = b.init("fc.weight", b.weight((10, 8), 8))
+    x = b.node("Gemm", [x, w, b.init("fc.bias", b.bias(10))], ["logits"], "fc", transB=1)
+    b.node("Softmax", [x], ["prob"], "softmax", axis=1)
+    return b.model("classifier_opset11", [f32("input", [1, 3, 16, 16])], [f32("prob", [1, 10])], 11)
+
+
+def tokens_if_opset13() -> onnx.ModelProto:
+    """A token model as tracing exporters write it: int64 token ids through an embedding Gather,
+    an `If` on a constant (`if self.training:` traced), and `value_info` whose symbolic dims do
+    not match the input's (the batch called `N` inside, `batch` outside)."""
+    b = Builder(1313 + 1)
+    table = b.init("embed.weight", b.weight((32, 16), 1))
+    x = b.node("Gather", [table, "tokens"], ["embedded"], "embed", axis=0)
+    w = b.init("proj.weight", b.weight((16, 16), 16))
+    x = b.node("MatMul", [x, w], ["proj_mm"], "proj")
+    x = b.node("Add", [x, b.init("proj.bias", b.bias(16))], ["proj_out"], "proj_bias")
+    x = b.node("Relu", [x], ["relu_out"], "relu")
+    x = b.node("ReduceMean", [x], ["pooled"], "pool", axes=[1], keepdims=0)
+    b.const("training", np.array(False))
+    half = numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half")
+    then_branch = helper.make_graph(
+        [helper.make_node("Mul", ["pooled", "half"], ["dropped"], name="drop")], "train", [],
+        [f32("dropped", ["batch", 16])], initializer=[half])
+    else_branch = helper.make_graph(
+        [helper.make_node("Identity", ["pooled"], ["kept"], name="keep")], "eval", [], [f32("kept", ["batch", 16])])
+    b.nodes.append(helper.make_node("If", ["training"], ["features"], name="if_training",
+                                    then_branch=then_branch, else_branch=else_branch))
+    w = b.init("head.weight", b.weight((4, 16), 16))
+    b.node("Gemm", ["features", w, b.init("head.bias", b.bias(4))], ["logits"], "head", transB=1)
+    model = b.model("tokens_if_opset13", [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", 8])],
+                    [f32("logits", ["batch", 4])], 13)
+    model.graph.value_info.extend([f32("embedded", ["N", 8, 16]), f32("proj_out", ["N", 8, 16])])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
 MODELS = [
     bn_hardswish_opset11,
     hardswish_opset14,
@@ -222,6 +272,8 @@ MODELS = [
     dynamic_dims_opset17,
     constant_weights_opset12,
     two_inputs_two_outputs_opset13,
+    classifier_opset11,
+    tokens_if_opset13,
 ]
 
 # Concrete per-sample shapes for inputs whose non-batch dims are symbolic.
@@ -235,7 +287,10 @@ def sample_inputs(model: onnx.ModelProto, rng: np.random.Generator) -> dict[str,
             continue
         dims = inp.type.tensor_type.shape.dim
         shape = CONCRETE.get((model.graph.name, inp.name)) or [d.dim_value for d in dims[1:]]
-        feeds[inp.name] = rng.standard_normal([NUM_SAMPLES, *shape]).astype(np.float32)
+        if inp.type.tensor_type.elem_type == TensorProto.INT64:
+            feeds[inp.name] = rng.integers(0, 32, [NUM_SAMPLES, *shape]).astype(np.int64)  # token ids
+        else:
+            feeds[inp.name] = rng.standard_normal([NUM_SAMPLES, *shape]).astype(np.float32)
     return feeds
 
 

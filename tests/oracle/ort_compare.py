@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
+from feeds import feeds as input_feeds
 
 
 def run(path, arrays, per_sample=False):
@@ -18,7 +19,7 @@ def run(path, arrays, per_sample=False):
     so.intra_op_num_threads = 1
     so.log_severity_level = 3
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    feeds = {i.name: arrays[i.name].astype(np.float32) for i in sess.get_inputs()}
+    feeds = input_feeds(sess, arrays)
     if not per_sample:
         return sess.run(None, feeds)[0]
     n = len(next(iter(feeds.values())))

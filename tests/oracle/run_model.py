@@ -4,14 +4,14 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
+from feeds import feeds as input_feeds
 
 
 def main() -> None:
     model, data, out = sys.argv[1:4]
     sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     arrays = np.load(data)
-    names = [i.name for i in sess.get_inputs()]
-    feeds = {n: arrays[n].astype(np.float32) for n in names}
+    feeds = input_feeds(sess, arrays)
     result = sess.run(None, feeds)[0]
     np.save(out, result.astype(np.float32))
 

@@ -126,13 +126,23 @@ fn check_sample_shape(input: &TensorInfo, array_shape: &[usize], path: &Path, ke
     Ok(())
 }
 
-fn check_float_input(input: &TensorInfo, path: &Path) -> Result<()> {
-    if input.elem_type == "float32" {
+/// Element types of model inputs whose data QuantBench takes: float32 (calibrated and
+/// quantizable) and the integer and bool kinds (token ids, masks, byte values), which are passed
+/// through to the model as they are and never quantized.
+const INTEGER_INPUT_TYPES: [&str; 7] = ["int64", "int32", "int16", "int8", "uint16", "uint8", "bool"];
+
+/// Whether a model input takes integer (or bool) data.
+pub fn is_integer_input(input: &TensorInfo) -> bool {
+    INTEGER_INPUT_TYPES.contains(&input.elem_type.as_str())
+}
+
+fn check_input_type(input: &TensorInfo, path: &Path) -> Result<()> {
+    if input.elem_type == "float32" || is_integer_input(input) {
         Ok(())
     } else {
         Err(Error::data(
             format!(
-                "model input '{}' has element type {}; only float32 inputs are supported",
+                "model input '{}' has element type {}; QuantBench takes float32, integer and bool inputs",
                 input.name, input.elem_type
             ),
             path,
@@ -146,7 +156,7 @@ impl DataSet {
     pub fn open(source: DataSource, inputs: &[TensorInfo]) -> Result<Self> {
         let path = source.path().to_path_buf();
         for input in inputs {
-            check_float_input(input, &path)?;
+            check_input_type(input, &path)?;
         }
         let (num_samples, sample_shapes, labels, images) = match &source {
             DataSource::Npz(p) => {
@@ -171,6 +181,12 @@ impl DataSet {
                         dir,
                     ));
                 };
+                if is_integer_input(input) {
+                    return Err(Error::data(
+                        format!("image folders feed float inputs; model input '{}' is {}", input.name, input.elem_type),
+                        dir,
+                    ));
+                }
                 let listing = images::list(dir)?;
                 let shape = preprocess.sample_shape(input, dir)?;
                 (listing.paths.len(), vec![shape], listing.labels, listing.paths)
@@ -211,12 +227,20 @@ impl DataSet {
 }
 
 fn check_array(s: &NpyStream, input: &TensorInfo, path: &Path, key: &str) -> Result<()> {
-    if s.header.dtype != npy::DType::F32 {
+    use npy::DType;
+    let ok = if is_integer_input(input) {
+        matches!(s.header.dtype, DType::I64 | DType::I32 | DType::U8 | DType::Bool)
+    } else {
+        s.header.dtype == DType::F32
+    };
+    if !ok {
+        let want = if is_integer_input(input) { input.elem_type.as_str() } else { "float32" };
         return Err(Error::data(
             format!(
-                "array '{key}' has dtype {} but model input '{}' is float32 (convert with .astype(np.float32))",
+                "array '{key}' has dtype {} but model input '{}' is {} (convert with .astype(np.{want}))",
                 s.header.dtype_name(),
-                input.name
+                input.name,
+                input.elem_type,
             ),
             path,
         ));

@@ -5,6 +5,9 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+/// The largest integer magnitude a float32 holds exactly.
+const MAX_EXACT_INT: u64 = 1 << 24;
+
 /// Element type of an array, as its NumPy `descr` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DType {
@@ -13,6 +16,7 @@ pub(crate) enum DType {
     I64,
     I32,
     U8,
+    Bool,
     Other,
 }
 
@@ -38,6 +42,7 @@ impl NpyHeader {
             DType::I64 => "int64".into(),
             DType::I32 => "int32".into(),
             DType::U8 => "uint8".into(),
+            DType::Bool => "bool".into(),
             DType::Other => format!("'{}'", self.descr),
         }
     }
@@ -46,7 +51,7 @@ impl NpyHeader {
         match self.dtype {
             DType::F64 | DType::I64 => 8,
             DType::F32 | DType::I32 => 4,
-            DType::U8 => 1,
+            DType::U8 | DType::Bool => 1,
             DType::Other => 0,
         }
     }
@@ -100,6 +105,7 @@ fn parse_header_dict(text: &str) -> Result<NpyHeader, String> {
         "<i8" => DType::I64,
         "<i4" => DType::I32,
         "|u1" | "<u1" => DType::U8,
+        "|b1" => DType::Bool,
         _ => DType::Other,
     };
     let fortran_order = dict_value(text, "fortran_order")?.starts_with("True");
@@ -219,14 +225,38 @@ impl NpyStream {
         Ok(&self.buf)
     }
 
-    /// Reads the next `rows` rows (fewer at the end) as `f32`; the array must be float32.
+    /// Reads the next `rows` rows (fewer at the end) as `f32`: a float32 array as it is, an
+    /// integer or bool array (the data of an integer model input) converted, which is exact for
+    /// magnitudes up to 2^24 (token ids, byte values, masks); a larger value is an error.
     pub fn read_f32_rows(&mut self, rows: usize, out: &mut Vec<f32>) -> Result<(), String> {
-        if self.header.dtype != DType::F32 {
-            return Err(format!("dtype {} (expected float32)", self.header.dtype_name()));
-        }
+        let dtype = self.header.dtype;
         let bytes = self.read_bytes(rows)?;
         out.clear();
-        out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        let exact = |v: i64| -> Result<f32, String> {
+            if v.unsigned_abs() <= MAX_EXACT_INT {
+                Ok(v as f32)
+            } else {
+                Err(format!(
+                    "integer value {v}, beyond 2^24: QuantBench holds integer inputs as float32, exact up to 2^24"
+                ))
+            }
+        };
+        match dtype {
+            DType::F32 => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+            DType::I64 => {
+                for c in bytes.chunks_exact(8) {
+                    out.push(exact(i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))?);
+                }
+            }
+            DType::I32 => {
+                for c in bytes.chunks_exact(4) {
+                    out.push(exact(i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))?);
+                }
+            }
+            DType::U8 => out.extend(bytes.iter().map(|&b| f32::from(b))),
+            DType::Bool => out.extend(bytes.iter().map(|&b| f32::from(u8::from(b != 0)))),
+            DType::F64 | DType::Other => return Err(format!("dtype {} (expected float32)", self.header.dtype_name())),
+        }
         Ok(())
     }
 

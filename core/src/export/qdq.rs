@@ -4,8 +4,6 @@
 //! (activations are clipped to the b-bit range first); 9–16 bits use 16-bit types through ONNX
 //! Runtime's `com.microsoft` Q/DQ.
 
-use std::collections::BTreeSet;
-
 use crate::model::onnx as pb;
 
 use crate::emit::{ConstantNames, Emitted, Sink, emit};
@@ -14,10 +12,6 @@ use crate::model::OnnxModel;
 use crate::model::graph::float_tensor;
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 use crate::quant::{Granularity, QParams};
-
-/// Ops whose inputs or attributes changed between opset 11 and 13; raising the opset of a model
-/// that uses them would change its meaning.
-const OPSET13_CHANGED: [&str; 6] = ["Split", "Squeeze", "Unsqueeze", "ReduceSum", "Softmax", "LogSoftmax"];
 
 /// ONNX element types used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,22 +245,6 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
             .any(|l| l.weight_quant.as_ref().is_some_and(|w| IntType::for_params(&w.params[0]).is_16()));
     let opset = model.summary.opset;
     let target_opset = if needs_13 { opset.max(13) } else { opset.max(10) };
-    if target_opset != opset {
-        let changed: BTreeSet<&str> =
-            model.summary.nodes.iter().map(|n| n.op_type.as_str()).filter(|op| OPSET13_CHANGED.contains(op)).collect();
-        if !changed.is_empty() {
-            return Err(Error::Config(format!(
-                "per-channel export needs opset 13 but the model is opset {opset} and uses {}, whose signature changed; \
-                 convert the model to opset 13 first or export per-tensor",
-                changed.into_iter().collect::<Vec<_>>().join(", ")
-            )));
-        }
-    }
-    for o in &mut proto.opset_import {
-        if o.domain.is_empty() || o.domain == "ai.onnx" {
-            o.version = target_opset;
-        }
-    }
     if wide && !proto.opset_import.iter().any(|o| o.domain == "com.microsoft") {
         proto.opset_import.push(pb::OperatorSetIdProto { domain: "com.microsoft".into(), version: 1 });
     }
@@ -274,6 +252,9 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
     proto.producer_version = env!("CARGO_PKG_VERSION").into();
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
     emit(model, plan, graph, &mut QdqSink::default())?;
+    // The Q/DQ nodes are written as the target opset reads them; the model's own ops whose
+    // signature changed up to it are converted (model::opset).
+    crate::model::opset::upgrade(&mut proto, target_opset)?;
     Ok(proto)
 }
 

@@ -4,6 +4,8 @@
 
 mod build;
 pub mod graph;
+mod inline;
+pub mod opset;
 pub mod parallel;
 pub mod runtime;
 mod summary;
@@ -50,10 +52,15 @@ impl OnnxModel {
         if bytes.is_empty() {
             return Err(not_onnx("the file is empty".into()));
         }
-        let proto = pb::ModelProto::decode(bytes).map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
-        let Some(graph) = proto.graph.as_ref() else {
+        let mut proto =
+            pb::ModelProto::decode(bytes).map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
+        let Some(graph) = proto.graph.as_mut() else {
             return Err(not_onnx("it has no graph".into()));
         };
+        // An If whose condition is known without data is replaced by its branch; the rest of
+        // control flow is refused by name below.
+        inline::inline_constant_ifs(graph)?;
+        let graph = &*graph;
         if proto.ir_version <= 0 || graph.node.is_empty() {
             return Err(not_onnx(format!("ir_version {} with {} nodes", proto.ir_version, graph.node.len())));
         }
@@ -145,7 +152,10 @@ fn check_operators(graph: &pb::GraphProto) -> Result<()> {
         .node
         .iter()
         .filter(|n| CONTROL_FLOW_OPS.contains(&n.op_type.as_str()))
-        .map(|n| format!("{} (node '{}')", n.op_type, node_name(n)))
+        .map(|n| {
+            let why = if n.op_type == "If" { ", its condition depends on the input data" } else { "" };
+            format!("{} (node '{}'{why})", n.op_type, node_name(n))
+        })
         .collect();
     if !control.is_empty() {
         return Err(Error::ControlFlow(control.join(", ")));
@@ -214,10 +224,19 @@ fn check_no_empty_tensors(summary: &ModelSummary) -> Result<()> {
     Ok(())
 }
 
+/// tract's ONNX parser as QuantBench uses it: the shapes a file declares for intermediate tensors
+/// (`value_info`) are hints, not truth. Exporters write them with symbols (`batch`,
+/// `DynamicDimension.0`, `(height+1)/2`) or wrong, and tract would try to unify them with the
+/// shapes it infers from the concrete input shapes ("Impossible to unify Sym(..) with Val(1)").
+/// Declared graph output shapes are not used either (tract's default).
+pub(crate) fn tract_parser() -> tract_onnx::Onnx {
+    tract_onnx::onnx().with_ignore_value_info(true)
+}
+
 /// Lets tract build its graph once, so attribute and wiring errors surface at load time.
 fn check_tract_parses(proto: &pb::ModelProto, path: &Path) -> Result<()> {
     let dir = path.parent().and_then(Path::to_str);
-    let parsed = crate::panics::catch(|| tract_onnx::onnx().parse(proto, dir))
+    let parsed = crate::panics::catch(|| tract_parser().parse(proto, dir))
         .map_err(|p| {
             Error::InvalidModel(format!(
                 "the model could not be parsed (the parser failed: {})",

@@ -14,16 +14,16 @@ pub fn check_cancel(cancel: &AtomicBool) -> Result<()> {
     if cancel.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { Ok(()) }
 }
 
-/// Samples per block: cancellation and progress land between blocks.
-const BLOCK: usize = 32;
-
 /// Worker threads to use (at most 4).
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// Runs `runner` on samples `0..n` (inputs built by `feed`); `on_block(first, outputs)` receives
-/// each block's outputs in order.
+/// the outputs in sample order, one sample at a time. Worker `k` runs samples `k, k + T, …` and
+/// hands each result over a channel of capacity one, so at most two samples per worker are held
+/// at once, however many samples there are: a model whose every activation is an output (as in
+/// calibration) needs memory for a few samples' activations, not for a block of them.
 pub fn run_samples(
     runner: &Runner,
     n: usize,
@@ -31,31 +31,58 @@ pub fn run_samples(
     on_block: &mut dyn FnMut(usize, Vec<Vec<ArrayD<f32>>>) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    let threads = threads();
-    let mut first = 0;
-    while first < n {
-        check_cancel(cancel)?;
-        let end = (first + BLOCK).min(n);
-        let chunk = (end - first).div_ceil(threads).max(1);
-        let results: Vec<Result<Vec<Vec<ArrayD<f32>>>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (first..end)
-                .step_by(chunk)
-                .map(|start| {
-                    let stop = (start + chunk).min(end);
-                    scope.spawn(move || (start..stop).map(|i| runner.run(feed(i)?)).collect::<Result<Vec<_>>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Runtime("a simulation thread panicked".into()))))
-                .collect()
-        });
-        let mut outputs = Vec::with_capacity(end - first);
-        for r in results {
-            outputs.extend(r?);
+    let threads = threads().min(n).max(1);
+    if threads == 1 {
+        for i in 0..n {
+            check_cancel(cancel)?;
+            let out = runner.run(feed(i)?)?;
+            on_block(i, vec![out])?;
         }
-        on_block(first, outputs)?;
-        first = end;
+        return Ok(());
     }
-    Ok(())
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let mut receivers = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for k in 0..threads {
+            let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<ArrayD<f32>>>>(1);
+            receivers.push(rx);
+            let stop = &stop;
+            handles.push(scope.spawn(move || {
+                let mut i = k;
+                while i < n && !stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
+                    let r = feed(i).and_then(|x| runner.run(x));
+                    let failed = r.is_err();
+                    if tx.send(r).is_err() || failed {
+                        break;
+                    }
+                    i += threads;
+                }
+            }));
+        }
+        let mut result = (|| -> Result<()> {
+            for i in 0..n {
+                check_cancel(cancel)?;
+                let out = match receivers[i % threads].recv() {
+                    Ok(r) => r?,
+                    // A worker stops early only when cancelled or when it panicked.
+                    Err(_) => {
+                        check_cancel(cancel)?;
+                        return Err(Error::Runtime("a simulation thread panicked".into()));
+                    }
+                };
+                on_block(i, vec![out])?;
+            }
+            Ok(())
+        })();
+        // Unblock and stop the workers (a failed or cancelled pass leaves them mid-way).
+        stop.store(true, Ordering::Relaxed);
+        drop(receivers);
+        for h in handles {
+            if h.join().is_err() && result.is_ok() {
+                result = Err(Error::Runtime("a simulation thread panicked".into()));
+            }
+        }
+        result
+    })
 }

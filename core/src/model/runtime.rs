@@ -15,14 +15,30 @@ pub struct Runner {
     pub input_shapes: Vec<Vec<usize>>,
     /// ONNX names of the returned tensors, in order.
     pub output_names: Vec<String>,
+    /// Element type of each model input: data arrive as f32 and are cast to it when not f32.
+    input_types: Vec<DatumType>,
+}
+
+/// The tract element type of an ONNX element type name (`TensorInfo::elem_type`): float32 and
+/// the integer and bool kinds (anything else is refused when the data set is opened).
+fn datum_type(elem_type: &str) -> DatumType {
+    match elem_type {
+        "int64" => i64::datum_type(),
+        "int32" => i32::datum_type(),
+        "int16" => i16::datum_type(),
+        "int8" => i8::datum_type(),
+        "uint16" => u16::datum_type(),
+        "uint8" => u8::datum_type(),
+        "bool" => bool::datum_type(),
+        _ => f32::datum_type(),
+    }
 }
 
 impl Runner {
     /// Types `model` with `input_shapes` (one per model input, graph order), makes the graph
     /// outputs plus `extra_outputs` (ONNX tensor names) the plan's outputs, and optimises.
     pub fn new(model: &OnnxModel, input_shapes: &[Vec<usize>], extra_outputs: &[String]) -> Result<Self> {
-        let proto = model.proto.clone();
-        Self::from_proto(&proto, model, input_shapes, extra_outputs)
+        Self::from_proto(&model.proto, model, input_shapes, extra_outputs)
     }
 
     /// As [`Runner::new`], but on an edited protobuf of `model` (e.g. fake-quantized weights).
@@ -40,11 +56,9 @@ impl Runner {
                 summary.inputs.len()
             )));
         }
+        let input_types: Vec<DatumType> = summary.inputs.iter().map(|i| datum_type(&i.elem_type)).collect();
         let run = || -> TractResult<(std::sync::Arc<TypedSimplePlan>, Vec<String>)> {
-            let mut inf = tract_onnx::onnx().model_for_proto_model(proto)?;
-            for (ix, shape) in input_shapes.iter().enumerate() {
-                inf = inf.with_input_fact(ix, f32::fact(shape).into())?;
-            }
+            let mut inf = typed_inputs(proto, input_shapes, &input_types)?;
             let mut outlets = inf.output_outlets()?.to_vec();
             let mut names: Vec<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
             for name in extra_outputs {
@@ -64,12 +78,23 @@ impl Runner {
                 Error::Runtime(format!("tract panicked while preparing the model: {}", crate::panics::message(&*p)))
             })?
             .map_err(|e| Error::runtime(&e))?;
-        Ok(Self { plan, input_shapes: input_shapes.to_vec(), output_names })
+        Ok(Self { plan, input_shapes: input_shapes.to_vec(), output_names, input_types })
     }
 
     /// Runs one batch; `inputs` are in graph order and must have the shapes given at creation.
     pub fn run(&self, inputs: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
-        let tensors: TVec<TValue> = inputs.into_iter().map(|a| Tensor::from(a).into()).collect();
+        let tensors: TVec<TValue> = inputs
+            .into_iter()
+            .zip(&self.input_types)
+            .map(|(a, &dt)| {
+                let t = Tensor::from(a);
+                if dt == f32::datum_type() {
+                    Ok(t.into())
+                } else {
+                    Ok(t.cast_to_dt(dt).map_err(|e| Error::runtime(&e))?.into_owned().into())
+                }
+            })
+            .collect::<Result<_>>()?;
         let outputs = self.plan.run(tensors).map_err(|e| Error::runtime(&e))?;
         outputs
             .into_iter()
@@ -86,8 +111,21 @@ impl Runner {
     }
 }
 
+/// The model parsed by tract with its inputs typed by `input_shapes`.
+fn typed_inputs(
+    proto: &tract_onnx::pb::ModelProto,
+    input_shapes: &[Vec<usize>],
+    input_types: &[DatumType],
+) -> TractResult<InferenceModel> {
+    let mut inf = super::tract_parser().model_for_proto_model(proto)?;
+    for (ix, (shape, &dt)) in input_shapes.iter().zip(input_types).enumerate() {
+        inf = inf.with_input_fact(ix, dt.fact(shape).into())?;
+    }
+    Ok(inf)
+}
+
 /// The float activation tensors of `model` typed with `input_shapes`, by ONNX name, in network
-/// order: the model inputs, then every node output that is a float32 non-constant tensor.
+/// order: the float model inputs, then every node output that is a float32 non-constant tensor.
 pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Result<Vec<String>> {
     Ok(float_activation_sizes(model, input_shapes)?.into_iter().map(|(n, _)| n).collect())
 }
@@ -95,10 +133,8 @@ pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Resu
 /// As [`float_activations`], with each tensor's element count (0 when not concrete).
 pub fn float_activation_sizes(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Result<Vec<(String, usize)>> {
     let run = || -> TractResult<Vec<(String, usize)>> {
-        let mut inf = tract_onnx::onnx().model_for_proto_model(&model.proto)?;
-        for (ix, shape) in input_shapes.iter().enumerate() {
-            inf = inf.with_input_fact(ix, f32::fact(shape).into())?;
-        }
+        let types: Vec<DatumType> = model.summary.inputs.iter().map(|i| datum_type(&i.elem_type)).collect();
+        let mut inf = typed_inputs(&model.proto, input_shapes, &types)?;
         let mut outlets = inf.output_outlets()?.to_vec();
         for node in inf.nodes() {
             for ix in 0..node.outputs.len() {
@@ -112,8 +148,15 @@ pub fn float_activation_sizes(model: &OnnxModel, input_shapes: &[Vec<usize>]) ->
         inf.select_output_outlets(&outlets)?;
         let typed = inf.into_typed()?;
         let order = typed.eval_order()?;
-        let mut names: Vec<(String, usize)> =
-            model.summary.inputs.iter().zip(input_shapes).map(|(i, s)| (i.name.clone(), s.iter().product())).collect();
+        // Integer inputs (token ids, masks) are passed through, never quantized.
+        let mut names: Vec<(String, usize)> = model
+            .summary
+            .inputs
+            .iter()
+            .zip(input_shapes)
+            .filter(|(i, _)| i.elem_type == "float32")
+            .map(|(i, s)| (i.name.clone(), s.iter().product()))
+            .collect();
         for id in order {
             let node = typed.node(id);
             for ix in 0..node.outputs.len() {

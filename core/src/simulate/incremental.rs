@@ -114,7 +114,23 @@ pub(crate) fn suffix_model(
         .cloned()
         .chain(nodes[suffix.start..].iter().cloned())
         .collect();
-    g.input = suffix.cut.iter().zip(shapes).map(|(t, s)| crate::model::float_value_info(t, s)).collect();
+    // A cut tensor that is a model input keeps its element type (integer inputs stay integer).
+    g.input = suffix
+        .cut
+        .iter()
+        .zip(shapes)
+        .map(|(t, s)| {
+            let mut vi = crate::model::float_value_info(t, s);
+            if let (Some(decl), Some(pb::type_proto::Value::TensorType(tt))) = (
+                base.graph().input.iter().find(|i| &i.name == t).and_then(|i| i.r#type.as_ref()),
+                vi.r#type.as_mut().and_then(|ty| ty.value.as_mut()),
+            ) && let Some(pb::type_proto::Value::TensorType(d)) = decl.value.as_ref()
+            {
+                tt.elem_type = d.elem_type;
+            }
+            vi
+        })
+        .collect();
     g.output = outputs.iter().map(|t| pb::ValueInfoProto { name: t.clone(), ..Default::default() }).collect();
     g.value_info.clear();
     OnnxModel::from_checked_proto(p, base.summary.name.clone(), &base.path)

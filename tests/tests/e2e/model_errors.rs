@@ -56,7 +56,7 @@ fn control_flow_is_named() {
     let p = dir.path().join("loop.onnx");
     let m = model_with_nodes(vec![node("Relu", "relu0", &["x"], &["h"]), node("If", "branch", &["h"], &["y"])]);
     write_model(&m, &p);
-    check_fails(&p, "control flow is not supported: If (node 'branch')");
+    check_fails(&p, "control flow is not supported: If (node 'branch', its condition depends on the input data)");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use ndarray::{ArrayD, Axis, IxDyn, OwnedRepr, Slice};
+use ndarray::{ArrayD, Axis, IxDyn, OwnedRepr};
 use ndarray_npy::NpzReader;
 use quantbench_core::data::{DataSet, DataSource};
 use quantbench_core::model::OnnxModel;
@@ -111,7 +111,8 @@ pub fn parity(dir: &Path, name: &str, layers: usize) -> Result<Parity, String> {
         let i = batch.first_sample;
         let outputs = runner.run(batch.inputs).map_err(|e| format!("simulate sample {i}: {e}"))?;
         for (o, (sim, ort)) in outputs.iter().zip(&ort).enumerate() {
-            let want = ort.slice_axis(Axis(0), Slice::from(i..=i));
+            // ort_run.py stacks each sample's outputs whole on a new first axis.
+            let want = ort.index_axis(Axis(0), i);
             if sim.shape() != want.shape() {
                 return Err(format!("output {o} sample {i}: simulated {:?}, ORT {:?}", sim.shape(), want.shape()));
             }

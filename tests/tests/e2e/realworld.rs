@@ -1,6 +1,7 @@
 //! Models shaped like real-world ONNX exports (old opsets, unfused BatchNormalization, hardswish
 //! spelled as HardSigmoid·Mul, Clip bounds and Resize scales in `Constant` nodes, ConvTranspose,
-//! symbolic dims, weights in `Constant` nodes, several inputs and outputs), made by
+//! symbolic dims, weights in `Constant` nodes, several inputs and outputs, an opset-11 classifier
+//! with Split/Squeeze/Softmax, int64 token inputs with an `If` on a constant), made by
 //! `tests/oracle/make_realworld.py`: each loads, is summarised with the right quantizable layers,
 //! takes its data, runs in tract with the outputs ONNX Runtime gives, and `inspect --json` works;
 //! and each goes through the CLI (calibrate → quantize → QDQ export) with the export run in ONNX
@@ -81,6 +82,22 @@ const CASES: &[Case] = &[
         name: "two_inputs_two_outputs_opset13",
         layers: &[("conv1", "Conv", "conv1.weight", &[4, 1, 3, 3], 0), ("head", "Gemm", "head.weight", &[3, 68], 0)],
         input0_shape: r#"["batch",1,8,8]"#,
+    },
+    Case {
+        // Opset 11 with Split, Squeeze and Softmax: per-channel export converts them to opset 13.
+        name: "classifier_opset11",
+        layers: &[
+            ("conv1", "Conv", "conv1.weight", &[8, 3, 3, 3], 0),
+            ("conv2", "Conv", "conv2.weight", &[8, 1, 3, 3], 0),
+            ("fc", "Gemm", "fc.weight", &[10, 8], 0),
+        ],
+        input0_shape: "[1,3,16,16]",
+    },
+    Case {
+        // int64 token ids, an If on a constant (inlined), value_info with mismatched symbols.
+        name: "tokens_if_opset13",
+        layers: &[("proj", "MatMul", "proj.weight", &[16, 16], 1), ("head", "Gemm", "head.weight", &[4, 16], 0)],
+        input0_shape: r#"["batch",8]"#,
     },
 ];
 

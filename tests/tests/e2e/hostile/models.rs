@@ -127,7 +127,7 @@ fn unsupported_custom_and_control_flow_ops_in_every_subcommand() {
         (
             "if",
             model_with_nodes(vec![node("Relu", "r", &["x"], &["h"]), node("If", "branch", &["h"], &["y"])]),
-            "control flow is not supported: If (node 'branch')",
+            "control flow is not supported: If (node 'branch', its condition depends on the input data)",
         ),
         (
             "loop",
