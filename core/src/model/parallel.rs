@@ -63,14 +63,12 @@ pub fn run_samples(
         let mut result = (|| -> Result<()> {
             for i in 0..n {
                 check_cancel(cancel)?;
-                let out = match receivers[i % threads].recv() {
-                    Ok(r) => r?,
-                    // A worker stops early only when cancelled or when it panicked.
-                    Err(_) => {
-                        check_cancel(cancel)?;
-                        return Err(Error::Runtime("a simulation thread panicked".into()));
-                    }
+                // A worker stops early only when cancelled or when it panicked.
+                let Ok(received) = receivers[i % threads].recv() else {
+                    check_cancel(cancel)?;
+                    return Err(Error::Runtime("a simulation thread panicked".into()));
                 };
+                let out = received?;
                 on_block(i, vec![out])?;
             }
             Ok(())
