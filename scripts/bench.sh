@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: QuantBench vs ONNX Runtime's quantize_static on every sample model, memory at 1x
-# and 8x calibration samples, simulated throughput and incremental latency. Writes BENCHMARKS.md.
+# and 8x calibration samples, simulated throughput and incremental latency, and the real-world corpus
+# (tests/oracle/bench_corpus.py). Writes BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quantbench/target}"

@@ -265,7 +265,11 @@ fn the_remaining_invariants_hold() {
         if code.contains("process::Command") || code.contains("Command::new(") && path.starts_with("core/") {
             problems.push(format!("{path}: spawns a process"));
         }
-        if code.contains("mem::take(&mut graph.node)") && path != "core/src/emit.rs" {
+        // Opset conversion rewrites the model's own operators (after emit placed Q/DQ), not
+        // where quantized tensors go.
+        if code.contains("mem::take(&mut graph.node)")
+            && !["core/src/emit.rs", "core/src/model/opset.rs"].contains(&path.as_str())
+        {
             problems.push(format!("{path}: walks a graph's nodes itself (simulation and export go through emit)"));
         }
     }
