@@ -309,12 +309,12 @@ mod tests {
     }
 
     /// An in-memory `.npy` stream of `descr` with `data` (row-major).
-    fn stream(descr: &str, shape: &str, data: Vec<u8>) -> NpyStream {
+    fn stream(descr: &str, shape: &str, data: &[u8]) -> NpyStream {
         let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
         bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
         bytes.extend_from_slice(dict.as_bytes());
-        bytes.extend_from_slice(&data);
+        bytes.extend_from_slice(data);
         let total = bytes.len() as u64;
         NpyStream::from_reader(Box::new(std::io::Cursor::new(bytes)), total).expect("valid stream")
     }
@@ -323,14 +323,14 @@ mod tests {
     fn integer_and_bool_arrays_read_exactly_as_f32_up_to_2_pow_24() {
         let ids: Vec<u8> = [0i64, 255, 50_000, 1 << 24].iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut out = Vec::new();
-        stream("<i8", "(2, 2)", ids).read_f32_rows(2, &mut out).expect("token ids");
+        stream("<i8", "(2, 2)", &ids).read_f32_rows(2, &mut out).expect("token ids");
         assert_eq!(out, [0.0, 255.0, 50_000.0, 16_777_216.0]);
-        stream("|b1", "(1, 3)", vec![1, 0, 1]).read_f32_rows(1, &mut out).expect("mask");
+        stream("|b1", "(1, 3)", &[1, 0, 1]).read_f32_rows(1, &mut out).expect("mask");
         assert_eq!(out, [1.0, 0.0, 1.0]);
         let big: Vec<u8> = [(1i32 << 24) + 1].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let e = stream("<i4", "(1, 1)", big).read_f32_rows(1, &mut out).expect_err("not exact in f32");
+        let e = stream("<i4", "(1, 1)", &big).read_f32_rows(1, &mut out).expect_err("not exact in f32");
         assert!(e.contains("16777217") && e.contains("2^24"), "{e}");
-        let e = stream("<f8", "(1, 1)", 1f64.to_le_bytes().to_vec()).read_f32_rows(1, &mut out).expect_err("f64");
+        let e = stream("<f8", "(1, 1)", &1f64.to_le_bytes()).read_f32_rows(1, &mut out).expect_err("f64");
         assert!(e.contains("float64"), "{e}");
     }
 
