@@ -102,7 +102,7 @@ fn constant_condition(graph: &pb::GraphProto, n: &pb::NodeProto) -> Option<bool>
             continue;
         }
         if let Some(i) = graph.initializer.iter().find(|i| i.name == t) {
-            if i.dims.iter().product::<i64>() > MAX_CONDITION_ELEMENTS {
+            if elements(&i.dims).is_none_or(|e| e > MAX_CONDITION_ELEMENTS) {
                 return None;
             }
             continue;
@@ -112,6 +112,14 @@ fn constant_condition(graph: &pb::GraphProto, n: &pb::NodeProto) -> Option<bool>
         }
         let p = producers.get(t)?;
         if !CONDITION_OPS.contains(&p.op_type.as_str()) || needed.len() >= MAX_CONDITION_NODES {
+            return None;
+        }
+        let big = |a: &pb::AttributeProto| {
+            a.t.as_ref().is_some_and(|t| elements(&t.dims).is_none_or(|e| e > MAX_CONDITION_ELEMENTS))
+                || a.ints.len() as i64 > MAX_CONDITION_ELEMENTS
+                || a.floats.len() as i64 > MAX_CONDITION_ELEMENTS
+        };
+        if p.attribute.iter().any(big) {
             return None;
         }
         if !needed.iter().any(|q| std::ptr::eq(*q, *p)) {
@@ -125,10 +133,16 @@ fn constant_condition(graph: &pb::GraphProto, n: &pb::NodeProto) -> Option<bool>
     evaluate(graph, &needed, cond)
 }
 
+/// The element count of `dims`, None when a dim is negative or the product overflows (a hostile
+/// file's claim).
+fn elements(dims: &[i64]) -> Option<i64> {
+    dims.iter().try_fold(1i64, |acc, &d| if d < 0 { None } else { acc.checked_mul(d) })
+}
+
 /// A scalar (or one-element) bool tensor's value.
 fn tensor_bool(t: &pb::TensorProto) -> Option<bool> {
     const BOOL: i32 = 9;
-    if t.data_type != BOOL || t.dims.iter().product::<i64>() != 1 {
+    if t.data_type != BOOL || elements(&t.dims) != Some(1) {
         return None;
     }
     t.raw_data.first().map(|&b| b != 0).or_else(|| t.int32_data.first().map(|&v| v != 0))
