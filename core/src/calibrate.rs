@@ -168,10 +168,8 @@ pub fn calibrate(
             &runner,
             full,
             &|i| Ok(block[i].inputs.clone()),
-            &mut |i, outs| {
-                for out in outs {
-                    update(&block[i], &out);
-                }
+            &mut |i, out| {
+                update(&block[i], &out);
                 Ok(())
             },
             cancel,

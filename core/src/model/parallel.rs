@@ -19,8 +19,8 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
-/// Runs `runner` on samples `0..n` (inputs built by `feed`); `on_block(first, outputs)` receives
-/// the outputs in sample order, one sample at a time. Worker `k` runs samples `k, k + T, …` and
+/// Runs `runner` on samples `0..n` (inputs built by `feed`); `on_sample(i, outputs)` receives
+/// each sample's outputs, in sample order. Worker `k` runs samples `k, k + T, …` and
 /// hands each result over a channel of capacity one, so at most two samples per worker are held
 /// at once, however many samples there are: a model whose every activation is an output (as in
 /// calibration) needs memory for a few samples' activations, not for a block of them.
@@ -28,7 +28,7 @@ pub fn run_samples(
     runner: &Runner,
     n: usize,
     feed: &(dyn Fn(usize) -> Result<Vec<ArrayD<f32>>> + Sync),
-    on_block: &mut dyn FnMut(usize, Vec<Vec<ArrayD<f32>>>) -> Result<()>,
+    on_sample: &mut dyn FnMut(usize, Vec<ArrayD<f32>>) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<()> {
     let threads = threads().min(n).max(1);
@@ -36,7 +36,7 @@ pub fn run_samples(
         for i in 0..n {
             check_cancel(cancel)?;
             let out = runner.run(feed(i)?)?;
-            on_block(i, vec![out])?;
+            on_sample(i, out)?;
         }
         return Ok(());
     }
@@ -69,7 +69,7 @@ pub fn run_samples(
                     return Err(Error::Runtime("a simulation thread panicked".into()));
                 };
                 let out = received?;
-                on_block(i, vec![out])?;
+                on_sample(i, out)?;
             }
             Ok(())
         })();

@@ -74,15 +74,12 @@ pub(super) fn local_error(
         &runner,
         sim.num_samples(),
         &feed,
-        &mut |first, block| {
-            let len = block.len();
-            for (offset, out) in block.into_iter().enumerate() {
-                let reference = sim
-                    .float_value(&layer.output, first + offset)
-                    .ok_or_else(|| Error::Runtime(format!("no float output cached for layer '{}'", layer.name)))?;
-                acc.add(&flat(reference), &flat(&out[0]));
-            }
-            on_progress(first + len);
+        &mut |i, out| {
+            let reference = sim
+                .float_value(&layer.output, i)
+                .ok_or_else(|| Error::Runtime(format!("no float output cached for layer '{}'", layer.name)))?;
+            acc.add(&flat(reference), &flat(&out[0]));
+            on_progress(i + 1);
             Ok(())
         },
         cancel,

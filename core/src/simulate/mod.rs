@@ -153,11 +153,9 @@ impl Simulator {
             &runner,
             samples.len(),
             &feed,
-            &mut |_, block| {
-                for out in block {
-                    for (name, value) in runner.output_names.iter().zip(out) {
-                        float.entry(name.clone()).or_default().push(value);
-                    }
+            &mut |_, out| {
+                for (name, value) in runner.output_names.iter().zip(out) {
+                    float.entry(name.clone()).or_default().push(value);
                 }
                 Ok(())
             },
@@ -287,28 +285,24 @@ impl Simulator {
             runner,
             n,
             &feed,
-            &mut |first, block| {
-                let len = block.len();
-                for (offset, out) in block.into_iter().enumerate() {
-                    let i = first + offset;
-                    for (name, value) in runner.output_names.iter().zip(out) {
-                        if watched.contains(name) {
-                            let reference = &self.float[name][i];
-                            fresh_acc.entry(name.clone()).or_default().add(&flat(reference), &flat(&value));
-                            if *name == first_output {
-                                predictions.push(argmax_of(&value));
-                            }
-                        }
-                        if let Some(cache) = state.cache.as_mut().filter(|_| start == 0)
-                            && cacheable.contains(name)
-                        {
-                            let slot = cache.entry(name.clone()).or_default();
-                            let value = std::sync::Arc::new(value);
-                            if slot.len() > i { slot[i] = value } else { slot.push(value) }
+            &mut |i, out| {
+                for (name, value) in runner.output_names.iter().zip(out) {
+                    if watched.contains(name) {
+                        let reference = &self.float[name][i];
+                        fresh_acc.entry(name.clone()).or_default().add(&flat(reference), &flat(&value));
+                        if *name == first_output {
+                            predictions.push(argmax_of(&value));
                         }
                     }
+                    if let Some(cache) = state.cache.as_mut().filter(|_| start == 0)
+                        && cacheable.contains(name)
+                    {
+                        let slot = cache.entry(name.clone()).or_default();
+                        let value = std::sync::Arc::new(value);
+                        if slot.len() > i { slot[i] = value } else { slot.push(value) }
+                    }
                 }
-                on_progress(&Progress { stage: "quantized model".into(), done: first + len, total: n });
+                on_progress(&Progress { stage: "quantized model".into(), done: i + 1, total: n });
                 Ok(())
             },
             cancel,
