@@ -6,7 +6,7 @@ use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
 use tract_onnx::pb::type_proto::Value as TypeValue;
 
-use super::graph::{attr_i, constants, node_name};
+use super::graph::{attr_i, constants, is_default_domain, node_name};
 use super::summary::{Dim, ModelSummary, NodeInfo, QuantizableLayer, TensorInfo};
 use crate::error::{Error, Result};
 
@@ -176,8 +176,7 @@ pub(crate) fn summarize(proto: &pb::ModelProto, name: String) -> Result<ModelSum
         }
         float_size_bytes = float_size_bytes.checked_add(bytes).ok_or_else(overflow)?;
     }
-    let opset =
-        proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(1, |o| o.version);
+    let opset = proto.opset_import.iter().find(|o| is_default_domain(&o.domain)).map_or(1, |o| o.version);
     let producer = format!("{} {}", proto.producer_name, proto.producer_version).trim().to_string();
     Ok(ModelSummary { name, opset, producer, inputs, outputs, nodes, layers, op_counts, param_count, float_size_bytes })
 }

@@ -84,6 +84,11 @@ pub fn attr_s(n: &pb::NodeProto, name: &str) -> String {
     n.attribute.iter().find(|a| a.name == name).map(|a| String::from_utf8_lossy(&a.s).to_string()).unwrap_or_default()
 }
 
+/// Whether `domain` (of a node or an opset import) is the default ONNX domain.
+pub fn is_default_domain(domain: &str) -> bool {
+    matches!(domain, "" | "ai.onnx")
+}
+
 /// A node's name: its own, else its first output's (layers are keyed by it).
 pub fn node_name(n: &pb::NodeProto) -> String {
     if !n.name.is_empty() {

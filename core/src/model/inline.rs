@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::anyhow;
 
-use super::graph::{constants, node, node_name};
+use super::graph::{constants, is_default_domain, node, node_name};
 use super::onnx as pb;
 use crate::error::{Error, Result};
 
@@ -24,7 +24,7 @@ pub(crate) fn inline_constant_ifs(graph: &mut pb::GraphProto) -> Result<usize> {
             .node
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.op_type == "If" && matches!(n.domain.as_str(), "" | "ai.onnx"))
+            .filter(|(_, n)| n.op_type == "If" && is_default_domain(&n.domain))
             .find_map(|(ix, n)| constant_condition(graph, n).map(|c| (ix, c)))
         else {
             return Ok(inlined);

@@ -163,7 +163,7 @@ fn check_operators(graph: &pb::GraphProto) -> Result<()> {
     let registry = tract_onnx::onnx().op_register;
     let mut unsupported: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in &graph.node {
-        let custom_domain = !matches!(n.domain.as_str(), "" | "ai.onnx");
+        let custom_domain = !graph::is_default_domain(&n.domain);
         if custom_domain || !registry.0.contains_key(&n.op_type) {
             let op = if custom_domain { format!("{}.{}", n.domain, n.op_type) } else { n.op_type.clone() };
             unsupported.entry(op).or_default().push(node_name(n));

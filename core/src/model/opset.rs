@@ -19,7 +19,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::graph::{attr_i, attr_s, constants, float_tensor, int_attribute, int64_tensor, node, node_name};
+use super::graph::{
+    attr_i, attr_s, constants, float_tensor, int_attribute, int64_tensor, is_default_domain, node, node_name,
+};
 use super::onnx as pb;
 use crate::error::{Error, Result};
 
@@ -38,14 +40,10 @@ fn changed_at(op: &str) -> Option<i64> {
     }
 }
 
-fn is_default_domain(n: &pb::NodeProto) -> bool {
-    matches!(n.domain.as_str(), "" | "ai.onnx")
-}
-
 /// Rewrites the default-domain nodes of `model` from its opset to `to` and sets the opset import.
 /// Refuses models older than opset 10 that use an operator which changed before it.
 pub fn upgrade(model: &mut pb::ModelProto, to: i64) -> Result<()> {
-    let Some(import) = model.opset_import.iter_mut().find(|o| o.domain.is_empty() || o.domain == "ai.onnx") else {
+    let Some(import) = model.opset_import.iter_mut().find(|o| is_default_domain(&o.domain)) else {
         return Err(Error::InvalidModel("the model imports no default-domain opset".into()));
     };
     let from = import.version;
@@ -63,7 +61,7 @@ pub fn upgrade(model: &mut pb::ModelProto, to: i64) -> Result<()> {
         let older: BTreeSet<&str> = graph
             .node
             .iter()
-            .filter(|n| is_default_domain(n) && changed_before_10(&n.op_type, from))
+            .filter(|n| is_default_domain(&n.domain) && changed_before_10(&n.op_type, from))
             .map(|n| n.op_type.as_str())
             .collect();
         if !older.is_empty() {
@@ -78,7 +76,7 @@ pub fn upgrade(model: &mut pb::ModelProto, to: i64) -> Result<()> {
     let resize_scales = resize_scales(graph);
     let old = std::mem::take(&mut graph.node);
     for n in old {
-        if !is_default_domain(&n) {
+        if !is_default_domain(&n.domain) {
             graph.node.push(n);
             continue;
         }
