@@ -165,12 +165,24 @@ pub fn drop_constant_if_unused(graph: &mut pb::GraphProto, name: &str) {
 
 /// A float32 graph input/output declaration with concrete dims.
 pub fn float_value_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
+    value_info(name, dtype::FLOAT, dims)
+}
+
+/// The element type code a graph input/output declares (None when it declares no tensor type).
+pub fn declared_elem_type(v: &pb::ValueInfoProto) -> Option<i32> {
+    match v.r#type.as_ref()?.value.as_ref()? {
+        pb::type_proto::Value::TensorType(t) => Some(t.elem_type),
+    }
+}
+
+/// A graph input/output declaration of element type `elem_type` with concrete dims.
+pub fn value_info(name: &str, elem_type: i32, dims: &[usize]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     pb::ValueInfoProto {
         name: name.to_string(),
         r#type: Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: dtype::FLOAT,
+                elem_type,
                 shape: Some(pb::TensorShapeProto {
                     dim: dims
                         .iter()

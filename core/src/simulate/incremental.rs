@@ -14,6 +14,7 @@ use super::graph::{fq_name, simulated_proto};
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorAccumulator, TensorMetrics};
 use crate::model::OnnxModel;
+use crate::model::graph::{declared_elem_type, dtype, value_info};
 use crate::model::runtime::Runner;
 use crate::plan::QuantPlan;
 
@@ -115,22 +116,9 @@ pub(crate) fn suffix_model(
         .chain(nodes[suffix.start..].iter().cloned())
         .collect();
     // A cut tensor that is a model input keeps its element type (integer inputs stay integer).
-    g.input = suffix
-        .cut
-        .iter()
-        .zip(shapes)
-        .map(|(t, s)| {
-            let mut vi = crate::model::float_value_info(t, s);
-            if let (Some(decl), Some(pb::type_proto::Value::TensorType(tt))) = (
-                base.graph().input.iter().find(|i| &i.name == t).and_then(|i| i.r#type.as_ref()),
-                vi.r#type.as_mut().and_then(|ty| ty.value.as_mut()),
-            ) && let Some(pb::type_proto::Value::TensorType(d)) = decl.value.as_ref()
-            {
-                tt.elem_type = d.elem_type;
-            }
-            vi
-        })
-        .collect();
+    let declared = |t: &str| base.graph().input.iter().find(|i| i.name == t).and_then(declared_elem_type);
+    g.input =
+        suffix.cut.iter().zip(shapes).map(|(t, s)| value_info(t, declared(t).unwrap_or(dtype::FLOAT), s)).collect();
     g.output = outputs.iter().map(|t| pb::ValueInfoProto { name: t.clone(), ..Default::default() }).collect();
     g.value_info.clear();
     OnnxModel::from_checked_proto(p, base.summary.name.clone(), &base.path)
