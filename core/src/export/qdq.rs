@@ -254,7 +254,7 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
     emit(model, plan, graph, &mut QdqSink::default())?;
     // The Q/DQ nodes are written as the target opset reads them; the model's own ops whose
     // signature changed up to it are converted (model::opset).
-    crate::model::opset::upgrade(&mut proto, target_opset)?;
+    crate::model::opset::upgrade(&mut proto, target_opset, &model.path)?;
     Ok(proto)
 }
 

@@ -18,9 +18,10 @@
 //! written in a form the new opset reads differently.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use super::graph::{
-    attr_i, attr_s, constants, float_tensor, int_attribute, int64_tensor, is_default_domain, node, node_name,
+    attr_i, attr_s, constants, dtype, float_tensor, int_attribute, int64_tensor, is_default_domain, node, node_name,
 };
 use super::onnx as pb;
 use crate::error::{Error, Result};
@@ -41,8 +42,9 @@ fn changed_at(op: &str) -> Option<i64> {
 }
 
 /// Rewrites the default-domain nodes of `model` from its opset to `to` and sets the opset import.
-/// Refuses models older than opset 10 that use an operator which changed before it.
-pub fn upgrade(model: &mut pb::ModelProto, to: i64) -> Result<()> {
+/// Refuses models older than opset 10 that use an operator which changed before it. `path` is the
+/// file the model was read from (constants in external data are found beside it).
+pub fn upgrade(model: &mut pb::ModelProto, to: i64, path: &Path) -> Result<()> {
     let Some(import) = model.opset_import.iter_mut().find(|o| is_default_domain(&o.domain)) else {
         return Err(Error::InvalidModel("the model imports no default-domain opset".into()));
     };
@@ -73,7 +75,7 @@ pub fn upgrade(model: &mut pb::ModelProto, to: i64) -> Result<()> {
         }
     }
     let mut names = Names::of(graph);
-    let resize_scales = resize_scales(graph);
+    let resize_scales = resize_scales(graph, path)?;
     let old = std::mem::take(&mut graph.node);
     for n in old {
         if !is_default_domain(&n.domain) {
@@ -93,25 +95,19 @@ fn changed_before_10(op: &str, from: i64) -> bool {
         || (from < 9 && matches!(op, "BatchNormalization" | "Dropout" | "Gemm" | "Concat" | "Cast" | "Flatten"))
 }
 
-/// The constant float scales of opset-10 Resize nodes, by tensor name.
-fn resize_scales(graph: &pb::GraphProto) -> BTreeMap<String, Vec<f32>> {
+/// The constant float scales of opset-10 Resize nodes, by tensor name (read as every constant is,
+/// by `model::load_tensor`).
+fn resize_scales(graph: &pb::GraphProto, path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
     let consts = constants(graph);
-    graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "Resize")
-        .filter_map(|n| n.input.get(1))
-        .filter_map(|t| consts.get(t.as_str()).map(|c| (t.clone(), c)))
-        .filter(|(_, c)| c.data_type == 1)
-        .map(|(t, c)| {
-            let values = if c.raw_data.is_empty() {
-                c.float_data.clone()
-            } else {
-                c.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-            };
-            (t, values)
-        })
-        .collect()
+    let mut scales = BTreeMap::new();
+    for t in graph.node.iter().filter(|n| n.op_type == "Resize").filter_map(|n| n.input.get(1)) {
+        if let Some(c) = consts.get(t.as_str()).filter(|c| c.data_type == dtype::FLOAT) {
+            let tensor = super::load_tensor(c, path)?;
+            let values = tensor.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?;
+            scales.insert(t.clone(), values.iter().copied().collect());
+        }
+    }
+    Ok(scales)
 }
 
 /// Fresh, unique tensor and node names.
@@ -310,7 +306,7 @@ mod tests {
         let mut u = node("Unsqueeze", "u".into(), &["x"], "y".into());
         u.attribute.push(ints("axes", &[0, 2]));
         let mut m = model(11, vec![u]);
-        upgrade(&mut m, 13).expect("upgrade");
+        upgrade(&mut m, 13, Path::new("")).expect("upgrade");
         let g = m.graph.as_ref().expect("graph");
         assert_eq!(m.opset_import[0].version, 13);
         assert!(g.node[0].attribute.is_empty());
@@ -326,7 +322,7 @@ mod tests {
         let mut last = node("Softmax", "t".into(), &["y"], "z".into());
         last.attribute.push(super::int_attribute("axis", -1));
         let mut m = model(12, vec![s, last]);
-        upgrade(&mut m, 13).expect("upgrade");
+        upgrade(&mut m, 13, Path::new("")).expect("upgrade");
         let g = m.graph.as_ref().expect("graph");
         let ops: Vec<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
         assert_eq!(ops, ["Shape", "Flatten", "Softmax", "Reshape", "Softmax"]);
@@ -346,7 +342,7 @@ mod tests {
         if let Some(g) = m.graph.as_mut() {
             g.initializer.push(float_tensor("scales", &[4], &[1.0, 1.0, 2.0, 2.0]));
         }
-        upgrade(&mut m, 13).expect("upgrade");
+        upgrade(&mut m, 13, Path::new("")).expect("upgrade");
         let g = m.graph.as_ref().expect("graph");
         assert_eq!(g.node[0].input, ["x", "", "c_max"]);
         assert_eq!(g.node[1].input, ["y", "p_pads"]);
@@ -358,9 +354,9 @@ mod tests {
     #[test]
     fn older_models_with_changed_ops_are_refused_by_name() {
         let mut m = model(9, vec![node("Upsample", "up".into(), &["x", "s"], "y".into())]);
-        let e = upgrade(&mut m, 13).expect_err("refused").to_string();
+        let e = upgrade(&mut m, 13, Path::new("")).expect_err("refused").to_string();
         assert!(e.contains("Upsample") && e.contains("opset 9"), "{e}");
         let mut ok = model(9, vec![node("Relu", "r".into(), &["x"], "y".into())]);
-        upgrade(&mut ok, 13).expect("nothing to convert");
+        upgrade(&mut ok, 13, Path::new("")).expect("nothing to convert");
     }
 }

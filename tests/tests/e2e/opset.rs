@@ -13,7 +13,7 @@ use quantbench_tests::run_oracle;
 fn convert(dir: &std::path::Path, case: &str, to: i64) -> std::path::PathBuf {
     let bytes = std::fs::read(dir.join(format!("{case}.onnx"))).expect("read case");
     let mut m = pb::ModelProto::decode(bytes.as_slice()).expect("decode case");
-    opset::upgrade(&mut m, to).unwrap_or_else(|e| panic!("{case}: {e}"));
+    opset::upgrade(&mut m, to, std::path::Path::new("")).unwrap_or_else(|e| panic!("{case}: {e}"));
     let out = dir.join(format!("{case}.opset{to}.onnx"));
     std::fs::write(&out, m.encode_to_vec()).expect("write converted");
     out
