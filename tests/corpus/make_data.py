@@ -7,7 +7,7 @@ Writes OUT_DIR/calib.npz and OUT_DIR/eval.npz (compressed). The keys are the mod
 names; each array has the samples on its first axis and the model's dtype. For every input whose
 batch axis is 0 (all but silero VAD's state inputs and its scalar `sr`) that is exactly the
 layout QuantBench's `.npz` loader reads (core/src/data/mod.rs). Inputs whose batch axis sits
-elsewhere are stored with the batch axis removed (`batch_axis` in models.json says where it
+elsewhere are stored with the batch axis removed (`batch_axis` in corpus.json says where it
 goes back), and an input without a batch axis (`batch_axis: null`) is stored once per sample.
 Classifiers with a known class order get an int64 `labels` array.
 
@@ -45,7 +45,7 @@ SPLIT_SEEDS = {"calib": 1, "eval": 2}
 
 
 def load_corpus() -> dict:
-    return {e["name"]: e for e in json.loads((HERE / "models.json").read_text())["models"]}
+    return {e["name"]: e for e in json.loads((HERE / "corpus.json").read_text())["models"]}
 
 
 def cache_dir() -> Path:
@@ -67,7 +67,7 @@ def session(model_name: str, models_dir: Path):
 
         path = models_dir / f"{model_name}.onnx"
         if not path.exists():
-            sys.exit(f"make_data: error: {path} is missing (run tests/corpus/fetch.py first)")
+            sys.exit(f"make_data: error: {path} is missing (run tests/oracle/corpus.py fetch first)")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
@@ -96,7 +96,7 @@ def to_int16_range(x: np.ndarray) -> np.ndarray:
 def magika_config(entry: dict) -> dict:
     wheel = cache_dir() / "wheels" / entry["wheel"]
     if not wheel.exists():
-        sys.exit(f"make_data: error: {wheel} is missing (run tests/corpus/fetch.py first)")
+        sys.exit(f"make_data: error: {wheel} is missing (run tests/oracle/corpus.py fetch first)")
     with zipfile.ZipFile(wheel) as z:
         return json.loads(z.read(entry["labels"]["from_wheel"]))
 
@@ -335,7 +335,7 @@ def generate(name: str, split: str, n: int, models_dir: Path | None = None) -> d
     entry = corpus[name]
     rng = np.random.default_rng(seed_for(name, split))
     arrays, labels = GENERATORS[name](entry, rng, n, models_dir or cache_dir() / "models")
-    for inp in entry["inputs"]:  # check against models.json: keys, dtypes, per-sample shapes
+    for inp in entry["inputs"]:  # check against corpus.json: keys, dtypes, per-sample shapes
         a = arrays[inp["name"]]
         want = [d for ax, d in enumerate(inp["shape"]) if ax != inp["batch_axis"]]
         assert a.dtype == np.dtype(inp["dtype"]) and list(a.shape) == [n] + want, (inp["name"], a.dtype, a.shape)

@@ -136,7 +136,7 @@ def main() -> int:
         entry = corpus[name]
         path = models / f"{name}.onnx"
         if not path.exists():
-            print(f"survey: error: {path} is missing (run tests/corpus/fetch.py)", file=sys.stderr)
+            print(f"survey: error: {path} is missing (run tests/oracle/corpus.py fetch)", file=sys.stderr)
             return 1
         info = static_survey(entry, path)
         if args.data:

