@@ -16,6 +16,36 @@ pub fn fq_name(tensor: &str) -> String {
     format!("{tensor}/qb_fq")
 }
 
+/// Nodes computing `out = num / den` correctly rounded in f32, as ONNX Runtime divides: tract
+/// rewrites every float Div into a multiplication by the reciprocal, which is one ulp off in
+/// about a third of the cases and moves values across QuantizeLinear's rounding boundaries.
+/// Done in f64 (reciprocal and product each rounded once, then rounded to f32) it is exact:
+/// f64 keeps more than the 2·24 + 2 bits that make the double rounding of an f32 quotient
+/// innocuous.
+fn exact_div(name: &str, num: &str, den: &str, out: String) -> Vec<pb::NodeProto> {
+    let cast = |input: &str, suffix: &str, to: i64| {
+        let mut n = node("Cast", format!("{name}/{suffix}"), &[input], format!("{name}/{suffix}"));
+        n.attribute.push(int_attribute("to", to));
+        n
+    };
+    let (f32_, f64_) = (pb::tensor_proto::DataType::Float as i64, pb::tensor_proto::DataType::Double as i64);
+    let mut back = cast(&format!("{name}/quotient"), "to_f32", f32_);
+    back.output = vec![out];
+    // The denominator first: when only a scale changes, the first changed node is its Cast, and
+    // the incremental re-run's cut is `num` itself, which the activation cache holds.
+    vec![
+        cast(den, "den_f64", f64_),
+        cast(num, "num_f64", f64_),
+        node(
+            "Div",
+            format!("{name}/div"),
+            &[&format!("{name}/num_f64"), &format!("{name}/den_f64")],
+            format!("{name}/quotient"),
+        ),
+        back,
+    ]
+}
+
 /// Nodes computing, per run, ONNX DynamicQuantizeLinear's scale and zero point of `t` (range
 /// widened to include 0; scale 1 for an all-zero range; zero point clipped, then rounded).
 fn dynamic_params_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
@@ -33,20 +63,24 @@ fn dynamic_params_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProt
     reduce_min.attribute.push(int_attribute("keepdims", 0));
     let mut reduce_max = node("ReduceMax", k("reduce_max"), &[t], k("batch_max"));
     reduce_max.attribute.push(int_attribute("keepdims", 0));
-    let nodes = vec![
+    let mut nodes = vec![
         reduce_min,
         reduce_max,
         node("Min", k("min0"), &[&k("batch_min"), &k("zero")], k("rmin")),
         node("Max", k("max0"), &[&k("batch_max"), &k("zero")], k("rmax")),
         node("Sub", k("range"), &[&k("rmax"), &k("rmin")], k("width")),
-        node("Div", k("raw_scale"), &[&k("width"), &k("span")], k("scale_or_zero")),
+    ];
+    nodes.extend(exact_div(&k("raw_scale"), &k("width"), &k("span"), k("scale_or_zero")));
+    nodes.extend([
         node("Equal", k("is_zero"), &[&k("scale_or_zero"), &k("zero")], k("degenerate")),
         node("Where", k("scale_pick"), &[&k("degenerate"), &k("one"), &k("scale_or_zero")], k("scale")),
-        node("Div", k("min_s"), &[&k("rmin"), &k("scale")], k("min_over_s")),
+    ]);
+    nodes.extend(exact_div(&k("min_s"), &k("rmin"), &k("scale"), k("min_over_s")));
+    nodes.extend([
         node("Sub", k("zp_raw"), &[&k("qmin"), &k("min_over_s")], k("zp_unclipped")),
         node("Clip", k("zp_clip"), &[&k("zp_unclipped"), &k("qmin"), &k("qmax")], k("zp_clipped")),
         node("Round", k("zp_round"), &[&k("zp_clipped")], k("zero_point")),
-    ];
+    ]);
     (nodes, inits)
 }
 
@@ -66,8 +100,8 @@ fn fake_quant_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) 
         ];
         (Vec::new(), inits)
     };
+    nodes.extend(exact_div(&k("div"), t, &k("scale"), k("x_s")));
     nodes.extend([
-        node("Div", k("div"), &[t, &k("scale")], k("x_s")),
         node("Round", k("round"), &[&k("x_s")], k("rounded")),
         node("Add", k("add_zp"), &[&k("rounded"), &k("zero_point")], k("shifted")),
         node("Clip", k("clip"), &[&k("shifted"), &k("qmin"), &k("qmax")], k("q")),
@@ -127,4 +161,62 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
     emit(model, plan, graph, &mut SimulationSink { model, names: ConstantNames::default() })?;
     Ok(proto)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::model::runtime::Runner;
+    use crate::quant::{ActivationScheme, QParams, QRange};
+
+    /// Inputs where rounding `x · (1/s)` (what tract makes of a Div) and rounding the correctly
+    /// rounded `x / s` (what ONNX Runtime's QuantizeLinear divides) give different integers: the
+    /// simulation must give ORT's.
+    #[test]
+    fn fake_quant_divides_as_onnx_runtime_does() {
+        let scale = 0.1f32;
+        let (range, zero_point) = (QRange { qmin: -128, qmax: 127 }, 0);
+        let exact = |x: f32| ((f64::from(x) / f64::from(scale)) as f32).round_ties_even();
+        let by_recip = |x: f32| (x * (1.0 / scale)).round_ties_even();
+        // Near each half step k + 1/2, the f32 neighbours of (k + 1/2)·s.
+        let xs: Vec<f32> = (-120..120)
+            .flat_map(|k| {
+                let x = (k as f32 + 0.5) * scale;
+                [x, f32::from_bits(x.to_bits() + 1), f32::from_bits(x.to_bits() - 1)]
+            })
+            .filter(|&x| exact(x) != by_recip(x))
+            .collect();
+        assert!(xs.len() >= 5, "only {} inputs tell the two divisions apart", xs.len());
+        let a = ActQuant {
+            tensor: "x".into(),
+            range: (-12.8, 12.7),
+            params: QParams { scale, zero_point, range },
+            scheme: ActivationScheme::default(),
+            consumers: Vec::new(),
+            dynamic: false,
+        };
+        let (nodes, initializer) = fake_quant_nodes(&a);
+        let proto = pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+            graph: Some(pb::GraphProto {
+                name: "fq".into(),
+                node: nodes,
+                initializer,
+                input: vec![crate::model::float_value_info("x", &[xs.len()])],
+                output: vec![pb::ValueInfoProto { name: fq_name("x"), ..Default::default() }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let model = OnnxModel::from_checked_proto(proto, "fq".into(), Path::new("fq.onnx")).expect("model");
+        let runner = Runner::new(&model, &[vec![xs.len()]], &[]).expect("runner");
+        let input = ndarray::ArrayD::from_shape_vec(vec![xs.len()], xs.clone()).expect("input");
+        let out = runner.run(vec![input]).expect("run");
+        for (x, y) in xs.iter().zip(out[0].iter()) {
+            assert_eq!(*y, exact(*x) * scale, "x = {x:e}: {y} (by the reciprocal: {})", by_recip(*x) * scale);
+        }
+    }
 }
