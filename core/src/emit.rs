@@ -4,8 +4,8 @@
 //! runs and what ONNX Runtime runs are placed alike by construction.
 //!
 //! In network order, for every node: first what quantizes each activation the node is the first
-//! quantized consumer of, then its weight (input 1) and int32 bias (input 2) when the plan
-//! quantizes them, then the node itself reading the quantized tensors (or what the sink replaces
+//! consumer of, then its weight (input 1) and int32 bias (input 2) when the plan quantizes them,
+//! then the node itself reading the quantized tensors on every input the plan lists it for (or what the sink replaces
 //! it with). Constants no node reads any more are dropped, and a corrected bias that stays float
 //! (a MatMul's following Add) replaces the model's.
 
@@ -72,8 +72,6 @@ pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sin
             first_consumer.entry(first.as_str()).or_default().push(a);
         }
     }
-    let act_of: BTreeMap<&str, &ActQuant> =
-        plan.activations.values().flat_map(|a| a.consumers.iter().map(move |c| (c.as_str(), a))).collect();
     let layer_plans: BTreeMap<&str, &LayerPlan> = plan.layers.iter().map(|l| (l.layer.as_str(), l)).collect();
     let mut quantized: BTreeMap<String, String> = BTreeMap::new();
     let mut replaced_constants = Vec::new();
@@ -86,9 +84,15 @@ pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sin
             graph.initializer.extend(e.inits);
             quantized.insert(a.tensor.clone(), e.output);
         }
-        let act = act_of.get(name.as_str()).copied().filter(|a| n.input.first() == Some(&a.tensor));
-        if let Some(a) = act {
-            n.input[0].clone_from(&quantized[&a.tensor]);
+        // Every input of a consumer reads the quantized value.
+        let act = n.input.first().and_then(|t| plan.activations.get(t)).filter(|a| a.consumers.contains(&name));
+        for input in &mut n.input {
+            if let Some(a) = plan.activations.get(input.as_str())
+                && a.consumers.contains(&name)
+                && let Some(q) = quantized.get(input.as_str())
+            {
+                input.clone_from(q);
+            }
         }
         let Some(lp) = layer_plans.get(name.as_str()).copied() else {
             graph.node.push(n);

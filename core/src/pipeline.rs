@@ -41,10 +41,12 @@ pub struct Prepared {
     pub transform: Option<TransformReport>,
 }
 
-/// The calibration settings a quantizing run uses: the recipe's, observing only the tensors
-/// quantization reads (the quantizable layers' inputs).
+/// The calibration settings a quantizing run uses: the recipe's, observing only the quantizable
+/// layers' inputs when the target quantizes nothing else (TensorRT's placement); ONNX Runtime's
+/// placement reads the statistics of every tensor its registry may quantize.
 pub fn quantization_calibration(recipe: &Recipe) -> CalibrationConfig {
-    CalibrationConfig { layer_inputs_only: true, ..recipe.calibration_config.clone() }
+    let layer_inputs_only = recipe.target == crate::quant::Target::TensorRt;
+    CalibrationConfig { layer_inputs_only, ..recipe.calibration_config.clone() }
 }
 
 /// Transforms `model` as `recipe` asks (else keeps it), calibrates it on `set` and runs the

@@ -127,6 +127,11 @@ pub struct QuantOptions {
     /// ort-arm. Without a recipe, ort-x86-avx2 gets 7-bit weights unless --w-bits says otherwise.
     #[arg(long, value_name = "PROFILE")]
     pub runtime: Option<String>,
+    /// Where the export places Q/DQ: ort (ONNX Runtime's placement, the default: layer inputs
+    /// and outputs and the ops its QDQ fusions run in integers) or tensorrt (the activation
+    /// inputs of Conv, ConvTranspose, Gemm and MatMul only).
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
     /// Dynamic activation quantization: ranges computed per batch at run time (exported as
     /// DynamicQuantizeLinear, as ONNX Runtime's quantize_dynamic does).
     #[arg(long)]

@@ -13,6 +13,7 @@ use quantbench_core::observe::Observer;
 use quantbench_core::pipeline::{self, Stage};
 use quantbench_core::plan::Measured;
 use quantbench_core::quant::recipe::Recipe;
+use quantbench_core::quant::{TARGETS, Target};
 use quantbench_core::report::Report;
 use quantbench_core::simulate::{EvalConfig, Simulator};
 
@@ -44,6 +45,12 @@ pub(super) fn prepare(
         }
         None => Recipe::for_runtime(&model.summary.name, runtime_profile(opts.runtime.as_deref())?),
     };
+    if let Some(t) = &opts.target {
+        recipe.target = Target::parse(t).ok_or_else(|| {
+            let names: Vec<&str> = TARGETS.iter().map(|(_, n)| *n).collect();
+            anyhow::anyhow!("unknown target '{t}': use one of {}", names.join(", "))
+        })?;
+    }
     let d = &mut recipe.defaults;
     if let Some(o) = &opts.observer {
         d.activation.observer = o.parse::<Observer>()?;

@@ -9,6 +9,7 @@ mod qparams;
 pub mod recipe;
 pub mod runtime;
 mod scheme;
+mod target;
 
 pub use algorithm_settings::{AdaRoundSettings, AlgorithmSettings, EasyQuantSettings};
 pub use calibration_config::CalibrationConfig;
@@ -17,3 +18,4 @@ pub use observer::Observer;
 pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even};
 pub use runtime::{CpuInt8, RUNTIME_PROFILES, RuntimeProfile};
 pub use scheme::{ActivationScheme, Granularity, LayerAlgorithms, LayerConfig, WeightScheme};
+pub use target::{TARGETS, Target};

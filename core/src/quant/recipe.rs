@@ -12,6 +12,7 @@ use super::algorithm_settings::AlgorithmSettings;
 use super::calibration_config::CalibrationConfig;
 use super::runtime::RuntimeProfile;
 use super::scheme::LayerConfig;
+use super::target::Target;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::ModelSummary;
@@ -30,6 +31,9 @@ pub struct Recipe {
     /// profiles existed get the local CPU's).
     #[serde(default = "RuntimeProfile::detect")]
     pub runtime: RuntimeProfile,
+    /// Where the export places Q/DQ (recipes written before targets existed get ONNX Runtime's).
+    #[serde(default)]
+    pub target: Target,
     /// Configuration of every layer without an override.
     pub defaults: LayerConfig,
     /// Per-layer overrides, by layer (node) name.
@@ -52,6 +56,7 @@ impl Recipe {
             version: RECIPE_VERSION,
             model: model.to_string(),
             runtime: RuntimeProfile::Reference,
+            target: Target::default(),
             defaults: LayerConfig::default(),
             layers: BTreeMap::new(),
             calibration_config: CalibrationConfig::default(),

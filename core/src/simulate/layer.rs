@@ -97,5 +97,5 @@ pub(crate) fn restrict(plan: &QuantPlan, filter: &PlanFilter) -> QuantPlan {
         a.consumers.retain(|c| keep(c));
     }
     activations.retain(|_, a| !a.consumers.is_empty());
-    QuantPlan { runtime: plan.runtime, layers, activations }
+    QuantPlan { runtime: plan.runtime, target: plan.target, layers, activations }
 }

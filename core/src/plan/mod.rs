@@ -2,9 +2,15 @@
 //! quantized and how. One plan drives simulation and export alike (mark, then emit), so the two
 //! cannot disagree.
 //!
-//! Placement follows ONNX Runtime's QDQ quantizer for the quantizable ops (Conv, ConvTranspose,
-//! Gemm, MatMul): the activation input gets a Q/DQ pair, the weight is stored as integers with a
-//! DequantizeLinear, and the bias as int32 with scale `s_input · s_weight`. Other ops stay float.
+//! For the quantizable ops (Conv, ConvTranspose, Gemm, MatMul) the activation input gets a Q/DQ
+//! pair, the weight is stored as integers with a DequantizeLinear, and the bias as int32 with
+//! scale `s_input · s_weight`. Which other tensors are quantized depends on the recipe's
+//! [`Target`]: TensorRT's placement stops there; ONNX Runtime's (`placement`) also quantizes the
+//! layers' outputs and the inputs and outputs of the other ops its QDQ registry handles.
+
+mod placement;
+
+pub use placement::{ORT_RULES, Rule, rule};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,7 +24,7 @@ use crate::model::graph::{consumers, is_graph_output};
 use crate::observe::Calibration;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
-    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, WeightQuant, compute_scale_zp, quantize_weight,
+    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightQuant, compute_scale_zp, quantize_weight,
 };
 
 /// What was measured for a recipe, held beside it (the recipe is configuration only): the
@@ -77,7 +83,8 @@ pub struct ActQuant {
     pub params: QParams,
     /// The scheme (of the first consumer in network order).
     pub scheme: ActivationScheme,
-    /// Quantized layers that read the quantized value, in network order.
+    /// The nodes that read the quantized value, in network order (the quantized layers reading
+    /// it; with ONNX Runtime's placement, every reader).
     pub consumers: Vec<String>,
     /// Dynamic quantization: scale and zero point come from each batch's range at run time
     /// (ONNX DynamicQuantizeLinear); `params` then only carries the integer range.
@@ -187,10 +194,7 @@ fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool
         let only = !a.dynamic
             && !is_graph_output(graph, t)
             && !readers.is_empty()
-            && readers.iter().all(|n| {
-                let name = crate::model::node_name(n);
-                a.consumers.contains(&name) && n.input.first().map(String::as_str) == Some(t)
-            });
+            && readers.iter().all(|n| a.consumers.contains(&crate::model::node_name(n)));
         only.then_some(a)
     };
     if quantized_only(tensor).is_some() {
@@ -268,6 +272,8 @@ impl PlanFilter {
 pub struct QuantPlan {
     /// The runtime whose arithmetic the simulation reproduces.
     pub runtime: RuntimeProfile,
+    /// Where Q/DQ pairs go.
+    pub target: Target,
     /// Quantized layers in network order (kept-float layers are absent).
     pub layers: Vec<LayerPlan>,
     /// Quantized activation tensors by name.
@@ -279,7 +285,7 @@ impl QuantPlan {
     /// needed when any activation is statically quantized.
     pub fn build(model: &OnnxModel, recipe: &Recipe, measured: &Measured, filter: &PlanFilter) -> Result<Self> {
         recipe.validate(&model.summary)?;
-        let mut plan = Self { runtime: recipe.runtime, ..Self::default() };
+        let mut plan = Self { runtime: recipe.runtime, target: recipe.target, ..Self::default() };
         // Mark.
         for layer in &model.summary.layers {
             let config = recipe.config_for(&layer.name);
@@ -361,6 +367,13 @@ impl QuantPlan {
                 corrected_bias,
                 saturates: false,
             });
+        }
+        if plan.target == Target::Ort
+            && !filter.skip_activations
+            && !recipe.defaults.activation.dynamic
+            && let Some(calibration) = measured.calibration.as_deref()
+        {
+            placement::Walk { model, calibration, filter, scheme: recipe.defaults.activation }.mark(&mut plan);
         }
         plan.quantize_biases(model)?;
         plan.mark_saturation(model, measured.calibration.as_deref());

@@ -1,0 +1,268 @@
+//! ONNX Runtime's placement: which activation tensors its QDQ quantizer (`quantize_static`,
+//! `qdq_quantizer.py` with `registry.py`, ONNX Runtime 1.31) quantizes, so that our export gets
+//! the same Q/DQ pairs and ORT's QDQ fusions form the same QLinear* integer kernels.
+//!
+//! The rules, one per op type, in node order (as ORT marks):
+//! - the quantizable layers (Conv, ConvTranspose, Gemm, MatMul with a constant weight) quantize
+//!   their activation input (the plan's layer pass) and their output;
+//! - Relu and Clip after a quantized producer whose output they alone read take the producer's
+//!   place (ORT removes them: the output range starts at the clip); otherwise input and output;
+//! - ops that move or select values (Reshape, Transpose, Squeeze, Unsqueeze, Flatten, Slice,
+//!   AveragePool, MaxPool, Resize, TopK, Gather, GatherElements) quantize their output with their
+//!   input's parameters, when the input is quantized; Split likewise for every output, quantizing
+//!   its input first; Pad when it pads with values of the input (or zero);
+//! - Where quantizes its output when both value inputs are quantized;
+//! - Softmax quantizes its input and its output with the fixed range [0, 1];
+//! - every other op of ORT's default set (Add, Mul, Concat, Sigmoid, LeakyRelu,
+//!   GlobalAveragePool, ArgMax, the normalizations, CumSum, MatMul of two activations, Conv
+//!   without a constant weight, …) quantizes its float activation inputs and outputs.
+//!
+//! A tensor quantized with another's parameters keeps them even when a later node asks for it
+//! (ORT lets a sharing mark override an own one, never the reverse). Constants (ORT would
+//! quantize them as weights), graph outputs and tensors without calibration statistics stay float.
+
+use std::collections::BTreeSet;
+
+use crate::model::OnnxModel;
+use crate::model::graph::{attr_f, attr_s, constants, consumers, is_graph_output, node_name};
+use crate::model::onnx as pb;
+use crate::observe::Calibration;
+use crate::quant::{ActivationScheme, compute_scale_zp};
+
+use super::{ActQuant, PlanFilter, QuantPlan};
+
+/// How ONNX Runtime's QDQ registry handles one op type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// `QDQOperatorBase`: every float activation input and output.
+    InputsAndOutputs,
+    /// A quantizable layer: input 0 (quantized by the plan's layer pass) and output 0.
+    Layer,
+    /// `QDQRemovableActivation` (Relu, Clip).
+    Removable,
+    /// `QDQDirect8BitOp` and alike: output 0 shares input 0's parameters when input 0 is quantized.
+    SameAsInput,
+    /// `QDQSplit`: input 0, and every output shares its parameters.
+    Split,
+    /// `QDQPad`.
+    Pad,
+    /// `QDQWhere`: the output, when both value inputs are quantized.
+    Where,
+    /// Softmax: input, and output with the range [0, 1] (`adjust_tensor_ranges`).
+    Softmax,
+    /// `QDQNormalization`: input 0 and the outputs (scale and bias stay float here).
+    Normalization,
+}
+
+/// ORT's default op set for `quantize_static` (QLinear ops ∪ QDQ registry) with each op's rule.
+pub const ORT_RULES: [(&str, Rule); 34] = [
+    ("Conv", Rule::Layer),
+    ("ConvTranspose", Rule::Layer),
+    ("Gemm", Rule::Layer),
+    ("MatMul", Rule::Layer),
+    ("Relu", Rule::Removable),
+    ("Clip", Rule::Removable),
+    ("Reshape", Rule::SameAsInput),
+    ("Transpose", Rule::SameAsInput),
+    ("Squeeze", Rule::SameAsInput),
+    ("Unsqueeze", Rule::SameAsInput),
+    ("Flatten", Rule::SameAsInput),
+    ("Slice", Rule::SameAsInput),
+    ("AveragePool", Rule::SameAsInput),
+    ("MaxPool", Rule::SameAsInput),
+    ("Resize", Rule::SameAsInput),
+    ("TopK", Rule::SameAsInput),
+    ("Gather", Rule::SameAsInput),
+    ("GatherElements", Rule::SameAsInput),
+    ("Split", Rule::Split),
+    ("Pad", Rule::Pad),
+    ("Where", Rule::Where),
+    ("Softmax", Rule::Softmax),
+    ("InstanceNormalization", Rule::Normalization),
+    ("LayerNormalization", Rule::Normalization),
+    ("BatchNormalization", Rule::Normalization),
+    ("Add", Rule::InputsAndOutputs),
+    ("Mul", Rule::InputsAndOutputs),
+    ("Concat", Rule::InputsAndOutputs),
+    ("Sigmoid", Rule::InputsAndOutputs),
+    ("LeakyRelu", Rule::InputsAndOutputs),
+    ("GlobalAveragePool", Rule::InputsAndOutputs),
+    ("ArgMax", Rule::InputsAndOutputs),
+    ("CumSum", Rule::InputsAndOutputs),
+    ("EmbedLayerNormalization", Rule::InputsAndOutputs),
+];
+
+/// The rule of an op type (None: ORT leaves it alone).
+pub fn rule(op_type: &str) -> Option<Rule> {
+    ORT_RULES.iter().find(|(op, _)| *op == op_type).map(|(_, r)| *r)
+}
+
+/// What the walk needs besides the plan.
+pub(super) struct Walk<'a> {
+    pub model: &'a OnnxModel,
+    pub calibration: &'a Calibration,
+    pub filter: &'a PlanFilter,
+    /// The scheme of tensors no layer configures (the recipe's defaults).
+    pub scheme: ActivationScheme,
+}
+
+impl Walk<'_> {
+    /// Adds ORT's marks to `plan` (whose layer pass already quantized the layers' inputs), then
+    /// lets every reader of a quantized tensor read the quantized value, as ORT rewires all of them.
+    pub(super) fn mark(&self, plan: &mut QuantPlan) {
+        let graph = self.model.graph();
+        let consts = constants(graph);
+        let layer_names: BTreeSet<String> = plan.layers.iter().map(|l| l.layer.clone()).collect();
+        let opset = self.model.summary.opset;
+        // Tensors quantized with another's parameters (no own mark may replace them).
+        let mut shared: BTreeSet<String> = BTreeSet::new();
+        for n in &graph.node {
+            let name = node_name(n);
+            let Some(rule) = rule(&n.op_type) else { continue };
+            let is_layer = self.model.summary.layer(&name).is_some();
+            if is_layer && !layer_names.contains(&name) {
+                // Kept float, or left out by the filter: as ORT's nodes_to_exclude.
+                continue;
+            }
+            if !is_layer && (self.filter.only.is_some() || self.filter.except.contains(&name)) {
+                continue;
+            }
+            let float_input = |t: &String| !t.is_empty() && !consts.contains_key(t.as_str());
+            let own = |plan: &mut QuantPlan, t: &str| self.own(plan, &shared, t, None);
+            match rule {
+                Rule::Layer if is_layer => {
+                    if let Some(o) = n.output.first() {
+                        own(plan, o);
+                    }
+                }
+                Rule::Layer | Rule::Normalization => {
+                    if let Some(i) = n.input.first().filter(|t| float_input(t)) {
+                        own(plan, i);
+                    }
+                    for o in &n.output {
+                        own(plan, o);
+                    }
+                }
+                Rule::InputsAndOutputs => {
+                    for i in n.input.iter().filter(|t| float_input(t)) {
+                        own(plan, i);
+                    }
+                    for o in &n.output {
+                        own(plan, o);
+                    }
+                }
+                Rule::Softmax => {
+                    if let Some(i) = n.input.first() {
+                        own(plan, i);
+                    }
+                    if let Some(o) = n.output.first() {
+                        self.own(plan, &shared, o, Some((0.0, 1.0)));
+                    }
+                }
+                Rule::Removable => {
+                    let (Some(i), Some(o)) = (n.input.first(), n.output.first()) else { continue };
+                    if !plan.activations.get(i).is_some_and(|a| !a.dynamic) {
+                        continue;
+                    }
+                    let replaceable = !self.scheme.symmetric
+                        && self.calibration.activations.contains_key(o)
+                        && consumers(graph, i).len() == 1
+                        && !is_graph_output(graph, i)
+                        && !graph.input.iter().any(|g| g.name == *i)
+                        && !is_graph_output(graph, o);
+                    if replaceable {
+                        plan.activations.remove(i);
+                        shared.remove(i);
+                    }
+                    self.own(plan, &shared, o, None);
+                }
+                Rule::SameAsInput => {
+                    let (Some(i), Some(o)) = (n.input.first(), n.output.first()) else { continue };
+                    let too_old = (n.op_type == "MaxPool" && opset < 12) || (n.op_type == "Resize" && opset < 11);
+                    if !too_old {
+                        self.same_as(plan, &mut shared, o, i);
+                    }
+                }
+                Rule::Split => {
+                    let Some(i) = n.input.first() else { continue };
+                    own(plan, i);
+                    for o in &n.output {
+                        self.same_as(plan, &mut shared, o, i);
+                    }
+                }
+                Rule::Pad => {
+                    let Some(i) = n.input.first() else { continue };
+                    own(plan, i);
+                    let Some(o) = n.output.first() else { continue };
+                    if pads_with_input_values(self.model, n) {
+                        self.same_as(plan, &mut shared, o, i);
+                    } else {
+                        self.own(plan, &shared, o, None);
+                    }
+                }
+                Rule::Where => {
+                    let quantized = |k: usize| n.input.get(k).is_some_and(|t| plan.activations.contains_key(t));
+                    if quantized(1) && quantized(2) {
+                        for o in &n.output {
+                            self.own(plan, &shared, o, None);
+                        }
+                    }
+                }
+            }
+        }
+        // Every reader reads the quantized value.
+        for a in plan.activations.values_mut() {
+            a.consumers = consumers(graph, &a.tensor).into_iter().map(node_name).collect();
+        }
+        plan.activations.retain(|_, a| !a.consumers.is_empty());
+    }
+
+    /// Quantizes `tensor` with its own calibrated range (or `fixed`), unless it is quantized
+    /// already, is a constant or graph output, or has no statistics.
+    fn own(&self, plan: &mut QuantPlan, shared: &BTreeSet<String>, tensor: &str, fixed: Option<(f32, f32)>) {
+        if plan.activations.contains_key(tensor) || shared.contains(tensor) || !self.quantizable(tensor) {
+            return;
+        }
+        let Some(stats) = self.calibration.activations.get(tensor) else { return };
+        let scheme = self.scheme;
+        let range = fixed.unwrap_or_else(|| {
+            self.calibration.range_of(tensor, stats, &scheme.observer, scheme.qrange(), scheme.symmetric)
+        });
+        let params = compute_scale_zp(range.0, range.1, scheme.qrange(), scheme.symmetric);
+        plan.activations.insert(
+            tensor.to_string(),
+            ActQuant { tensor: tensor.to_string(), range, params, scheme, consumers: Vec::new(), dynamic: false },
+        );
+    }
+
+    /// Quantizes `out` with the parameters of `input`, when `input` is statically quantized.
+    fn same_as(&self, plan: &mut QuantPlan, shared: &mut BTreeSet<String>, out: &str, input: &str) {
+        let Some(src) = plan.activations.get(input).filter(|a| !a.dynamic).cloned() else { return };
+        if !self.quantizable(out) {
+            return;
+        }
+        plan.activations.insert(out.to_string(), ActQuant { tensor: out.to_string(), consumers: Vec::new(), ..src });
+        shared.insert(out.to_string());
+    }
+
+    /// A float activation the export can quantize: not empty, not a graph output, with statistics.
+    fn quantizable(&self, tensor: &str) -> bool {
+        !tensor.is_empty()
+            && !is_graph_output(self.model.graph(), tensor)
+            && self.calibration.activations.contains_key(tensor)
+    }
+}
+
+/// Whether a Pad fills with values its input has (reflect, edge, wrap) or with zero, which every
+/// quantized range holds (ORT then shares the input's parameters).
+fn pads_with_input_values(model: &OnnxModel, n: &pb::NodeProto) -> bool {
+    let mode = attr_s(n, "mode");
+    if matches!(mode.as_str(), "reflect" | "edge" | "wrap") {
+        return true;
+    }
+    let value = match n.input.get(2).filter(|t| !t.is_empty()) {
+        Some(t) => model.constant_f32(t).ok().and_then(|v| v.iter().next().copied()),
+        None => Some(attr_f(n, "value", 0.0)),
+    };
+    value == Some(0.0)
+}

@@ -1,0 +1,38 @@
+//! Where the Q/DQ pairs go: the runtime the export is placed for.
+
+use serde::{Deserialize, Serialize};
+
+/// The placement target of a plan (see `plan::placement`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// ONNX Runtime's placement (its `quantize_static` QDQ registry): the inputs and outputs of
+    /// the ops it quantizes, so that its QDQ fusions form QLinear* integer kernels.
+    #[default]
+    Ort,
+    /// TensorRT's explicit quantization: Q/DQ on the activation inputs of the quantizable layers
+    /// only (Conv, ConvTranspose, Gemm, MatMul); TensorRT propagates from there.
+    #[serde(rename = "tensorrt")]
+    TensorRt,
+}
+
+/// Every target with its CLI/recipe name.
+pub const TARGETS: [(Target, &str); 2] = [(Target::Ort, "ort"), (Target::TensorRt, "tensorrt")];
+
+impl Target {
+    /// The CLI/recipe name.
+    pub fn name(self) -> &'static str {
+        TARGETS.iter().find(|(t, _)| *t == self).map_or("ort", |(_, n)| n)
+    }
+
+    /// Parses a CLI/recipe name.
+    pub fn parse(name: &str) -> Option<Self> {
+        TARGETS.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(t, _)| *t)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
