@@ -55,6 +55,11 @@ pub trait Sink {
     fn layer_node(&mut self, node: pb::NodeProto, _lp: &LayerPlan, _act: Option<&ActQuant>) -> Emitted {
         Emitted { nodes: vec![node], ..Emitted::default() }
     }
+    /// A node that is not a quantized layer, with its inputs already rewired: what goes into the
+    /// graph in its place (itself, by default).
+    fn node(&mut self, node: pb::NodeProto) -> Emitted {
+        Emitted { nodes: vec![node], ..Emitted::default() }
+    }
 }
 
 /// Walks `plan` over `graph` (a copy of `model`'s), writing each quantized tensor through `sink`.
@@ -95,7 +100,9 @@ pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sin
             }
         }
         let Some(lp) = layer_plans.get(name.as_str()).copied() else {
-            graph.node.push(n);
+            let e = sink.node(n);
+            graph.node.extend(e.nodes);
+            graph.initializer.extend(e.inits);
             continue;
         };
         if lp.weight_quant.is_some() && n.input.get(1) == Some(&lp.weight) {

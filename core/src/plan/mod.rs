@@ -24,7 +24,8 @@ use crate::model::graph::{consumers, is_graph_output};
 use crate::observe::Calibration;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
-    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightQuant, compute_scale_zp, quantize_weight,
+    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightQuant, compute_scale_zp,
+    quantize_weight,
 };
 
 /// What was measured for a recipe, held beside it (the recipe is configuration only): the
@@ -181,6 +182,28 @@ pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, calib
         }
         _ => false,
     }
+}
+
+/// The quantized input and output of `softmax` when ONNX Runtime fuses it into the integer
+/// kernel `QLinearSoftmax` (its input read through a DequantizeLinear, its output going only into
+/// a static QuantizeLinear): the simulation then emulates the kernel (`simulate::softmax`).
+pub fn qlinear_softmax<'p>(
+    model: &OnnxModel,
+    plan: &'p QuantPlan,
+    softmax: &crate::model::onnx::NodeProto,
+) -> Option<(&'p ActQuant, &'p ActQuant)> {
+    let name = crate::model::node_name(softmax);
+    let x = plan.activations.get(softmax.input.first()?)?;
+    let y = plan.activations.get(softmax.output.first()?)?;
+    let graph = model.graph();
+    let readers = consumers(graph, &y.tensor);
+    let fused = !x.dynamic
+        && !y.dynamic
+        && x.consumers.contains(&name)
+        && !is_graph_output(graph, &y.tensor)
+        && !readers.is_empty()
+        && readers.iter().all(|n| y.consumers.contains(&crate::model::node_name(n)));
+    fused.then_some((x, y))
 }
 
 /// Whether `tensor` (an op's output) feeds only a static QuantizeLinear in the export, directly
@@ -373,7 +396,14 @@ impl QuantPlan {
             && !recipe.defaults.activation.dynamic
             && let Some(calibration) = measured.calibration.as_deref()
         {
-            placement::Walk { model, calibration, filter, scheme: recipe.defaults.activation }.mark(&mut plan);
+            placement::Walk {
+                model,
+                calibration,
+                filter,
+                scheme: recipe.defaults.activation,
+                others_float: recipe.defaults.keep_float,
+            }
+            .mark(&mut plan);
         }
         plan.quantize_biases(model)?;
         plan.mark_saturation(model, measured.calibration.as_deref());

@@ -104,6 +104,9 @@ pub(super) struct Walk<'a> {
     pub filter: &'a PlanFilter,
     /// The scheme of tensors no layer configures (the recipe's defaults).
     pub scheme: ActivationScheme,
+    /// The defaults keep layers float: the ops that are not layers stay float too (only layers
+    /// configured otherwise are quantized, with their inputs and outputs).
+    pub others_float: bool,
 }
 
 impl Walk<'_> {
@@ -124,7 +127,7 @@ impl Walk<'_> {
                 // Kept float, or left out by the filter: as ORT's nodes_to_exclude.
                 continue;
             }
-            if !is_layer && (self.filter.only.is_some() || self.filter.except.contains(&name)) {
+            if !is_layer && (self.others_float || self.filter.only.is_some() || self.filter.except.contains(&name)) {
                 continue;
             }
             let float_input = |t: &String| !t.is_empty() && !consts.contains_key(t.as_str());

@@ -22,7 +22,7 @@ pub fn fq_name(tensor: &str) -> String {
 /// Done in f64 (reciprocal and product each rounded once, then rounded to f32) it is exact:
 /// f64 keeps more than the 2·24 + 2 bits that make the double rounding of an f32 quotient
 /// innocuous.
-fn exact_div(name: &str, num: &str, den: &str, out: String) -> Vec<pb::NodeProto> {
+pub(super) fn exact_div(name: &str, num: &str, den: &str, out: String) -> Vec<pb::NodeProto> {
     let cast = |input: &str, suffix: &str, to: i64| {
         let mut n = node("Cast", format!("{name}/{suffix}"), &[input], format!("{name}/{suffix}"));
         n.attribute.push(int_attribute("to", to));
@@ -116,6 +116,7 @@ fn fake_quant_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) 
 /// replaced by their exact emulation.
 struct SimulationSink<'a> {
     model: &'a OnnxModel,
+    plan: &'a QuantPlan,
     /// Unique names for shared weights and biases.
     names: ConstantNames,
 }
@@ -147,6 +148,18 @@ impl Sink for SimulationSink<'_> {
         }
         Emitted { nodes: vec![node], ..Emitted::default() }
     }
+
+    fn node(&mut self, node: pb::NodeProto) -> Emitted {
+        let name = crate::model::node_name(&node);
+        if node.op_type == "Softmax"
+            && let Some(original) = self.model.graph().node.iter().find(|n| crate::model::node_name(n) == name)
+            && let Some((x, y)) = crate::plan::qlinear_softmax(self.model, self.plan, original)
+            && let Some((nodes, inits)) = super::softmax::emulate(&node, self.model.summary.opset, x, y)
+        {
+            return Emitted { nodes, inits, output: String::new() };
+        }
+        Emitted { nodes: vec![node], ..Emitted::default() }
+    }
 }
 
 /// The model with `plan` applied for simulation.
@@ -159,7 +172,7 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
     }
     let mut proto = model.proto.clone();
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
-    emit(model, plan, graph, &mut SimulationSink { model, names: ConstantNames::default() })?;
+    emit(model, plan, graph, &mut SimulationSink { model, plan, names: ConstantNames::default() })?;
     Ok(proto)
 }
 

@@ -6,6 +6,7 @@ pub mod graph;
 mod incremental;
 mod layer;
 mod saturate;
+mod softmax;
 
 pub use incremental::SimState;
 
