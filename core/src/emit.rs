@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
-use crate::model::graph::{drop_constant_if_unused, has_constant, node_name, replace_constant};
+use crate::model::graph::{drop_constant_if_unused, has_constant, is_graph_output, node_name, replace_constant};
 use crate::model::onnx as pb;
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 
@@ -62,6 +62,28 @@ pub trait Sink {
     }
 }
 
+/// Quantizes the graph outputs `outputs`, computed as `<name>_QuantizeLinear_Input`, into
+/// `<name>`.
+fn quantize_outputs(
+    sink: &mut dyn Sink,
+    outputs: &[&ActQuant],
+    graph: &mut pb::GraphProto,
+    quantized: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    for a in outputs {
+        let renamed = ActQuant { tensor: format!("{}_QuantizeLinear_Input", a.tensor), ..(*a).clone() };
+        let mut e = sink.activation(&renamed)?;
+        let last = e.nodes.iter_mut().rev().find(|n| n.output.first() == Some(&e.output)).ok_or_else(|| {
+            Error::Config(format!("nothing computes the quantized graph output '{}'", a.tensor))
+        })?;
+        last.output[0].clone_from(&a.tensor);
+        graph.node.extend(e.nodes);
+        graph.initializer.extend(e.inits);
+        quantized.insert(a.tensor.clone(), a.tensor.clone());
+    }
+    Ok(())
+}
+
 /// Walks `plan` over `graph` (a copy of `model`'s), writing each quantized tensor through `sink`.
 pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sink: &mut dyn Sink) -> Result<()> {
     let consts = model.constants();
@@ -72,7 +94,11 @@ pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sin
             .ok_or_else(|| Error::InvalidModel(format!("constant '{name}' not found")))
     };
     let mut first_consumer: BTreeMap<&str, Vec<&ActQuant>> = BTreeMap::new();
+    let original = model.graph();
     for a in plan.activations.values() {
+        if is_graph_output(original, &a.tensor) {
+            continue;
+        }
         if let Some(first) = a.consumers.first() {
             first_consumer.entry(first.as_str()).or_default().push(a);
         }
@@ -99,10 +125,24 @@ pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sin
                 input.clone_from(q);
             }
         }
+        // A quantized graph output: the node computes `<name>_QuantizeLinear_Input`, quantized
+        // right after it into `<name>` (and its readers read that).
+        let outputs: Vec<&ActQuant> = n
+            .output
+            .iter()
+            .filter(|o| is_graph_output(original, o))
+            .filter_map(|o| plan.activations.get(o.as_str()))
+            .collect();
+        for o in &mut n.output {
+            if outputs.iter().any(|a| a.tensor == *o) {
+                *o = format!("{o}_QuantizeLinear_Input");
+            }
+        }
         let Some(lp) = layer_plans.get(name.as_str()).copied() else {
             let e = sink.node(n);
             graph.node.extend(e.nodes);
             graph.initializer.extend(e.inits);
+            quantize_outputs(sink, &outputs, graph, &mut quantized)?;
             continue;
         };
         if lp.weight_quant.is_some() && n.input.get(1) == Some(&lp.weight) {
@@ -124,6 +164,7 @@ pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sin
         let e = sink.layer_node(n, lp, act);
         graph.node.extend(e.nodes);
         graph.initializer.extend(e.inits);
+        quantize_outputs(sink, &outputs, graph, &mut quantized)?;
     }
     for c in replaced_constants {
         drop_constant_if_unused(graph, &c);

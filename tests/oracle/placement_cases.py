@@ -43,7 +43,7 @@ def matmul(name, x, k, m):
 
 
 def model(nodes, inits, x_shape, out, opset=13):
-    graph = helper.make_graph(nodes, "case", [helper.make_tensor_value_info("x", F, x_shape)],
+    graph = helper.make_graph(nodes, "case", [helper.make_tensor_value_info("x", F, ["N", *x_shape[1:]])],
                               [helper.make_tensor_value_info(out, F, None)], initializer=inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="placement_cases")
     m.ir_version = 8
@@ -114,14 +114,14 @@ def norms(t, ch):
 
 def attention():
     """A one-head attention block on 1×6×16 tokens: projections, act × act MatMuls, Softmax,
-    LayerNormalization, Reshape/Transpose/Squeeze/Unsqueeze/Gather, a constant Mul."""
+    LayerNormalization, Reshape/Transpose/Gather/Unsqueeze/Squeeze, a constant Mul."""
     nodes, inits = [], []
     for p in "qkv":
         nd, i = matmul(p, "x", 16, 16)
         nodes += nd
         inits += i
-    inits += [const("shape", [1, 6, 2, 8], np.int64), const("back", [1, 6, 16], np.int64),
-              const("temp", np.float32(0.35)), const("idx", 0, np.int64), const("ax0", [0], np.int64),
+    inits += [const("shape", [0, 6, 2, 8], np.int64), const("back", [0, 6, 16], np.int64),
+              const("temp", np.float32(0.35)), const("idx", 0, np.int64), const("ax1", [1], np.int64),
               const("ln_s", RNG.normal(1, 0.1, 16)), const("ln_b", RNG.normal(0, 0.1, 16))]
     nodes += [
         n("Reshape", ["q_out", "shape"], ["q4"], name="q_reshape"),
@@ -138,9 +138,9 @@ def attention():
         n("Reshape", ["ctx_t", "back"], ["ctx_flat"], name="ctx_reshape"),
         n("Add", ["ctx_flat", "x"], ["res"], name="residual"),
         n("LayerNormalization", ["res", "ln_s", "ln_b"], ["ln"], name="ln", axis=-1),
-        n("Squeeze", ["ln", "ax0"], ["ln2d"], name="squeeze"),
-        n("Gather", ["ln2d", "idx"], ["first"], name="first_token", axis=0),
-        n("Unsqueeze", ["first", "ax0"], ["first2d"], name="unsqueeze"),
+        n("Gather", ["ln", "idx"], ["first"], name="first_token", axis=1),
+        n("Unsqueeze", ["first", "ax1"], ["first3d"], name="unsqueeze"),
+        n("Squeeze", ["first3d", "ax1"], ["first2d"], name="squeeze"),
     ]
     nd, i = matmul("head", "first2d", 16, 5)
     nodes += nd

@@ -200,8 +200,7 @@ pub fn qlinear_softmax<'p>(
     let fused = !x.dynamic
         && !y.dynamic
         && x.consumers.contains(&name)
-        && !is_graph_output(graph, &y.tensor)
-        && !readers.is_empty()
+        && (is_graph_output(graph, &y.tensor) || !readers.is_empty())
         && readers.iter().all(|n| y.consumers.contains(&crate::model::node_name(n)));
     fused.then_some((x, y))
 }
@@ -215,8 +214,7 @@ fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool
         let a = plan.activations.get(t)?;
         let readers = consumers(graph, t);
         let only = !a.dynamic
-            && !is_graph_output(graph, t)
-            && !readers.is_empty()
+            && (is_graph_output(graph, t) || !readers.is_empty())
             && readers.iter().all(|n| a.consumers.contains(&crate::model::node_name(n)));
         only.then_some(a)
     };

@@ -18,8 +18,11 @@
 //!   without a constant weight, …) quantizes its float activation inputs and outputs.
 //!
 //! A tensor quantized with another's parameters keeps them even when a later node asks for it
-//! (ORT lets a sharing mark override an own one, never the reverse). Constants (ORT would
-//! quantize them as weights), graph outputs and tensors without calibration statistics stay float.
+//! (ORT lets a sharing mark override an own one, never the reverse). The float constants an op
+//! of the last kind reads are quantized too (per tensor, with the activations' scheme, over their
+//! values); other constants and tensors without calibration statistics stay float; a quantized
+//! graph output is computed under the name `<name>_QuantizeLinear_Input` and dequantized into
+//! `<name>`, as ORT writes it.
 
 use std::collections::BTreeSet;
 
@@ -147,8 +150,12 @@ impl Walk<'_> {
                     }
                 }
                 Rule::InputsAndOutputs => {
-                    for i in n.input.iter().filter(|t| float_input(t)) {
-                        own(plan, i);
+                    for i in n.input.iter().filter(|t| !t.is_empty()) {
+                        if consts.contains_key(i.as_str()) {
+                            self.own_constant(plan, i);
+                        } else {
+                            own(plan, i);
+                        }
                     }
                     for o in &n.output {
                         own(plan, o);
@@ -171,8 +178,7 @@ impl Walk<'_> {
                         && self.calibration.activations.contains_key(o)
                         && consumers(graph, i).len() == 1
                         && !is_graph_output(graph, i)
-                        && !graph.input.iter().any(|g| g.name == *i)
-                        && !is_graph_output(graph, o);
+                        && !graph.input.iter().any(|g| g.name == *i);
                     if replaceable {
                         plan.activations.remove(i);
                         shared.remove(i);
@@ -217,7 +223,7 @@ impl Walk<'_> {
         for a in plan.activations.values_mut() {
             a.consumers = consumers(graph, &a.tensor).into_iter().map(node_name).collect();
         }
-        plan.activations.retain(|_, a| !a.consumers.is_empty());
+        plan.activations.retain(|_, a| !a.consumers.is_empty() || is_graph_output(graph, &a.tensor));
     }
 
     /// Quantizes `tensor` with its own calibrated range (or `fixed`), unless it is quantized
@@ -238,6 +244,33 @@ impl Walk<'_> {
         );
     }
 
+    /// Quantizes the float constant `tensor` read by an op quantized as a whole (Add, Mul,
+    /// Concat, …), as ORT does: with the activations' scheme, per tensor, over its values' range
+    /// widened to 0 (`_calc_initializer_quant_params`).
+    fn own_constant(&self, plan: &mut QuantPlan, tensor: &str) {
+        if plan.activations.contains_key(tensor) {
+            return;
+        }
+        // A layer's weight or bias stays the layer's (ORT would rewire the layer to this DQ).
+        let graph = self.model.graph();
+        let of_layer = plan.layers.iter().any(|l| {
+            l.weight == tensor
+                || graph.node.iter().any(|n| node_name(n) == l.layer && n.input.iter().skip(1).any(|i| i == tensor))
+        });
+        if of_layer {
+            return;
+        }
+        let Ok(values) = self.model.constant_f32(tensor) else { return };
+        let finite = || values.iter().copied().filter(|v| v.is_finite());
+        let range = (finite().fold(0.0f32, f32::min), finite().fold(0.0f32, f32::max));
+        let scheme = self.scheme;
+        let params = compute_scale_zp(range.0, range.1, scheme.qrange(), scheme.symmetric);
+        plan.activations.insert(
+            tensor.to_string(),
+            ActQuant { tensor: tensor.to_string(), range, params, scheme, consumers: Vec::new(), dynamic: false },
+        );
+    }
+
     /// Quantizes `out` with the parameters of `input`, when `input` is statically quantized.
     fn same_as(&self, plan: &mut QuantPlan, shared: &mut BTreeSet<String>, out: &str, input: &str) {
         let Some(src) = plan.activations.get(input).filter(|a| !a.dynamic).cloned() else { return };
@@ -248,11 +281,10 @@ impl Walk<'_> {
         shared.insert(out.to_string());
     }
 
-    /// A float activation the export can quantize: not empty, not a graph output, with statistics.
+    /// A float activation the export can quantize: not empty, with statistics (graph outputs
+    /// too: ORT then renames the producer's output `<name>_QuantizeLinear_Input`).
     fn quantizable(&self, tensor: &str) -> bool {
-        !tensor.is_empty()
-            && !is_graph_output(self.model.graph(), tensor)
-            && self.calibration.activations.contains_key(tensor)
+        !tensor.is_empty() && self.calibration.activations.contains_key(tensor)
     }
 }
 

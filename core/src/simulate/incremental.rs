@@ -53,13 +53,19 @@ pub(crate) fn first_difference(old: &pb::GraphProto, new: &pb::GraphProto) -> us
 }
 
 /// Tensors the cache holds: the original model's float activations (not its inputs) and the
-/// fake-quantized versions of the plan's activations.
-pub(crate) fn cache_set(float_activations: &[String], inputs: &[String], plan: &QuantPlan) -> BTreeSet<String> {
+/// fake-quantized versions of the plan's activations (a quantized graph output keeps its name:
+/// the tensor under it is the quantized one).
+pub(crate) fn cache_set(
+    float_activations: &[String],
+    inputs: &[String],
+    outputs: &[String],
+    plan: &QuantPlan,
+) -> BTreeSet<String> {
     float_activations
         .iter()
         .filter(|t| !inputs.contains(t))
         .cloned()
-        .chain(plan.activations.keys().map(|t| fq_name(t)))
+        .chain(plan.activations.keys().filter(|t| !outputs.contains(t)).map(|t| fq_name(t)))
         .collect()
 }
 

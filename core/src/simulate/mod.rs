@@ -227,7 +227,8 @@ impl Simulator {
                 watched.push(l.output.clone());
             }
         }
-        let cacheable = incremental::cache_set(&self.float_activations, &inputs, plan);
+        let outputs: Vec<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
+        let cacheable = incremental::cache_set(&self.float_activations, &inputs, &outputs, plan);
         let n = self.samples.len();
         let mut state = SimState {
             proto: Some(proto.clone()),
