@@ -73,9 +73,12 @@ fn quantize_outputs(
     for a in outputs {
         let renamed = ActQuant { tensor: format!("{}_QuantizeLinear_Input", a.tensor), ..(*a).clone() };
         let mut e = sink.activation(&renamed)?;
-        let last = e.nodes.iter_mut().rev().find(|n| n.output.first() == Some(&e.output)).ok_or_else(|| {
-            Error::Config(format!("nothing computes the quantized graph output '{}'", a.tensor))
-        })?;
+        let last = e
+            .nodes
+            .iter_mut()
+            .rev()
+            .find(|n| n.output.first() == Some(&e.output))
+            .ok_or_else(|| Error::Config(format!("nothing computes the quantized graph output '{}'", a.tensor)))?;
         last.output[0].clone_from(&a.tensor);
         graph.node.extend(e.nodes);
         graph.initializer.extend(e.inits);

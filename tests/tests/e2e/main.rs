@@ -14,6 +14,7 @@ mod mixed_precision;
 mod model_errors;
 mod opset;
 mod parity;
+mod placement;
 mod realworld;
 mod saturation;
 mod sensitivity;

@@ -1,0 +1,150 @@
+//! Placement targets against ONNX Runtime itself: for one small model per handler of ORT's QDQ
+//! registry (`tests/oracle/placement_cases.py`) and for every sample model, the default `ort`
+//! target quantizes the tensors `quantize_static` quantizes, with the same scale and zero point,
+//! and ORT's optimiser then forms the same integer kernels; the `tensorrt` target quantizes only
+//! the inputs of the layers. Every export runs in ORT as the simulation predicts.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use quantbench_tests::{SAMPLE_MODELS, run_cli, run_oracle, sample, texts};
+
+/// Runs `quantize` on `dir/model.onnx` (data `calib`, `eval`) into `dir/<tag>.onnx`; the report.
+fn quantize(model: &Path, calib: &Path, eval: &Path, out: &Path, flags: &[&str]) -> Value {
+    let report = out.with_extension("json");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "quantize".as_ref(),
+        model.as_os_str(),
+        "--calib".as_ref(),
+        calib.as_os_str(),
+        "--eval".as_ref(),
+        eval.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ];
+    args.extend(flags.iter().map(std::ffi::OsStr::new));
+    let o = run_cli(&args);
+    assert!(o.status.success(), "{}: {}", model.display(), texts(&o).1);
+    serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("report JSON")
+}
+
+/// The integer kernels in ORT's optimised graph (`QLinear*`, `QGemm`, …), by op type.
+fn integer_ops(ops: &Value) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = ops
+        .as_object()
+        .expect("ops")
+        .iter()
+        .filter(|(k, _)| k.starts_with('Q') && *k != "QuantizeLinear")
+        .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Agreement of the simulation's top-1 with ORT's on the export, and the two output SQNRs.
+fn sim_vs_ort(model: &Path, eval: &Path, export: &Path, report: &Value) -> (f64, f64, f64) {
+    let ort: Value = serde_json::from_str(&run_oracle("ort_compare.py", &[model, export, eval])).expect("json");
+    let (a, b) =
+        (report["predictions"]["quant"].as_array().expect("sim"), ort["quant_predictions"].as_array().expect("ort"));
+    assert_eq!(a.len(), b.len());
+    let agree = a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64;
+    (agree, report["metrics"]["output_sqnr_db"].as_f64().expect("sqnr"), ort["output_sqnr_db"].as_f64().expect("sqnr"))
+}
+
+/// One model through both targets and ORT's own quantizer; failures are collected.
+fn check(
+    name: &str,
+    model: &Path,
+    calib: &Path,
+    eval: &Path,
+    dir: &Path,
+    min_coverage: f64,
+    failures: &mut Vec<String>,
+) {
+    let ort_q = dir.join(format!("{name}_quantize_static.onnx"));
+    run_oracle("ort_quantize.py", &[model.as_os_str(), calib.as_os_str(), ort_q.as_os_str(), "per_channel".as_ref()]);
+    for target in ["ort", "tensorrt"] {
+        let ours = dir.join(format!("{name}_{target}.onnx"));
+        let report = quantize(model, calib, eval, &ours, &["--target", target]);
+        let cmp: Value = serde_json::from_str(&run_oracle("qdq_compare.py", &[&ort_q, &ours])).expect("json");
+        let count = |k: &str| cmp[k].as_u64().expect("count");
+        let (agree, sim, got) = sim_vs_ort(model, eval, &ours, &report);
+        eprintln!(
+            "{name} {target}: ORT quantizes {} tensors, ours {}, {} identical; integer ops ORT {:?} ours {:?}; sim/ORT \
+             agreement {:.2} %, SQNR {sim:.2} / {got:.2} dB",
+            count("reference"),
+            count("ours"),
+            count("same_qparams"),
+            integer_ops(&cmp["ops"]["reference"]),
+            integer_ops(&cmp["ops"]["ours"]),
+            100.0 * agree
+        );
+        if agree < 0.995 || (sim - got).abs() > 0.1 {
+            failures.push(format!(
+                "{name} {target}: sim/ORT agreement {:.2} %, SQNR {sim:.2} vs {got:.2} dB",
+                100.0 * agree
+            ));
+        }
+        if target == "ort" {
+            let coverage = count("same_qparams") as f64 / count("reference").max(1) as f64;
+            if coverage < min_coverage || !cmp["extra"].as_array().expect("extra").is_empty() {
+                failures.push(format!(
+                    "{name}: {} of ORT's {} tensors quantized alike (missing {}, differing {}, extra {})",
+                    count("same_qparams"),
+                    count("reference"),
+                    cmp["missing"],
+                    cmp["differ"],
+                    cmp["extra"]
+                ));
+            }
+            if integer_ops(&cmp["ops"]["reference"]) != integer_ops(&cmp["ops"]["ours"]) {
+                failures.push(format!(
+                    "{name}: ORT forms {:?} from its own export, {:?} from ours",
+                    integer_ops(&cmp["ops"]["reference"]),
+                    integer_ops(&cmp["ops"]["ours"])
+                ));
+            }
+        } else {
+            // TensorRT's placement: the layers' activation inputs (at most one per quantized
+            // layer), nothing else.
+            let layers = report["layers"].as_array().expect("layers").iter().filter(|l| l["a_bits"].is_u64()).count();
+            if count("ours") as usize > layers {
+                failures.push(format!("{name} tensorrt: {} tensors quantized for {layers} layers", count("ours")));
+            }
+        }
+    }
+}
+
+#[test]
+fn ort_target_quantizes_what_quantize_static_does_for_every_handler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names: Vec<String> = serde_json::from_str(&run_oracle("placement_cases.py", &[dir.path()])).expect("json");
+    assert!(names.len() >= 8, "{names:?}");
+    let mut failures = Vec::new();
+    for name in &names {
+        let d = dir.path().join(name);
+        check(name, &d.join("model.onnx"), &d.join("calib.npz"), &d.join("eval.npz"), dir.path(), 1.0, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn ort_target_on_the_samples() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut failures = Vec::new();
+    for name in SAMPLE_MODELS {
+        check(
+            name,
+            &sample(name, "model.onnx"),
+            &sample(name, "calib.npz"),
+            &sample(name, "eval.npz"),
+            dir.path(),
+            0.95,
+            &mut failures,
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
