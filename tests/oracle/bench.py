@@ -7,6 +7,7 @@ For every sample model, in one run:
   * peak memory of QuantBench calibration at 1x and 8x the calibration samples;
   * QuantBench's simulated-evaluation throughput vs plain tract inference, and incremental
     re-evaluation latency (the bench_simulate binary);
+  * ONNX Runtime latency of the exports per placement target vs quantize_static's (bench_latency.py);
   * the real-world corpus (bench_corpus.py): time and peak RSS vs quantize_static, the float-pass
     floor, output SQNR of both exports, RSS at 1x vs 4x the calibration samples.
 Prints a table and writes BENCHMARKS.md. Usage: bench.py QUANTBENCH_BIN BENCH_SIMULATE_BIN OUT_MARKDOWN
@@ -23,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 import bench_corpus
+import bench_latency
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -106,6 +108,7 @@ def main():
             mem_rows.append((name, calib_memory(qb, name, one), calib_memory(qb, name, eight)))
         sim = subprocess.run([bench_sim], capture_output=True, text=True, check=True).stdout
     corpus_lines = bench_corpus.section(qb, int(os.environ.get("QB_BENCH_CORPUS_SAMPLES", "32")))
+    latency_lines = bench_latency.section(qb, int(os.environ.get("QB_BENCH_LATENCY_SAMPLES", "32")))
     total = time.perf_counter() - started
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     flags = set(next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), []))
@@ -144,7 +147,7 @@ def main():
     for name, a, b in mem_rows:
         lines.append(f"| {name} | {a / 1024:.1f} | {b / 1024:.1f} | {b / a:.3f} |")
     lines += ["", "## Simulation throughput and incremental re-evaluation (bench_simulate)", "", sim.strip(), ""]
-    lines += [""] + corpus_lines + [""]
+    lines += [""] + corpus_lines + [""] + latency_lines + [""]
     text = "\n".join(lines) + "\n"
     with open(out_md, "w") as f:
         f.write(text)

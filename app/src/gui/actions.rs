@@ -99,6 +99,8 @@ pub enum Action {
     SetDefaults(LayerConfig),
     /// Choose the runtime profile the simulation reproduces.
     SetRuntime(quantbench_core::quant::RuntimeProfile),
+    /// Choose where the export places Q/DQ (and the simulation with it).
+    SetTarget(quantbench_core::quant::Target),
     /// Run calibration.
     Calibrate,
     /// Run an evaluation.

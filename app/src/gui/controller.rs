@@ -203,6 +203,14 @@ impl WorkbenchApp {
                     self.pending.unacknowledged_changes.insert(job);
                 }
             }
+            Action::SetTarget(target) => {
+                let Some(mut recipe) = self.session.recipe.clone() else { return };
+                recipe.target = target;
+                self.set_recipe_locally(&recipe);
+                if let Some(job) = self.send(Command::SetRecipe { recipe, calibration: None }) {
+                    self.pending.unacknowledged_changes.insert(job);
+                }
+            }
             Action::Calibrate => {
                 if let Some(job) = self.send(Command::Calibrate) {
                     self.track(job, "Calibrating");

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use egui_extras::{Column, TableBuilder};
 use quantbench_core::observe::Observer;
 use quantbench_core::quant::recipe::Recipe;
-use quantbench_core::quant::{CpuInt8, Granularity, LayerConfig, RUNTIME_PROFILES, RuntimeProfile};
+use quantbench_core::quant::{CpuInt8, Granularity, LayerConfig, RUNTIME_PROFILES, RuntimeProfile, TARGETS};
 use quantbench_core::simulate::LayerResult;
 
 use super::actions::{Action, SelectMode};
@@ -138,6 +138,21 @@ fn runtime_ui(ui: &mut egui::Ui, recipe: &Recipe, actions: &mut Vec<Action>) {
             .on_hover_text(format!("{}\nThis CPU: {}", recipe.runtime.description(), local.describe()));
         if chosen != recipe.runtime {
             actions.push(Action::SetRuntime(chosen));
+        }
+        ui.strong("Placement:");
+        let mut target = recipe.target;
+        egui::ComboBox::from_id_salt("placement target")
+            .width(90.0)
+            .selected_text(target.name())
+            .show_ui(ui, |ui| {
+                for (t, name) in TARGETS {
+                    ui.selectable_value(&mut target, t, name).on_hover_text(t.description());
+                }
+            })
+            .response
+            .on_hover_text(recipe.target.description());
+        if target != recipe.target {
+            actions.push(Action::SetTarget(target));
         }
         if recipe.runtime.saturates_u8s8_pairs() {
             let note = if recipe.defaults.weight.bits <= recipe.runtime.default_weight_bits() {

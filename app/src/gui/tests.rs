@@ -228,3 +228,33 @@ fn runtime_profile_is_this_cpus_switches_defaults_and_flags_saturating_layers() 
     assert_eq!(h.query_all_by_label("int16!").count(), flagged);
     h.get_by_label_contains("8-bit weights can overflow");
 }
+
+#[test]
+fn placement_target_is_chosen_in_the_table_header_and_re_evaluates() {
+    use quantbench_core::quant::Target;
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("cnn")));
+    wait_until(&mut h, "cnn evaluated", settled);
+    let recipe = h.state().session.recipe.clone().expect("recipe");
+    assert_eq!(recipe.target, Target::Ort, "ONNX Runtime's placement by default");
+    let (_, before) = h.state().session.evaluation.clone().expect("evaluated");
+    h.get_by_value("ort").click();
+    h.step();
+    h.step();
+    h.get_by_label("tensorrt").click();
+    h.step();
+    wait_until(&mut h, "the tensorrt target", |a| {
+        a.session.recipe.as_ref().is_some_and(|r| r.target == Target::TensorRt)
+    });
+    let revision = h.state().session.revision;
+    wait_until(&mut h, "re-evaluated", |a| settled(a) && a.session.revision >= revision);
+    let (_, after) = h.state().session.evaluation.clone().expect("evaluated");
+    // Fewer tensors quantized (the layers' inputs only): the output is closer to the float one.
+    assert!(
+        after.metrics.output_sqnr_db > before.metrics.output_sqnr_db,
+        "tensorrt {} dB vs ort {} dB",
+        after.metrics.output_sqnr_db,
+        before.metrics.output_sqnr_db
+    );
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+}

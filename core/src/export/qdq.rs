@@ -235,16 +235,12 @@ fn bias_dq(b: &BiasQuant, lp: &LayerPlan, t: &str, dims: &[i64]) -> (pb::NodePro
 /// The QDQ model for `plan`.
 pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto> {
     let mut proto = model.proto.clone();
-    // Per-channel DequantizeLinear needs opset 13.
-    let needs_13 =
-        plan.layers.iter().any(|l| l.weight_quant.as_ref().is_some_and(|w| w.axis.is_some()) || l.bias.is_some());
     let wide = plan.activations.values().any(|a| !a.dynamic && IntType::for_params(&a.params).is_16())
         || plan
             .layers
             .iter()
             .any(|l| l.weight_quant.as_ref().is_some_and(|w| IntType::for_params(&w.params[0]).is_16()));
-    let opset = model.summary.opset;
-    let target_opset = if needs_13 { opset.max(13) } else { opset.max(10) };
+    let target_opset = plan.export_opset(model.summary.opset);
     if wide && !proto.opset_import.iter().any(|o| o.domain == "com.microsoft") {
         proto.opset_import.push(pb::OperatorSetIdProto { domain: "com.microsoft".into(), version: 1 });
     }

@@ -184,25 +184,37 @@ pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, calib
     }
 }
 
-/// The quantized input and output of `softmax` when ONNX Runtime fuses it into the integer
-/// kernel `QLinearSoftmax` (its input read through a DequantizeLinear, its output going only into
-/// a static QuantizeLinear): the simulation then emulates the kernel (`simulate::softmax`).
-pub fn qlinear_softmax<'p>(
+/// The quantized inputs and output of the non-layer node `n` when ONNX Runtime's QDQ fusion turns
+/// it into a QLinear* kernel: every input read through a DequantizeLinear and the output going
+/// only into a static QuantizeLinear (the simulation then emulates the kernels whose arithmetic
+/// differs from the float op's: `simulate::softmax`, `simulate::qlinear`). An opset-12 Softmax the
+/// export converts to opset 13 becomes Flatten → Softmax → Reshape (unless its axis is -1), which
+/// ORT leaves float.
+pub fn qlinear_io<'p>(
     model: &OnnxModel,
     plan: &'p QuantPlan,
-    softmax: &crate::model::onnx::NodeProto,
-) -> Option<(&'p ActQuant, &'p ActQuant)> {
-    let name = crate::model::node_name(softmax);
-    let x = plan.activations.get(softmax.input.first()?)?;
-    let y = plan.activations.get(softmax.output.first()?)?;
+    n: &crate::model::onnx::NodeProto,
+) -> Option<(Vec<&'p ActQuant>, &'p ActQuant)> {
+    let name = crate::model::node_name(n);
+    let opset = model.summary.opset;
+    if n.op_type == "Softmax" {
+        let axis = n.attribute.iter().find(|a| a.name == "axis").map(|a| a.i);
+        if opset < 13 && plan.export_opset(opset) >= 13 && axis != Some(-1) {
+            return None;
+        }
+    }
+    let inputs: Vec<&ActQuant> = n
+        .input
+        .iter()
+        .map(|t| plan.activations.get(t).filter(|a| !a.dynamic && a.consumers.contains(&name)))
+        .collect::<Option<_>>()?;
+    let y = plan.activations.get(n.output.first()?)?;
     let graph = model.graph();
     let readers = consumers(graph, &y.tensor);
-    let fused = !x.dynamic
-        && !y.dynamic
-        && x.consumers.contains(&name)
+    let fused = !y.dynamic
         && (is_graph_output(graph, &y.tensor) || !readers.is_empty())
-        && readers.iter().all(|n| y.consumers.contains(&crate::model::node_name(n)));
-    fused.then_some((x, y))
+        && readers.iter().all(|r| y.consumers.contains(&crate::model::node_name(r)));
+    fused.then_some((inputs, y))
 }
 
 /// Whether `tensor` (an op's output) feeds only a static QuantizeLinear in the export, directly
@@ -527,6 +539,14 @@ impl QuantPlan {
                 }),
             })
             .collect()
+    }
+
+    /// The opset the QDQ export of a model of `opset` is written in: 13 at least when a weight is
+    /// per channel or a bias is quantized (DequantizeLinear's `axis`), 10 at least otherwise.
+    pub fn export_opset(&self, opset: i64) -> i64 {
+        let needs_13 =
+            self.layers.iter().any(|l| l.weight_quant.as_ref().is_some_and(|w| w.axis.is_some()) || l.bias.is_some());
+        if needs_13 { opset.max(13) } else { opset.max(10) }
     }
 
     /// The plan of `layer`.

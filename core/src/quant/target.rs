@@ -25,6 +25,17 @@ impl Target {
         TARGETS.iter().find(|(t, _)| *t == self).map_or("ort", |(_, n)| n)
     }
 
+    /// What the target quantizes, for tooltips and help.
+    pub fn description(self) -> &'static str {
+        match self {
+            Target::Ort => {
+                "ONNX Runtime: Q/DQ where its quantize_static puts them (layer inputs and outputs, Add, Mul, Concat, \
+                 pools, Softmax, ...), so that ORT runs QLinear* integer kernels"
+            }
+            Target::TensorRt => "TensorRT: Q/DQ on the inputs of Conv, ConvTranspose, Gemm and MatMul only",
+        }
+    }
+
     /// Parses a CLI/recipe name.
     pub fn parse(name: &str) -> Option<Self> {
         TARGETS.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(t, _)| *t)

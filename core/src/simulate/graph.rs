@@ -151,15 +151,50 @@ impl Sink for SimulationSink<'_> {
 
     fn node(&mut self, node: pb::NodeProto) -> Emitted {
         let name = crate::model::node_name(&node);
-        if node.op_type == "Softmax"
-            && let Some(original) = self.model.graph().node.iter().find(|n| crate::model::node_name(n) == name)
-            && let Some((x, y)) = crate::plan::qlinear_softmax(self.model, self.plan, original)
-            && let Some((nodes, inits)) = super::softmax::emulate(&node, self.model.summary.opset, x, y)
-        {
-            return Emitted { nodes, inits, output: String::new() };
+        let emulated = matches!(node.op_type.as_str(), "Softmax" | "Add" | "Mul")
+            .then(|| self.model.graph().node.iter().find(|n| crate::model::node_name(n) == name))
+            .flatten()
+            .and_then(|original| crate::plan::qlinear_io(self.model, self.plan, original))
+            .and_then(|(inputs, y)| match (node.op_type.as_str(), inputs.as_slice()) {
+                ("Softmax", [x]) => super::softmax::emulate(&node, self.model.summary.opset, x, y),
+                ("Add" | "Mul", [a, b]) => super::qlinear::emulate(self.model, &node, a, b, y),
+                _ => None,
+            });
+        match emulated {
+            Some((nodes, inits)) => Emitted { nodes, inits, output: String::new() },
+            None if node.op_type == "Tanh" && self.plan.activations.contains_key(&original_output(&node)) => {
+                Emitted { nodes: in_f64(node), ..Emitted::default() }
+            }
+            None => Emitted { nodes: vec![node], ..Emitted::default() },
         }
-        Emitted { nodes: vec![node], ..Emitted::default() }
     }
+}
+
+/// The model's name of `node`'s output 0 (a quantized graph output is computed under
+/// `<name>_QuantizeLinear_Input`).
+fn original_output(node: &pb::NodeProto) -> String {
+    let o = node.output.first().cloned().unwrap_or_default();
+    o.strip_suffix("_QuantizeLinear_Input").map_or(o.clone(), str::to_string)
+}
+
+/// `node` (one float input and output) computed in f64 and rounded once to f32: tract's f32 Tanh
+/// is a rational approximation up to 7e-7 off, which moves saturated values (±1, a rounding tie of
+/// the [-1, 1] grid) across QuantizeLinear's boundaries, where ONNX Runtime's is within 2e-7 and
+/// exactly ±1 in saturation.
+fn in_f64(mut op: pb::NodeProto) -> Vec<pb::NodeProto> {
+    let name = crate::model::node_name(&op);
+    let (input, output) = (op.input[0].clone(), op.output[0].clone());
+    let cast = |suffix: &str, from: &str, to: i64| {
+        let mut n = node("Cast", format!("{name}/qb_f64/{suffix}"), &[from], format!("{name}/qb_f64/{suffix}"));
+        n.attribute.push(int_attribute("to", to));
+        n
+    };
+    let to_f64 = cast("in", &input, pb::tensor_proto::DataType::Double as i64);
+    op.input[0] = format!("{name}/qb_f64/in");
+    op.output[0] = format!("{name}/qb_f64/out64");
+    let mut back = cast("out", &format!("{name}/qb_f64/out64"), pb::tensor_proto::DataType::Float as i64);
+    back.output = vec![output];
+    vec![to_f64, op, back]
 }
 
 /// The model with `plan` applied for simulation.

@@ -5,6 +5,7 @@
 pub mod graph;
 mod incremental;
 mod layer;
+mod qlinear;
 mod saturate;
 mod softmax;
 

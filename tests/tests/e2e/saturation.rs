@@ -117,7 +117,11 @@ fn pair_sum(a: &[i32], w: &[i32], saturate: bool) -> i32 {
 fn calibrated(dir: &Path) -> (OnnxModel, DataSet, Recipe, Measured) {
     let model = OnnxModel::load(&model(dir)).expect("model");
     let set = DataSet::open(DataSource::Npz(data(dir)), &model.summary.inputs).expect("data");
-    let recipe = Recipe::for_runtime("saturation", RuntimeProfile::OrtX86Avx2);
+    // TensorRT's placement (the layers' inputs only): conv2's output, the graph's, stays float,
+    // so the reference below computes it in float. (With ORT's placement the graph output is
+    // quantized too and conv2 becomes a saturating QLinearConv, checked in ORT by export.rs.)
+    let mut recipe = Recipe::for_runtime("saturation", RuntimeProfile::OrtX86Avx2);
+    recipe.target = quantbench_core::quant::Target::TensorRt;
     let never = AtomicBool::new(false);
     let measured = Measured::calibrated(
         calibrate(&model, &set, &CalibrationConfig::default(), &mut |_, _| {}, &never).expect("calibrate"),
