@@ -3,6 +3,7 @@
 
 pub mod fuzzing;
 pub mod onnx_build;
+pub mod sim_tensors;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
