@@ -150,6 +150,16 @@ impl WorkbenchApp {
         }
     }
 
+    /// Changes the whole-recipe settings with `edit`, here and in the worker (which re-evaluates).
+    fn edit_recipe(&mut self, edit: impl FnOnce(&mut quantbench_core::quant::recipe::Recipe)) {
+        let Some(mut recipe) = self.session.recipe.clone() else { return };
+        edit(&mut recipe);
+        self.set_recipe_locally(&recipe);
+        if let Some(job) = self.send(Command::SetRecipe { recipe, calibration: None }) {
+            self.pending.unacknowledged_changes.insert(job);
+        }
+    }
+
     fn apply(&mut self, action: Action, ctx: &egui::Context) {
         match action {
             Action::PickFile(purpose) => self.spawn_file_dialog(purpose),
@@ -190,27 +200,15 @@ impl WorkbenchApp {
                     self.pending.unacknowledged_changes.insert(job);
                 }
             }
-            Action::SetRuntime(runtime) => {
-                let Some(mut recipe) = self.session.recipe.clone() else { return };
+            Action::SetRuntime(runtime) => self.edit_recipe(|recipe| {
                 // Defaults chosen for the old profile follow the new one (7-bit weights where the
                 // runtime saturates, 8 elsewhere); bits the user chose stay.
                 if recipe.defaults.weight.bits == recipe.runtime.default_weight_bits() {
                     recipe.defaults.weight.bits = runtime.default_weight_bits();
                 }
                 recipe.runtime = runtime;
-                self.set_recipe_locally(&recipe);
-                if let Some(job) = self.send(Command::SetRecipe { recipe, calibration: None }) {
-                    self.pending.unacknowledged_changes.insert(job);
-                }
-            }
-            Action::SetTarget(target) => {
-                let Some(mut recipe) = self.session.recipe.clone() else { return };
-                recipe.target = target;
-                self.set_recipe_locally(&recipe);
-                if let Some(job) = self.send(Command::SetRecipe { recipe, calibration: None }) {
-                    self.pending.unacknowledged_changes.insert(job);
-                }
-            }
+            }),
+            Action::SetTarget(target) => self.edit_recipe(|recipe| recipe.target = target),
             Action::Calibrate => {
                 if let Some(job) = self.send(Command::Calibrate) {
                     self.track(job, "Calibrating");

@@ -119,7 +119,6 @@ impl Walk<'_> {
         let graph = self.model.graph();
         let consts = constants(graph);
         let layer_names: BTreeSet<String> = plan.layers.iter().map(|l| l.layer.clone()).collect();
-        let opset = self.model.summary.opset;
         // Tensors quantized with another's parameters (no own mark may replace them).
         let mut shared: BTreeSet<String> = BTreeSet::new();
         for n in &graph.node {
@@ -133,97 +132,112 @@ impl Walk<'_> {
             if !is_layer && (self.others_float || self.filter.only.is_some() || self.filter.except.contains(&name)) {
                 continue;
             }
-            let float_input = |t: &String| !t.is_empty() && !consts.contains_key(t.as_str());
-            let own = |plan: &mut QuantPlan, t: &str| self.own(plan, &shared, t, None);
-            match rule {
-                Rule::Layer if is_layer => {
-                    if let Some(o) = n.output.first() {
-                        own(plan, o);
-                    }
-                }
-                Rule::Layer | Rule::Normalization => {
-                    if let Some(i) = n.input.first().filter(|t| float_input(t)) {
-                        own(plan, i);
-                    }
-                    for o in &n.output {
-                        own(plan, o);
-                    }
-                }
-                Rule::InputsAndOutputs => {
-                    for i in n.input.iter().filter(|t| !t.is_empty()) {
-                        if consts.contains_key(i.as_str()) {
-                            self.own_constant(plan, i);
-                        } else {
-                            own(plan, i);
-                        }
-                    }
-                    for o in &n.output {
-                        own(plan, o);
-                    }
-                }
-                Rule::Softmax => {
-                    if let Some(i) = n.input.first() {
-                        own(plan, i);
-                    }
-                    if let Some(o) = n.output.first() {
-                        self.own(plan, &shared, o, Some((0.0, 1.0)));
-                    }
-                }
-                Rule::Removable => {
-                    let (Some(i), Some(o)) = (n.input.first(), n.output.first()) else { continue };
-                    if !plan.activations.get(i).is_some_and(|a| !a.dynamic) {
-                        continue;
-                    }
-                    let replaceable = !self.scheme.symmetric
-                        && self.calibration.activations.contains_key(o)
-                        && consumers(graph, i).len() == 1
-                        && !is_graph_output(graph, i)
-                        && !graph.input.iter().any(|g| g.name == *i);
-                    if replaceable {
-                        plan.activations.remove(i);
-                        shared.remove(i);
-                    }
-                    self.own(plan, &shared, o, None);
-                }
-                Rule::SameAsInput => {
-                    let (Some(i), Some(o)) = (n.input.first(), n.output.first()) else { continue };
-                    let too_old = (n.op_type == "MaxPool" && opset < 12) || (n.op_type == "Resize" && opset < 11);
-                    if !too_old {
-                        self.same_as(plan, &mut shared, o, i);
-                    }
-                }
-                Rule::Split => {
-                    let Some(i) = n.input.first() else { continue };
-                    own(plan, i);
-                    for o in &n.output {
-                        self.same_as(plan, &mut shared, o, i);
-                    }
-                }
-                Rule::Pad => {
-                    let Some(i) = n.input.first() else { continue };
-                    own(plan, i);
-                    let Some(o) = n.output.first() else { continue };
-                    if pads_with_input_values(self.model, n) {
-                        self.same_as(plan, &mut shared, o, i);
-                    } else {
-                        self.own(plan, &shared, o, None);
-                    }
-                }
-                Rule::Where => {
-                    let quantized = |k: usize| n.input.get(k).is_some_and(|t| plan.activations.contains_key(t));
-                    if quantized(1) && quantized(2) {
-                        for o in &n.output {
-                            self.own(plan, &shared, o, None);
-                        }
-                    }
-                }
-            }
+            self.mark_node(plan, &mut shared, n, rule, is_layer, &consts);
         }
         // Every reader reads the quantized value.
         for a in plan.activations.values_mut() {
             a.consumers = consumers(graph, &a.tensor).into_iter().map(node_name).collect();
         }
         plan.activations.retain(|_, a| !a.consumers.is_empty() || is_graph_output(graph, &a.tensor));
+    }
+
+    /// The marks of node `n` under `rule`.
+    fn mark_node(
+        &self,
+        plan: &mut QuantPlan,
+        shared: &mut BTreeSet<String>,
+        n: &pb::NodeProto,
+        rule: Rule,
+        is_layer: bool,
+        consts: &std::collections::BTreeMap<&str, &pb::TensorProto>,
+    ) {
+        let graph = self.model.graph();
+        let opset = self.model.summary.opset;
+        let float_input = |t: &String| !t.is_empty() && !consts.contains_key(t.as_str());
+        let own = |plan: &mut QuantPlan, shared: &BTreeSet<String>, t: &str| self.own(plan, shared, t, None);
+        match rule {
+            Rule::Layer if is_layer => {
+                if let Some(o) = n.output.first() {
+                    own(plan, shared, o);
+                }
+            }
+            Rule::Layer | Rule::Normalization => {
+                if let Some(i) = n.input.first().filter(|t| float_input(t)) {
+                    own(plan, shared, i);
+                }
+                for o in &n.output {
+                    own(plan, shared, o);
+                }
+            }
+            Rule::InputsAndOutputs => {
+                for i in n.input.iter().filter(|t| !t.is_empty()) {
+                    if consts.contains_key(i.as_str()) {
+                        self.own_constant(plan, i);
+                    } else {
+                        own(plan, shared, i);
+                    }
+                }
+                for o in &n.output {
+                    own(plan, shared, o);
+                }
+            }
+            Rule::Softmax => {
+                if let Some(i) = n.input.first() {
+                    own(plan, shared, i);
+                }
+                if let Some(o) = n.output.first() {
+                    self.own(plan, shared, o, Some((0.0, 1.0)));
+                }
+            }
+            Rule::Removable => {
+                let (Some(i), Some(o)) = (n.input.first(), n.output.first()) else { return };
+                if plan.activations.get(i).is_none_or(|a| a.dynamic) {
+                    return;
+                }
+                let replaceable = !self.scheme.symmetric
+                    && self.calibration.activations.contains_key(o)
+                    && consumers(graph, i).len() == 1
+                    && !is_graph_output(graph, i)
+                    && !graph.input.iter().any(|g| g.name == *i);
+                if replaceable {
+                    plan.activations.remove(i);
+                    shared.remove(i);
+                }
+                self.own(plan, shared, o, None);
+            }
+            Rule::SameAsInput => {
+                let (Some(i), Some(o)) = (n.input.first(), n.output.first()) else { return };
+                let too_old = (n.op_type == "MaxPool" && opset < 12) || (n.op_type == "Resize" && opset < 11);
+                if !too_old {
+                    self.same_as(plan, shared, o, i);
+                }
+            }
+            Rule::Split => {
+                let Some(i) = n.input.first() else { return };
+                own(plan, shared, i);
+                for o in &n.output {
+                    self.same_as(plan, shared, o, i);
+                }
+            }
+            Rule::Pad => {
+                let Some(i) = n.input.first() else { return };
+                own(plan, shared, i);
+                let Some(o) = n.output.first() else { return };
+                if pads_with_input_values(self.model, n) {
+                    self.same_as(plan, shared, o, i);
+                } else {
+                    self.own(plan, shared, o, None);
+                }
+            }
+            Rule::Where => {
+                let quantized = |k: usize| n.input.get(k).is_some_and(|t| plan.activations.contains_key(t));
+                if quantized(1) && quantized(2) {
+                    for o in &n.output {
+                        self.own(plan, shared, o, None);
+                    }
+                }
+            }
+        }
     }
 
     /// Quantizes `tensor` with its own calibrated range (or `fixed`), unless it is quantized
