@@ -46,6 +46,29 @@ pub(super) fn exact_div(name: &str, num: &str, den: &str, out: String) -> Vec<pb
     ]
 }
 
+/// Nodes recomputing, under `prefix`, the raw integer codes of the statically quantized `a` (zero
+/// point included, as floats) from its fake-quantized value, the tensor the incremental cache
+/// holds: `round(fq / s) + z` is exact, as `fq = (q − z) · s`. Returns the nodes and the codes.
+pub(super) fn codes_of(a: &ActQuant, prefix: &str) -> (Vec<pb::NodeProto>, String) {
+    let t = &a.tensor;
+    let codes = format!("{prefix}/codes");
+    let mut nodes =
+        exact_div(&format!("{prefix}/unscale"), &fq_name(t), &format!("{t}/qb_fq/scale"), format!("{prefix}/steps"));
+    nodes.push(node(
+        "Round",
+        format!("{prefix}/round_steps"),
+        &[&format!("{prefix}/steps")],
+        format!("{prefix}/centred"),
+    ));
+    nodes.push(node(
+        "Add",
+        format!("{prefix}/add_zero_point"),
+        &[&format!("{prefix}/centred"), &format!("{t}/qb_fq/zero_point")],
+        codes.clone(),
+    ));
+    (nodes, codes)
+}
+
 /// Nodes computing, per run, ONNX DynamicQuantizeLinear's scale and zero point of `t` (range
 /// widened to include 0; scale 1 for an all-zero range; zero point clipped, then rounded).
 fn dynamic_params_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {

@@ -21,7 +21,7 @@ use crate::model::graph::{float_tensor, int_attribute, node};
 use crate::model::onnx as pb;
 use crate::plan::ActQuant;
 
-use super::graph::fq_name;
+use super::graph::{codes_of, fq_name};
 
 const F32: i64 = pb::tensor_proto::DataType::Float as i64;
 const F64: i64 = pb::tensor_proto::DataType::Double as i64;
@@ -70,7 +70,10 @@ pub(super) fn emulate(
     let out = n.output.first()?.clone();
     let base = if n.name.is_empty() { out.clone() } else { n.name.clone() };
     let k = |s: &str| format!("{base}/qb_qlinear/{s}");
-    let q = |a: &ActQuant| format!("{}/qb_fq/q", a.tensor);
+    let (mut nodes, q0) = codes_of(x0, &k("a"));
+    let (more, q1) = codes_of(x1, &k("b"));
+    nodes.extend(more);
+    let q = |a: &ActQuant| if std::ptr::eq(a, x0) { q0.clone() } else { q1.clone() };
     let (sc, zc) = (y.params.scale, y.params.zero_point as f32);
     let mut inits = vec![
         float_tensor(&k("zc"), &[], &[zc]),
@@ -78,7 +81,6 @@ pub(super) fn emulate(
         float_tensor(&k("lo"), &[], &[0.0]),
         float_tensor(&k("hi"), &[], &[255.0]),
     ];
-    let mut nodes = Vec::new();
     let code = match n.op_type.as_str() {
         "Mul" => {
             let ratio = x0.params.scale * x1.params.scale / sc;

@@ -18,7 +18,7 @@ use crate::model::graph::{float_tensor, int_attribute, int64_tensor, node};
 use crate::model::onnx as pb;
 use crate::plan::ActQuant;
 
-use super::graph::{exact_div, fq_name};
+use super::graph::{codes_of, exact_div, fq_name};
 
 /// The nodes and constants replacing `softmax`, whose input 0 is the fake-quantized `x` and
 /// whose output is quantized by `y`; None when the kernel is not the uint8 one emulated here.
@@ -35,10 +35,9 @@ pub(super) fn emulate(
     let out = softmax.output.first()?.clone();
     let base = if softmax.name.is_empty() { out.clone() } else { softmax.name.clone() };
     let k = |s: &str| format!("{base}/qb_softmax/{s}");
-    let q_x = format!("{}/qb_fq/q", x.tensor);
+    let (mut nodes, q_x) = codes_of(x, &k("x"));
     let default_axis = if opset < 13 { 1 } else { -1 };
     let axis = softmax.attribute.iter().find(|a| a.name == "axis").map_or(default_axis, |a| a.i);
-    let mut nodes = Vec::new();
     let mut inits = vec![
         float_tensor(&k("flt_max"), &[], &[f32::MAX]),
         float_tensor(&k("reserve"), &[], &[5.0]),
