@@ -16,6 +16,7 @@ import onnx
 from onnx import version_converter
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
+from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
            "entropy": CalibrationMethod.Entropy}
@@ -31,16 +32,21 @@ class Reader(CalibrationDataReader):
         return next(self.it, None)
 
 
-def ort_quantize(model_path, calib, out, method, per_channel=True):
+def ort_quantize(model_path, calib, out, method, per_channel=True, exclude_op_types=(), nodes_to_exclude=()):
     """quantize_static as users run it: QDQ, QInt8 symmetric weights, QUInt8 activations, one
-    sample per calibration batch; per-channel models below opset 13 are converted to 13 first."""
+    sample per calibration batch; per-channel models below opset 13 are converted to 13 first.
+    `exclude_op_types` removes op types from ORT's default op_types_to_quantize."""
     model = onnx.load(model_path)
     names = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "model.onnx")
         opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
         onnx.save(version_converter.convert_version(model, 13) if per_channel and opset < 13 else model, src)
+        op_types = None
+        if exclude_op_types:
+            op_types = sorted((set(QLinearOpsRegistry) | set(QDQRegistry)) - set(exclude_op_types))
         quantize_static(src, out, Reader(np.load(calib), names), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=op_types, nodes_to_exclude=list(nodes_to_exclude) or None,
                         per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=METHODS[method],
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})

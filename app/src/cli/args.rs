@@ -132,6 +132,14 @@ pub struct QuantOptions {
     /// inputs of Conv, ConvTranspose, Gemm and MatMul only).
     #[arg(long, value_name = "TARGET")]
     pub target: Option<String>,
+    /// Keep every node of this op type float (repeatable; e.g. Softmax), as ONNX Runtime's
+    /// op_types_to_quantize leaves out.
+    #[arg(long = "float-op", value_name = "OP")]
+    pub float_ops: Vec<String>,
+    /// Keep this node float (repeatable; a layer or any other node), as ONNX Runtime's
+    /// nodes_to_exclude.
+    #[arg(long = "float-node", value_name = "NODE")]
+    pub float_nodes: Vec<String>,
     /// Dynamic activation quantization: ranges computed per batch at run time (exported as
     /// DynamicQuantizeLinear, as ONNX Runtime's quantize_dynamic does).
     #[arg(long)]

@@ -51,6 +51,7 @@ pub(super) fn prepare(
             anyhow::anyhow!("unknown target '{t}': use one of {}", names.join(", "))
         })?;
     }
+    exclude(&model, &mut recipe, opts)?;
     let d = &mut recipe.defaults;
     if let Some(o) = &opts.observer {
         d.activation.observer = o.parse::<Observer>()?;
@@ -201,4 +202,23 @@ pub(super) fn print_summary(report: &Report) {
 pub(super) fn recipe_file(recipe: Recipe, measured: &Measured) -> anyhow::Result<Vec<u8>> {
     let calibration = measured.calibration.as_deref().cloned();
     Ok(RecipeFile { recipe, calibration }.to_json()?.into_bytes())
+}
+
+/// Adds `--float-op` and `--float-node` to the recipe's exclusions; each must name an op type or
+/// a node of the model.
+fn exclude(model: &OnnxModel, recipe: &mut Recipe, opts: &QuantOptions) -> anyhow::Result<()> {
+    let graph = model.graph();
+    for op in &opts.float_ops {
+        if !graph.node.iter().any(|n| n.op_type == *op) {
+            anyhow::bail!("--float-op {op}: the model has no {op} node (op types are case-sensitive, e.g. Softmax)");
+        }
+        recipe.float_ops.insert(op.clone());
+    }
+    for name in &opts.float_nodes {
+        if !graph.node.iter().any(|n| quantbench_core::model::node_name(n) == *name) {
+            anyhow::bail!("--float-node {name}: the model has no node named '{name}' (see `quantbench inspect`)");
+        }
+        recipe.float_nodes.insert(name.clone());
+    }
+    Ok(())
 }

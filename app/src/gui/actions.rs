@@ -101,6 +101,8 @@ pub enum Action {
     SetRuntime(quantbench_core::quant::RuntimeProfile),
     /// Choose where the export places Q/DQ (and the simulation with it).
     SetTarget(quantbench_core::quant::Target),
+    /// Keep every node of these op types float.
+    SetFloatOps(std::collections::BTreeSet<String>),
     /// Run calibration.
     Calibrate,
     /// Run an evaluation.

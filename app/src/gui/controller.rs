@@ -209,6 +209,7 @@ impl WorkbenchApp {
                 recipe.runtime = runtime;
             }),
             Action::SetTarget(target) => self.edit_recipe(|recipe| recipe.target = target),
+            Action::SetFloatOps(ops) => self.edit_recipe(|recipe| recipe.float_ops = ops),
             Action::Calibrate => {
                 if let Some(job) = self.send(Command::Calibrate) {
                     self.track(job, "Calibrating");

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use egui_extras::{Column, TableBuilder};
+use quantbench_core::model::ModelSummary;
 use quantbench_core::observe::Observer;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::quant::{CpuInt8, Granularity, LayerConfig, RUNTIME_PROFILES, RuntimeProfile, TARGETS};
@@ -168,6 +169,42 @@ fn runtime_ui(ui: &mut egui::Ui, recipe: &Recipe, actions: &mut Vec<Action>) {
     });
 }
 
+/// The op types kept float everywhere (ORT's `op_types_to_quantize`, inverted): a menu of the
+/// model's op types that the placement target or the layers quantize, each with its node count.
+fn float_ops_ui(ui: &mut egui::Ui, summary: &ModelSummary, recipe: &Recipe, actions: &mut Vec<Action>) {
+    let quantizable: Vec<(&String, &usize)> = summary
+        .op_counts
+        .iter()
+        .filter(|(op, _)| quantbench_core::plan::rule(op).is_some() || summary.layers.iter().any(|l| &l.op_type == *op))
+        .collect();
+    ui.horizontal_wrapped(|ui| {
+        ui.strong("Keep float:");
+        let label = if recipe.float_ops.is_empty() {
+            "no op type".to_string()
+        } else {
+            recipe.float_ops.iter().cloned().collect::<Vec<_>>().join(", ")
+        };
+        ui.menu_button(label, |ui| {
+            for (op, count) in &quantizable {
+                let mut on = recipe.float_ops.contains(*op);
+                if ui.checkbox(&mut on, format!("{op} ({count})")).changed() {
+                    let mut ops = recipe.float_ops.clone();
+                    if on {
+                        ops.insert((*op).clone());
+                    } else {
+                        ops.remove(*op);
+                    }
+                    actions.push(Action::SetFloatOps(ops));
+                }
+            }
+        })
+        .response
+        .on_hover_text(
+            "Op types whose nodes stay float everywhere (layers and the ops the placement target quantizes)",
+        );
+    });
+}
+
 /// One editable configuration row outside the table (the defaults).
 fn defaults_ui(ui: &mut egui::Ui, defaults: &LayerConfig, actions: &mut Vec<Action>) {
     let mut c = *defaults;
@@ -292,6 +329,9 @@ pub fn table_ui(ctx: &ViewContext, state: &mut TableState, ui: &mut egui::Ui, ac
     });
     if let Some(recipe) = &ctx.session.recipe {
         runtime_ui(ui, recipe, actions);
+        if let Some(summary) = &ctx.session.summary {
+            float_ops_ui(ui, summary, recipe, actions);
+        }
         defaults_ui(ui, &recipe.defaults, actions);
     }
     bulk_ui(ctx, ui, actions);

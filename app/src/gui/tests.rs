@@ -258,3 +258,24 @@ fn placement_target_is_chosen_in_the_table_header_and_re_evaluates() {
     );
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
 }
+
+#[test]
+fn op_types_are_kept_float_from_the_table_header() {
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("cnn")));
+    wait_until(&mut h, "cnn evaluated", settled);
+    let (_, before) = h.state().session.evaluation.clone().expect("evaluated");
+    h.get_by_label("no op type").click();
+    h.step();
+    h.step();
+    h.get_by_label("Conv (2)").click();
+    h.step();
+    wait_until(&mut h, "Conv kept float", |a| a.session.recipe.as_ref().is_some_and(|r| r.float_ops.contains("Conv")));
+    wait_until(&mut h, "re-evaluated", settled);
+    let (_, after) = h.state().session.evaluation.clone().expect("evaluated");
+    let conv_layers: Vec<_> = after.layers.iter().filter(|l| l.op == "Conv").collect();
+    assert!(!conv_layers.is_empty());
+    assert!(conv_layers.iter().all(|l| l.w_bits.is_none()), "every Conv layer float");
+    assert!(after.metrics.output_sqnr_db > before.metrics.output_sqnr_db);
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+}

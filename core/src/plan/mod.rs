@@ -322,7 +322,7 @@ impl QuantPlan {
         // Mark.
         for layer in &model.summary.layers {
             let config = recipe.config_for(&layer.name);
-            if config.keep_float || !filter.includes(&layer.name) {
+            if config.keep_float || recipe.excludes(&layer.name, &layer.op_type) || !filter.includes(&layer.name) {
                 continue;
             }
             let h = handler(&layer.op_type);
@@ -412,6 +412,7 @@ impl QuantPlan {
                 filter,
                 scheme: recipe.defaults.activation,
                 others_float: recipe.defaults.keep_float,
+                recipe,
             }
             .mark(&mut plan);
         }

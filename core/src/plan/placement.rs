@@ -110,6 +110,8 @@ pub(super) struct Walk<'a> {
     /// The defaults keep layers float: the ops that are not layers stay float too (only layers
     /// configured otherwise are quantized, with their inputs and outputs).
     pub others_float: bool,
+    /// The recipe (its excluded op types and nodes).
+    pub recipe: &'a crate::quant::recipe::Recipe,
 }
 
 impl Walk<'_> {
@@ -129,7 +131,8 @@ impl Walk<'_> {
                 // Kept float, or left out by the filter: as ORT's nodes_to_exclude.
                 continue;
             }
-            if !is_layer && (self.others_float || self.filter.only.is_some() || self.filter.except.contains(&name)) {
+            let excluded = self.others_float || self.recipe.excludes(&name, &n.op_type);
+            if !is_layer && (excluded || self.filter.only.is_some() || self.filter.except.contains(&name)) {
                 continue;
             }
             self.mark_node(plan, &mut shared, n, rule, is_layer, &consts);

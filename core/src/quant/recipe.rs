@@ -3,7 +3,7 @@
 //! What is measured for it (calibration statistics, refinements) is held beside it, not in it;
 //! `calibrate::RecipeFile` is the file that embeds the calibration for reload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,13 @@ pub struct Recipe {
     /// Where the export places Q/DQ (recipes written before targets existed get ONNX Runtime's).
     #[serde(default)]
     pub target: Target,
+    /// Op types kept float everywhere (ORT's `op_types_to_quantize`, inverted): their layers are
+    /// not quantized and the placement target marks nothing for their nodes.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub float_ops: BTreeSet<String>,
+    /// Nodes kept float by name (ORT's `nodes_to_exclude`), layers or not.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub float_nodes: BTreeSet<String>,
     /// Configuration of every layer without an override.
     pub defaults: LayerConfig,
     /// Per-layer overrides, by layer (node) name.
@@ -57,6 +64,8 @@ impl Recipe {
             model: model.to_string(),
             runtime: RuntimeProfile::Reference,
             target: Target::default(),
+            float_ops: BTreeSet::new(),
+            float_nodes: BTreeSet::new(),
             defaults: LayerConfig::default(),
             layers: BTreeMap::new(),
             calibration_config: CalibrationConfig::default(),
@@ -77,6 +86,12 @@ impl Recipe {
     /// A recipe for `model` on this machine's ONNX Runtime (the CPU is detected).
     pub fn for_local_runtime(model: &str) -> Self {
         Self::for_runtime(model, RuntimeProfile::detect())
+    }
+
+    /// Whether node `name` of type `op_type` is excluded from quantization (`float_ops`,
+    /// `float_nodes`).
+    pub fn excludes(&self, name: &str, op_type: &str) -> bool {
+        self.float_nodes.contains(name) || self.float_ops.contains(op_type)
     }
 
     /// The configuration of `layer`: its override, else the defaults.

@@ -63,6 +63,14 @@ fn sim_vs_ort(model: &Path, eval: &Path, export: &Path, report: &Value) -> (f64,
     (agree, report["metrics"]["output_sqnr_db"].as_f64().expect("sqnr"), ort["output_sqnr_db"].as_f64().expect("sqnr"))
 }
 
+/// Op types and nodes kept float, on both sides (`--float-op`/`--float-node`; ORT's
+/// `op_types_to_quantize` without them and `nodes_to_exclude`).
+#[derive(Default, Clone, Copy)]
+struct Excluded<'a> {
+    ops: &'a [&'a str],
+    nodes: &'a [&'a str],
+}
+
 /// One model through both targets and ORT's own quantizer; failures are collected.
 fn check(
     name: &str,
@@ -71,13 +79,34 @@ fn check(
     eval: &Path,
     dir: &Path,
     min_coverage: f64,
+    excluded: Excluded<'_>,
     failures: &mut Vec<String>,
 ) {
     let ort_q = dir.join(format!("{name}_quantize_static.onnx"));
-    run_oracle("ort_quantize.py", &[model.as_os_str(), calib.as_os_str(), ort_q.as_os_str(), "per_channel".as_ref()]);
+    let (ops, nodes) = (excluded.ops.join(","), excluded.nodes.join(","));
+    run_oracle(
+        "ort_quantize.py",
+        &[
+            model.as_os_str(),
+            calib.as_os_str(),
+            ort_q.as_os_str(),
+            "per_channel".as_ref(),
+            ops.as_ref(),
+            nodes.as_ref(),
+        ],
+    );
+    let mut flags: Vec<&str> = Vec::new();
+    for op in excluded.ops {
+        flags.extend(["--float-op", op]);
+    }
+    for node in excluded.nodes {
+        flags.extend(["--float-node", node]);
+    }
     for target in ["ort", "tensorrt"] {
         let ours = dir.join(format!("{name}_{target}.onnx"));
-        let report = quantize(model, calib, eval, &ours, &["--target", target]);
+        let mut args = vec!["--target", target];
+        args.extend(&flags);
+        let report = quantize(model, calib, eval, &ours, &args);
         let cmp: Value = serde_json::from_str(&run_oracle("qdq_compare.py", &[&ort_q, &ours])).expect("json");
         let count = |k: &str| cmp[k].as_u64().expect("count");
         let (agree, sim, got) = sim_vs_ort(model, eval, &ours, &report);
@@ -148,7 +177,16 @@ fn ort_target_quantizes_what_quantize_static_does_for_every_handler() {
     let mut failures = Vec::new();
     for name in &names {
         let d = dir.path().join(name);
-        check(name, &d.join("model.onnx"), &d.join("calib.npz"), &d.join("eval.npz"), dir.path(), 1.0, &mut failures);
+        check(
+            name,
+            &d.join("model.onnx"),
+            &d.join("calib.npz"),
+            &d.join("eval.npz"),
+            dir.path(),
+            1.0,
+            Excluded::default(),
+            &mut failures,
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -165,8 +203,56 @@ fn ort_target_on_the_samples() {
             &sample(name, "eval.npz"),
             dir.path(),
             0.95,
+            Excluded::default(),
             &mut failures,
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Per-op control: op types and nodes kept float (`--float-op`, `--float-node`) leave the same
+/// tensors unquantized as ORT's `op_types_to_quantize` / `nodes_to_exclude`; bad names are refused.
+#[test]
+fn excluded_ops_and_nodes_match_quantize_static() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_oracle("placement_cases.py", &[dir.path()]);
+    let mut failures = Vec::new();
+    for (case, tag, excluded) in [
+        ("residual_add", "no_add", Excluded { ops: &["Add"], nodes: &[] }),
+        ("attention", "no_softmax_no_residual", Excluded { ops: &["Softmax"], nodes: &["residual", "k"] }),
+    ] {
+        let d = dir.path().join(case);
+        let name = format!("{case}_{tag}");
+        check(
+            &name,
+            &d.join("model.onnx"),
+            &d.join("calib.npz"),
+            &d.join("eval.npz"),
+            dir.path(),
+            1.0,
+            excluded,
+            &mut failures,
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let d = dir.path().join("attention");
+    for (flag, value, expect) in [
+        ("--float-op", "softmax", "the model has no softmax node"),
+        ("--float-node", "nope", "the model has no node named 'nope'"),
+    ] {
+        let out = run_cli(&[
+            "quantize".as_ref(),
+            d.join("model.onnx").as_os_str(),
+            "--calib".as_ref(),
+            d.join("calib.npz").as_os_str(),
+            "--out".as_ref(),
+            dir.path().join("never.onnx").as_os_str(),
+            flag.as_ref(),
+            value.as_ref(),
+        ]);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(expect), "{flag} {value}: {stderr}");
+        assert!(!dir.path().join("never.onnx").exists());
+    }
 }
