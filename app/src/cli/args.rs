@@ -128,8 +128,8 @@ pub struct QuantOptions {
     #[arg(long, value_name = "PROFILE")]
     pub runtime: Option<String>,
     /// Where the export places Q/DQ: ort (ONNX Runtime's placement, the default: layer inputs
-    /// and outputs and the ops its QDQ fusions run in integers) or tensorrt (the activation
-    /// inputs of Conv, ConvTranspose, Gemm and MatMul only).
+    /// and outputs and the ops its QDQ fusions run in integers), tensorrt (the activation
+    /// inputs of Conv, ConvTranspose, Gemm and MatMul only) or npu (every float activation).
     #[arg(long, value_name = "TARGET")]
     pub target: Option<String>,
     /// Keep every node of this op type float (repeatable; e.g. Softmax), as ONNX Runtime's

@@ -401,7 +401,7 @@ impl QuantPlan {
                 saturates: false,
             });
         }
-        if plan.target == Target::Ort
+        if matches!(plan.target, Target::Ort | Target::Npu)
             && !filter.skip_activations
             && !recipe.defaults.activation.dynamic
             && let Some(calibration) = measured.calibration.as_deref()
@@ -413,6 +413,7 @@ impl QuantPlan {
                 scheme: recipe.defaults.activation,
                 others_float: recipe.defaults.keep_float,
                 recipe,
+                npu: plan.target == Target::Npu,
             }
             .mark(&mut plan);
         }

@@ -112,7 +112,21 @@ pub(super) struct Walk<'a> {
     pub others_float: bool,
     /// The recipe (its excluded op types and nodes).
     pub recipe: &'a crate::quant::recipe::Recipe,
+    /// The `npu` target: every op's float activations, fixed ranges for bounded activations.
+    pub npu: bool,
 }
+
+/// The `npu` target's fixed output ranges (the functions' codomains).
+fn npu_fixed_range(op_type: &str) -> Option<(f32, f32)> {
+    match op_type {
+        "Sigmoid" | "HardSigmoid" | "Softmax" => Some((0.0, 1.0)),
+        "Tanh" => Some((-1.0, 1.0)),
+        _ => None,
+    }
+}
+
+/// Elementwise arithmetic whose float constant inputs the `npu` target quantizes as data.
+const NPU_CONSTANT_OPERANDS: [&str; 5] = ["Sub", "Div", "Max", "Min", "PRelu"];
 
 impl Walk<'_> {
     /// Adds ORT's marks to `plan` (whose layer pass already quantized the layers' inputs), then
@@ -125,7 +139,7 @@ impl Walk<'_> {
         let mut shared: BTreeSet<String> = BTreeSet::new();
         for n in &graph.node {
             let name = node_name(n);
-            let Some(rule) = rule(&n.op_type) else { continue };
+            let Some(rule) = rule(&n.op_type).or(self.npu.then_some(Rule::InputsAndOutputs)) else { continue };
             let is_layer = self.model.summary.layer(&name).is_some();
             if is_layer && !layer_names.contains(&name) {
                 // Kept float, or left out by the filter: as ORT's nodes_to_exclude.
@@ -158,6 +172,23 @@ impl Walk<'_> {
         let opset = self.model.summary.opset;
         let float_input = |t: &String| !t.is_empty() && !consts.contains_key(t.as_str());
         let own = |plan: &mut QuantPlan, shared: &BTreeSet<String>, t: &str| self.own(plan, shared, t, None);
+        let ort_rule = self::rule(&n.op_type);
+        if self.npu && ort_rule.is_none_or(|r| r == Rule::InputsAndOutputs || r == Rule::Softmax) {
+            // Every float activation input (and the constants of elementwise arithmetic) and
+            // the outputs, bounded functions with their codomain.
+            let data_constants = ort_rule.is_some() || NPU_CONSTANT_OPERANDS.contains(&n.op_type.as_str());
+            for i in n.input.iter().filter(|t| !t.is_empty()) {
+                if !consts.contains_key(i.as_str()) {
+                    own(plan, shared, i);
+                } else if data_constants && n.op_type != "Softmax" {
+                    self.own_constant(plan, i);
+                }
+            }
+            for o in &n.output {
+                self.own(plan, shared, o, npu_fixed_range(&n.op_type));
+            }
+            return;
+        }
         match rule {
             Rule::Layer if is_layer => {
                 if let Some(o) = n.output.first() {

@@ -14,10 +14,14 @@ pub enum Target {
     /// only (Conv, ConvTranspose, Gemm, MatMul); TensorRT propagates from there.
     #[serde(rename = "tensorrt")]
     TensorRt,
+    /// Fully integer accelerators: ONNX Runtime's placement extended to every float activation
+    /// of every op (and the float constants of elementwise arithmetic), with fixed output ranges
+    /// for Sigmoid, HardSigmoid and Softmax ([0, 1]) and Tanh ([-1, 1]).
+    Npu,
 }
 
 /// Every target with its CLI/recipe name.
-pub const TARGETS: [(Target, &str); 2] = [(Target::Ort, "ort"), (Target::TensorRt, "tensorrt")];
+pub const TARGETS: [(Target, &str); 3] = [(Target::Ort, "ort"), (Target::TensorRt, "tensorrt"), (Target::Npu, "npu")];
 
 impl Target {
     /// The CLI/recipe name.
@@ -33,6 +37,9 @@ impl Target {
                  pools, Softmax, ...), so that ORT runs QLinear* integer kernels"
             }
             Target::TensorRt => "TensorRT: Q/DQ on the inputs of Conv, ConvTranspose, Gemm and MatMul only",
+            Target::Npu => {
+                "Fully integer accelerators: every float activation quantized, fixed Sigmoid/Tanh/Softmax output ranges"
+            }
         }
     }
 
