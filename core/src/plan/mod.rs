@@ -401,22 +401,7 @@ impl QuantPlan {
                 saturates: false,
             });
         }
-        if matches!(plan.target, Target::Ort | Target::Npu)
-            && !filter.skip_activations
-            && !recipe.defaults.activation.dynamic
-            && let Some(calibration) = measured.calibration.as_deref()
-        {
-            placement::Walk {
-                model,
-                calibration,
-                filter,
-                scheme: recipe.defaults.activation,
-                others_float: recipe.defaults.keep_float,
-                recipe,
-                npu: plan.target == Target::Npu,
-            }
-            .mark(&mut plan);
-        }
+        plan.place(model, recipe, measured, filter);
         plan.quantize_biases(model)?;
         plan.mark_saturation(model, measured.calibration.as_deref());
         Ok(plan)
@@ -541,6 +526,26 @@ impl QuantPlan {
                 }),
             })
             .collect()
+    }
+
+    /// Adds the marks of the recipe's placement target beyond the layers' inputs (`placement`).
+    fn place(&mut self, model: &OnnxModel, recipe: &Recipe, measured: &Measured, filter: &PlanFilter) {
+        if matches!(self.target, Target::Ort | Target::Npu)
+            && !filter.skip_activations
+            && !recipe.defaults.activation.dynamic
+            && let Some(calibration) = measured.calibration.as_deref()
+        {
+            placement::Walk {
+                model,
+                calibration,
+                filter,
+                scheme: recipe.defaults.activation,
+                others_float: recipe.defaults.keep_float,
+                recipe,
+                npu: self.target == Target::Npu,
+            }
+            .mark(self);
+        }
     }
 
     /// The opset the QDQ export of a model of `opset` is written in: 13 at least when a weight is

@@ -172,21 +172,8 @@ impl Walk<'_> {
         let opset = self.model.summary.opset;
         let float_input = |t: &String| !t.is_empty() && !consts.contains_key(t.as_str());
         let own = |plan: &mut QuantPlan, shared: &BTreeSet<String>, t: &str| self.own(plan, shared, t, None);
-        let ort_rule = self::rule(&n.op_type);
-        if self.npu && ort_rule.is_none_or(|r| r == Rule::InputsAndOutputs || r == Rule::Softmax) {
-            // Every float activation input (and the constants of elementwise arithmetic) and
-            // the outputs, bounded functions with their codomain.
-            let data_constants = ort_rule.is_some() || NPU_CONSTANT_OPERANDS.contains(&n.op_type.as_str());
-            for i in n.input.iter().filter(|t| !t.is_empty()) {
-                if !consts.contains_key(i.as_str()) {
-                    own(plan, shared, i);
-                } else if data_constants && n.op_type != "Softmax" {
-                    self.own_constant(plan, i);
-                }
-            }
-            for o in &n.output {
-                self.own(plan, shared, o, npu_fixed_range(&n.op_type));
-            }
+        if self.npu && self::rule(&n.op_type).is_none_or(|r| r == Rule::InputsAndOutputs || r == Rule::Softmax) {
+            self.mark_npu(plan, shared, n, consts);
             return;
         }
         match rule {
@@ -271,6 +258,29 @@ impl Walk<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// The `npu` marks of `n` (an op ORT does not handle, or one it quantizes as a whole): every
+    /// float activation input (and the constants of elementwise arithmetic) and the outputs,
+    /// bounded functions with their codomain.
+    fn mark_npu(
+        &self,
+        plan: &mut QuantPlan,
+        shared: &BTreeSet<String>,
+        n: &pb::NodeProto,
+        consts: &std::collections::BTreeMap<&str, &pb::TensorProto>,
+    ) {
+        let data_constants = self::rule(&n.op_type).is_some() || NPU_CONSTANT_OPERANDS.contains(&n.op_type.as_str());
+        for i in n.input.iter().filter(|t| !t.is_empty()) {
+            if !consts.contains_key(i.as_str()) {
+                self.own(plan, shared, i, None);
+            } else if data_constants && n.op_type != "Softmax" {
+                self.own_constant(plan, i);
+            }
+        }
+        for o in &n.output {
+            self.own(plan, shared, o, npu_fixed_range(&n.op_type));
         }
     }
 

@@ -75,8 +75,7 @@ struct Excluded<'a> {
 fn check(
     name: &str,
     model: &Path,
-    calib: &Path,
-    eval: &Path,
+    [calib, eval]: [&Path; 2],
     dir: &Path,
     min_coverage: f64,
     excluded: Excluded<'_>,
@@ -185,8 +184,7 @@ fn ort_target_quantizes_what_quantize_static_does_for_every_handler() {
         check(
             name,
             &d.join("model.onnx"),
-            &d.join("calib.npz"),
-            &d.join("eval.npz"),
+            [&d.join("calib.npz"), &d.join("eval.npz")],
             dir.path(),
             1.0,
             Excluded::default(),
@@ -204,8 +202,7 @@ fn ort_target_on_the_samples() {
         check(
             name,
             &sample(name, "model.onnx"),
-            &sample(name, "calib.npz"),
-            &sample(name, "eval.npz"),
+            [&sample(name, "calib.npz"), &sample(name, "eval.npz")],
             dir.path(),
             0.95,
             Excluded::default(),
@@ -231,8 +228,7 @@ fn excluded_ops_and_nodes_match_quantize_static() {
         check(
             &name,
             &d.join("model.onnx"),
-            &d.join("calib.npz"),
-            &d.join("eval.npz"),
+            [&d.join("calib.npz"), &d.join("eval.npz")],
             dir.path(),
             1.0,
             excluded,
