@@ -8,7 +8,10 @@
 //! [`Target`]: TensorRT's placement stops there; ONNX Runtime's (`placement`) also quantizes the
 //! layers' outputs and the inputs and outputs of the other ops its QDQ registry handles.
 
+mod fusion;
 mod placement;
+
+pub use fusion::{integer_kernel, qlinear_io};
 
 pub use placement::{ORT_RULES, Rule, rule};
 
@@ -20,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::algorithms::{RefineInput, RefineTask, Refinements, layer_data};
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
-use crate::model::graph::{consumers, is_graph_output};
 use crate::observe::Calibration;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
@@ -134,131 +136,6 @@ pub struct LayerPlan {
     /// weights can overflow it: the simulation reproduces the saturation, and the GUI and report
     /// warn (see [`RuntimeProfile`]).
     pub saturates: bool,
-}
-
-/// Whether ONNX Runtime's QDQ fusions turn `lp` into a u8×s8 integer kernel on the CPU, for the
-/// export's placement (Q/DQ on the inputs of quantized layers), as measured with ONNX Runtime
-/// 1.31: Gemm becomes QGemm; MatMul becomes MatMulIntegerToFloat, QLinearMatMul or (with a
-/// following bias Add) QGemm, except that MatMul → Add with a float result runs as a float Gemm;
-/// Conv becomes QLinearConv only when its output goes straight into a QuantizeLinear, directly or
-/// through a Relu or Clip (which ORT folds into the output range). A true depthwise Conv (one input
-/// channel per group, as many outputs as groups) runs an exact kernel; ConvTranspose stays float.
-pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, calibration: Option<&Calibration>) -> bool {
-    let Some(layer) = model.summary.layer(&lp.layer) else { return false };
-    let graph = model.graph();
-    match layer.op_type.as_str() {
-        "Gemm" => true,
-        "MatMul" => {
-            // ORT's MatMulAddFusion makes a Gemm of MatMul → Add(bias [N]) when the input is 2-D,
-            // or N-D with a fully known shape; QDQ then fuses it into QGemm only when the Add's
-            // output is requantized, and leaves a float Gemm otherwise.
-            let readers = consumers(graph, &layer.output);
-            let consts = model.constants();
-            let n = layer.weight_shape.get(1).copied();
-            let bias_add = match readers.as_slice() {
-                [add] if add.op_type == "Add" && !is_graph_output(graph, &layer.output) => add
-                    .input
-                    .iter()
-                    .find(|i| **i != layer.output)
-                    .and_then(|b| consts.get(b.as_str()))
-                    .is_some_and(|b| b.dims.len() == 1 && u64::try_from(b.dims[0]).ok() == n)
-                    .then_some(*add),
-                _ => None,
-            };
-            let rank = calibration.and_then(|c| c.activations.get(&layer.input)).map(|s| s.rank);
-            let concrete_inputs =
-                model.summary.inputs.iter().all(|i| i.shape.iter().all(|d| matches!(d, crate::model::Dim::Fixed(_))));
-            let fused_with_bias =
-                bias_add.is_some() && (rank == Some(2) || (rank.is_some_and(|r| r > 2) && concrete_inputs));
-            match bias_add {
-                Some(add) if fused_with_bias => add.output.first().is_some_and(|o| output_requantized(model, o, plan)),
-                _ => true,
-            }
-        }
-        "Conv" => {
-            let shape = &layer.weight_shape;
-            let depthwise = layer.group > 1 && shape.get(1) == Some(&1) && shape.first() == Some(&layer.group);
-            shape.len() == 4 && !depthwise && output_requantized(model, &layer.output, plan)
-        }
-        _ => false,
-    }
-}
-
-/// The quantized inputs and output of the non-layer node `n` when ONNX Runtime's QDQ fusion turns
-/// it into a QLinear* kernel: every input read through a DequantizeLinear and the output going
-/// only into a static QuantizeLinear (the simulation then emulates the kernels whose arithmetic
-/// differs from the float op's: `simulate::softmax`, `simulate::qlinear`). An opset-12 Softmax the
-/// export converts to opset 13 becomes Flatten → Softmax → Reshape (unless its axis is -1), which
-/// ORT leaves float.
-pub fn qlinear_io<'p>(
-    model: &OnnxModel,
-    plan: &'p QuantPlan,
-    n: &crate::model::onnx::NodeProto,
-) -> Option<(Vec<&'p ActQuant>, &'p ActQuant)> {
-    let name = crate::model::node_name(n);
-    let opset = model.summary.opset;
-    if n.op_type == "Softmax" {
-        let axis = n.attribute.iter().find(|a| a.name == "axis").map(|a| a.i);
-        if opset < 13 && plan.export_opset(opset) >= 13 && axis != Some(-1) {
-            return None;
-        }
-    }
-    let inputs: Vec<&ActQuant> = n
-        .input
-        .iter()
-        .map(|t| plan.activations.get(t).filter(|a| !a.dynamic && a.consumers.contains(&name)))
-        .collect::<Option<_>>()?;
-    let y = plan.activations.get(n.output.first()?)?;
-    let graph = model.graph();
-    let readers = consumers(graph, &y.tensor);
-    let fused = !y.dynamic
-        && (is_graph_output(graph, &y.tensor) || !readers.is_empty())
-        && readers.iter().all(|r| y.consumers.contains(&crate::model::node_name(r)));
-    fused.then_some((inputs, y))
-}
-
-/// Whether `tensor` (an op's output) feeds only a static QuantizeLinear in the export, directly
-/// or through a single Relu or Clip that ORT removes because the quantized range lies inside it
-/// (`ReluQuantFusion` / `ClipQuantFusion`).
-fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool {
-    let graph = model.graph();
-    let quantized_only = |t: &str| -> Option<&ActQuant> {
-        let a = plan.activations.get(t)?;
-        let readers = consumers(graph, t);
-        let only = !a.dynamic
-            && (is_graph_output(graph, t) || !readers.is_empty())
-            && readers.iter().all(|n| a.consumers.contains(&crate::model::node_name(n)));
-        only.then_some(a)
-    };
-    if quantized_only(tensor).is_some() {
-        return true;
-    }
-    let readers = consumers(graph, tensor);
-    let [act] = readers.as_slice() else { return false };
-    if is_graph_output(graph, tensor) {
-        return false;
-    }
-    let Some(a) = act.output.first().and_then(|o| quantized_only(o)) else { return false };
-    let p = a.params;
-    let (lo, hi) = ((p.range.qmin - p.zero_point) as f32 * p.scale, (p.range.qmax - p.zero_point) as f32 * p.scale);
-    let eps = 1e-5 * p.scale.max(f32::MIN_POSITIVE);
-    match act.op_type.as_str() {
-        "Relu" => p.zero_point == p.range.qmin,
-        "Clip" => {
-            let bound = |i: usize, attr: &str, default: f32| -> Option<f32> {
-                match act.input.get(i).filter(|s| !s.is_empty()) {
-                    Some(name) => {
-                        let view = model.constant_f32(name).ok()?;
-                        view.iter().next().copied()
-                    }
-                    None => Some(act.attribute.iter().find(|x| x.name == attr).map_or(default, |x| x.f)),
-                }
-            };
-            let (Some(cmin), Some(cmax)) = (bound(1, "min", f32::MIN), bound(2, "max", f32::MAX)) else { return false };
-            cmin <= lo + eps && cmax >= hi - eps
-        }
-        _ => false,
-    }
 }
 
 /// Whether some output channel of `wq` holds two weights whose products with inputs in

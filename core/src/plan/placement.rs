@@ -102,8 +102,11 @@ pub fn rule(op_type: &str) -> Option<Rule> {
 
 /// What the walk needs besides the plan.
 pub(super) struct Walk<'a> {
+    /// The model.
     pub model: &'a OnnxModel,
+    /// Its calibration (ranges of every tensor).
     pub calibration: &'a Calibration,
+    /// The layers the plan covers.
     pub filter: &'a PlanFilter,
     /// The scheme of tensors no layer configures (the recipe's defaults).
     pub scheme: ActivationScheme,
