@@ -1,8 +1,10 @@
 """Oracle for labelled sets: the top-1 accuracy, in ONNX Runtime, of the float model, of
 QuantBench's export and of ONNX Runtime's own quantize_static export (per-channel, MinMax, made
 here from the same calibration set), on the same labelled evaluation set (an int64 `labels`
-array; top-1 = argmax of the first output of each sample). Prints JSON
-{"samples": N, "float": acc, "ours": acc, "ort": acc} with accuracies in percent.
+array; top-1 = argmax of the first output of each sample), and how many of the activation
+tensors quantize_static quantizes QuantBench's export quantizes with the same (scale, zero point).
+Prints JSON {"samples": N, "float": acc, "ours": acc, "ort": acc, "coverage": {"reference": N,
+"common": N, "same_qparams": N}} with accuracies in percent.
 
 Usage: ort_accuracy.py FLOAT.onnx OURS.onnx CALIB.npz EVAL.npz
 """
@@ -17,6 +19,7 @@ import onnxruntime as ort
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from feeds import feeds as input_feeds  # noqa: E402
 from ort_quantize_timed import ort_quantize  # noqa: E402
+from qdq_compare import activation_qparams  # noqa: E402
 
 
 def accuracy(model, arrays, labels):
@@ -40,6 +43,10 @@ def main():
         ort_quantize(float_model, calib, theirs, "minmax", per_channel=True)
         result = {"samples": len(labels), "float": accuracy(float_model, arrays, labels),
                   "ours": accuracy(ours, arrays, labels), "ort": accuracy(theirs, arrays, labels)}
+        ref, got = activation_qparams(theirs), activation_qparams(ours)
+        same = sum(1 for t, (s, z) in ref.items()
+                   if t in got and np.isclose(got[t][0], s, rtol=1e-6) and got[t][1] == z)
+        result["coverage"] = {"reference": len(ref), "common": len(set(ref) & set(got)), "same_qparams": same}
     print(json.dumps(result))
 
 

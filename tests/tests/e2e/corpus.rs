@@ -90,8 +90,12 @@ fn refused_cleanly(dir: &Path, name: &str) -> Result<String, String> {
 
 /// The accuracy bar where labels exist: our export (run in ONNX Runtime) on the labelled
 /// evaluation set must not be more than 0.5 points below ONNX Runtime's own `quantize_static`
-/// export made from the same calibration set.
-fn accuracy_against_ort(dir: &Path, name: &str) -> Result<(), String> {
+/// export made from the same calibration set. With the default `ort` target our export quantizes
+/// at least 95 % of the activation tensors `quantize_static` quantizes: a shortfall there is pushed
+/// to `failures` (no corpus.json entry excuses it). How many get the very same (scale, zero point)
+/// is printed: where tract's float values drift from ORT's (corpus.json `drift`), calibrated
+/// ranges differ in the last digits.
+fn accuracy_against_ort(dir: &Path, name: &str, failures: &mut Vec<String>) -> Result<(), String> {
     let file = |suffix: &str| dir.join(format!("{name}{suffix}"));
     let o = run_oracle("ort_accuracy.py", &[file(".onnx"), file(".qdq.onnx"), file(".npz"), file(".eval.npz")]);
     let json: serde_json::Value = serde_json::from_str(o.trim()).map_err(|e| format!("{name}: {e}"))?;
@@ -103,6 +107,15 @@ fn accuracy_against_ort(dir: &Path, name: &str) -> Result<(), String> {
         acc("ours"),
         acc("ort")
     );
+    let count = |k: &str| json["coverage"][k].as_u64().unwrap_or(0);
+    let (reference, same) = (count("reference"), count("same_qparams"));
+    eprintln!(
+        "{name}: {same} of the {reference} activation tensors quantize_static quantizes have the same qparams in ours"
+    );
+    if (same as f64) < 0.95 * reference as f64 {
+        failures
+            .push(format!("{name}: only {same} of quantize_static's {reference} quantized tensors quantized alike"));
+    }
     if acc("ours") >= acc("ort") - 0.5 {
         Ok(())
     } else {
@@ -167,7 +180,7 @@ fn corpus_models_run_end_to_end_or_are_refused_in_one_line() {
             }
         }
         if *labelled {
-            match (accuracy_against_ort(dir.path(), name), shortfall) {
+            match (accuracy_against_ort(dir.path(), name, &mut failures), shortfall) {
                 (Err(e), None) => failures.push(e),
                 (Err(e), Some(known)) => eprintln!("{e} (known: {known})"),
                 (Ok(()), Some(_)) => {
