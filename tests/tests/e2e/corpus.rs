@@ -108,13 +108,13 @@ fn accuracy_against_ort(dir: &Path, name: &str, failures: &mut Vec<String>) -> R
         acc("ort")
     );
     let count = |k: &str| json["coverage"][k].as_u64().unwrap_or(0);
-    let (reference, same) = (count("reference"), count("same_qparams"));
+    let (reference, common, same) = (count("reference"), count("common"), count("same_qparams"));
     eprintln!(
-        "{name}: {same} of the {reference} activation tensors quantize_static quantizes have the same qparams in ours"
+        "{name}: of the {reference} activation tensors quantize_static quantizes, ours quantizes {common}, {same} with \
+         the same (scale, zero point)"
     );
-    if (same as f64) < 0.95 * reference as f64 {
-        failures
-            .push(format!("{name}: only {same} of quantize_static's {reference} quantized tensors quantized alike"));
+    if (common as f64) < 0.95 * reference as f64 {
+        failures.push(format!("{name}: quantizes only {common} of the {reference} tensors quantize_static quantizes"));
     }
     if acc("ours") >= acc("ort") - 0.5 {
         Ok(())
