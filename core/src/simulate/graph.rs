@@ -46,6 +46,34 @@ pub(super) fn exact_div(name: &str, num: &str, den: &str, out: String) -> Vec<pb
     ]
 }
 
+/// The element types the emulations compute in.
+pub(super) const F32: i64 = pb::tensor_proto::DataType::Float as i64;
+/// f64, for the steps an emulation must round once.
+pub(super) const F64: i64 = pb::tensor_proto::DataType::Double as i64;
+
+/// A Cast of `input` to `to`, node and output both named `name`.
+pub(super) fn cast(name: &str, input: &str, to: i64) -> pb::NodeProto {
+    let mut n = node("Cast", name.to_string(), &[input], name.to_string());
+    n.attribute.push(int_attribute("to", to));
+    n
+}
+
+/// An f64 constant: a scalar for one value, else 1-D.
+pub(super) fn double_tensor(name: &str, values: &[f64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: if values.len() == 1 { Vec::new() } else { vec![values.len() as i64] },
+        data_type: F64 as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Whether `a` is static uint8 on the full [0, 255] grid, the form ORT's integer kernels take.
+pub(super) fn full_u8(a: &ActQuant) -> bool {
+    !a.dynamic && a.params.range.qmin == 0 && a.params.range.qmax == 255
+}
+
 /// Nodes recomputing, under `prefix`, the raw integer codes of the statically quantized `a` (zero
 /// point included, as floats) from its fake-quantized value, the tensor the incremental cache
 /// holds: `round(fq / s) + z` is exact, as `fq = (q − z) · s`. Returns the nodes and the codes.
@@ -207,15 +235,10 @@ fn original_output(node: &pb::NodeProto) -> String {
 fn in_f64(mut op: pb::NodeProto) -> Vec<pb::NodeProto> {
     let name = crate::model::node_name(&op);
     let (input, output) = (op.input[0].clone(), op.output[0].clone());
-    let cast = |suffix: &str, from: &str, to: i64| {
-        let mut n = node("Cast", format!("{name}/qb_f64/{suffix}"), &[from], format!("{name}/qb_f64/{suffix}"));
-        n.attribute.push(int_attribute("to", to));
-        n
-    };
-    let to_f64 = cast("in", &input, pb::tensor_proto::DataType::Double as i64);
+    let to_f64 = cast(&format!("{name}/qb_f64/in"), &input, F64);
     op.input[0] = format!("{name}/qb_f64/in");
     op.output[0] = format!("{name}/qb_f64/out64");
-    let mut back = cast("out", &format!("{name}/qb_f64/out64"), pb::tensor_proto::DataType::Float as i64);
+    let mut back = cast(&format!("{name}/qb_f64/out"), &format!("{name}/qb_f64/out64"), F32);
     back.output = vec![output];
     vec![to_f64, op, back]
 }

@@ -17,33 +17,11 @@
 //! replacement's output is `(c − z_c) · s_c`, which the output's fake quantization maps back to `c`.
 
 use crate::model::OnnxModel;
-use crate::model::graph::{float_tensor, int_attribute, node};
+use crate::model::graph::{float_tensor, node};
 use crate::model::onnx as pb;
 use crate::plan::ActQuant;
 
-use super::graph::{codes_of, fq_name};
-
-const F32: i64 = pb::tensor_proto::DataType::Float as i64;
-const F64: i64 = pb::tensor_proto::DataType::Double as i64;
-
-fn full_u8(a: &ActQuant) -> bool {
-    !a.dynamic && a.params.range.qmin == 0 && a.params.range.qmax == 255
-}
-
-fn cast(name: &str, input: &str, to: i64) -> pb::NodeProto {
-    let mut n = node("Cast", name.to_string(), &[input], name.to_string());
-    n.attribute.push(int_attribute("to", to));
-    n
-}
-
-fn double_scalar(name: &str, v: f64) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.to_string(),
-        data_type: F64 as i32,
-        raw_data: v.to_le_bytes().to_vec(),
-        ..Default::default()
-    }
-}
+use super::graph::{F32, F64, cast, codes_of, double_tensor, fq_name, full_u8};
 
 /// Whether constant `name` holds one value per span of ORT's broadcast loop: a single value, or
 /// one whose innermost dimension is 1 (per channel against NCHW).
@@ -110,9 +88,9 @@ pub(super) fn emulate(
             let r_b = b.params.scale / sc;
             let fixed = zc - r_a.mul_add(a.params.zero_point as f32, r_b * b.params.zero_point as f32);
             inits.extend([
-                double_scalar(&k("r_a64"), f64::from(r_a)),
-                double_scalar(&k("r_b64"), f64::from(r_b)),
-                double_scalar(&k("fixed64"), f64::from(fixed)),
+                double_tensor(&k("r_a64"), &[f64::from(r_a)]),
+                double_tensor(&k("r_b64"), &[f64::from(r_b)]),
+                double_tensor(&k("fixed64"), &[f64::from(fixed)]),
                 float_tensor(&k("r_b"), &[], &[r_b]),
                 float_tensor(&k("fixed"), &[], &[fixed]),
             ]);

@@ -18,7 +18,7 @@ use crate::model::graph::{float_tensor, int_attribute, int64_tensor, node};
 use crate::model::onnx as pb;
 use crate::plan::ActQuant;
 
-use super::graph::{codes_of, exact_div, fq_name};
+use super::graph::{F32, F64, cast, codes_of, double_tensor, exact_div, fq_name, full_u8};
 
 /// The nodes and constants replacing `softmax`, whose input 0 is the fake-quantized `x` and
 /// whose output is quantized by `y`; None when the kernel is not the uint8 one emulated here.
@@ -28,7 +28,6 @@ pub(super) fn emulate(
     x: &ActQuant,
     y: &ActQuant,
 ) -> Option<(Vec<pb::NodeProto>, Vec<pb::TensorProto>)> {
-    let full_u8 = |a: &ActQuant| !a.dynamic && a.params.range.qmin == 0 && a.params.range.qmax == 255;
     if !full_u8(x) || !full_u8(y) || softmax.input.first() != Some(&fq_name(&x.tensor)) {
         return None;
     }
@@ -102,15 +101,7 @@ pub(super) fn emulate(
     Some((nodes, inits))
 }
 
-const F32: i64 = pb::tensor_proto::DataType::Float as i64;
-const F64: i64 = pb::tensor_proto::DataType::Double as i64;
 const I64: i64 = pb::tensor_proto::DataType::Int64 as i64;
-
-fn cast(name: &str, input: &str, to: i64) -> pb::NodeProto {
-    let mut n = node("Cast", name.to_string(), &[input], name.to_string());
-    n.attribute.push(int_attribute("to", to));
-    n
-}
 
 /// `op` over `axis`, keeping dims, in the form of `opset` (axes an input from opset 13 for
 /// ReduceSum and 18 for the others; an attribute before).
@@ -127,14 +118,4 @@ fn reduce(op: &str, name: &str, input: &str, axis: i64, opset: i64, inits: &mut 
     };
     n.attribute.push(int_attribute("keepdims", 1));
     n
-}
-
-fn double_tensor(name: &str, values: &[f64]) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.to_string(),
-        dims: if values.len() == 1 { Vec::new() } else { vec![values.len() as i64] },
-        data_type: F64 as i32,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
 }
