@@ -412,16 +412,7 @@ impl QuantPlan {
             && !recipe.defaults.activation.dynamic
             && let Some(calibration) = measured.calibration.as_deref()
         {
-            placement::Walk {
-                model,
-                calibration,
-                filter,
-                scheme: recipe.defaults.activation,
-                others_float: recipe.defaults.keep_float,
-                recipe,
-                npu: self.target == Target::Npu,
-            }
-            .mark(self);
+            placement::Walk { model, calibration, filter, recipe }.mark(self);
         }
     }
 

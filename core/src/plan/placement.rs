@@ -108,15 +108,9 @@ pub(super) struct Walk<'a> {
     pub calibration: &'a Calibration,
     /// The layers the plan covers.
     pub filter: &'a PlanFilter,
-    /// The scheme of tensors no layer configures (the recipe's defaults).
-    pub scheme: ActivationScheme,
-    /// The defaults keep layers float: the ops that are not layers stay float too (only layers
-    /// configured otherwise are quantized, with their inputs and outputs).
-    pub others_float: bool,
-    /// The recipe (its excluded op types and nodes).
+    /// The recipe: its target, defaults (the scheme of tensors no layer configures; with
+    /// `keep_float` the ops that are not layers stay float too) and excluded op types and nodes.
     pub recipe: &'a crate::quant::recipe::Recipe,
-    /// The `npu` target: every op's float activations, fixed ranges for bounded activations.
-    pub npu: bool,
 }
 
 /// The `npu` target's fixed output ranges (the functions' codomains).
@@ -132,6 +126,16 @@ fn npu_fixed_range(op_type: &str) -> Option<(f32, f32)> {
 const NPU_CONSTANT_OPERANDS: [&str; 5] = ["Sub", "Div", "Max", "Min", "PRelu"];
 
 impl Walk<'_> {
+    /// The scheme of tensors no layer configures (the recipe's defaults).
+    fn scheme(&self) -> ActivationScheme {
+        self.recipe.defaults.activation
+    }
+
+    /// The `npu` target: every op's float activations, fixed ranges for bounded activations.
+    fn npu(&self) -> bool {
+        self.recipe.target == crate::quant::Target::Npu
+    }
+
     /// Adds ORT's marks to `plan` (whose layer pass already quantized the layers' inputs), then
     /// lets every reader of a quantized tensor read the quantized value, as ORT rewires all of them.
     pub(super) fn mark(&self, plan: &mut QuantPlan) {
@@ -142,13 +146,13 @@ impl Walk<'_> {
         let mut shared: BTreeSet<String> = BTreeSet::new();
         for n in &graph.node {
             let name = node_name(n);
-            let Some(rule) = rule(&n.op_type).or(self.npu.then_some(Rule::InputsAndOutputs)) else { continue };
+            let Some(rule) = rule(&n.op_type).or(self.npu().then_some(Rule::InputsAndOutputs)) else { continue };
             let is_layer = self.model.summary.layer(&name).is_some();
             if is_layer && !layer_names.contains(&name) {
                 // Kept float, or left out by the filter: as ORT's nodes_to_exclude.
                 continue;
             }
-            let excluded = self.others_float || self.recipe.excludes(&name, &n.op_type);
+            let excluded = self.recipe.defaults.keep_float || self.recipe.excludes(&name, &n.op_type);
             if !is_layer && (excluded || self.filter.only.is_some() || self.filter.except.contains(&name)) {
                 continue;
             }
@@ -175,7 +179,7 @@ impl Walk<'_> {
         let opset = self.model.summary.opset;
         let float_input = |t: &String| !t.is_empty() && !consts.contains_key(t.as_str());
         let own = |plan: &mut QuantPlan, shared: &BTreeSet<String>, t: &str| self.own(plan, shared, t, None);
-        if self.npu && self::rule(&n.op_type).is_none_or(|r| r == Rule::InputsAndOutputs || r == Rule::Softmax) {
+        if self.npu() && self::rule(&n.op_type).is_none_or(|r| r == Rule::InputsAndOutputs || r == Rule::Softmax) {
             self.mark_npu(plan, shared, n, consts);
             return;
         }
@@ -218,7 +222,7 @@ impl Walk<'_> {
                 if plan.activations.get(i).is_none_or(|a| a.dynamic) {
                     return;
                 }
-                let replaceable = !self.scheme.symmetric
+                let replaceable = !self.scheme().symmetric
                     && self.calibration.activations.contains_key(o)
                     && consumers(graph, i).len() == 1
                     && !is_graph_output(graph, i)
@@ -294,7 +298,7 @@ impl Walk<'_> {
             return;
         }
         let Some(stats) = self.calibration.activations.get(tensor) else { return };
-        let scheme = self.scheme;
+        let scheme = self.scheme();
         let range = fixed.unwrap_or_else(|| {
             self.calibration.range_of(tensor, stats, &scheme.observer, scheme.qrange(), scheme.symmetric)
         });
@@ -324,7 +328,7 @@ impl Walk<'_> {
         let Ok(values) = self.model.constant_f32(tensor) else { return };
         let finite = || values.iter().copied().filter(|v| v.is_finite());
         let range = (finite().fold(0.0f32, f32::min), finite().fold(0.0f32, f32::max));
-        let scheme = self.scheme;
+        let scheme = self.scheme();
         let params = compute_scale_zp(range.0, range.1, scheme.qrange(), scheme.symmetric);
         plan.activations.insert(
             tensor.to_string(),
