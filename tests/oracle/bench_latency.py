@@ -1,6 +1,6 @@
 """The deployment part of the benchmark (issue 16): ONNX Runtime CPU latency, batch 1, at 1 and 2
 threads, of each model as float, as ORT `quantize_static`'s QDQ export and as QuantBench's export
-for each placement target (`--target ort|tensorrt`), all from the same calibration samples, with
+for each placement target (`--target ort|tensorrt|npu`), all from the same calibration samples, with
 each export's output SQNR against the float model (and top-1 accuracy where the set is labelled),
 run in ONNX Runtime. Samples and the real-world corpus models QuantBench quantizes.
 
@@ -21,7 +21,7 @@ from ort_quantize_timed import ort_quantize
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SAMPLES = ["mlp", "cnn", "mobilenet", "transformer"]
-TARGETS = ["ort", "tensorrt"]
+TARGETS = ["ort", "tensorrt", "npu"]
 
 
 def accuracy(path, data):
@@ -97,13 +97,15 @@ def section(qb, samples=32):
         f"ONNX Runtime CPU, batch 1, default graph optimisations, median of interleaved runs (tests/oracle/"
         f"ort_latency.py), at 1 and 2 intra-op threads. All exports from the same {samples} calibration samples: "
         "ORT `quantize_static` (QDQ, per-channel, MinMax) and QuantBench's `quantize` defaults with `--target ort` "
-        "(ONNX Runtime's placement) and `--target tensorrt` (Q/DQ on the layers' inputs only). Ratio: latency / "
+        "(ONNX Runtime's placement), `--target tensorrt` (Q/DQ on the layers' inputs and residual Adds' residual "
+        "inputs) and `--target npu` (every float activation). Ratio: latency / "
         "latency of ORT's own export (bar for `ort`: ≤ 1.05). SQNR: the export's outputs against the float "
         "model's, in ONNX Runtime (bar: ≥ ORT's − 0.5 dB); accuracy where the data is labelled. On a CPU without "
         "VNNI int8 is not faster than float for anyone: the ratio to ORT's own export is what counts.",
         "",
-        "| model | threads | float (ms) | quantize_static (ms) | ours `ort` (ms) | ratio | ours `tensorrt` (ms) | ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | threads | float (ms) | quantize_static (ms) | "
+        + " | ".join(f"ours `{t}` (ms) | ratio" for t in TARGETS) + " |",
+        "|---|---|---|---|" + "---|---|" * len(TARGETS),
     ]
     worst = 0.0
     for name, lat, _ in rows:
@@ -111,16 +113,17 @@ def section(qb, samples=32):
             l = lat[t]
             base = l["quantize_static"]
             worst = max(worst, l["ort"] / base)
-            lines.append(f"| {name} | {t} | {1e3 * l['float']:.2f} | {1e3 * base:.2f} | {1e3 * l['ort']:.2f} | "
-                         f"{l['ort'] / base:.2f} | {1e3 * l['tensorrt']:.2f} | {l['tensorrt'] / base:.2f} |")
+            lines.append(f"| {name} | {t} | {1e3 * l['float']:.2f} | {1e3 * base:.2f} | "
+                         + " | ".join(f"{1e3 * l[k]:.2f} | {l[k] / base:.2f}" for k in TARGETS) + " |")
     lines += ["", f"Largest `ort` ratio: {worst:.2f}.", "",
-              "| model | SQNR quantize_static (dB) | SQNR ours `ort` (dB) | SQNR ours `tensorrt` (dB) | accuracy float / "
-              "quantize_static / ours `ort` / ours `tensorrt` |",
-              "|---|---|---|---|---|"]
+              "| model | SQNR quantize_static (dB) | " + " | ".join(f"SQNR ours `{t}` (dB)" for t in TARGETS)
+              + " | accuracy float / quantize_static / " + " / ".join(f"ours `{t}`" for t in TARGETS) + " |",
+              "|---|---|" + "---|" * len(TARGETS) + "---|"]
     for name, _, q in rows:
         acc = " / ".join("–" if q[k][1] is None else f"{100 * q[k][1]:.2f} %"
-                         for k in ("float", "quantize_static", "ort", "tensorrt"))
-        lines.append(f"| {name} | {q['quantize_static'][0]:.2f} | {q['ort'][0]:.2f} | {q['tensorrt'][0]:.2f} | {acc} |")
+                         for k in ("float", "quantize_static", *TARGETS))
+        lines.append(f"| {name} | {q['quantize_static'][0]:.2f} | "
+                     + " | ".join(f"{q[k][0]:.2f}" for k in TARGETS) + f" | {acc} |")
     if failures:
         lines += ["", "Not measured:", ""] + [f"- {f}" for f in failures]
     return lines

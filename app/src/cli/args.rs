@@ -129,9 +129,14 @@ pub struct QuantOptions {
     pub runtime: Option<String>,
     /// Where the export places Q/DQ: ort (ONNX Runtime's placement, the default: layer inputs
     /// and outputs and the ops its QDQ fusions run in integers), tensorrt (the activation
-    /// inputs of Conv, ConvTranspose, Gemm and MatMul only) or npu (every float activation).
+    /// inputs of Conv, ConvTranspose, Gemm and MatMul, and residual Adds' residual inputs) or npu
+    /// (every float activation).
     #[arg(long, value_name = "TARGET")]
     pub target: Option<String>,
+    /// Power-of-two scales for weights and activations (integer accelerators that rescale by
+    /// shifts; usually with --target npu).
+    #[arg(long = "pow2-scales")]
+    pub pow2_scales: bool,
     /// Keep every node of this op type float (repeatable; e.g. Softmax), as ONNX Runtime's
     /// op_types_to_quantize leaves out.
     #[arg(long = "float-op", value_name = "OP")]

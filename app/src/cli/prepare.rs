@@ -68,6 +68,10 @@ pub(super) fn prepare(
     if opts.dynamic {
         d.activation.dynamic = true;
     }
+    if opts.pow2_scales {
+        d.weight.power_of_two = true;
+        d.activation.power_of_two = true;
+    }
     let a = &mut d.algorithms;
     a.cross_layer_equalization |= opts.cle;
     a.smooth_quant = opts.smoothquant.or(a.smooth_quant);

@@ -103,6 +103,8 @@ pub enum Action {
     SetTarget(quantbench_core::quant::Target),
     /// Keep every node of these op types float.
     SetFloatOps(std::collections::BTreeSet<String>),
+    /// Keep these nodes float (any node, layer or not).
+    SetFloatNodes(std::collections::BTreeSet<String>),
     /// Run calibration.
     Calibrate,
     /// Run an evaluation.

@@ -210,6 +210,7 @@ impl WorkbenchApp {
             }),
             Action::SetTarget(target) => self.edit_recipe(|recipe| recipe.target = target),
             Action::SetFloatOps(ops) => self.edit_recipe(|recipe| recipe.float_ops = ops),
+            Action::SetFloatNodes(nodes) => self.edit_recipe(|recipe| recipe.float_nodes = nodes),
             Action::Calibrate => {
                 if let Some(job) = self.send(Command::Calibrate) {
                     self.track(job, "Calibrating");

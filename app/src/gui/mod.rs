@@ -22,6 +22,7 @@ mod heatmap;
 mod model_panel;
 mod overview;
 mod pareto;
+mod placement;
 mod preprocess;
 mod sensitivity;
 mod settings;

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use egui_extras::{Column, TableBuilder};
-use quantbench_core::model::ModelSummary;
 use quantbench_core::observe::Observer;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::quant::{CpuInt8, Granularity, LayerConfig, RUNTIME_PROFILES, RuntimeProfile, TARGETS};
@@ -169,41 +168,9 @@ fn runtime_ui(ui: &mut egui::Ui, recipe: &Recipe, actions: &mut Vec<Action>) {
     });
 }
 
-/// The op types kept float everywhere (ORT's `op_types_to_quantize`, inverted): a menu of the
-/// model's op types that the placement target or the layers quantize, each with its node count.
-fn float_ops_ui(ui: &mut egui::Ui, summary: &ModelSummary, recipe: &Recipe, actions: &mut Vec<Action>) {
-    let quantizable: Vec<(&String, &usize)> = summary
-        .op_counts
-        .iter()
-        .filter(|(op, _)| quantbench_core::plan::rule(op).is_some() || summary.layers.iter().any(|l| &l.op_type == *op))
-        .collect();
-    ui.horizontal_wrapped(|ui| {
-        ui.strong("Keep float:");
-        let label = if recipe.float_ops.is_empty() {
-            "no op type".to_string()
-        } else {
-            recipe.float_ops.iter().cloned().collect::<Vec<_>>().join(", ")
-        };
-        ui.menu_button(label, |ui| {
-            for (op, count) in &quantizable {
-                let mut on = recipe.float_ops.contains(*op);
-                if ui.checkbox(&mut on, format!("{op} ({count})")).changed() {
-                    let mut ops = recipe.float_ops.clone();
-                    if on {
-                        ops.insert((*op).clone());
-                    } else {
-                        ops.remove(*op);
-                    }
-                    actions.push(Action::SetFloatOps(ops));
-                }
-            }
-        })
-        .response
-        .on_hover_text(
-            "Op types whose nodes stay float everywhere (layers and the ops the placement target quantizes)",
-        );
-    });
-}
+/// What the power-of-two checkbox does.
+const POW2_HELP: &str = "Round every scale up to a power of two (weights, activations, hence int32 biases), as integer \
+                         accelerators that rescale by shifts need (usually with the npu placement)";
 
 /// One editable configuration row outside the table (the defaults).
 fn defaults_ui(ui: &mut egui::Ui, defaults: &LayerConfig, actions: &mut Vec<Action>) {
@@ -217,6 +184,11 @@ fn defaults_ui(ui: &mut egui::Ui, defaults: &LayerConfig, actions: &mut Vec<Acti
         changed |= bits_combo(ui, "defaults a", &mut c.activation.bits, true);
         changed |= observer_combo(ui, "defaults observer", &mut c.activation.observer, true);
         changed |= granularity_combo(ui, "defaults granularity", &mut c.weight.granularity, true);
+        let mut pow2 = c.weight.power_of_two && c.activation.power_of_two;
+        if ui.checkbox(&mut pow2, "pow2 scales").on_hover_text(POW2_HELP).changed() {
+            (c.weight.power_of_two, c.activation.power_of_two) = (pow2, pow2);
+            changed = true;
+        }
     });
     if changed {
         actions.push(Action::SetDefaults(c));
@@ -330,7 +302,8 @@ pub fn table_ui(ctx: &ViewContext, state: &mut TableState, ui: &mut egui::Ui, ac
     if let Some(recipe) = &ctx.session.recipe {
         runtime_ui(ui, recipe, actions);
         if let Some(summary) = &ctx.session.summary {
-            float_ops_ui(ui, summary, recipe, actions);
+            super::placement::float_ops_ui(ui, summary, recipe, actions);
+            super::placement::quantized_ui(ctx, ui, recipe, actions);
         }
         defaults_ui(ui, &recipe.defaults, actions);
     }

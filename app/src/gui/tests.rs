@@ -279,3 +279,48 @@ fn op_types_are_kept_float_from_the_table_header() {
     assert!(after.metrics.output_sqnr_db > before.metrics.output_sqnr_db);
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
 }
+
+#[test]
+fn quantized_tensors_are_listed_any_node_kept_float_and_scales_made_powers_of_two() {
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("cnn")));
+    wait_until(&mut h, "cnn evaluated", settled);
+    let (_, before) = h.state().session.evaluation.clone().expect("evaluated");
+    let summary = h.state().session.summary.clone().expect("summary");
+    assert!(before.quantized.len() > summary.layers.len(), "ORT's placement quantizes more than the layers' inputs");
+    h.get_by_label(&format!("Quantized tensors: {} (ort placement)", before.quantized.len())).click();
+    h.step();
+    h.step();
+    // A node that is not a layer (a pool, a Relu, ...), among the first rows shown.
+    let row = before.quantized.iter().take(6).find(|r| r.producer.as_ref().is_some_and(|p| summary.layer(p).is_none()));
+    let row = row.expect("a non-layer producer among the first rows").clone();
+    let node = row.producer.clone().expect("producer");
+    h.get_by_label(&format!("{node} ({})", row.op_type)).click();
+    h.step();
+    h.step();
+    h.get_by_label("Keep this node float").click();
+    h.step();
+    wait_until(&mut h, "node kept float", |a| a.session.recipe.as_ref().is_some_and(|r| r.float_nodes.contains(&node)));
+    wait_until(&mut h, "re-evaluated", settled);
+    let (_, kept) = h.state().session.evaluation.clone().expect("evaluated");
+    assert_ne!(kept.quantized, before.quantized, "keeping {node} float changes what is quantized");
+    // Brought back from the "Nodes kept float" row: the same tensors as before.
+    h.get_by_label(&format!("{node} ×")).click();
+    h.step();
+    wait_until(&mut h, "node quantized again", |a| a.session.recipe.as_ref().is_some_and(|r| r.float_nodes.is_empty()));
+    wait_until(&mut h, "re-evaluated", settled);
+    let (_, back) = h.state().session.evaluation.clone().expect("evaluated");
+    assert_eq!(back.quantized, before.quantized);
+    // Power-of-two scales from the defaults row.
+    assert!(back.quantized.iter().any(|r| r.scale.log2().fract() != 0.0));
+    h.get_by_label("pow2 scales").click();
+    h.step();
+    wait_until(&mut h, "pow2 defaults", |a| {
+        a.session.recipe.as_ref().is_some_and(|r| r.defaults.weight.power_of_two && r.defaults.activation.power_of_two)
+    });
+    wait_until(&mut h, "re-evaluated", settled);
+    let (_, pow2) = h.state().session.evaluation.clone().expect("evaluated");
+    assert_eq!(pow2.quantized.len(), before.quantized.len());
+    assert!(pow2.quantized.iter().all(|r| r.scale.log2().fract() == 0.0), "{:?}", pow2.quantized);
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+}

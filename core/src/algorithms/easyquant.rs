@@ -173,7 +173,7 @@ pub fn search(
             let mut best = (f64::NEG_INFINITY, act_range.unwrap_or((lo, hi)));
             for &f in &candidates {
                 let range = (lo * f, hi * f);
-                let p = compute_scale_zp(range.0, range.1, a.scheme.qrange(), a.scheme.symmetric);
+                let p = a.scheme.params(range);
                 problem.quantize_input(Some(&p));
                 let c = output_cosine(&problem, &wd);
                 if c > best.0 {
@@ -181,7 +181,7 @@ pub fn search(
                 }
             }
             act_range = Some(best.1);
-            let p = compute_scale_zp(best.1.0, best.1.1, a.scheme.qrange(), a.scheme.symmetric);
+            let p = a.scheme.params(best.1);
             problem.quantize_input(Some(&p));
         }
     }

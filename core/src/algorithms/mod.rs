@@ -227,7 +227,7 @@ pub fn refine(
                     a.tensor.clone(),
                     ActivationRefinement { config: lp.config, observer_range: a.range, range },
                 );
-                let params = crate::quant::compute_scale_zp(range.0, range.1, a.scheme.qrange(), a.scheme.symmetric);
+                let params = a.scheme.params(range);
                 chosen_inputs.insert(a.tensor.clone(), params);
                 act_params = Some(params);
             }

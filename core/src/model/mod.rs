@@ -115,6 +115,47 @@ impl OnnxModel {
         graph::reader_count(self.graph(), tensor)
     }
 
+    /// The residual inputs of the model's residual Adds, where TensorRT's explicit quantization
+    /// wants Q/DQ (NVIDIA's placement guide; pytorch-quantization's ResNet quantizes `identity` in
+    /// `out += identity`): for every Add of two float activations, the inputs that are not the
+    /// output of a quantizable layer (directly or through a BatchNormalization), since TensorRT
+    /// fuses the layer's own branch into its epilogue; when both are layer outputs, the one
+    /// computed last (the shortcut projection). In node order, without repeats.
+    pub fn residual_add_inputs(&self) -> Vec<String> {
+        let graph = self.graph();
+        let consts = self.constants();
+        let producer = |t: &str| graph.node.iter().position(|n| n.output.iter().any(|o| o == t));
+        // The layer (node index) that computes `t`, seen through one BatchNormalization.
+        let layer_output = |t: &str| -> Option<usize> {
+            let i = producer(t)?;
+            let n = &graph.node[i];
+            if self.summary.layer(&node_name(n)).is_some() {
+                return Some(i);
+            }
+            let bn_input = n.input.first().filter(|_| n.op_type == "BatchNormalization")?;
+            let j = producer(bn_input)?;
+            self.summary.layer(&node_name(&graph.node[j])).is_some().then_some(i)
+        };
+        let mut out: Vec<String> = Vec::new();
+        for n in graph.node.iter().filter(|n| n.op_type == "Add" && graph::is_default_domain(&n.domain)) {
+            let inputs: Vec<&String> = n.input.iter().filter(|t| !t.is_empty()).collect();
+            if inputs.len() != 2 || inputs.iter().any(|t| consts.contains_key(t.as_str())) {
+                continue;
+            }
+            let from_layer: Vec<Option<usize>> = inputs.iter().map(|t| layer_output(t)).collect();
+            let chosen: Vec<&String> = match (from_layer[0], from_layer[1]) {
+                (Some(a), Some(b)) => vec![if b > a { inputs[1] } else { inputs[0] }],
+                _ => inputs.iter().zip(&from_layer).filter(|(_, l)| l.is_none()).map(|(t, _)| *t).collect(),
+            };
+            for t in chosen {
+                if !out.contains(t) {
+                    out.push(t.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// The float constant `name` as an array.
     pub fn constant_f32(&self, name: &str) -> Result<ArrayD<f32>> {
         let t = self.constant_tensor(name)?;

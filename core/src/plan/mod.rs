@@ -10,10 +10,12 @@
 
 mod fusion;
 mod placement;
+mod tensors;
 
 pub use fusion::{integer_kernel, qlinear_io};
 
 pub use placement::{ORT_RULES, Rule, rule};
+pub use tensors::QuantizedTensor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -26,8 +28,7 @@ use crate::model::OnnxModel;
 use crate::observe::Calibration;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
-    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightQuant, compute_scale_zp,
-    quantize_weight,
+    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightQuant, quantize_weight,
 };
 
 /// What was measured for a recipe, held beside it (the recipe is configuration only): the
@@ -234,7 +235,7 @@ impl QuantPlan {
                                 .get(&layer.input)
                                 .filter(|r| r.config == config && r.observer_range == observed)
                                 .map_or(observed, |r| r.range);
-                            let params = compute_scale_zp(range.0, range.1, scheme.qrange(), scheme.symmetric);
+                            let params = scheme.params(range);
                             ActQuant {
                                 tensor: layer.input.clone(),
                                 range,
@@ -407,12 +408,15 @@ impl QuantPlan {
 
     /// Adds the marks of the recipe's placement target beyond the layers' inputs (`placement`).
     fn place(&mut self, model: &OnnxModel, recipe: &Recipe, measured: &Measured, filter: &PlanFilter) {
-        if matches!(self.target, Target::Ort | Target::Npu)
-            && !filter.skip_activations
+        if !filter.skip_activations
             && !recipe.defaults.activation.dynamic
             && let Some(calibration) = measured.calibration.as_deref()
         {
-            placement::Walk { model, calibration, filter, recipe }.mark(self);
+            let walk = placement::Walk { model, calibration, filter, recipe };
+            match self.target {
+                Target::Ort | Target::Npu => walk.mark(self),
+                Target::TensorRt => walk.mark_residual_adds(self),
+            }
         }
     }
 

@@ -30,7 +30,7 @@ use crate::model::OnnxModel;
 use crate::model::graph::{attr_f, attr_s, constants, consumers, is_graph_output, node_name};
 use crate::model::onnx as pb;
 use crate::observe::Calibration;
-use crate::quant::{ActivationScheme, compute_scale_zp};
+use crate::quant::ActivationScheme;
 
 use super::{ActQuant, PlanFilter, QuantPlan};
 
@@ -163,6 +163,30 @@ impl Walk<'_> {
             a.consumers = consumers(graph, &a.tensor).into_iter().map(node_name).collect();
         }
         plan.activations.retain(|_, a| !a.consumers.is_empty() || is_graph_output(graph, &a.tensor));
+    }
+
+    /// The `tensorrt` target's marks beyond the layers' inputs: the residual inputs of residual
+    /// Adds (`OnnxModel::residual_add_inputs`), read quantized by the Add (and by the layers
+    /// that already read them quantized); Adds kept float stay float.
+    pub(super) fn mark_residual_adds(&self, plan: &mut QuantPlan) {
+        let graph = self.model.graph();
+        let residual = self.model.residual_add_inputs();
+        let shared = BTreeSet::new();
+        for n in graph.node.iter().filter(|n| n.op_type == "Add") {
+            let name = node_name(n);
+            let excluded = self.recipe.defaults.keep_float || self.recipe.excludes(&name, &n.op_type);
+            if excluded || self.filter.only.is_some() || self.filter.except.contains(&name) {
+                continue;
+            }
+            for t in n.input.iter().filter(|t| residual.contains(t)) {
+                self.own(plan, &shared, t, None);
+                if let Some(a) = plan.activations.get_mut(t.as_str()).filter(|a| !a.dynamic)
+                    && !a.consumers.contains(&name)
+                {
+                    a.consumers.push(name.clone());
+                }
+            }
+        }
     }
 
     /// The marks of node `n` under `rule`.
@@ -302,7 +326,7 @@ impl Walk<'_> {
         let range = fixed.unwrap_or_else(|| {
             self.calibration.range_of(tensor, stats, &scheme.observer, scheme.qrange(), scheme.symmetric)
         });
-        let params = compute_scale_zp(range.0, range.1, scheme.qrange(), scheme.symmetric);
+        let params = scheme.params(range);
         plan.activations.insert(
             tensor.to_string(),
             ActQuant { tensor: tensor.to_string(), range, params, scheme, consumers: Vec::new(), dynamic: false },
@@ -329,7 +353,7 @@ impl Walk<'_> {
         let finite = || values.iter().copied().filter(|v| v.is_finite());
         let range = (finite().fold(0.0f32, f32::min), finite().fold(0.0f32, f32::max));
         let scheme = self.scheme();
-        let params = compute_scale_zp(range.0, range.1, scheme.qrange(), scheme.symmetric);
+        let params = scheme.params(range);
         plan.activations.insert(
             tensor.to_string(),
             ActQuant { tensor: tensor.to_string(), range, params, scheme, consumers: Vec::new(), dynamic: false },

@@ -13,8 +13,9 @@ pub struct CalibrationConfig {
     pub batch_size: usize,
     /// Shapes for dynamic dims the data cannot fix.
     pub input_shapes: Vec<InputShape>,
-    /// Observe only the tensors quantization reads (the quantizable layers' inputs) instead of
-    /// every float activation: fewer outputs for tract to keep and fewer histograms to fill.
+    /// Observe only the tensors TensorRT's placement reads (the quantizable layers' inputs and
+    /// the residual Adds' residual inputs) instead of every float activation: fewer outputs for
+    /// tract to keep and fewer histograms to fill.
     pub layer_inputs_only: bool,
 }
 

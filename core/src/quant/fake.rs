@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
-use super::qparams::{QParams, compute_scale_zp};
+use super::qparams::{QParams, scale_zp};
 use super::scheme::{Granularity, WeightScheme};
 use crate::error::{Error, Result};
 
@@ -94,7 +94,7 @@ fn quantize_group(values: &[f32], scheme: &WeightScheme) -> (QParams, Vec<i32>) 
     }
     let (lo, hi) = min_max(values.iter().copied());
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) };
-    let p = compute_scale_zp(lo, hi, range, scheme.symmetric);
+    let p = scale_zp(lo, hi, range, scheme.symmetric, scheme.power_of_two);
     let q = values.iter().map(|&v| p.quantize(v)).collect();
     (p, q)
 }

@@ -15,7 +15,7 @@ pub use algorithm_settings::{AdaRoundSettings, AlgorithmSettings, EasyQuantSetti
 pub use calibration_config::CalibrationConfig;
 pub use fake::{WeightQuant, fake_quant_per_axis, fake_quant_slice, quantize_weight};
 pub use observer::Observer;
-pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even};
+pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even, scale_zp};
 pub use runtime::{CpuInt8, RUNTIME_PROFILES, RuntimeProfile};
 pub use scheme::{ActivationScheme, Granularity, LayerAlgorithms, LayerConfig, WeightScheme};
 pub use target::{TARGETS, Target};

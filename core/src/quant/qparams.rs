@@ -73,6 +73,28 @@ pub fn compute_scale_zp(rmin: f32, rmax: f32, range: QRange, symmetric: bool) ->
     QParams { scale: scale as f32, zero_point, range }
 }
 
+/// [`compute_scale_zp`] with the scale rounded up to a power of two (`2^⌈log2 s⌉`, for integer
+/// accelerators that rescale by shifts) and the zero point recomputed for it, so the grid still
+/// covers the range (a symmetric zero point stays the midpoint). `power_of_two = false` is
+/// `compute_scale_zp` itself.
+pub fn scale_zp(rmin: f32, rmax: f32, range: QRange, symmetric: bool, power_of_two: bool) -> QParams {
+    let p = compute_scale_zp(rmin, rmax, range, symmetric);
+    if !power_of_two {
+        return p;
+    }
+    let scale = f64::from(p.scale).log2().ceil().exp2();
+    if !scale.is_finite() || scale < f64::from(f32::MIN_POSITIVE) || scale > f64::from(f32::MAX) {
+        return p;
+    }
+    let zero_point = if symmetric {
+        f64::from(p.zero_point)
+    } else {
+        round_half_even(f64::from(range.qmin) - f64::from(rmin.min(0.0)) / scale)
+    };
+    let zero_point = zero_point.clamp(f64::from(range.qmin), f64::from(range.qmax)) as i32;
+    QParams { scale: scale as f32, zero_point, range }
+}
+
 impl QParams {
     /// Quantizes one value: `saturate(round_half_even(x / s) + z)`.
     #[inline]
@@ -96,5 +118,34 @@ impl QParams {
     /// The real range the grid covers: `[(qmin - z)·s, (qmax - z)·s]`.
     pub fn real_range(&self) -> (f32, f32) {
         (self.dequantize(self.range.qmin), self.dequantize(self.range.qmax))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Power-of-two scales: the scale is `2^⌈log2 s⌉` (never below ORT's), the grid still covers
+    /// the range to half a step, and without the flag the parameters are ORT's.
+    #[test]
+    fn power_of_two_scales_cover_the_range() {
+        let u8r = QRange::new(8, false, false);
+        let s8r = QRange::new(8, true, true);
+        for &(lo, hi) in &[(-1.3f32, 2.7f32), (0.0, 6.0), (-0.01, 0.02), (-5.0, 0.0), (0.0, 1.0)] {
+            assert_eq!(scale_zp(lo, hi, u8r, false, false), compute_scale_zp(lo, hi, u8r, false));
+            for (range, symmetric) in [(u8r, false), (s8r, true)] {
+                let ort = compute_scale_zp(lo, hi, range, symmetric);
+                let p = scale_zp(lo, hi, range, symmetric, true);
+                assert_eq!(p.scale.log2().fract(), 0.0, "{lo} {hi}: {}", p.scale);
+                assert!(p.scale >= ort.scale && p.scale < 2.0 * ort.scale, "{lo} {hi}: {} vs {}", p.scale, ort.scale);
+                let (a, b) = p.real_range();
+                assert!(a <= lo.min(0.0) + p.scale / 2.0 && b >= hi.max(0.0) - p.scale / 2.0, "{lo} {hi}: {a} {b}");
+                if symmetric {
+                    assert_eq!(p.zero_point, ort.zero_point);
+                }
+            }
+        }
+        // A degenerate range keeps ORT's (1, 0).
+        assert_eq!(scale_zp(0.0, 0.0, u8r, false, true).scale, 1.0);
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::observer::Observer;
-use super::qparams::QRange;
+use super::qparams::{QParams, QRange, scale_zp};
 use crate::error::{Error, Result};
 
 /// How many (scale, zero point) pairs a weight gets.
@@ -37,6 +37,8 @@ pub struct WeightScheme {
     pub granularity: Granularity,
     /// Ternary weights {-s, 0, +s} with a threshold (TWN: 0.7 · mean |w|).
     pub ternary: bool,
+    /// Scales rounded up to powers of two (integer accelerators that rescale by shifts).
+    pub power_of_two: bool,
 }
 
 impl Default for WeightScheme {
@@ -49,6 +51,7 @@ impl Default for WeightScheme {
             narrow_range: true,
             granularity: Granularity::PerChannel,
             ternary: false,
+            power_of_two: false,
         }
     }
 }
@@ -85,12 +88,21 @@ pub struct ActivationScheme {
     pub observer: Observer,
     /// Dynamic quantization: the range is computed per batch at run time.
     pub dynamic: bool,
+    /// Scales rounded up to powers of two (integer accelerators that rescale by shifts).
+    pub power_of_two: bool,
 }
 
 impl Default for ActivationScheme {
     /// ONNX Runtime's common setup: uint8 asymmetric per-tensor, MinMax.
     fn default() -> Self {
-        Self { bits: 8, signed: false, symmetric: false, observer: Observer::MinMax, dynamic: false }
+        Self {
+            bits: 8,
+            signed: false,
+            symmetric: false,
+            observer: Observer::MinMax,
+            dynamic: false,
+            power_of_two: false,
+        }
     }
 }
 
@@ -98,6 +110,11 @@ impl ActivationScheme {
     /// The integer range of the scheme.
     pub fn qrange(&self) -> QRange {
         QRange::new(self.bits, self.signed, false)
+    }
+
+    /// The (scale, zero point) of the clip range `range` under this scheme.
+    pub fn params(&self, range: (f32, f32)) -> QParams {
+        scale_zp(range.0, range.1, self.qrange(), self.symmetric, self.power_of_two)
     }
 
     /// Checks the bit width and observer parameters.

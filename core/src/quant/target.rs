@@ -11,7 +11,8 @@ pub enum Target {
     #[default]
     Ort,
     /// TensorRT's explicit quantization: Q/DQ on the activation inputs of the quantizable layers
-    /// only (Conv, ConvTranspose, Gemm, MatMul); TensorRT propagates from there.
+    /// (Conv, ConvTranspose, Gemm, MatMul) and on the residual input of residual Adds, as NVIDIA
+    /// recommends; TensorRT propagates from there.
     #[serde(rename = "tensorrt")]
     TensorRt,
     /// Fully integer accelerators: ONNX Runtime's placement extended to every float activation
@@ -36,7 +37,10 @@ impl Target {
                 "ONNX Runtime: Q/DQ where its quantize_static puts them (layer inputs and outputs, Add, Mul, Concat, \
                  pools, Softmax, ...), so that ORT runs QLinear* integer kernels"
             }
-            Target::TensorRt => "TensorRT: Q/DQ on the inputs of Conv, ConvTranspose, Gemm and MatMul only",
+            Target::TensorRt => {
+                "TensorRT: Q/DQ on the inputs of Conv, ConvTranspose, Gemm and MatMul, and on the residual input of \
+                 residual Adds"
+            }
             Target::Npu => {
                 "Fully integer accelerators: every float activation quantized, fixed Sigmoid/Tanh/Softmax output ranges"
             }

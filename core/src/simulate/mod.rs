@@ -95,6 +95,9 @@ pub struct Evaluation {
     pub predictions_float: Vec<usize>,
     /// Argmax of the first output of the quantized model, per sample.
     pub predictions_quant: Vec<usize>,
+    /// The activations (and float constants) the plan quantizes under its placement target.
+    #[serde(default)]
+    pub quantized: Vec<crate::plan::QuantizedTensor>,
 }
 
 /// Progress of an evaluation: the stage and how far it is.
@@ -409,6 +412,7 @@ impl Simulator {
             layers,
             predictions_float: self.float_predictions.clone(),
             predictions_quant: predictions,
+            quantized: plan.quantized_tensors(&self.model),
         };
         Ok((evaluation, state))
     }

@@ -10,7 +10,9 @@
 //!   `F = z_c − fma(r_A, z_a, r_B · z_b)`;
 //! - Add, input `B` one value per span (a scalar constant, or a `[C, 1, 1]` one against NCHW):
 //!   `c = round(fma(a, r_A, F + b · r_B))`; when input 0 is that scalar, A and B swap;
-//! - Mul: `c = round(f32((a − z_a)(b − z_b)) · (s_a · s_b / s_c)) + z_c` (`mlas/lib/qlmul.cpp`);
+//! - Mul: `c = round(f32((a − z_a)(b − z_b)) · (s_a · s_b / s_c) + z_c)` (`mlas/lib/qlmul.cpp`; the
+//!   zero point is added before rounding, which decides ties: measured with power-of-two scales,
+//!   where `−2.5 + 79` gives 76 in ORT, not `round(−2.5) + 79 = 77`);
 //!
 //! rounding half to even and saturating to [0, 255]. The fused multiply-adds are computed in f64
 //! (the product of an 8-bit integer by an f32 is exact there) and rounded once to f32. The
@@ -70,8 +72,8 @@ pub(super) fn emulate(
                 node("Sub", k("b_centred"), &[&q(x1), &k("zb")], k("b_c")),
                 node("Mul", k("product"), &[&k("a_c"), &k("b_c")], k("ab")),
                 node("Mul", k("rescale"), &[&k("ab"), &k("ratio")], k("scaled")),
-                node("Round", k("round"), &[&k("scaled")], k("rounded")),
-                node("Add", k("add_zp"), &[&k("rounded"), &k("zc")], k("code")),
+                node("Add", k("add_zp"), &[&k("scaled"), &k("zc")], k("shifted")),
+                node("Round", k("round"), &[&k("shifted")], k("code")),
             ]);
             k("code")
         }

@@ -16,7 +16,7 @@ use std::path::Path;
 use quantbench_core::model::OnnxModel;
 use quantbench_tests::{repo_root, run_cli, run_oracle, texts};
 
-use super::parity::{check_parity, parity_on};
+use super::parity::{check_parity, parity_on, parity_with};
 
 /// Calibration samples per model, and evaluation samples (another split of the same generator):
 /// enough for the parity bar, few enough for a debug build in CI.
@@ -193,4 +193,57 @@ fn corpus_models_run_end_to_end_or_are_refused_in_one_line() {
         }
     }
     assert!(failures.is_empty(), "corpus failures:\n{}", failures.join("\n"));
+}
+
+/// The parity bars a model may miss on a target other than `ort` (`target_drift` in
+/// corpus.json: target → the cause), tolerated as `drift` is.
+fn target_drift(name: &str, target: &str) -> Option<String> {
+    let text = std::fs::read_to_string(repo_root().join("tests/corpus/corpus.json")).expect("corpus.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("corpus.json parses");
+    let models = json["models"].as_array().expect("models");
+    let m = models.iter().find(|m| m["name"] == name)?;
+    m["target_drift"][target].as_str().map(str::to_string)
+}
+
+/// Every corpus model that runs, through the `tensorrt` and `npu` placements: the export runs
+/// in ONNX Runtime and agrees with the simulation of the same recipe (the parity bars), unless
+/// corpus.json records a drift for that target or marks the model `drift`.
+#[test]
+fn corpus_models_on_the_tensorrt_and_npu_targets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_oracle("corpus.py", &["fetch"]);
+    let mut failures = Vec::new();
+    for (name, status, _, _) in entries().iter().filter(|e| e.1 != Status::Fails) {
+        let file = |suffix: &str| dir.path().join(format!("{name}{suffix}"));
+        for split in ["calib", "eval"] {
+            run_oracle(
+                "corpus.py",
+                &["data".as_ref(), name.as_ref(), dir.path().as_os_str(), SAMPLES.as_ref(), split.as_ref()],
+            );
+        }
+        run_oracle("ort_run.py", &[file(".onnx"), file(".eval.npz"), file(".ort.npz")]);
+        let layers = OnnxModel::load(&file(".onnx")).expect("loads (it runs with the defaults)").summary.layers.len();
+        for target in ["tensorrt", "npu"] {
+            let tag = format!("{name} {target}");
+            match parity_with(dir.path(), name, layers, [&file(".npz"), &file(".eval.npz")], &["--target", target]) {
+                Ok(p) => {
+                    let mut found = Vec::new();
+                    check_parity(&tag, &p, &mut found);
+                    match target_drift(name, target) {
+                        // Drift depends on the CPU's int8 arithmetic: tolerated, not required.
+                        Some(known) if found.is_empty() => {
+                            eprintln!("{tag}: meets every parity bar on this CPU (target_drift: {known})");
+                        }
+                        Some(known) => eprintln!("{tag}: known drift ({known})"),
+                        None if *status == Status::Drift && !found.is_empty() => {
+                            eprintln!("{tag}: {} (the model is marked `drift`)", found.join("; "));
+                        }
+                        None => failures.extend(found),
+                    }
+                }
+                Err(e) => failures.push(format!("{tag}: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "corpus target failures:\n{}", failures.join("\n"));
 }

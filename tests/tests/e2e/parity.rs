@@ -54,6 +54,17 @@ pub fn parity(dir: &Path, name: &str, layers: usize) -> Result<Parity, String> {
 
 /// [`parity`] calibrated on `data` and evaluated on `eval` (every comparison is on `eval`).
 pub fn parity_on(dir: &Path, name: &str, layers: usize, data: &Path, eval: &Path) -> Result<Parity, String> {
+    parity_with(dir, name, layers, [data, eval], &[])
+}
+
+/// [`parity_on`] with extra `quantize` flags (`--target tensorrt`, say).
+pub fn parity_with(
+    dir: &Path,
+    name: &str,
+    layers: usize,
+    [data, eval]: [&Path; 2],
+    flags: &[&str],
+) -> Result<Parity, String> {
     use quantbench_core::calibrate::RecipeFile;
     use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
     use quantbench_core::simulate::graph::simulated_proto;
@@ -92,7 +103,10 @@ pub fn parity_on(dir: &Path, name: &str, layers: usize, data: &Path, eval: &Path
             report.as_os_str(),
             "--save-recipe".as_ref(),
             used.as_os_str(),
-        ],
+        ]
+        .into_iter()
+        .chain(flags.iter().map(std::ffi::OsStr::new))
+        .collect::<Vec<_>>(),
         "quantize",
     )?;
     let ort_out = file(".qdq.ort.npz");
@@ -110,7 +124,6 @@ pub fn parity_on(dir: &Path, name: &str, layers: usize, data: &Path, eval: &Path
     let shapes: Vec<Vec<usize>> = set.sample_shapes.iter().map(|s| [&[1][..], s].concat()).collect();
     let runner = Runner::from_proto(&proto, &model, &shapes, &[]).map_err(|e| format!("simulated model: {e}"))?;
     let ort: Vec<ArrayD<f32>> = runner.output_names.iter().map(|n| read_npz(&ort_out, n)).collect::<Result<_, _>>()?;
-    let float_ort = read_npz(&file(".ort.npz"), &runner.output_names[0])?; // the float model on `eval`
     let (mut max_diff, mut scale) = (0f32, 1f32);
     let mut sim_first = Vec::new();
     for batch in set.batches(1).map_err(|e| e.to_string())? {
@@ -153,7 +166,8 @@ pub fn parity_on(dir: &Path, name: &str, layers: usize, data: &Path, eval: &Path
         max_diff,
         scale,
         sqnr_sim: json["metrics"]["output_sqnr_db"].as_f64().ok_or("no output_sqnr_db")?,
-        sqnr_ort: sqnr_db(&float_ort, &ort[0]),
+        // Against the float model run by ORT on `eval`.
+        sqnr_ort: sqnr_db(&read_npz(&file(".ort.npz"), &runner.output_names[0])?, &ort[0]),
     })
 }
 

@@ -1,20 +1,30 @@
 //! Placement targets against ONNX Runtime itself: for one small model per handler of ORT's QDQ
 //! registry (`tests/oracle/placement_cases.py`) and for every sample model, the default `ort`
 //! target quantizes the tensors `quantize_static` quantizes, with the same scale and zero point,
-//! and ORT's optimiser then forms the same integer kernels; the `tensorrt` target quantizes only
-//! the inputs of the layers. Every export runs in ORT as the simulation predicts.
+//! and ORT's optimiser then forms the same integer kernels; the `tensorrt` target quantizes the
+//! inputs of the layers and the residual inputs of residual Adds. Every export runs in ORT as the simulation predicts.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::Value;
 
+use quantbench_core::model::{OnnxModel, node_name};
 use quantbench_tests::sim_tensors::sim_tensors;
 use quantbench_tests::{SAMPLE_MODELS, run_cli, run_oracle, sample, texts};
 
 /// Exports whose fused kernels the simulation does not emulate code for code (sim ≡ ORT still
 /// holds on the agreement and SQNR bars): ORT's QLinearAveragePool sums dequantized values in its
 /// own order and one sample in 256 lands one code off.
-const NOT_EMULATED: [(&str, &str); 2] = [("clip_avgpool", "ort"), ("clip_avgpool", "npu")];
+const NOT_EMULATED: [(&str, &str); 3] =
+    [("clip_avgpool", "ort"), ("clip_avgpool", "npu"), ("clip_avgpool", "npu_pow2")];
+
+/// The placements checked: (tag, `quantize` flags).
+const TARGETS: [(&str, &[&str]); 3] =
+    [("ort", &["--target", "ort"]), ("tensorrt", &["--target", "tensorrt"]), ("npu", &["--target", "npu"])];
+
+/// The `npu` target with power-of-two scales (checked on the handler cases).
+const NPU_POW2: (&str, &[&str]) = ("npu_pow2", &["--target", "npu", "--pow2-scales"]);
 
 /// Runs `quantize` on `dir/model.onnx` (data `calib`, `eval`) into `dir/<tag>.onnx`; the report.
 fn quantize(model: &Path, calib: &Path, eval: &Path, out: &Path, flags: &[&str]) -> Value {
@@ -77,8 +87,7 @@ fn check(
     model: &Path,
     [calib, eval]: [&Path; 2],
     dir: &Path,
-    min_coverage: f64,
-    excluded: Excluded<'_>,
+    (min_coverage, excluded, targets): (f64, Excluded<'_>, &[(&str, &[&str])]),
     failures: &mut Vec<String>,
 ) {
     let ort_q = dir.join(format!("{name}_quantize_static.onnx"));
@@ -101,9 +110,9 @@ fn check(
     for node in excluded.nodes {
         flags.extend(["--float-node", node]);
     }
-    for target in ["ort", "tensorrt", "npu"] {
+    for &(target, target_flags) in targets {
         let ours = dir.join(format!("{name}_{target}.onnx"));
-        let mut args = vec!["--target", target];
+        let mut args = target_flags.to_vec();
         args.extend(&flags);
         let report = quantize(model, calib, eval, &ours, &args);
         let cmp: Value = serde_json::from_str(&run_oracle("qdq_compare.py", &[&ort_q, &ours])).expect("json");
@@ -157,19 +166,92 @@ fn check(
                     integer_ops(&cmp["ops"]["ours"])
                 ));
             }
-        } else if target == "npu" {
+        } else if target.starts_with("npu") {
             // Everything ORT quantizes, and more.
             if !cmp["missing"].as_array().expect("missing").is_empty() {
-                failures.push(format!("{name} npu: leaves float what ORT quantizes: {}", cmp["missing"]));
+                failures.push(format!("{name} {target}: leaves float what ORT quantizes: {}", cmp["missing"]));
+            }
+            if target_flags.contains(&"--pow2-scales") {
+                let odd = scales_not_powers_of_two(&ours);
+                if !odd.is_empty() {
+                    failures.push(format!("{name} {target}: scales that are not powers of two: {odd:?}"));
+                }
             }
         } else {
-            // TensorRT's placement: the layers' activation inputs (at most one per quantized
-            // layer), nothing else.
-            let layers = report["layers"].as_array().expect("layers").iter().filter(|l| l["a_bits"].is_u64()).count();
-            if count("ours") as usize > layers {
-                failures.push(format!("{name} tensorrt: {} tensors quantized for {layers} layers", count("ours")));
-            }
+            // TensorRT's placement: the layers' activation inputs and the residual inputs of the
+            // residual Adds that are not kept float, nothing else.
+            tensorrt_placement(name, model, &ours, excluded, failures);
         }
+    }
+}
+
+/// The activations a QDQ export quantizes (the data inputs of its QuantizeLinear nodes).
+fn quantize_linear_inputs(export: &Path) -> BTreeSet<String> {
+    use prost::Message as _;
+    let bytes = std::fs::read(export).expect("export");
+    let proto = quantbench_core::model::onnx::ModelProto::decode(bytes.as_slice()).expect("ONNX");
+    let graph = proto.graph.expect("graph");
+    let consts: BTreeSet<&str> = graph
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(graph.node.iter().filter(|n| n.op_type == "Constant").flat_map(|n| n.output.iter().map(String::as_str)))
+        .collect();
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "QuantizeLinear")
+        .filter_map(|n| n.input.first())
+        .filter(|t| !consts.contains(t.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The scales of every QuantizeLinear/DequantizeLinear of an export that are not powers of two
+/// (weights, activations and int32 biases), as (node, scale).
+fn scales_not_powers_of_two(export: &Path) -> Vec<(String, f32)> {
+    use prost::Message as _;
+    let bytes = std::fs::read(export).expect("export");
+    let proto = quantbench_core::model::onnx::ModelProto::decode(bytes.as_slice()).expect("ONNX");
+    let graph = proto.graph.expect("graph");
+    let scales: std::collections::BTreeMap<&str, &quantbench_core::model::onnx::TensorProto> =
+        graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut odd = Vec::new();
+    for n in graph.node.iter().filter(|n| n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") {
+        let t = n.input.get(1).and_then(|s| scales.get(s.as_str())).expect("scale initializer");
+        let values: Vec<f32> = if t.float_data.is_empty() {
+            t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        } else {
+            t.float_data.clone()
+        };
+        assert!(!values.is_empty(), "{}: empty scale", n.name);
+        odd.extend(values.into_iter().filter(|v| v.log2().fract() != 0.0).map(|v| (n.name.clone(), v)));
+    }
+    odd
+}
+
+/// The `tensorrt` export quantizes exactly the layers' activation inputs plus the residual
+/// inputs of the residual Adds (`OnnxModel::residual_add_inputs`) that are not kept float.
+fn tensorrt_placement(name: &str, model: &Path, export: &Path, excluded: Excluded<'_>, failures: &mut Vec<String>) {
+    let float = OnnxModel::load(model).expect("model");
+    let graph = float.graph();
+    let quantized = quantize_linear_inputs(export);
+    let layer_inputs: BTreeSet<&str> = float.summary.layers.iter().map(|l| l.input.as_str()).collect();
+    let residual = float.residual_add_inputs();
+    let kept = |n: &quantbench_core::model::onnx::NodeProto| {
+        excluded.ops.contains(&n.op_type.as_str()) || excluded.nodes.contains(&node_name(n).as_str())
+    };
+    let wanted: Vec<&String> = residual
+        .iter()
+        .filter(|t| graph.node.iter().any(|n| n.op_type == "Add" && n.input.contains(t) && !kept(n)))
+        .collect();
+    let unexpected: Vec<&String> =
+        quantized.iter().filter(|t| !layer_inputs.contains(t.as_str()) && !wanted.contains(t)).collect();
+    let missing: Vec<&&String> = wanted.iter().filter(|t| !quantized.contains(t.as_str())).collect();
+    eprintln!("{name} tensorrt: quantized {quantized:?}, residual inputs {wanted:?}");
+    if !unexpected.is_empty() || !missing.is_empty() {
+        failures
+            .push(format!("{name} tensorrt: quantizes {unexpected:?} beyond its placement, leaves {missing:?} float"));
     }
 }
 
@@ -186,8 +268,7 @@ fn ort_target_quantizes_what_quantize_static_does_for_every_handler() {
             &d.join("model.onnx"),
             [&d.join("calib.npz"), &d.join("eval.npz")],
             dir.path(),
-            1.0,
-            Excluded::default(),
+            (1.0, Excluded::default(), &[TARGETS[0], TARGETS[1], TARGETS[2], NPU_POW2]),
             &mut failures,
         );
     }
@@ -204,8 +285,7 @@ fn ort_target_on_the_samples() {
             &sample(name, "model.onnx"),
             [&sample(name, "calib.npz"), &sample(name, "eval.npz")],
             dir.path(),
-            0.95,
-            Excluded::default(),
+            (0.95, Excluded::default(), &TARGETS),
             &mut failures,
         );
     }
@@ -230,8 +310,7 @@ fn excluded_ops_and_nodes_match_quantize_static() {
             &d.join("model.onnx"),
             [&d.join("calib.npz"), &d.join("eval.npz")],
             dir.path(),
-            1.0,
-            excluded,
+            (1.0, excluded, &TARGETS),
             &mut failures,
         );
     }
