@@ -117,35 +117,47 @@ impl OnnxModel {
 
     /// The residual inputs of the model's residual Adds, where TensorRT's explicit quantization
     /// wants Q/DQ (NVIDIA's placement guide; pytorch-quantization's ResNet quantizes `identity` in
-    /// `out += identity`): for every Add of two float activations, the inputs that are not the
-    /// output of a quantizable layer (directly or through a BatchNormalization), since TensorRT
-    /// fuses the layer's own branch into its epilogue; when both are layer outputs, the one
-    /// computed last (the shortcut projection). In node order, without repeats.
+    /// `out += identity`): for every Add of two float activations, the input that is not the
+    /// output of a quantizable layer (directly, or through a BatchNormalization or a bias Add),
+    /// since TensorRT fuses the layer's own branch into its epilogue; both when neither is. When
+    /// both are layer outputs, the skip: the one other nodes read too (the block's input), else
+    /// the one computed last (the shortcut projection). In node order, without repeats.
     pub fn residual_add_inputs(&self) -> Vec<String> {
         let graph = self.graph();
         let consts = self.constants();
         let producer = |t: &str| graph.node.iter().position(|n| n.output.iter().any(|o| o == t));
-        // The layer (node index) that computes `t`, seen through one BatchNormalization.
+        let is_layer = |i: usize| self.summary.layer(&node_name(&graph.node[i])).is_some();
+        // The node index computing `t` when a layer computes it (seen through one
+        // BatchNormalization or one Add of a constant).
         let layer_output = |t: &str| -> Option<usize> {
             let i = producer(t)?;
-            let n = &graph.node[i];
-            if self.summary.layer(&node_name(n)).is_some() {
+            if is_layer(i) {
                 return Some(i);
             }
-            let bn_input = n.input.first().filter(|_| n.op_type == "BatchNormalization")?;
-            let j = producer(bn_input)?;
-            self.summary.layer(&node_name(&graph.node[j])).is_some().then_some(i)
+            let n = &graph.node[i];
+            let mut data = n.input.iter().filter(|x| !x.is_empty() && !consts.contains_key(x.as_str()));
+            let through = match n.op_type.as_str() {
+                "BatchNormalization" => n.input.first(),
+                "Add" if n.input.len() == 2 => data.next().filter(|_| data.next().is_none()),
+                _ => None,
+            };
+            through.and_then(|x| producer(x)).filter(|&j| is_layer(j)).map(|_| i)
         };
         let mut out: Vec<String> = Vec::new();
         for n in graph.node.iter().filter(|n| n.op_type == "Add" && graph::is_default_domain(&n.domain)) {
-            let inputs: Vec<&String> = n.input.iter().filter(|t| !t.is_empty()).collect();
-            if inputs.len() != 2 || inputs.iter().any(|t| consts.contains_key(t.as_str())) {
+            let [a, b] = n.input.as_slice() else { continue };
+            if [a, b].iter().any(|t| t.is_empty() || consts.contains_key(t.as_str())) {
                 continue;
             }
-            let from_layer: Vec<Option<usize>> = inputs.iter().map(|t| layer_output(t)).collect();
-            let chosen: Vec<&String> = match (from_layer[0], from_layer[1]) {
-                (Some(a), Some(b)) => vec![if b > a { inputs[1] } else { inputs[0] }],
-                _ => inputs.iter().zip(&from_layer).filter(|(_, l)| l.is_none()).map(|(t, _)| *t).collect(),
+            let chosen: Vec<&String> = match (layer_output(a), layer_output(b)) {
+                (Some(_), None) => vec![b],
+                (None, Some(_)) => vec![a],
+                (None, None) => vec![a, b],
+                (Some(i), Some(j)) => match (self.readers(a) > 1, self.readers(b) > 1) {
+                    (true, false) => vec![a],
+                    (false, true) => vec![b],
+                    _ => vec![if j > i { b } else { a }],
+                },
             };
             for t in chosen {
                 if !out.contains(t) {

@@ -202,13 +202,14 @@ impl Sink for SimulationSink<'_> {
 
     fn node(&mut self, node: pb::NodeProto) -> Emitted {
         let name = crate::model::node_name(&node);
-        let emulated = matches!(node.op_type.as_str(), "Softmax" | "Add" | "Mul")
+        let emulated = matches!(node.op_type.as_str(), "Softmax" | "Add" | "Mul" | "AveragePool")
             .then(|| self.model.graph().node.iter().find(|n| crate::model::node_name(n) == name))
             .flatten()
             .and_then(|original| crate::plan::qlinear_io(self.model, self.plan, original))
             .and_then(|(inputs, y)| match (node.op_type.as_str(), inputs.as_slice()) {
                 ("Softmax", [x]) => super::softmax::emulate(&node, self.model.summary.opset, x, y),
                 ("Add" | "Mul", [a, b]) => super::qlinear::emulate(self.model, &node, a, b, y),
+                ("AveragePool", [x]) => super::avgpool::emulate(&node, self.model.summary.opset, x, y),
                 _ => None,
             });
         match emulated {

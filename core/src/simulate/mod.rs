@@ -2,6 +2,7 @@
 //! layer's input and output are cached); a plan is then evaluated by running the fake-quantized
 //! model (accumulated error) and each quantized layer alone on cached float inputs (local error).
 
+mod avgpool;
 pub mod graph;
 mod incremental;
 mod layer;

@@ -13,12 +13,6 @@ use quantbench_core::model::{OnnxModel, node_name};
 use quantbench_tests::sim_tensors::sim_tensors;
 use quantbench_tests::{SAMPLE_MODELS, run_cli, run_oracle, sample, texts};
 
-/// Exports whose fused kernels the simulation does not emulate code for code (sim ≡ ORT still
-/// holds on the agreement and SQNR bars): ORT's QLinearAveragePool sums dequantized values in its
-/// own order and one sample in 256 lands one code off.
-const NOT_EMULATED: [(&str, &str); 3] =
-    [("clip_avgpool", "ort"), ("clip_avgpool", "npu"), ("clip_avgpool", "npu_pow2")];
-
 /// The placements checked: (tag, `quantize` flags).
 const TARGETS: [(&str, &[&str]); 3] =
     [("ort", &["--target", "ort"]), ("tensorrt", &["--target", "tensorrt"]), ("npu", &["--target", "npu"])];
@@ -134,7 +128,7 @@ fn check(
         sim_tensors(model, &ours.with_extension("recipe.json"), eval, &ours.with_extension("sim.onnx"), &tensors)
             .expect("simulated tensors");
         let codes: Value = serde_json::from_str(&run_oracle("qdq_codes.py", &[&ours, &tensors, eval])).expect("json");
-        if !codes["mismatched"].as_array().expect("mismatched").is_empty() && !NOT_EMULATED.contains(&(name, target)) {
+        if !codes["mismatched"].as_array().expect("mismatched").is_empty() {
             failures.push(format!("{name} {target}: integer codes differ from ORT's: {}", codes["mismatched"]));
         }
         eprintln!(
