@@ -22,7 +22,7 @@ use super::parity::{check_parity, parity_on, parity_with};
 /// enough for the parity bar, few enough for a debug build in CI.
 const SAMPLES: &str = "8";
 /// Evaluation samples of a labelled model, for the accuracy bar against ORT's quantize_static.
-const LABELLED_SAMPLES: &str = "32";
+const LABELLED_SAMPLES: &str = "128";
 
 /// What QuantBench does with a corpus model today (`status` in corpus.json).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
