@@ -155,19 +155,7 @@ pub fn parity_with(
     if quant.len() != set.num_samples || ort_top1.len() != set.num_samples {
         return Err(format!("{} report predictions, {} ORT, {} samples", quant.len(), ort_top1.len(), set.num_samples));
     }
-    // The report's predictions are the simulation's (the same graph, run by the CLI in batches):
-    // the same class, or one whose value this run puts within 1 % of the output's scale of the
-    // maximum (a near-tie that the batch's float summation order may flip, as on the flattened
-    // [40, 6625] CTC output of rapidocr_rec, where every step's blank is near 1).
-    let sim_top1: Vec<u64> = sim_first.iter().map(|a| argmax(a) as u64).collect();
-    let near_tie = |a: &ArrayD<f32>, got: u64| {
-        let top = a.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
-        a.iter().nth(got as usize).is_some_and(|v| top - v <= 0.01 * scale)
-    };
-    if sim_first.iter().zip(&sim_top1).zip(&quant).any(|((a, s), q)| s != q && !near_tie(a, *q)) {
-        return Err(format!("report predictions {quant:?} differ from the simulation's {sim_top1:?}"));
-    }
+    report_is_the_simulation(&quant, &sim_first)?;
     let agree = quant.iter().zip(&ort_top1).filter(|(a, b)| a == b).count();
     Ok(Parity {
         agreement: agree as f64 / quant.len() as f64,
@@ -177,6 +165,24 @@ pub fn parity_with(
         // Against the float model run by ORT on `eval`.
         sqnr_ort: sqnr_db(&read_npz(&file(".ort.npz"), &runner.output_names[0])?, &ort[0]),
     })
+}
+
+/// The report's predictions `quant` are the simulation's (the same graph, run by the CLI in
+/// batches; `sim` its first output per sample, run here): the same class, or one whose value this
+/// run puts within 1 % of the output's scale of the maximum (a near-tie that the batch's float
+/// summation order may flip, as on the flattened [40, 6625] CTC output of rapidocr_rec, where
+/// every step's blank is near 1).
+fn report_is_the_simulation(quant: &[u64], sim: &[ArrayD<f32>]) -> Result<(), String> {
+    let sim_top1: Vec<u64> = sim.iter().map(|a| argmax(a) as u64).collect();
+    let near_tie = |a: &ArrayD<f32>, got: u64| {
+        let top = a.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.iter().nth(got as usize).is_some_and(|v| top - v <= 0.01 * scale)
+    };
+    if sim.iter().zip(&sim_top1).zip(quant).any(|((a, s), q)| s != q && !near_tie(a, *q)) {
+        return Err(format!("report predictions {quant:?} differ from the simulation's {sim_top1:?}"));
+    }
+    Ok(())
 }
 
 /// Adds to `failures` what breaks the parity bar: top-1 agreement below 99.5 %, an output more
