@@ -3,7 +3,7 @@ sample of an .npz set, at 1 and 2 intra-op threads. The models are timed in inte
 (one run of each per round, after WARMUP rounds), so that a slow phase of a shared machine hits
 them alike; each figure is the median of ROUNDS runs.
 
-Usage: ort_latency.py DATA.npz MODEL.onnx [MODEL.onnx ...]
+Usage: ort_latency.py [--rounds N] DATA.npz MODEL.onnx [MODEL.onnx ...]
 Prints JSON: {model path: {"1": seconds, "2": seconds}}.
 """
 import json
@@ -39,9 +39,13 @@ def latencies(paths, arrays, threads, rounds=ROUNDS):
 
 
 def main():
-    data, models = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
+    rounds = ROUNDS
+    if args[:1] == ["--rounds"]:
+        rounds, args = int(args[1]), args[2:]
+    data, models = args[0], args[1:]
     arrays = dict(np.load(data))
-    by_threads = {t: latencies(models, arrays, t) for t in (1, 2)}
+    by_threads = {t: latencies(models, arrays, t, rounds) for t in (1, 2)}
     print(json.dumps({m: {str(t): by_threads[t][i] for t in (1, 2)} for i, m in enumerate(models)}))
 
 
