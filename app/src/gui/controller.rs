@@ -234,9 +234,7 @@ impl WorkbenchApp {
                 }
             }
             Action::ShowExport => {
-                if self.views.export.paths.is_empty() {
-                    self.fill_default_export_paths();
-                }
+                self.fill_default_export_paths();
                 self.views.export.open = true;
             }
             Action::Select(index, mode) => self.select(index, mode),
@@ -258,15 +256,33 @@ impl WorkbenchApp {
         }
     }
 
+    /// The export dialog's default paths, for the kinds without a typed one: `<model file
+    /// stem>_qdq.onnx` (and alike) in the folder of the last export when there was one, else
+    /// beside the model.
     fn fill_default_export_paths(&mut self) {
-        let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        let stem = self.session.summary.as_ref().map_or_else(|| "model".to_string(), |s| sanitize(&s.name));
+        let model = self.session.model_path.as_deref();
+        let dir = self
+            .settings
+            .last_export_dir
+            .clone()
+            .filter(|d| d.is_dir())
+            .or_else(|| model.and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf))
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let stem = model
+            .and_then(Path::file_stem)
+            .map(|s| sanitize(&s.to_string_lossy()))
+            .or_else(|| self.session.summary.as_ref().map(|s| sanitize(&s.name)))
+            .unwrap_or_else(|| "model".to_string());
         for (kind, name) in [
             (ExportKind::QdqModel, format!("{stem}_qdq.onnx")),
             (ExportKind::Encodings, format!("{stem}_encodings.json")),
             (ExportKind::Recipe, format!("{stem}_recipe.json")),
         ] {
-            self.views.export.paths.insert(export_key(kind), dir.join(name).to_string_lossy().into_owned());
+            let path = self.views.export.paths.entry(export_key(kind)).or_default();
+            if path.trim().is_empty() {
+                *path = dir.join(name).to_string_lossy().into_owned();
+            }
         }
     }
 

@@ -204,6 +204,9 @@ impl WorkbenchApp {
                 if kind == ExportKind::Recipe {
                     Settings::remember(&mut self.settings.recent_recipes, &path);
                 }
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    self.settings.last_export_dir = Some(dir.to_path_buf());
+                }
                 self.notes.push(format!("exported {}", path.display()));
                 self.views.export.last = Some(Ok(path));
             }

@@ -22,6 +22,8 @@ pub struct Settings {
     pub log_histogram: bool,
     /// How images of an image-folder data set become tensors.
     pub preprocess: Preprocess,
+    /// The folder of the last export (the export dialog proposes it over the model's own).
+    pub last_export_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             recent_recipes: Vec::new(),
             log_histogram: true,
             preprocess: Preprocess::default(),
+            last_export_dir: None,
         }
     }
 }

@@ -324,3 +324,33 @@ fn quantized_tensors_are_listed_any_node_kept_float_and_scales_made_powers_of_tw
     assert!(pow2.quantized.iter().all(|r| r.scale.log2().fract() == 0.0), "{:?}", pow2.quantized);
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
 }
+
+#[test]
+fn export_paths_default_beside_the_model_then_in_the_last_export_folder() {
+    use quantbench_core::worker::ExportKind;
+    let key = super::export::export_key(ExportKind::QdqModel);
+    let mut h = harness();
+    let model = sample("cnn");
+    let stem = model.file_stem().expect("stem").to_string_lossy().into_owned();
+    h.state_mut().push_action(Action::OpenModel(model.clone()));
+    wait_until(&mut h, "cnn evaluated", settled);
+    h.state_mut().push_action(Action::ShowExport);
+    h.step();
+    let beside = model.parent().expect("folder").join(format!("{stem}_qdq.onnx"));
+    assert_eq!(h.state().views.export.paths[&key], beside.to_string_lossy());
+    // Exported elsewhere: that folder is remembered (persisted settings) and proposed next time.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("mine.onnx");
+    h.state_mut().push_action(Action::Export(ExportKind::QdqModel, out.clone()));
+    wait_until(&mut h, "exported", |a| matches!(a.views.export.last, Some(Ok(_))) && a.jobs.is_empty());
+    assert!(out.is_file());
+    assert_eq!(h.state().settings.last_export_dir.as_deref(), Some(dir.path()));
+    h.state_mut().push_action(Action::OpenModel(model.clone()));
+    // The model reloaded clears the proposed paths (the open dialog keeps an empty one).
+    wait_until(&mut h, "cnn evaluated again", |a| settled(a) && a.views.export.paths.values().all(String::is_empty));
+    h.state_mut().push_action(Action::ShowExport);
+    h.step();
+    let remembered = dir.path().join(format!("{stem}_qdq.onnx"));
+    assert_eq!(h.state().views.export.paths[&key], remembered.to_string_lossy());
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+}
