@@ -16,7 +16,9 @@ pub fn dir() -> Option<PathBuf> {
     }
     candidates.push(PathBuf::from("sample_models"));
     candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("sample_models"));
-    candidates.into_iter().find(|p| p.join(DEFAULT_SAMPLE).join("model.onnx").is_file())
+    // Canonical, so that paths derived from it (the export dialog's, beside the model) read plainly.
+    let found = candidates.into_iter().find(|p| p.join(DEFAULT_SAMPLE).join("model.onnx").is_file())?;
+    Some(found.canonicalize().unwrap_or(found))
 }
 
 /// Paths of the bundled sample models, sorted by name.
