@@ -106,8 +106,13 @@ pub fn calibrate(
     let mut order = float_activations(model, &shapes)?;
     if config.layer_inputs_only {
         let residual = model.residual_add_inputs();
-        let wanted: std::collections::BTreeSet<&str> =
-            model.summary.layers.iter().map(|l| l.input.as_str()).chain(residual.iter().map(String::as_str)).collect();
+        let wanted: std::collections::BTreeSet<&str> = model
+            .summary
+            .layers
+            .iter()
+            .map(|l| l.input.as_str())
+            .chain(residual.iter().map(|(_, t)| t.as_str()))
+            .collect();
         order.retain(|t| wanted.contains(t.as_str()));
     }
     let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();

@@ -121,8 +121,8 @@ impl OnnxModel {
     /// output of a quantizable layer (directly, or through a BatchNormalization or a bias Add),
     /// since TensorRT fuses the layer's own branch into its epilogue; both when neither is. When
     /// both are layer outputs, the skip: the one other nodes read too (the block's input), else
-    /// the one computed last (the shortcut projection). In node order, without repeats.
-    pub fn residual_add_inputs(&self) -> Vec<String> {
+    /// the one computed last (the shortcut projection). As (Add node, tensor), in node order.
+    pub fn residual_add_inputs(&self) -> Vec<(String, String)> {
         let graph = self.graph();
         let consts = self.constants();
         let producer = |t: &str| graph.node.iter().position(|n| n.output.iter().any(|o| o == t));
@@ -143,7 +143,7 @@ impl OnnxModel {
             };
             through.and_then(|x| producer(x)).filter(|&j| is_layer(j)).map(|_| i)
         };
-        let mut out: Vec<String> = Vec::new();
+        let mut out: Vec<(String, String)> = Vec::new();
         for n in graph.node.iter().filter(|n| n.op_type == "Add" && graph::is_default_domain(&n.domain)) {
             let [a, b] = n.input.as_slice() else { continue };
             if [a, b].iter().any(|t| t.is_empty() || consts.contains_key(t.as_str())) {
@@ -159,11 +159,7 @@ impl OnnxModel {
                     _ => vec![if j > i { b } else { a }],
                 },
             };
-            for t in chosen {
-                if !out.contains(t) {
-                    out.push(t.clone());
-                }
-            }
+            out.extend(chosen.into_iter().map(|t| (node_name(n), t.clone())));
         }
         out
     }

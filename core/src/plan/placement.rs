@@ -169,22 +169,17 @@ impl Walk<'_> {
     /// Adds (`OnnxModel::residual_add_inputs`), read quantized by the Add (and by the layers
     /// that already read them quantized); Adds kept float stay float.
     pub(super) fn mark_residual_adds(&self, plan: &mut QuantPlan) {
-        let graph = self.model.graph();
-        let residual = self.model.residual_add_inputs();
         let shared = BTreeSet::new();
-        for n in graph.node.iter().filter(|n| n.op_type == "Add") {
-            let name = node_name(n);
-            let excluded = self.recipe.defaults.keep_float || self.recipe.excludes(&name, &n.op_type);
-            if excluded || self.filter.only.is_some() || self.filter.except.contains(&name) {
+        for (add, t) in self.model.residual_add_inputs() {
+            let excluded = self.recipe.defaults.keep_float || self.recipe.excludes(&add, "Add");
+            if excluded || self.filter.only.is_some() || self.filter.except.contains(&add) {
                 continue;
             }
-            for t in n.input.iter().filter(|t| residual.contains(t)) {
-                self.own(plan, &shared, t, None);
-                if let Some(a) = plan.activations.get_mut(t.as_str()).filter(|a| !a.dynamic)
-                    && !a.consumers.contains(&name)
-                {
-                    a.consumers.push(name.clone());
-                }
+            self.own(plan, &shared, &t, None);
+            if let Some(a) = plan.activations.get_mut(t.as_str()).filter(|a| !a.dynamic)
+                && !a.consumers.contains(&add)
+            {
+                a.consumers.push(add);
             }
         }
     }

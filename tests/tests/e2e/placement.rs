@@ -237,7 +237,8 @@ fn tensorrt_placement(name: &str, model: &Path, export: &Path, excluded: Exclude
     };
     let wanted: Vec<&String> = residual
         .iter()
-        .filter(|t| graph.node.iter().any(|n| n.op_type == "Add" && n.input.contains(t) && !kept(n)))
+        .filter(|(add, _)| graph.node.iter().any(|n| node_name(n) == *add && !kept(n)))
+        .map(|(_, t)| t)
         .collect();
     let unexpected: Vec<&String> =
         quantized.iter().filter(|t| !layer_inputs.contains(t.as_str()) && !wanted.contains(t)).collect();
