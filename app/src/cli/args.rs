@@ -13,6 +13,12 @@ pub struct Cli {
     pub command: Option<Command>,
     /// Model to open in the GUI (a bundled sample model when omitted).
     pub model: Option<PathBuf>,
+    /// GUI: calibration data to load with the model (instead of a calib.npz beside it).
+    #[arg(long, value_name = "DATA")]
+    pub calib: Option<PathBuf>,
+    /// GUI: evaluation data to load with the model (instead of an eval.npz beside it).
+    #[arg(long, value_name = "DATA")]
+    pub eval: Option<PathBuf>,
 }
 
 /// The headless subcommands.

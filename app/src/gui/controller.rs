@@ -23,17 +23,20 @@ use super::view_export::SaveDialog;
 
 impl WorkbenchApp {
     /// Opens `path` and the `calib.npz`/`eval.npz` beside it, when present.
-    fn open_model(&mut self, path: &Path) {
+    /// Loads the model at `path`, then the data sets `given` and, for the roles not given, the
+    /// `calib.npz`/`eval.npz` beside it.
+    fn open_model(&mut self, path: &Path, given: Vec<(DataRole, PathBuf)>) {
         let Some(job) = self.send(Command::LoadModel { path: path.to_path_buf() }) else { return };
         self.track(job, format!("Loading {}", file_name(path)));
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
-        let mut follow = Vec::new();
+        let mut follow = given;
         for (role, name) in [(DataRole::Calibration, "calib.npz"), (DataRole::Evaluation, "eval.npz")] {
             let p = dir.join(name);
-            if p.is_file() {
+            if p.is_file() && !follow.iter().any(|(r, _)| *r == role) {
                 follow.push((role, p));
             }
         }
+        follow.sort_by_key(|(role, _)| role_index(*role));
         self.pending.follow_ups.insert(job, (path.to_path_buf(), follow));
         Settings::remember(&mut self.settings.recent_models, path);
     }
@@ -163,7 +166,8 @@ impl WorkbenchApp {
     fn apply(&mut self, action: Action, ctx: &egui::Context) {
         match action {
             Action::PickFile(purpose) => self.spawn_file_dialog(purpose),
-            Action::OpenModel(path) => self.open_model(&path),
+            Action::OpenModel(path) => self.open_model(&path, Vec::new()),
+            Action::OpenModelWithData(path, data) => self.open_model(&path, data),
             Action::LoadData(role, path) => self.load_data(role, &path),
             Action::OpenRecipe(path) => self.open_recipe(&path),
             Action::ApplyPreprocess(preprocess) => {

@@ -39,13 +39,16 @@ mod view_export;
 
 use std::path::PathBuf;
 
+use quantbench_core::worker::DataRole;
+
 pub use actions::Action;
 pub use app::WorkbenchApp;
 
 use crate::samples;
 
-/// Starts the GUI, opening `model` or the default bundled sample (with the data sets beside it).
-pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
+/// Starts the GUI, opening `model` or the default bundled sample with the data sets `calib` and
+/// `eval` (each, when not given, the `calib.npz`/`eval.npz` beside the model if there is one).
+pub fn run(model: Option<PathBuf>, calib: Option<PathBuf>, eval: Option<PathBuf>) -> anyhow::Result<()> {
     let start =
         model.or_else(|| samples::models().into_iter().find(|(n, _)| n == samples::DEFAULT_SAMPLE).map(|m| m.1));
     let options = eframe::NativeOptions {
@@ -62,7 +65,9 @@ pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
         Box::new(move |cc| {
             let mut app = WorkbenchApp::new(cc.storage);
             if let Some(path) = start {
-                app.push_action(Action::OpenModel(path));
+                let data = [(DataRole::Calibration, calib), (DataRole::Evaluation, eval)];
+                let data = data.into_iter().filter_map(|(role, p)| p.map(|p| (role, p))).collect();
+                app.push_action(Action::OpenModelWithData(path, data));
             }
             Ok(Box::new(app))
         }),
