@@ -40,10 +40,10 @@ fn main() -> ExitCode {
             Err(anyhow::anyhow!("internal error: {what}"))
         }),
         #[cfg(feature = "gui")]
-        None => gui::run(args.model, args.calib, args.eval),
+        None => gui::run(args.model, args.calib, args.eval, args.recipe),
         #[cfg(not(feature = "gui"))]
         None => {
-            let _ = (args.model, args.calib, args.eval);
+            let _ = (args.model, args.calib, args.eval, args.recipe);
             Err(anyhow::anyhow!(
                 "this quantbench was built without the GUI (feature `gui`); give a subcommand, see --help"
             ))

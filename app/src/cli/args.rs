@@ -19,6 +19,9 @@ pub struct Cli {
     /// GUI: evaluation data to load with the model (instead of an eval.npz beside it).
     #[arg(long, value_name = "DATA")]
     pub eval: Option<PathBuf>,
+    /// GUI: a recipe to open once the model has loaded.
+    #[arg(long, value_name = "R.json")]
+    pub recipe: Option<PathBuf>,
 }
 
 /// The headless subcommands.

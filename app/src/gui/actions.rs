@@ -85,8 +85,9 @@ pub enum Action {
     PickFile(FilePurpose),
     /// Open a model, with a `calib.npz`/`eval.npz` beside it when present.
     OpenModel(PathBuf),
-    /// Open a model with these data sets (a role not given takes the file beside the model).
-    OpenModelWithData(PathBuf, Vec<(DataRole, PathBuf)>),
+    /// Open a model with these data sets (a role not given takes the file beside the model), then
+    /// this recipe.
+    OpenModelWith(PathBuf, Vec<(DataRole, PathBuf)>, Option<PathBuf>),
     /// Open a data set for a role.
     LoadData(DataRole, PathBuf),
     /// Store image preprocessing settings and re-load the image-folder sets with them.

@@ -63,11 +63,14 @@ pub struct Views {
     pub preprocess: PreprocessForm,
 }
 
+/// What opens once a model has loaded: the model's path, the data sets (role, path), a recipe.
+pub type FollowUp = (PathBuf, Vec<(DataRole, PathBuf)>, Option<PathBuf>);
+
 /// Jobs the controller waits for, and what it does when they end.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// Data sets to open once a model job has loaded.
-    pub follow_ups: BTreeMap<JobId, (PathBuf, Vec<(DataRole, PathBuf)>)>,
+    /// Data sets, then a recipe, to open once a model job has loaded.
+    pub follow_ups: BTreeMap<JobId, FollowUp>,
     /// Data-set jobs and what they load.
     pub data_jobs: BTreeMap<JobId, (DataRole, PathBuf)>,
     /// The evaluation that will cover the newest config change.

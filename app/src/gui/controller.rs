@@ -24,8 +24,8 @@ use super::view_export::SaveDialog;
 impl WorkbenchApp {
     /// Opens `path` and the `calib.npz`/`eval.npz` beside it, when present.
     /// Loads the model at `path`, then the data sets `given` and, for the roles not given, the
-    /// `calib.npz`/`eval.npz` beside it.
-    fn open_model(&mut self, path: &Path, given: Vec<(DataRole, PathBuf)>) {
+    /// `calib.npz`/`eval.npz` beside it, then `recipe` (after the load, which resets the recipe).
+    fn open_model(&mut self, path: &Path, given: Vec<(DataRole, PathBuf)>, recipe: Option<PathBuf>) {
         let Some(job) = self.send(Command::LoadModel { path: path.to_path_buf() }) else { return };
         self.track(job, format!("Loading {}", file_name(path)));
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -37,7 +37,7 @@ impl WorkbenchApp {
             }
         }
         follow.sort_by_key(|(role, _)| role_index(*role));
-        self.pending.follow_ups.insert(job, (path.to_path_buf(), follow));
+        self.pending.follow_ups.insert(job, (path.to_path_buf(), follow, recipe));
         Settings::remember(&mut self.settings.recent_models, path);
     }
 
@@ -62,7 +62,7 @@ impl WorkbenchApp {
         }
     }
 
-    fn open_recipe(&mut self, path: &Path) {
+    pub(super) fn open_recipe(&mut self, path: &Path) {
         match RecipeFile::load(path) {
             Ok(RecipeFile { recipe, calibration }) => {
                 Settings::remember(&mut self.settings.recent_recipes, path);
@@ -166,8 +166,8 @@ impl WorkbenchApp {
     fn apply(&mut self, action: Action, ctx: &egui::Context) {
         match action {
             Action::PickFile(purpose) => self.spawn_file_dialog(purpose),
-            Action::OpenModel(path) => self.open_model(&path, Vec::new()),
-            Action::OpenModelWithData(path, data) => self.open_model(&path, data),
+            Action::OpenModel(path) => self.open_model(&path, Vec::new(), None),
+            Action::OpenModelWith(path, data, recipe) => self.open_model(&path, data, recipe),
             Action::LoadData(role, path) => self.load_data(role, &path),
             Action::OpenRecipe(path) => self.open_recipe(&path),
             Action::ApplyPreprocess(preprocess) => {

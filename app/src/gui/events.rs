@@ -78,8 +78,8 @@ impl WorkbenchApp {
                 }
             }
             Event::ModelLoaded { job, summary } => {
-                let (path, follow) =
-                    self.pending.follow_ups.remove(&job).map_or((None, Vec::new()), |(p, f)| (Some(p), f));
+                let (path, follow, recipe) =
+                    self.pending.follow_ups.remove(&job).map_or((None, Vec::new(), None), |(p, f, r)| (Some(p), f, r));
                 self.session = Session {
                     model_path: path,
                     recipe: Some(Recipe::for_local_runtime(&summary.name)),
@@ -98,6 +98,9 @@ impl WorkbenchApp {
                 self.image_folders = [None, None];
                 for (role, path) in follow {
                     self.load_data(role, &path);
+                }
+                if let Some(recipe) = recipe {
+                    self.open_recipe(&recipe);
                 }
                 if self.session.summary.as_ref().is_some_and(|s| !s.layers.is_empty()) {
                     self.selection.focus = Some(0);

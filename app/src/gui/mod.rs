@@ -47,8 +47,14 @@ pub use app::WorkbenchApp;
 use crate::samples;
 
 /// Starts the GUI, opening `model` or the default bundled sample with the data sets `calib` and
-/// `eval` (each, when not given, the `calib.npz`/`eval.npz` beside the model if there is one).
-pub fn run(model: Option<PathBuf>, calib: Option<PathBuf>, eval: Option<PathBuf>) -> anyhow::Result<()> {
+/// `eval` (each, when not given, the `calib.npz`/`eval.npz` beside the model if there is one),
+/// then `recipe`.
+pub fn run(
+    model: Option<PathBuf>,
+    calib: Option<PathBuf>,
+    eval: Option<PathBuf>,
+    recipe: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let start =
         model.or_else(|| samples::models().into_iter().find(|(n, _)| n == samples::DEFAULT_SAMPLE).map(|m| m.1));
     let options = eframe::NativeOptions {
@@ -67,7 +73,7 @@ pub fn run(model: Option<PathBuf>, calib: Option<PathBuf>, eval: Option<PathBuf>
             if let Some(path) = start {
                 let data = [(DataRole::Calibration, calib), (DataRole::Evaluation, eval)];
                 let data = data.into_iter().filter_map(|(role, p)| p.map(|p| (role, p))).collect();
-                app.push_action(Action::OpenModelWithData(path, data));
+                app.push_action(Action::OpenModelWith(path, data, recipe));
             }
             Ok(Box::new(app))
         }),

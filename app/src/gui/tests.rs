@@ -356,11 +356,16 @@ fn export_paths_default_beside_the_model_then_in_the_last_export_folder() {
 }
 
 #[test]
-fn data_paths_given_with_the_model_replace_the_files_beside_it_and_bad_ones_say_so() {
+fn data_and_recipe_given_with_the_model_replace_the_files_beside_it_and_bad_ones_say_so() {
     use quantbench_core::worker::DataRole;
     let model = sample("cnn");
     let eval = model.parent().expect("folder").join("eval.npz");
-    // `quantbench MODEL --calib DATA --eval DATA` (the GUI's command line).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recipe_path = dir.path().join("w4.json");
+    let mut recipe = quantbench_core::quant::recipe::Recipe::for_local_runtime("cnn");
+    recipe.defaults.weight.bits = 4;
+    quantbench_core::calibrate::RecipeFile { recipe, calibration: None }.save(&recipe_path).expect("recipe saved");
+    // `quantbench MODEL --calib DATA --eval DATA --recipe R` (the GUI's command line).
     let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
         "quantbench".as_ref(),
         model.as_os_str(),
@@ -368,21 +373,28 @@ fn data_paths_given_with_the_model_replace_the_files_beside_it_and_bad_ones_say_
         eval.as_os_str(),
         "--eval".as_ref(),
         "missing.npz".as_ref(),
+        "--recipe".as_ref(),
+        recipe_path.as_os_str(),
     ])
     .expect("parses");
     assert_eq!(cli.calib.as_deref(), Some(eval.as_path()));
     assert_eq!(cli.eval.as_deref(), Some(std::path::Path::new("missing.npz")));
+    assert_eq!(cli.recipe.as_deref(), Some(recipe_path.as_path()));
     let mut h = harness();
     let given = vec![(DataRole::Calibration, eval.clone()), (DataRole::Evaluation, PathBuf::from("missing.npz"))];
-    h.state_mut().push_action(Action::OpenModelWithData(model.clone(), given));
+    h.state_mut().push_action(Action::OpenModelWith(model.clone(), given, cli.recipe));
     wait_until(&mut h, "calibrated on the given set, the bad one reported", |a| {
         a.calibrated() && a.jobs.is_empty() && !a.errors.is_empty()
     });
     let calibration = h.state().session.calibration.clone().expect("calibration set");
     assert_eq!(calibration.path, eval, "the given set, not calib.npz beside the model");
     assert!(h.state().errors.iter().any(|e| e.contains("missing.npz")), "{:?}", h.state().errors);
+    let bits = h.state().session.recipe.as_ref().map(|r| r.defaults.weight.bits);
+    assert_eq!(bits, Some(4), "the given recipe, applied after the model loaded");
     // The app keeps working: the evaluation set can still be given.
     h.state_mut().push_action(Action::LoadData(DataRole::Evaluation, eval.clone()));
     wait_until(&mut h, "evaluated", |a| a.session.evaluation.is_some() && a.jobs.is_empty());
     assert_eq!(h.state().session.evaluation_set.as_ref().map(|d| d.path.clone()), Some(eval));
+    let (_, evaluation) = h.state().session.evaluation.clone().expect("evaluated");
+    assert!(evaluation.layers.iter().all(|l| l.w_bits == Some(4)), "{:?}", evaluation.layers);
 }
