@@ -131,6 +131,15 @@ impl Walk<'_> {
         self.recipe.defaults.activation
     }
 
+    /// Whether the non-layer node `name` of type `op_type` gets no marks: kept float (the
+    /// defaults, `float_ops`/`float_nodes`) or left out by the filter (a plan of some layers only).
+    fn skips(&self, name: &str, op_type: &str) -> bool {
+        self.recipe.defaults.keep_float
+            || self.recipe.excludes(name, op_type)
+            || self.filter.only.is_some()
+            || self.filter.except.contains(name)
+    }
+
     /// The `npu` target: every op's float activations, fixed ranges for bounded activations.
     fn npu(&self) -> bool {
         self.recipe.target == crate::quant::Target::Npu
@@ -152,8 +161,7 @@ impl Walk<'_> {
                 // Kept float, or left out by the filter: as ORT's nodes_to_exclude.
                 continue;
             }
-            let excluded = self.recipe.defaults.keep_float || self.recipe.excludes(&name, &n.op_type);
-            if !is_layer && (excluded || self.filter.only.is_some() || self.filter.except.contains(&name)) {
+            if !is_layer && self.skips(&name, &n.op_type) {
                 continue;
             }
             self.mark_node(plan, &mut shared, n, rule, is_layer, &consts);
@@ -171,8 +179,7 @@ impl Walk<'_> {
     pub(super) fn mark_residual_adds(&self, plan: &mut QuantPlan) {
         let shared = BTreeSet::new();
         for (add, t) in self.model.residual_add_inputs() {
-            let excluded = self.recipe.defaults.keep_float || self.recipe.excludes(&add, "Add");
-            if excluded || self.filter.only.is_some() || self.filter.except.contains(&add) {
+            if self.skips(&add, "Add") {
                 continue;
             }
             self.own(plan, &shared, &t, None);

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use quantbench_core::model::graph::constants;
 use quantbench_core::model::{OnnxModel, node_name};
 use quantbench_tests::sim_tensors::sim_tensors;
 use quantbench_tests::{SAMPLE_MODELS, run_cli, run_oracle, sample, texts};
@@ -179,24 +180,23 @@ fn check(
     }
 }
 
-/// The activations a QDQ export quantizes (the data inputs of its QuantizeLinear nodes).
-fn quantize_linear_inputs(export: &Path) -> BTreeSet<String> {
+/// The graph of an exported ONNX file.
+fn export_graph(export: &Path) -> quantbench_core::model::onnx::GraphProto {
     use prost::Message as _;
     let bytes = std::fs::read(export).expect("export");
-    let proto = quantbench_core::model::onnx::ModelProto::decode(bytes.as_slice()).expect("ONNX");
-    let graph = proto.graph.expect("graph");
-    let consts: BTreeSet<&str> = graph
-        .initializer
-        .iter()
-        .map(|t| t.name.as_str())
-        .chain(graph.node.iter().filter(|n| n.op_type == "Constant").flat_map(|n| n.output.iter().map(String::as_str)))
-        .collect();
+    quantbench_core::model::onnx::ModelProto::decode(bytes.as_slice()).expect("ONNX").graph.expect("graph")
+}
+
+/// The activations a QDQ export quantizes (the data inputs of its QuantizeLinear nodes).
+fn quantize_linear_inputs(export: &Path) -> BTreeSet<String> {
+    let graph = export_graph(export);
+    let consts = constants(&graph);
     graph
         .node
         .iter()
         .filter(|n| n.op_type == "QuantizeLinear")
         .filter_map(|n| n.input.first())
-        .filter(|t| !consts.contains(t.as_str()))
+        .filter(|t| !consts.contains_key(t.as_str()))
         .cloned()
         .collect()
 }
@@ -204,12 +204,8 @@ fn quantize_linear_inputs(export: &Path) -> BTreeSet<String> {
 /// The scales of every QuantizeLinear/DequantizeLinear of an export that are not powers of two
 /// (weights, activations and int32 biases), as (node, scale).
 fn scales_not_powers_of_two(export: &Path) -> Vec<(String, f32)> {
-    use prost::Message as _;
-    let bytes = std::fs::read(export).expect("export");
-    let proto = quantbench_core::model::onnx::ModelProto::decode(bytes.as_slice()).expect("ONNX");
-    let graph = proto.graph.expect("graph");
-    let scales: std::collections::BTreeMap<&str, &quantbench_core::model::onnx::TensorProto> =
-        graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let graph = export_graph(export);
+    let scales = constants(&graph);
     let mut odd = Vec::new();
     for n in graph.node.iter().filter(|n| n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") {
         let t = n.input.get(1).and_then(|s| scales.get(s.as_str())).expect("scale initializer");
