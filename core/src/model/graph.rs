@@ -64,6 +64,11 @@ pub fn int_attribute(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: 2, i: v, ..Default::default() }
 }
 
+/// A FLOAT attribute.
+pub fn float_attribute(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: 1, f: v, ..Default::default() }
+}
+
 /// The INT attribute `name` of `n`, or `default`.
 pub fn attr_i(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
     n.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i)

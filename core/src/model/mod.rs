@@ -3,6 +3,7 @@
 //! [`onnx`], ONNX editing lives in [`graph`], and [`runtime`] / [`parallel`] run models.
 
 mod build;
+pub mod fake_quant;
 pub mod graph;
 mod inline;
 pub mod opset;
@@ -209,11 +210,13 @@ fn check_operators(graph: &pb::GraphProto) -> Result<()> {
     if !control.is_empty() {
         return Err(Error::ControlFlow(control.join(", ")));
     }
-    let registry = tract_onnx::onnx().op_register;
+    let registry = tract_parser().op_register;
     let mut unsupported: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in &graph.node {
-        let custom_domain = !graph::is_default_domain(&n.domain);
-        if custom_domain || !registry.0.contains_key(&n.op_type) {
+        let named_as_simulation_op = fake_quant::OP_TYPES.contains(&n.op_type.as_str());
+        let simulation_op = n.domain == fake_quant::DOMAIN && named_as_simulation_op;
+        let custom_domain = !graph::is_default_domain(&n.domain) && !simulation_op;
+        if custom_domain || !registry.0.contains_key(&n.op_type) || (named_as_simulation_op && !simulation_op) {
             let op = if custom_domain { format!("{}.{}", n.domain, n.op_type) } else { n.op_type.clone() };
             unsupported.entry(op).or_default().push(node_name(n));
         }
@@ -278,8 +281,11 @@ fn check_no_empty_tensors(summary: &ModelSummary) -> Result<()> {
 /// `DynamicDimension.0`, `(height+1)/2`) or wrong, and tract would try to unify them with the
 /// shapes it infers from the concrete input shapes ("Impossible to unify Sym(..) with Val(1)").
 /// Declared graph output shapes are not used either (tract's default).
+/// The simulation's own operators (`fake_quant`) are registered too.
 pub(crate) fn tract_parser() -> tract_onnx::Onnx {
-    tract_onnx::onnx().with_ignore_value_info(true)
+    let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
+    fake_quant::register(&mut onnx);
+    onnx
 }
 
 /// Lets tract build its graph once, so attribute and wiring errors surface at load time.

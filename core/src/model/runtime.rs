@@ -111,6 +111,41 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Runs one batch as [`Runner::run`] does, timing every operator: returns, per tract
+    /// operator name, the summed time in seconds and the node count, slowest first (benchmarks).
+    pub fn profile(&self, inputs: Vec<ArrayD<f32>>) -> Result<Vec<(String, f64, usize)>> {
+        let tensors: TVec<TValue> = inputs
+            .into_iter()
+            .zip(&self.input_types)
+            .map(|(a, &dt)| {
+                let t = Tensor::from(a);
+                Ok(if dt == f32::datum_type() {
+                    t
+                } else {
+                    t.cast_to_dt(dt).map_err(|e| Error::runtime(&e))?.into_owned()
+                }
+                .into())
+            })
+            .collect::<Result<_>>()?;
+        let mut state = tract_onnx::tract_core::plan::SimpleState::new(&self.plan).map_err(|e| Error::runtime(&e))?;
+        let mut times: std::collections::BTreeMap<String, (f64, usize)> = std::collections::BTreeMap::new();
+        state
+            .run_plan_with_eval(tensors, |ctx, op_state, node, input| {
+                let t = std::time::Instant::now();
+                let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                let slot = times.entry(node.op().name().to_string()).or_default();
+                slot.0 += t.elapsed().as_secs_f64();
+                slot.1 += 1;
+                out
+            })
+            .map_err(|e| Error::runtime(&e))?;
+        let mut rows: Vec<(String, f64, usize)> = times.into_iter().map(|(k, (t, n))| (k, t, n)).collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(rows)
+    }
+}
+
 /// The model parsed by tract with its inputs typed by `input_shapes`.
 fn typed_inputs(
     proto: &tract_onnx::pb::ModelProto,

@@ -8,6 +8,7 @@ use crate::model::onnx as pb;
 use crate::emit::{ConstantNames, Emitted, Sink, emit};
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
+use crate::model::fake_quant::{self, FakeQuantParams};
 use crate::model::graph::{float_tensor, int_attribute, node};
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
 
@@ -80,6 +81,10 @@ pub(super) fn full_u8(a: &ActQuant) -> bool {
 pub(super) fn codes_of(a: &ActQuant, prefix: &str) -> (Vec<pb::NodeProto>, String) {
     let t = &a.tensor;
     let codes = format!("{prefix}/codes");
+    if !a.dynamic {
+        let node = fake_quant::codes_node(format!("{prefix}/codes"), &fq_name(t), codes.clone(), fake_quant_params(a));
+        return (vec![node], codes);
+    }
     let mut nodes =
         exact_div(&format!("{prefix}/unscale"), &fq_name(t), &format!("{t}/qb_fq/scale"), format!("{prefix}/steps"));
     nodes.push(node(
@@ -135,22 +140,33 @@ fn dynamic_params_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProt
     (nodes, inits)
 }
 
-/// The nodes and scalar initializers computing `fq_name(tensor)` from `tensor`.
+/// The static parameters of `a` as the simulation operators take them.
+fn fake_quant_params(a: &ActQuant) -> FakeQuantParams {
+    let p = a.params;
+    FakeQuantParams {
+        scale: p.scale,
+        zero_point: p.zero_point as f32,
+        qmin: p.range.qmin as f32,
+        qmax: p.range.qmax as f32,
+    }
+}
+
+/// The nodes and scalar initializers computing `fq_name(tensor)` from `tensor`: one fused node
+/// for static parameters, the ONNX sequence after the range reduction for dynamic ones.
 fn fake_quant_nodes(a: &ActQuant) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
     let t = &a.tensor;
     let p = a.params;
     let k = |s: &str| format!("{t}/qb_fq/{s}");
-    let (mut nodes, inits) = if a.dynamic {
-        dynamic_params_nodes(a)
-    } else {
+    if !a.dynamic {
+        // One pass (model::fake_quant); the scale and zero point stay as constants for the
+        // emulations that recompute the integer codes (`codes_of`).
         let inits = vec![
             float_tensor(&k("scale"), &[], &[p.scale]),
             float_tensor(&k("zero_point"), &[], &[p.zero_point as f32]),
-            float_tensor(&k("qmin"), &[], &[p.range.qmin as f32]),
-            float_tensor(&k("qmax"), &[], &[p.range.qmax as f32]),
         ];
-        (Vec::new(), inits)
-    };
+        return (vec![fake_quant::node(k("fake_quant"), t, fq_name(t), fake_quant_params(a))], inits);
+    }
+    let (mut nodes, inits) = dynamic_params_nodes(a);
     nodes.extend(exact_div(&k("div"), t, &k("scale"), k("x_s")));
     nodes.extend([
         node("Round", k("round"), &[&k("x_s")], k("rounded")),

@@ -82,23 +82,26 @@ pub(super) fn emulate(
     // The bias, integer when the plan quantized it, else the float tensor added after scaling.
     let int_bias = lp.bias.as_ref().map(|b| b.q.iter().map(|&v| v as f32).collect::<Vec<f32>>());
     let float_bias = if int_bias.is_none() { layer_node.input.get(2).filter(|b| !b.is_empty()).cloned() } else { None };
+    let (codes, q) = super::graph::codes_of(act, &format!("{}/qb_sat/act", lp.layer));
     let ctx = Ctx {
         layer: &lp.layer,
         node: layer_node,
         wq,
         op_type: &layer.op_type,
         out: layer_node.output.first()?.clone(),
-        q: fq("q"),
+        q,
         za: fq("zero_point"),
         sa: fq("scale"),
         int_bias,
         float_bias,
     };
-    match layer.op_type.as_str() {
+    let mut emulation = match layer.op_type.as_str() {
         "MatMul" | "Gemm" => emulate_matmul(&ctx),
         "Conv" => emulate_conv(&ctx),
         _ => None,
-    }
+    }?;
+    emulation.nodes.splice(0..0, codes);
+    Some(emulation)
 }
 
 /// MatMul / Gemm: pairs along K by a batched MatMul.

@@ -1,0 +1,190 @@
+//! QuantizeLinear→DequantizeLinear of a per-tensor quantized activation as one tract operator,
+//! for the simulation's graphs only (never in an export): `(clip(round(x / s) + z, qmin, qmax) −
+//! z) · s` in f32, with `x / s` correctly rounded (ONNX Runtime divides; tract would rewrite an
+//! ONNX Div into a product by the reciprocal, one ulp off in about a third of the cases) and
+//! rounding half to even. It gives, bit for bit, what the six ONNX nodes Div (in f64) → Round →
+//! Add → Clip → Sub → Mul give, in one pass over the tensor instead of eight (two of them in f64).
+
+use tract_onnx::tract_core::ops::element_wise::{ElementWiseMiniOp, ElementWiseOp};
+use tract_onnx::tract_hir::internal::{Datum, DatumType, ElementWiseIntoHir, InferenceOp, Tensor, TractResult, bail};
+
+use super::graph::float_attribute;
+use super::onnx as pb;
+
+/// The ONNX domain of QuantBench's simulation-only operators.
+pub const DOMAIN: &str = "ai.quantbench.sim";
+/// The operator's type: `(clip(round(x / s) + z) − z) · s`.
+pub const OP_TYPE: &str = "FakeQuant";
+/// The operator computing only the codes `round(x / s) + z` (no clip: applied to an already
+/// fake-quantized tensor, it recovers the integers exactly).
+pub const CODES_OP_TYPE: &str = "QuantCodes";
+/// Every operator of the domain.
+pub const OP_TYPES: [&str; 2] = [OP_TYPE, CODES_OP_TYPE];
+
+/// Quantization parameters of one activation, as the operator's attributes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FakeQuantParams {
+    /// Scale.
+    pub scale: f32,
+    /// Zero point.
+    pub zero_point: f32,
+    /// Smallest integer code.
+    pub qmin: f32,
+    /// Largest integer code.
+    pub qmax: f32,
+}
+
+/// A node computing `output = fake_quant(input)` with `p`.
+pub fn node(name: String, input: &str, output: String, p: FakeQuantParams) -> pb::NodeProto {
+    node_of(OP_TYPE, name, input, output, p)
+}
+
+/// A node computing the integer codes (as floats) `output = round(input / s) + z` with `p`.
+pub fn codes_node(name: String, input: &str, output: String, p: FakeQuantParams) -> pb::NodeProto {
+    node_of(CODES_OP_TYPE, name, input, output, p)
+}
+
+fn node_of(op: &str, name: String, input: &str, output: String, p: FakeQuantParams) -> pb::NodeProto {
+    let mut n = super::graph::node(op, name, &[input], output);
+    n.domain = DOMAIN.to_string();
+    n.attribute.extend([
+        float_attribute("scale", p.scale),
+        float_attribute("zero_point", p.zero_point),
+        float_attribute("qmin", p.qmin),
+        float_attribute("qmax", p.qmax),
+    ]);
+    n
+}
+
+/// The operators (tract's element-wise form, evaluated in place): the fake quantization, or
+/// (`codes`) only its integer codes.
+#[derive(Debug, Clone, PartialEq)]
+struct FakeQuant {
+    params: FakeQuantParams,
+    codes: bool,
+}
+
+// The parameters are finite (a NaN scale never reaches a plan), so equality is an equivalence.
+impl Eq for FakeQuant {}
+
+/// `x` rounded to the nearest integer, half to even, as `f32::round_ties_even` but without a
+/// branch or a libm call, so that the loops below vectorise (the x86-64 baseline has no SSE4.1
+/// `roundps`): adding and subtracting 2²³ rounds in the current mode, which is to nearest even.
+#[inline(always)]
+fn round_half_even(x: f32) -> f32 {
+    const TO_INT: f32 = 8_388_608.0; // 2^23: from here on every f32 is an integer
+    let a = x.abs();
+    let r = if a < TO_INT { (a + TO_INT) - TO_INT } else { a };
+    r.copysign(x)
+}
+
+impl FakeQuant {
+    fn apply(&self, xs: &mut [f32]) {
+        let FakeQuantParams { scale, zero_point, qmin, qmax } = self.params;
+        if self.codes {
+            for x in xs {
+                *x = round_half_even(*x / scale) + zero_point;
+            }
+            return;
+        }
+        for x in xs {
+            let q = (round_half_even(*x / scale) + zero_point).max(qmin).min(qmax);
+            *x = (q - zero_point) * scale;
+        }
+    }
+}
+
+impl ElementWiseMiniOp for FakeQuant {
+    fn name(&self) -> String {
+        if self.codes { "QuantBenchQuantCodes".into() } else { "QuantBenchFakeQuant".into() }
+    }
+
+    fn eval_in_place(&self, t: &mut Tensor, out_dt: Option<DatumType>) -> TractResult<()> {
+        let dt = out_dt.unwrap_or(t.datum_type());
+        if dt != f32::datum_type() {
+            bail!("FakeQuant computes in f32, not {dt:?}");
+        }
+        let mut plain = t.try_as_plain_ram_mut()?;
+        self.apply(plain.as_slice_mut::<f32>()?);
+        Ok(())
+    }
+}
+
+/// tract's builder of the operator from its ONNX node.
+fn build(
+    _ctx: &tract_onnx::model::ParsingContext,
+    node: &tract_onnx::pb::NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let attr = |name: &str| -> TractResult<f32> { node.get_attr::<f32>(name) };
+    let params = FakeQuantParams {
+        scale: attr("scale")?,
+        zero_point: attr("zero_point")?,
+        qmin: attr("qmin")?,
+        qmax: attr("qmax")?,
+    };
+    if !(params.scale.is_finite() && params.scale > 0.0) {
+        bail!("FakeQuant scale {} is not a positive finite number", params.scale);
+    }
+    let op = FakeQuant { params, codes: node.op_type == CODES_OP_TYPE };
+    Ok((ElementWiseOp(Box::new(op), None).into_hir(), vec![]))
+}
+
+/// Adds the simulation's operators to tract's ONNX registry.
+pub(crate) fn register(onnx: &mut tract_onnx::Onnx) {
+    for op in OP_TYPES {
+        onnx.op_register.insert(op, build);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The branch-free rounding is `round_ties_even` on ties, near ties, large values, signed
+    /// zeros, infinities and NaN.
+    #[test]
+    fn branch_free_rounding_is_round_ties_even() {
+        let mut xs: Vec<f32> = (-2000..2000).map(|k| k as f32 * 0.25).collect();
+        for base in [0.5f32, 1.5, 2.5, 1e6 + 0.5, 4_194_304.5, 8_388_607.5, 8_388_608.0, 1e9, f32::MAX] {
+            for x in [base, f32::from_bits(base.to_bits() + 1), f32::from_bits(base.to_bits() - 1)] {
+                xs.extend([x, -x]);
+            }
+        }
+        xs.extend([0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, -1e-30]);
+        for x in xs {
+            assert_eq!(round_half_even(x).to_bits(), x.round_ties_even().to_bits(), "{x:e}");
+        }
+        assert!(round_half_even(f32::NAN).is_nan());
+    }
+
+    /// The one-pass operator gives what the ONNX node sequence gives, with the quotient rounded
+    /// once from f64, on values next to every rounding boundary and beyond the clip range.
+    #[test]
+    fn one_pass_matches_the_node_sequence() {
+        let p = FakeQuantParams { scale: 0.1, zero_point: 3.0, qmin: 0.0, qmax: 255.0 };
+        let mut xs: Vec<f32> = (-40..300)
+            .flat_map(|k| {
+                let x = (k as f32 - 3.0 + 0.5) * p.scale;
+                [x, f32::from_bits(x.to_bits() + 1), f32::from_bits(x.to_bits().saturating_sub(1)), -x]
+            })
+            .collect();
+        let expected: Vec<f32> = xs
+            .iter()
+            .map(|&x| {
+                let s = ((f64::from(x) / f64::from(p.scale)) as f32).round_ties_even();
+                ((s + p.zero_point).clamp(p.qmin, p.qmax) - p.zero_point) * p.scale
+            })
+            .collect();
+        let codes_of = |x: f32| ((f64::from(x) / f64::from(p.scale)) as f32).round_ties_even() + p.zero_point;
+        let mut codes = expected.clone();
+        FakeQuant { params: p, codes: true }.apply(&mut codes);
+        for (fq, code) in expected.iter().zip(&codes) {
+            assert_eq!(*code, codes_of(*fq), "codes of {fq}");
+            assert_eq!(((code - p.zero_point) * p.scale).to_bits(), fq.to_bits(), "codes of {fq} give it back");
+        }
+        FakeQuant { params: p, codes: false }.apply(&mut xs);
+        for (i, (got, want)) in xs.iter().zip(&expected).enumerate() {
+            assert_eq!(got.to_bits(), want.to_bits(), "element {i}: {got} vs {want}");
+        }
+    }
+}
