@@ -35,7 +35,14 @@ pub(super) fn analyze(
             None => SensitivityMetric::Top1Agreement,
         };
         let never = std::sync::atomic::AtomicBool::new(false);
-        let rows = run_sensitivity(&reference.0, &model, &recipe, &measured, metric, &s.bits, &mut |_| {}, &never)?;
+        // One line per layer on stderr as it finishes: the analysis of a real model takes minutes.
+        let total = quantbench_core::pipeline::plan(&model, &recipe, &measured)?.layers.len();
+        let (start, mut done) = (std::time::Instant::now(), 0usize);
+        let mut progress = |r: &quantbench_core::analysis::LayerSensitivity| {
+            done += 1;
+            eprintln!("sensitivity: {done}/{total} {} ({:.1} s)", r.name, start.elapsed().as_secs_f64());
+        };
+        let rows = run_sensitivity(&reference.0, &model, &recipe, &measured, metric, &s.bits, &mut progress, &never)?;
         report.sensitivity_metric = Some(metric);
         report.sensitivity = Some(rows);
     }

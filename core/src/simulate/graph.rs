@@ -32,8 +32,8 @@ pub(super) fn exact_div(name: &str, num: &str, den: &str, out: String) -> Vec<pb
     let (f32_, f64_) = (pb::tensor_proto::DataType::Float as i64, pb::tensor_proto::DataType::Double as i64);
     let mut back = cast(&format!("{name}/quotient"), "to_f32", f32_);
     back.output = vec![out];
-    // The denominator first: when only a scale changes, the first changed node is its Cast, and
-    // the incremental re-run's cut is `num` itself, which the activation cache holds.
+    // The denominator first: when only a scale changes, the first changed node is its Cast and
+    // the incremental re-run's cut is `num` itself.
     vec![
         cast(den, "den_f64", f64_),
         cast(num, "num_f64", f64_),

@@ -1,16 +1,15 @@
-//! Incremental re-evaluation. After a full run the quantized value of every float activation is
-//! kept per sample (within a memory budget). When the plan changes, the new simulated graph is
-//! compared with the previous one node by node; only the nodes from the first difference on are
-//! run again, as a suffix model fed from the cache. Local errors are recomputed only for layers
-//! whose plan changed.
+//! Incremental re-evaluation. After a full run the quantized activations (and, room permitting,
+//! the float ones) are kept per sample within a memory budget (`cache.rs`). When the plan
+//! changes, the new simulated graph is compared with the previous one node by node; the nodes
+//! from the latest point at or before the first difference whose incoming tensors are all cached
+//! are run again, as a suffix model fed from the cache. Local errors are recomputed only for
+//! layers whose plan changed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use crate::model::onnx as pb;
-use ndarray::ArrayD;
 
-use super::graph::{fq_name, simulated_proto};
+use super::graph::simulated_proto;
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorAccumulator, TensorMetrics};
 use crate::model::OnnxModel;
@@ -18,8 +17,7 @@ use crate::model::graph::{declared_elem_type, dtype, value_info};
 use crate::model::runtime::Runner;
 use crate::plan::QuantPlan;
 
-/// Values of cached tensors, per sample.
-pub(crate) type Cache = BTreeMap<String, Vec<Arc<ArrayD<f32>>>>;
+pub(crate) use super::cache::Cache;
 
 /// What a finished evaluation keeps so that the next one can be incremental: the graph, cache,
 /// metrics sums and predictions of the last *full* run (the base every later graph is compared
@@ -38,6 +36,13 @@ pub struct SimState {
     pub nodes_total: usize,
 }
 
+impl SimState {
+    /// Bytes the activation cache of this state's base run holds (0 without a cache).
+    pub fn cache_bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, Cache::bytes)
+    }
+}
+
 /// Index of the first node of `new` that differs from `old` (itself or a constant it reads).
 pub(crate) fn first_difference(old: &pb::GraphProto, new: &pb::GraphProto) -> usize {
     let inits = |g: &pb::GraphProto| -> BTreeMap<String, pb::TensorProto> {
@@ -50,23 +55,6 @@ pub(crate) fn first_difference(old: &pb::GraphProto, new: &pb::GraphProto) -> us
         }
     }
     old.node.len().min(new.node.len())
-}
-
-/// Tensors the cache holds: the original model's float activations (not its inputs) and the
-/// fake-quantized versions of the plan's activations (a quantized graph output keeps its name:
-/// the tensor under it is the quantized one).
-pub(crate) fn cache_set(
-    float_activations: &[String],
-    inputs: &[String],
-    outputs: &[String],
-    plan: &QuantPlan,
-) -> BTreeSet<String> {
-    float_activations
-        .iter()
-        .filter(|t| !inputs.contains(t))
-        .cloned()
-        .chain(plan.activations.keys().filter(|t| !outputs.contains(t)).map(|t| fq_name(t)))
-        .collect()
 }
 
 /// The part of a graph a suffix run needs: its cut inputs and the suffix node range.
@@ -146,17 +134,54 @@ pub(crate) fn plan_suffix(
     let Some(prev) = prev else { return Ok((proto, None)) };
     let (Some(old), Some(cache)) = (prev.proto.as_ref(), prev.cache.as_ref()) else { return Ok((proto, None)) };
     let (Some(og), Some(ng)) = (old.graph.as_ref(), proto.graph.as_ref()) else { return Ok((proto, None)) };
-    let start = first_difference(og, ng);
+    let inputs: Vec<&str> = base.summary.inputs.iter().map(|i| i.name.as_str()).collect();
+    let start = latest_cached_start(ng, first_difference(og, ng), &|t| inputs.contains(&t) || cache.contains(t));
     if start == 0 {
         return Ok((proto, None));
     }
     let suffix = suffix_cut(ng, start);
-    let inputs: Vec<&str> = base.summary.inputs.iter().map(|i| i.name.as_str()).collect();
-    if suffix.cut.iter().all(|t| inputs.contains(&t.as_str()) || cache.contains_key(t)) {
-        Ok((proto, Some(suffix)))
-    } else {
-        Ok((proto, None))
+    Ok((proto, Some(suffix)))
+}
+
+/// The latest node index `s ≤ first_change` such that every tensor crossing from nodes `[..s]`
+/// into nodes `[s..]` is `available` (or a constant), or 0. A tensor produced by node `p` and last
+/// read by node `l` crosses every cut `s` with `p < s ≤ l`.
+pub(crate) fn latest_cached_start(
+    graph: &pb::GraphProto,
+    first_change: usize,
+    available: &dyn Fn(&str) -> bool,
+) -> usize {
+    let n = graph.node.len();
+    let mut producer: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut last_read: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for t in node.input.iter().filter(|t| !t.is_empty()) {
+            last_read.insert(t, i);
+        }
+        if node.op_type != "Constant" {
+            for t in &node.output {
+                producer.insert(t, i);
+            }
+        }
     }
+    // Coverage counts of the blocked cuts, as a difference array over s = 0..=n.
+    let mut delta = vec![0i64; n + 2];
+    for (t, &p) in &producer {
+        if let Some(&l) = last_read.get(t)
+            && l > p
+            && !available(t)
+        {
+            delta[p + 1] += 1;
+            delta[l + 1] -= 1;
+        }
+    }
+    let mut blocked = vec![false; n + 1];
+    let mut depth = 0i64;
+    for (s, b) in blocked.iter_mut().enumerate() {
+        depth += delta[s];
+        *b = depth > 0;
+    }
+    (1..=first_change.min(n)).rev().find(|&s| !blocked[s]).unwrap_or(0)
 }
 
 /// Builds a runner for the suffix with input shapes from the cache (sample 0).
@@ -169,4 +194,34 @@ pub(crate) fn suffix_runner(
 ) -> Result<Runner> {
     let m = suffix_model(base, proto, suffix, shapes, outputs)?;
     Runner::new(&m, shapes, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::graph::node;
+
+    /// A chain `x → a → b → c` with a skip `a → c`: a cut may not fall where an uncached tensor
+    /// crosses it, and the latest allowed one at or before the change is chosen.
+    #[test]
+    fn the_latest_cut_whose_crossing_tensors_are_cached_is_chosen() {
+        let graph = pb::GraphProto {
+            node: vec![
+                node("Relu", "n0".into(), &["x"], "a".into()),
+                node("Relu", "n1".into(), &["a"], "b".into()),
+                node("Relu", "n2".into(), &["b"], "b2".into()),
+                node("Add", "n3".into(), &["b2", "a"], "c".into()),
+            ],
+            ..Default::default()
+        };
+        let with = |cached: &'static [&'static str]| move |t: &str| t == "x" || cached.contains(&t);
+        // Everything cached: the change itself.
+        assert_eq!(latest_cached_start(&graph, 3, &with(&["a", "b", "b2"])), 3);
+        // `b2` missing: the cut before n3 is blocked, before n2 needs `b` and `a`.
+        assert_eq!(latest_cached_start(&graph, 3, &with(&["a", "b"])), 2);
+        // `a` crosses every cut after n0: without it only a full run remains.
+        assert_eq!(latest_cached_start(&graph, 3, &with(&["b", "b2"])), 0);
+        // Nothing changed (the change index is past the end): nothing to re-run.
+        assert_eq!(latest_cached_start(&graph, 4, &with(&[])), 4);
+    }
 }

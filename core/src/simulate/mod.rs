@@ -3,6 +3,7 @@
 //! model (accumulated error) and each quantized layer alone on cached float inputs (local error).
 
 mod avgpool;
+mod cache;
 pub mod graph;
 mod incremental;
 mod layer;
@@ -12,7 +13,7 @@ mod softmax;
 
 pub use incremental::SimState;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
 use ndarray::{ArrayD, Axis};
@@ -123,8 +124,7 @@ pub struct Simulator {
     float: BTreeMap<String, Vec<ArrayD<f32>>>,
     float_predictions: Vec<usize>,
     /// Float activations of the model (network order) and their element counts per sample.
-    float_activations: Vec<String>,
-    activation_elems: BTreeMap<String, usize>,
+    float_activations: Vec<(String, usize)>,
 }
 
 impl Simulator {
@@ -173,9 +173,7 @@ impl Simulator {
         let first_output = &runner.output_names[0];
         let float_predictions = float[first_output].iter().map(argmax_of).collect();
         // One typing of the model gives both the names (network order) and the sizes.
-        let sizes = crate::model::runtime::float_activation_sizes(model, &shapes)?;
-        let float_activations: Vec<String> = sizes.iter().map(|(n, _)| n.clone()).collect();
-        let activation_elems: BTreeMap<String, usize> = sizes.into_iter().collect();
+        let float_activations = crate::model::runtime::float_activation_sizes(model, &shapes)?;
         Ok(Self {
             model: model.clone(),
             samples,
@@ -184,7 +182,6 @@ impl Simulator {
             float,
             float_predictions,
             float_activations,
-            activation_elems,
         })
     }
 
@@ -233,7 +230,6 @@ impl Simulator {
             }
         }
         let outputs: Vec<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
-        let cacheable = incremental::cache_set(&self.float_activations, &inputs, &outputs, plan);
         let n = self.samples.len();
         let mut state = SimState {
             proto: Some(proto.clone()),
@@ -247,11 +243,8 @@ impl Simulator {
             // base the graph is compared with), so no intermediate tensor is copied out.
             let wanted: Vec<String> = watched.iter().filter(|t| produced.contains(*t)).cloned().collect();
             let cache = prev.cache.clone().unwrap_or_default();
-            let shapes: Vec<Vec<usize>> = sfx
-                .cut
-                .iter()
-                .map(|t| self.cut_value(&cache, &inputs, t, 0).map(|a| a.shape().to_vec()))
-                .collect::<Result<_>>()?;
+            let shapes: Vec<Vec<usize>> =
+                sfx.cut.iter().map(|t| self.cut_shape(&cache, &inputs, t)).collect::<Result<_>>()?;
             // Nothing changed since the base run: everything comes from it.
             let runner = if wanted.is_empty() || sfx.cut.is_empty() {
                 None
@@ -267,10 +260,19 @@ impl Simulator {
             let qmodel = OnnxModel::from_checked_proto(proto.clone(), summary.name.clone(), &self.model.path)?;
             let mut extra: Vec<String> =
                 watched.iter().filter(|t| !summary.outputs.iter().any(|o| &o.name == *t)).cloned().collect();
-            let caching = self.cache_fits(&cacheable, config);
-            if caching {
-                extra.extend(cacheable.iter().filter(|t| !watched.contains(t)).cloned());
-                state.cache = Some(BTreeMap::new());
+            let layer_inputs: Vec<&str> = summary.layers.iter().map(|l| l.input.as_str()).collect();
+            let chosen = cache::choose(
+                &self.float_activations,
+                &inputs,
+                &outputs,
+                &layer_inputs,
+                plan,
+                n,
+                config.cache_budget_bytes(),
+            );
+            if !chosen.is_empty() {
+                extra.extend(chosen.keys().filter(|t| !watched.contains(t)).cloned());
+                state.cache = Some(cache::Cache::for_tensors(&chosen));
             }
             (Some(Runner::new(&qmodel, &self.shapes, &extra)?), 0)
         };
@@ -280,7 +282,7 @@ impl Simulator {
         let feed = |i: usize| -> Result<Vec<ArrayD<f32>>> {
             match (&suffix, prev.and_then(|p| p.cache.as_ref())) {
                 (Some(sfx), Some(cache)) if start > 0 => {
-                    sfx.cut.iter().map(|t| self.cut_value(cache, &inputs, t, i).map(|a| (*a).clone())).collect()
+                    sfx.cut.iter().map(|t| self.cut_value(cache, &inputs, t, i)).collect()
                 }
                 _ => Ok(self.samples[i].clone()),
             }
@@ -301,12 +303,8 @@ impl Simulator {
                             predictions.push(argmax_of(&value));
                         }
                     }
-                    if let Some(cache) = state.cache.as_mut().filter(|_| start == 0)
-                        && cacheable.contains(name)
-                    {
-                        let slot = cache.entry(name.clone()).or_default();
-                        let value = std::sync::Arc::new(value);
-                        if slot.len() > i { slot[i] = value } else { slot.push(value) }
+                    if let Some(cache) = state.cache.as_mut().filter(|_| start == 0) {
+                        cache.store(name, i, &value);
                     }
                 }
                 on_progress(&Progress { stage: "quantized model".into(), done: i + 1, total: n });
@@ -419,34 +417,19 @@ impl Simulator {
     }
 
     /// The value of cut tensor `t` for sample `i`: a model input or a cached activation.
-    fn cut_value<'a>(
-        &'a self,
-        cache: &'a incremental::Cache,
-        inputs: &[String],
-        t: &str,
-        i: usize,
-    ) -> Result<std::borrow::Cow<'a, ArrayD<f32>>> {
+    fn cut_value(&self, cache: &incremental::Cache, inputs: &[String], t: &str, i: usize) -> Result<ArrayD<f32>> {
         if let Some(ix) = inputs.iter().position(|n| n == t) {
-            return Ok(std::borrow::Cow::Borrowed(&self.samples[i][ix]));
+            return Ok(self.samples[i][ix].clone());
         }
-        cache
-            .get(t)
-            .and_then(|v| v.get(i))
-            .map(|a| std::borrow::Cow::Borrowed(a.as_ref()))
-            .ok_or_else(|| Error::Runtime(format!("tensor '{t}' is not cached")))
+        cache.value(t, i).ok_or_else(|| Error::Runtime(format!("tensor '{t}' is not cached")))
     }
 
-    /// Whether caching every float activation of every sample stays within the budget.
-    fn cache_fits(&self, cacheable: &BTreeSet<String>, config: &EvalConfig) -> bool {
-        let per_sample: usize = cacheable
-            .iter()
-            .map(|t| {
-                let base = t.strip_suffix("/qb_fq").unwrap_or(t);
-                self.activation_elems.get(base).copied().unwrap_or(0)
-            })
-            .sum();
-        let bytes = per_sample.saturating_mul(4).saturating_mul(self.samples.len());
-        bytes <= config.cache_budget_bytes()
+    /// The shape of cut tensor `t` (sample 0).
+    fn cut_shape(&self, cache: &incremental::Cache, inputs: &[String], t: &str) -> Result<Vec<usize>> {
+        if let Some(ix) = inputs.iter().position(|n| n == t) {
+            return Ok(self.samples[0][ix].shape().to_vec());
+        }
+        cache.shape(t, 0).map(<[usize]>::to_vec).ok_or_else(|| Error::Runtime(format!("tensor '{t}' is not cached")))
     }
 
     /// The float value of `tensor` for sample `i`, when cached.

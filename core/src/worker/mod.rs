@@ -53,9 +53,9 @@ pub struct Worker;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerOptions {
     /// Memory the incremental-evaluation cache may use, in MiB (0: the default, see
-    /// [`EvalConfig::cache_budget_mib`](crate::simulate::EvalConfig)). When the activations of
-    /// an evaluation do not fit, nothing is cached and the next evaluation runs in full: slower,
-    /// same results.
+    /// [`EvalConfig::cache_budget_mib`](crate::simulate::EvalConfig)). What does not fit is not
+    /// cached, and the next evaluation re-runs more of the graph (up to all of it): slower, same
+    /// results.
     pub cache_budget_mib: usize,
 }
 

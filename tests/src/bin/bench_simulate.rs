@@ -190,6 +190,21 @@ fn bench(case: &Case, worst: &mut Worst) {
     // Re-evaluation: full (quantized model + all local errors) vs incremental after changing one
     // layer's weight bits.
     let (_, state) = sim.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");
+    if std::env::var_os("QB_BENCH_DETAIL").is_some() {
+        let no_cache = EvalConfig { cache_budget_mib: 1, skip_local: true, ..EvalConfig::default() };
+        let t_no_cache = best_ms(1, || {
+            sim.evaluate_from(None, &plan, &no_cache, &mut |_| {}, &never).expect("full");
+        });
+        let no_local = EvalConfig { skip_local: true, ..EvalConfig::default() };
+        let t_cache = best_ms(1, || {
+            sim.evaluate_from(None, &plan, &no_local, &mut |_| {}, &never).expect("full");
+        });
+        eprintln!(
+            "{}: activation cache {:.1} MiB; full run without local errors {t_cache:.0} ms, the same without the cache {t_no_cache:.0} ms",
+            case.name,
+            state.cache_bytes() as f64 / f64::from(1 << 20)
+        );
+    }
     let full_ms = best_ms(case.reps, || {
         sim.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");
     });

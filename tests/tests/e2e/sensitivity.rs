@@ -5,7 +5,8 @@
 use quantbench_tests::{SAMPLE_MODELS, run_cli, sample, texts};
 use serde_json::Value;
 
-fn analyze(name: &str, dir: &std::path::Path) -> Value {
+/// The report, and stderr (the progress lines).
+fn analyze(name: &str, dir: &std::path::Path) -> (Value, String) {
     let report = dir.join(format!("{name}.json"));
     let o = run_cli(&[
         "analyze".as_ref(),
@@ -25,18 +26,26 @@ fn analyze(name: &str, dir: &std::path::Path) -> Value {
         "--bits".as_ref(),
         "2,8".as_ref(),
     ]);
-    assert!(o.status.success(), "{name}: {}", texts(&o).1);
-    serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json")
+    let stderr = texts(&o).1;
+    assert!(o.status.success(), "{name}: {stderr}");
+    (serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json"), stderr)
 }
 
 #[test]
 fn ranking_is_consistent_with_quantizing_single_layers() {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in SAMPLE_MODELS {
-        let r = analyze(name, dir.path());
+        let (r, stderr) = analyze(name, dir.path());
         assert_eq!(r["sensitivity_metric"], "output_sqnr");
         let rows = r["sensitivity"].as_array().expect("sensitivity");
         assert_eq!(rows.len(), r["layers"].as_array().expect("layers").len(), "{name}");
+        // Progress: a line per layer on stderr, in network order, counting up to all of them.
+        let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("sensitivity: ")).collect();
+        assert_eq!(progress.len(), rows.len(), "{name}: {stderr}");
+        for (k, (line, row)) in progress.iter().zip(rows).enumerate() {
+            let expected = format!("sensitivity: {}/{} {} (", k + 1, rows.len(), row["name"].as_str().expect("name"));
+            assert!(line.starts_with(&expected) && line.ends_with(" s)"), "{name}: {line}");
+        }
         let f = |row: &Value, k: &str| row[k].as_f64().expect(k);
         for row in rows {
             let sweep = row["sweep"].as_array().expect("sweep");
