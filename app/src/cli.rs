@@ -28,8 +28,8 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Calibrate { model, calib, input_shapes, runtime, save_recipe } => {
             calibrate(&model, &calib, &input_shapes, runtime.as_deref(), save_recipe.as_deref())
         }
-        Command::Analyze { model, quant, eval, report, no_local, sensitivity, bits, metric } => {
-            let sens = sensitivity.then_some(SensitivityOptions { bits, metric });
+        Command::Analyze { model, quant, eval, report, no_local, sensitivity, bits, metric, sensitivity_samples } => {
+            let sens = sensitivity.then_some(SensitivityOptions { bits, metric, samples: sensitivity_samples });
             analyze(&model, &quant, &eval, &report, no_local, sens.as_ref())
         }
         Command::Quantize { model, quant, eval, out, report, encodings, target_accuracy_drop, target_size } => {

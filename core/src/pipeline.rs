@@ -17,7 +17,7 @@ use crate::plan::{Measured, PlanFilter, QuantPlan};
 use crate::quant::CalibrationConfig;
 use crate::quant::recipe::Recipe;
 use crate::report::{Report, ReportRuntime};
-use crate::simulate::{EvalConfig, Evaluation, Simulator};
+use crate::simulate::{EvalConfig, Evaluation, SimState, Simulator};
 
 /// A step of [`prepare`], for progress reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +116,8 @@ pub fn reference(model: &OnnxModel, eval: &DataSet, config: &EvalConfig, cancel:
     Simulator::new(model, eval, config, cancel)
 }
 
-/// Evaluates `plan` against `reference` and writes the report (metrics, layers, runtime notes).
+/// Evaluates `plan` against `reference` and writes the report (metrics, layers, runtime notes);
+/// also returns the evaluation and its state (a base for incremental evaluations after it).
 pub fn report(
     reference: &Simulator,
     model: &OnnxModel,
@@ -124,11 +125,11 @@ pub fn report(
     plan: &QuantPlan,
     config: &EvalConfig,
     cancel: &AtomicBool,
-) -> Result<(Report, Evaluation)> {
-    let evaluation = reference.evaluate(plan, config, &mut |_| {}, cancel)?;
+) -> Result<(Report, Evaluation, SimState)> {
+    let (evaluation, state) = reference.evaluate_from(None, plan, config, &mut |_| {}, cancel)?;
     let mut report = Report::new(&model.summary, recipe.defaults, &evaluation);
     let saturating: Vec<String> = plan.saturating_layers().into_iter().map(String::from).collect();
     let inexact: Vec<String> = plan.inexact_layers().into_iter().map(String::from).collect();
     report.runtime = Some(ReportRuntime::new(recipe.runtime, recipe.defaults.weight.bits, &saturating, &inexact));
-    Ok((report, evaluation))
+    Ok((report, evaluation, state))
 }

@@ -73,9 +73,14 @@ pub enum Command {
         /// Add per-layer sensitivity (enable-one, disable-one, weights/activations only, sweep).
         #[arg(long)]
         sensitivity: bool,
-        /// Bit widths of the sensitivity sweep.
-        #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+        /// Add a bit-width sweep to the sensitivity at these widths (e.g. 2,4,8).
+        #[arg(long, value_delimiter = ',')]
         bits: Vec<u8>,
+        /// Sensitivity: evaluation samples every layer is first measured on (the leaders of the
+        /// rankings are then measured on the whole set); at least the set's size measures
+        /// everything on the whole set.
+        #[arg(long, value_name = "N", default_value_t = quantbench_core::analysis::SENSITIVITY_SUBSET)]
+        sensitivity_samples: usize,
         /// Sensitivity metric: accuracy (default with labels), agreement, sqnr.
         #[arg(long)]
         metric: Option<String>,

@@ -15,7 +15,7 @@ use quantbench_core::plan::Measured;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::quant::{TARGETS, Target};
 use quantbench_core::report::Report;
-use quantbench_core::simulate::{EvalConfig, Simulator};
+use quantbench_core::simulate::{EvalConfig, SimState, Simulator};
 
 use super::args::QuantOptions;
 use super::{parse_input_shapes, runtime_profile};
@@ -156,10 +156,11 @@ pub(super) fn simulate_report(
     model: &OnnxModel,
     recipe: &Recipe,
     measured: &Measured,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<(Report, SimState)> {
     let never = std::sync::atomic::AtomicBool::new(false);
     let plan = pipeline::plan(model, recipe, measured)?;
-    Ok(pipeline::report(&reference.0, model, recipe, &plan, &reference.1, &never)?.0)
+    let (report, _, state) = pipeline::report(&reference.0, model, recipe, &plan, &reference.1, &never)?;
+    Ok((report, state))
 }
 
 /// The report as pretty-printed JSON.

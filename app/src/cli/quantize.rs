@@ -92,7 +92,7 @@ pub(super) fn quantize(
     }
     let report = match &reference {
         Some(reference) => {
-            let mut report = simulate_report(reference, &model, &recipe, &measured)?;
+            let (mut report, _) = simulate_report(reference, &model, &recipe, &measured)?;
             report.mixed_precision = search;
             if let Some(p) = report_path {
                 files.push((p, report_json(&report)?));

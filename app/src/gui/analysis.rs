@@ -82,7 +82,11 @@ impl AnalysisResults {
                     && let Some(run) = &mut self.sensitivity
                 {
                     run.total = *total;
-                    run.layers.push((**result).clone());
+                    // A refined result (the whole set) replaces the layer's estimate.
+                    match run.layers.iter_mut().find(|l| l.name == result.name) {
+                        Some(slot) => *slot = (**result).clone(),
+                        None => run.layers.push((**result).clone()),
+                    }
                 }
             }
             Event::SensitivityAnalyzed { job, revision, metric, bits, layers } => {
@@ -185,6 +189,9 @@ pub(super) mod tests {
                 SweepPoint { bits: 2, weights: 0.5, activations: 0.75 },
                 SweepPoint { bits: 8, weights: 0.98, activations: 0.99 },
             ],
+            samples: 64,
+            enable_one_samples: 64,
+            disable_one_samples: 64,
         }
     }
 

@@ -192,7 +192,8 @@ fn controls_ui(ctx: &ViewContext, state: &mut SensitivityState, ui: &mut egui::U
     });
     if let Some(run) = &ctx.analysis.sensitivity {
         ui.horizontal(|ui| {
-            let what = format!("{} of {} layers, {}", run.layers.len(), run.total, metric_name(run.metric));
+            let mut what = format!("{} of {} layers, {}", run.layers.len(), run.total, metric_name(run.metric));
+            what.push_str(&samples_note(&run.layers));
             match (&run.end, run.revision) {
                 (RunEnd::Cancelled, _) => ui.weak(format!("Cancelled: {what}")),
                 (RunEnd::Failed(e), _) => {
@@ -206,6 +207,21 @@ fn controls_ui(ctx: &ViewContext, state: &mut SensitivityState, ui: &mut egui::U
                 (RunEnd::Open, Some(_)) => ui.weak(what),
             };
         });
+    }
+}
+
+/// What the values rest on: ", on N samples", or for a run that estimated on a subset and refined
+/// the leaders of the rankings on the whole set, both counts.
+fn samples_note(layers: &[LayerSensitivity]) -> String {
+    let Some(subset) = layers.iter().map(|l| l.samples).filter(|&n| n > 0).min() else { return String::new() };
+    let refined: Vec<&LayerSensitivity> =
+        layers.iter().filter(|l| l.enable_one_samples > l.samples || l.disable_one_samples > l.samples).collect();
+    let whole = refined.iter().map(|l| l.enable_one_samples.max(l.disable_one_samples)).max();
+    match whole {
+        Some(whole) => {
+            format!("; estimates on {subset} samples, the {} leading layers refined on all {whole}", refined.len())
+        }
+        None => format!("; on {subset} samples"),
     }
 }
 

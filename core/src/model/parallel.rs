@@ -15,7 +15,7 @@ pub fn check_cancel(cancel: &AtomicBool) -> Result<()> {
 }
 
 /// Worker threads to use (at most 4).
-fn threads() -> usize {
+pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 

@@ -40,6 +40,8 @@ enum Data {
     U8(Vec<u8>),
     U16(Vec<u16>),
     F32(Vec<f32>),
+    /// A float value owned elsewhere (the simulator's float reference), shared, not copied.
+    Shared(Arc<ArrayD<f32>>),
 }
 
 /// One sample's stored value and its shape.
@@ -66,6 +68,18 @@ impl Cache {
     /// An empty cache that will hold `chosen` (from [`choose`]).
     pub(crate) fn for_tensors(chosen: &BTreeMap<String, Option<Grid>>) -> Self {
         Self { tensors: chosen.iter().map(|(t, g)| (t.clone(), Cached { grid: *g, samples: Vec::new() })).collect() }
+    }
+
+    /// A cache of float values held elsewhere (`values[t][i]`: sample `i` of tensor `t`), sharing
+    /// them: it costs no copy and no memory of its own.
+    pub(crate) fn shared(values: &BTreeMap<String, Vec<Arc<ArrayD<f32>>>>) -> Self {
+        let stored =
+            |a: &Arc<ArrayD<f32>>| Arc::new(Stored { shape: a.shape().to_vec(), data: Data::Shared(Arc::clone(a)) });
+        let tensors = values
+            .iter()
+            .map(|(t, v)| (t.clone(), Cached { grid: None, samples: v.iter().map(stored).collect() }))
+            .collect();
+        Self { tensors }
     }
 
     /// Whether `tensor` is cached.
@@ -95,6 +109,7 @@ impl Cache {
         let s = c.samples.get(i)?;
         let values: Vec<f32> = match (&s.data, c.grid) {
             (Data::F32(v), _) => v.clone(),
+            (Data::Shared(a), _) => return Some((**a).clone()),
             (Data::U8(v), Some(g)) => v.iter().map(|&k| decode(g, f32::from(k))).collect(),
             (Data::U16(v), Some(g)) => v.iter().map(|&k| decode(g, f32::from(k))).collect(),
             _ => return None,
@@ -111,6 +126,7 @@ impl Cache {
                 Data::U8(v) => v.len(),
                 Data::U16(v) => 2 * v.len(),
                 Data::F32(v) => 4 * v.len(),
+                Data::Shared(_) => 0,
             })
             .sum()
     }

@@ -8,12 +8,15 @@ pub mod graph;
 mod incremental;
 mod layer;
 mod qlinear;
+mod results;
 mod saturate;
 mod softmax;
 
 pub use incremental::SimState;
+pub use results::{Evaluation, LayerResult, ModelMetrics, Progress, quantized_size_bytes};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use ndarray::{ArrayD, Axis};
@@ -21,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{DataSet, InputShape, resolve_input_shapes};
 use crate::error::{Error, Result};
-use crate::metrics::{ErrorAccumulator, TensorMetrics, argmax};
+use crate::metrics::{ErrorAccumulator, argmax};
 use crate::model::OnnxModel;
 use crate::model::runtime::Runner;
 use crate::plan::QuantPlan;
@@ -36,6 +39,10 @@ pub struct EvalConfig {
     pub skip_local: bool,
     /// Memory the incremental cache may use, in MiB (0: the default of 1024 MiB).
     pub cache_budget_mib: usize,
+    /// Measure the model-level metrics only (for analyses that run many evaluations): the
+    /// layers' accumulated errors are not computed (left empty), nor the local ones.
+    #[serde(skip)]
+    pub model_only: bool,
 }
 
 impl EvalConfig {
@@ -46,73 +53,6 @@ impl EvalConfig {
     }
 }
 
-/// Results for one quantizable layer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerResult {
-    /// Layer (node) name.
-    pub name: String,
-    /// Op type.
-    pub op: String,
-    /// Weight bits, when the weight is quantized (0 for ternary).
-    pub w_bits: Option<u8>,
-    /// Activation bits, when the input activation is quantized.
-    pub a_bits: Option<u8>,
-    /// Observer name of the input activation, when quantized.
-    pub observer: Option<String>,
-    /// Error of this layer alone quantized, fed float inputs.
-    pub local: Option<TensorMetrics>,
-    /// Error at this layer's output with the whole plan applied.
-    pub accumulated: TensorMetrics,
-    /// The plan's runtime sums this layer's product pairs in a saturating int16 that its
-    /// weights can overflow (simulated as the runtime computes it).
-    #[serde(default)]
-    pub saturates: bool,
-}
-
-/// Model-level metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelMetrics {
-    /// Accuracy of the float model (when labels exist).
-    pub float_accuracy: Option<f64>,
-    /// Accuracy of the quantized model (when labels exist).
-    pub quant_accuracy: Option<f64>,
-    /// Fraction of samples whose top-1 class is the same as float's.
-    pub top1_agreement: f64,
-    /// SQNR of the first model output.
-    pub output_sqnr_db: f64,
-    /// Size of the float model's constants.
-    pub float_size_bytes: u64,
-    /// Size of the quantized model's constants (integers at their bit width, scales, zero points).
-    pub quant_size_bytes: u64,
-}
-
-/// Everything an evaluation measures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    /// Model-level metrics.
-    pub metrics: ModelMetrics,
-    /// Per quantizable layer, in network order.
-    pub layers: Vec<LayerResult>,
-    /// Argmax of the first output of the float model, per sample.
-    pub predictions_float: Vec<usize>,
-    /// Argmax of the first output of the quantized model, per sample.
-    pub predictions_quant: Vec<usize>,
-    /// The activations (and float constants) the plan quantizes under its placement target.
-    #[serde(default)]
-    pub quantized: Vec<crate::plan::QuantizedTensor>,
-}
-
-/// Progress of an evaluation: the stage and how far it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progress {
-    /// Stage name, e.g. "quantized model" or "layer conv1".
-    pub stage: String,
-    /// Samples done in this stage.
-    pub done: usize,
-    /// Samples in this stage.
-    pub total: usize,
-}
-
 /// The float reference over an evaluation set, ready to evaluate plans against.
 #[derive(Debug)]
 pub struct Simulator {
@@ -121,7 +61,7 @@ pub struct Simulator {
     labels: Option<Vec<i64>>,
     shapes: Vec<Vec<usize>>,
     /// Float value of every watched tensor (model outputs, layer inputs/outputs), per sample.
-    float: BTreeMap<String, Vec<ArrayD<f32>>>,
+    float: BTreeMap<String, Vec<Arc<ArrayD<f32>>>>,
     float_predictions: Vec<usize>,
     /// Float activations of the model (network order) and their element counts per sample.
     float_activations: Vec<(String, usize)>,
@@ -153,7 +93,7 @@ impl Simulator {
         let outputs: Vec<&str> = model.summary.outputs.iter().map(|o| o.name.as_str()).collect();
         let extra: Vec<String> = watch.iter().filter(|t| !outputs.contains(&t.as_str())).cloned().collect();
         let runner = Runner::new(model, &shapes, &extra)?;
-        let mut float: BTreeMap<String, Vec<ArrayD<f32>>> = BTreeMap::new();
+        let mut float: BTreeMap<String, Vec<Arc<ArrayD<f32>>>> = BTreeMap::new();
         let feed = |i: usize| -> Result<Vec<ArrayD<f32>>> { Ok(samples[i].clone()) };
         crate::model::parallel::run_samples(
             &runner,
@@ -161,17 +101,17 @@ impl Simulator {
             &feed,
             &mut |_, out| {
                 for (name, value) in runner.output_names.iter().zip(out) {
-                    float.entry(name.clone()).or_default().push(value);
+                    float.entry(name.clone()).or_default().push(Arc::new(value));
                 }
                 Ok(())
             },
             cancel,
         )?;
         for (ix, name) in input_names.iter().enumerate() {
-            float.insert((*name).to_string(), samples.iter().map(|s| s[ix].clone()).collect());
+            float.insert((*name).to_string(), samples.iter().map(|s| Arc::new(s[ix].clone())).collect());
         }
         let first_output = &runner.output_names[0];
-        let float_predictions = float[first_output].iter().map(argmax_of).collect();
+        let float_predictions = float[first_output].iter().map(|a| argmax_of(a)).collect();
         // One typing of the model gives both the names (network order) and the sizes.
         let float_activations = crate::model::runtime::float_activation_sizes(model, &shapes)?;
         Ok(Self {
@@ -188,6 +128,88 @@ impl Simulator {
     /// Number of evaluation samples.
     pub fn num_samples(&self) -> usize {
         self.samples.len()
+    }
+
+    /// A fixed subset of `m` evaluation samples (all of them when `m` ≥ their number), stratified
+    /// by class: each label (or, without labels, each float prediction) gets its share of `m`
+    /// (largest remainders, every class at least one sample while room remains), picked evenly
+    /// spaced within the class; indices ascending.
+    pub fn subset(&self, m: usize) -> Vec<usize> {
+        let n = self.samples.len();
+        if m >= n {
+            return (0..n).collect();
+        }
+        let class_of = |i: usize| -> i64 {
+            self.labels.as_ref().and_then(|l| l.get(i).copied()).unwrap_or(self.float_predictions[i] as i64)
+        };
+        let mut classes: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for i in 0..n {
+            classes.entry(class_of(i)).or_default().push(i);
+        }
+        let members: Vec<&Vec<usize>> = classes.values().collect();
+        // Shares: one per class while room remains, then the rest by largest remainder.
+        let mut quota: Vec<usize> = members.iter().map(|c| usize::from(m >= members.len() && !c.is_empty())).collect();
+        let left = m - quota.iter().sum::<usize>();
+        let exact: Vec<f64> = members.iter().map(|c| left as f64 * c.len() as f64 / n as f64).collect();
+        for (q, e) in quota.iter_mut().zip(&exact) {
+            *q += e.floor() as usize;
+        }
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())));
+        let mut short = m - quota.iter().sum::<usize>();
+        // Classes are larger than their shares in total (m < n), so this ends.
+        while short > 0 {
+            for &c in &order {
+                if short > 0 && quota[c] < members[c].len() {
+                    quota[c] += 1;
+                    short -= 1;
+                }
+            }
+        }
+        let mut picked: Vec<usize> = members
+            .iter()
+            .zip(&quota)
+            .flat_map(|(c, &q)| {
+                let q = q.min(c.len());
+                (0..q).map(move |k| c[k * c.len() / q.max(1)])
+            })
+            .collect();
+        picked.sort_unstable();
+        picked
+    }
+
+    /// The state of an evaluation of the float plan (nothing quantized), made from the float
+    /// reference without running anything: its cache shares the reference's values (model
+    /// outputs, layers' inputs and outputs). It holds no per-tensor error sums, so evaluations
+    /// from it are for `EvalConfig::model_only`.
+    pub fn float_state(&self) -> Result<SimState> {
+        let plan = QuantPlan::default();
+        let proto = graph::simulated_proto(&self.model, &plan)?;
+        let nodes_total = proto.graph.as_ref().map_or(0, |g| g.node.len());
+        let first_output = self.model.summary.outputs[0].name.clone();
+        Ok(SimState {
+            proto: Some(proto),
+            plan,
+            cache: Some(cache::Cache::shared(&self.float)),
+            outputs: [(first_output, self.float_predictions.clone())].into(),
+            nodes_total,
+            ..SimState::default()
+        })
+    }
+
+    /// This float reference restricted to the samples `indices` (which must be in range): the
+    /// float values are shared, not copied, and evaluations on it are estimates on those samples.
+    pub fn on_samples(&self, indices: &[usize]) -> Self {
+        let pick = |v: &Vec<Arc<ArrayD<f32>>>| indices.iter().map(|&i| Arc::clone(&v[i])).collect();
+        Self {
+            model: self.model.clone(),
+            samples: indices.iter().map(|&i| self.samples[i].clone()).collect(),
+            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
+            shapes: self.shapes.clone(),
+            float: self.float.iter().map(|(t, v)| (t.clone(), pick(v))).collect(),
+            float_predictions: indices.iter().map(|&i| self.float_predictions[i]).collect(),
+            float_activations: self.float_activations.clone(),
+        }
     }
 
     /// The model.
@@ -224,7 +246,7 @@ impl Simulator {
         let inputs: Vec<String> = summary.inputs.iter().map(|i| i.name.clone()).collect();
         let first_output = summary.outputs[0].name.clone();
         let mut watched: Vec<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
-        for l in &summary.layers {
+        for l in summary.layers.iter().filter(|_| !config.model_only) {
             if !watched.contains(&l.output) {
                 watched.push(l.output.clone());
             }
@@ -349,7 +371,7 @@ impl Simulator {
             let lp = plan.layer(&l.name);
             let act = lp.and_then(|p| p.activation.as_ref()).and_then(|t| plan.activations.get(t));
             let local = match lp {
-                Some(p) if !config.skip_local => {
+                Some(p) if !config.skip_local && !config.model_only => {
                     let unchanged = prev.is_some_and(|prev| {
                         let old_act = prev
                             .plan
@@ -412,6 +434,7 @@ impl Simulator {
             predictions_float: self.float_predictions.clone(),
             predictions_quant: predictions,
             quantized: plan.quantized_tensors(&self.model),
+            samples: n,
         };
         Ok((evaluation, state))
     }
@@ -434,7 +457,7 @@ impl Simulator {
 
     /// The float value of `tensor` for sample `i`, when cached.
     pub(crate) fn float_value(&self, tensor: &str, i: usize) -> Option<&ArrayD<f32>> {
-        self.float.get(tensor).and_then(|v| v.get(i))
+        self.float.get(tensor).and_then(|v| v.get(i)).map(|a| &**a)
     }
 }
 
@@ -444,28 +467,4 @@ fn flat(a: &ArrayD<f32>) -> std::borrow::Cow<'_, [f32]> {
 
 fn argmax_of(a: &ArrayD<f32>) -> usize {
     argmax(&flat(a))
-}
-
-/// Bytes of the quantized model's constants: quantized weights at their bit width plus one f32
-/// scale and one zero point per parameter set, int32 biases, and every other constant as stored.
-pub fn quantized_size_bytes(model: &OnnxModel, plan: &QuantPlan) -> u64 {
-    let mut size = model.summary.float_size_bytes;
-    // A weight shared by several layers is stored once; a weight the float size does not count
-    // (e.g. one computed in the graph) must not make the size wrap below zero.
-    let mut seen = std::collections::BTreeSet::new();
-    for lp in &plan.layers {
-        let layer = model.summary.layer(&lp.layer);
-        let layer_weight_elems: u64 = layer.map_or(0, |l| l.weight_shape.iter().product());
-        if let Some(wq) = &lp.weight_quant {
-            let bits = if lp.config.weight.ternary { 2 } else { u64::from(lp.config.weight.bits) };
-            if seen.insert(layer.map_or(lp.layer.as_str(), |l| l.weight.as_str())) {
-                size = size.saturating_sub(layer_weight_elems * 4) + (layer_weight_elems * bits).div_ceil(8);
-            }
-            size += 8 * wq.params.len() as u64;
-        }
-        if let Some(b) = &lp.bias {
-            size += 4 * b.scales.len() as u64;
-        }
-    }
-    size + 8 * plan.activations.len() as u64
 }

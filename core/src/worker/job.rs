@@ -200,19 +200,18 @@ fn analyze_sensitivity(
     let simulator = float_reference(inputs, job)?;
     job.progress.report(STAGE_SENSITIVITY, 0, total);
     let (id, sink, progress) = (job.id, job.sink, &mut *job.progress);
-    let mut index = 0;
-    let mut on_layer = |r: &LayerSensitivity| {
-        sink.send(Event::SensitivityLayer { job: id, index, total, result: Box::new(r.clone()) });
-        index += 1;
-        progress.report(STAGE_SENSITIVITY, index, total);
+    // Estimates stream in network order, then the leaders' refined results replace theirs.
+    let mut on_layer = |p: crate::analysis::SensitivityProgress<'_>| {
+        sink.send(Event::SensitivityLayer { job: id, index: p.index, total, result: Box::new(p.layer.clone()) });
+        progress.report(STAGE_SENSITIVITY, p.done, p.total);
     };
     let layers = crate::analysis::sensitivity(
         &simulator,
         &inputs.model,
         &inputs.recipe,
         &inputs.measured,
-        metric,
-        &bits,
+        &crate::analysis::SensitivityOptions::new(metric, &bits),
+        inputs.previous.as_deref(),
         &mut on_layer,
         &job.flags.job,
     )?;

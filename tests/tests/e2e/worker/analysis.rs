@@ -33,7 +33,7 @@ fn core_simulator(name: &str) -> (quantbench_core::model::OnnxModel, quantbench_
 
 #[test]
 fn sensitivity_streams_each_layer_in_order_and_matches_the_core_function() {
-    use quantbench_core::analysis::{SensitivityMetric, sensitivity};
+    use quantbench_core::analysis::{SENSITIVITY_SUBSET, SensitivityMetric, SensitivityOptions, sensitivity};
     use quantbench_core::worker::STAGE_SENSITIVITY;
     let (h, _) = spawn();
     let (summary, _) = setup(&h, "mlp", false);
@@ -53,24 +53,35 @@ fn sensitivity_streams_each_layer_in_order_and_matches_the_core_function() {
         })
         .collect();
     let n = summary.layers.len();
-    assert_eq!(streamed.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), (0..n).map(|i| (i, n)).collect::<Vec<_>>());
-    let names: Vec<&str> = streamed.iter().map(|s| s.2.name.as_str()).collect();
+    // First every layer's estimate in network order, then the refined leaders (fewer than all:
+    // the mlp's evaluation set is larger than the estimating subset).
+    let (estimates, refined) = streamed.split_at(n.min(streamed.len()));
+    assert_eq!(estimates.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), (0..n).map(|i| (i, n)).collect::<Vec<_>>());
+    let names: Vec<&str> = estimates.iter().map(|s| s.2.name.as_str()).collect();
     assert_eq!(names, summary.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), "network order");
+    assert!(estimates.iter().all(|s| s.2.samples == SENSITIVITY_SUBSET), "estimates on the subset");
+    assert!(!refined.is_empty() && refined.len() <= n, "{} refined of {n}", refined.len());
+    let mut last: Vec<_> = estimates.iter().map(|s| s.2.clone()).collect();
+    for (index, total, result) in refined {
+        assert_eq!((*total, &last[*index].name), (n, &result.name), "a refinement names its layer");
+        assert!(result.enable_one_samples.max(result.disable_one_samples) > SENSITIVITY_SUBSET);
+        last[*index] = result.clone();
+    }
     // Each layer is streamed before the job ends, and its progress follows it.
     let progress = progress_of(&events, job);
     check_progress(&progress, &[STAGE_FLOAT_REFERENCE.to_string(), STAGE_SENSITIVITY.to_string()]);
-    assert_eq!(progress.last(), Some(&(STAGE_SENSITIVITY.to_string(), n, n)));
+    let measured_layers = n + refined.len();
+    assert_eq!(progress.last(), Some(&(STAGE_SENSITIVITY.to_string(), measured_layers, measured_layers)));
     let Some(Event::SensitivityAnalyzed { revision: rev, metric, bits, layers, .. }) = events.last() else {
         panic!("{events:#?}")
     };
     assert_eq!((*rev, *metric, bits.as_slice()), (revision, SensitivityMetric::Accuracy, &[2u8, 8][..]));
-    assert_eq!(layers, &streamed.into_iter().map(|s| s.2).collect::<Vec<_>>(), "the end repeats the stream");
+    assert_eq!(layers, &last, "the end is the stream with the refinements applied");
 
     let (model, sim) = core_simulator("mlp");
     let never = std::sync::atomic::AtomicBool::new(false);
-    let expected =
-        sensitivity(&sim, &model, &recipe, &measured, SensitivityMetric::Accuracy, &[2, 8], &mut |_| {}, &never)
-            .expect("core");
+    let options = SensitivityOptions::new(SensitivityMetric::Accuracy, &[2, 8]);
+    let expected = sensitivity(&sim, &model, &recipe, &measured, &options, None, &mut |_| {}, &never).expect("core");
     assert_eq!(layers, &expected, "the worker's results are the core function's");
     eprintln!("worker sensitivity sweep (mlp, {n} layers, bits 2,8): {sweep_ms} ms");
     h.shutdown();
@@ -80,7 +91,7 @@ fn sensitivity_streams_each_layer_in_order_and_matches_the_core_function() {
 fn cancelling_a_sensitivity_sweep_mid_way_leaves_the_session_usable() {
     use quantbench_core::analysis::SensitivityMetric;
     let (h, _) = spawn();
-    let (summary, _) = setup(&h, "cnn", true);
+    let (summary, _) = setup(&h, "mobilenet", true);
     let job = send(&h, Command::AnalyzeSensitivity { metric: SensitivityMetric::OutputSqnr, bits: vec![2, 4, 8] });
     let seen = until(&h, |e| matches!(e, Event::SensitivityLayer { .. }) || (e.job() == job && e.is_terminal()));
     assert!(matches!(seen.last(), Some(Event::SensitivityLayer { index: 0, .. })), "{seen:#?}");
@@ -91,7 +102,7 @@ fn cancelling_a_sensitivity_sweep_mid_way_leaves_the_session_usable() {
     assert_eq!(terminal(&events, job), &Event::Cancelled { job }, "{events:#?}");
     let streamed = events.iter().filter(|e| matches!(e, Event::SensitivityLayer { .. })).count();
     assert!(streamed + 1 < summary.layers.len(), "stopped mid-sweep: {streamed} more layer(s) after the first");
-    eprintln!("worker cancel latency during a sensitivity sweep (cnn): {:.1} ms", latency.as_secs_f64() * 1e3);
+    eprintln!("worker cancel latency during a sensitivity sweep (mobilenet): {:.1} ms", latency.as_secs_f64() * 1e3);
     assert!(latency < CANCEL_BOUND, "cancel took {latency:?}");
     // The session goes on: an evaluation (on the float reference the sweep built) and a new sweep.
     let eval = send(&h, Command::Evaluate);

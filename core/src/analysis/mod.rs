@@ -1,9 +1,14 @@
-//! Sensitivity analysis (as AIMET's QuantAnalyzer): per layer, the model metric with only that
-//! layer quantized (enable-one), with all but that layer quantized (disable-one), weights-only and
-//! activations-only, and a bit-width sweep. Evaluations are incremental: each starts from the
-//! state of an all-float or all-quantized base run, so only the graph from the layer on re-runs.
+//! Analyses over many evaluations: per-layer sensitivity (`sensitivity.rs`, as AIMET's
+//! QuantAnalyzer) and the mixed-precision search. Evaluations are incremental: each starts from
+//! the state of an all-float, all-quantized or previous run, so only the graph from the change on
+//! re-runs.
 
-use std::collections::BTreeSet;
+mod sensitivity;
+
+pub use sensitivity::{
+    LayerSensitivity, SENSITIVITY_SUBSET, SensitivityOptions, SensitivityProgress, SweepPoint, sensitivity,
+};
+
 use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
@@ -51,93 +56,6 @@ impl std::str::FromStr for SensitivityMetric {
             _ => Err(Error::Config(format!("unknown metric '{s}' (expected accuracy, agreement, sqnr)"))),
         }
     }
-}
-
-/// The metric at one bit width of a layer's sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SweepPoint {
-    /// Bit width.
-    pub bits: u8,
-    /// Metric with only this layer quantized, its weights at `bits` (activations as configured).
-    pub weights: f64,
-    /// Metric with only this layer quantized, its activations at `bits` (weights as configured).
-    pub activations: f64,
-}
-
-/// Sensitivity of one layer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerSensitivity {
-    /// Layer name.
-    pub name: String,
-    /// Metric with only this layer quantized.
-    pub enable_one: f64,
-    /// Metric with every layer but this one quantized.
-    pub disable_one: f64,
-    /// Metric with only this layer's weights quantized.
-    pub weights_only: f64,
-    /// Metric with only this layer's input activation quantized.
-    pub activations_only: f64,
-    /// Bit-width sweep.
-    pub sweep: Vec<SweepPoint>,
-}
-
-/// Runs the analysis for every layer the recipe quantizes; `on_layer` receives each result as it
-/// completes (network order).
-// The recipe and what was measured for it travel together (the plan needs both); a struct for
-// this one call would only rename them.
-#[allow(clippy::too_many_arguments)]
-pub fn sensitivity(
-    sim: &Simulator,
-    model: &OnnxModel,
-    recipe: &Recipe,
-    measured: &Measured,
-    metric: SensitivityMetric,
-    sweep_bits: &[u8],
-    on_layer: &mut dyn FnMut(&LayerSensitivity),
-    cancel: &AtomicBool,
-) -> Result<Vec<LayerSensitivity>> {
-    let config = EvalConfig { skip_local: true, ..EvalConfig::default() };
-    let eval = |plan: &QuantPlan, base: Option<&SimState>| -> Result<(f64, SimState)> {
-        let (e, state) = sim.evaluate_from(base, plan, &config, &mut |_| {}, cancel)?;
-        Ok((metric.of(&e)?, state))
-    };
-    let float_plan = QuantPlan::default();
-    let (_, float_base) = eval(&float_plan, None)?;
-    let full_plan = QuantPlan::build(model, recipe, measured, &PlanFilter::default())?;
-    let (_, full_base) = eval(&full_plan, None)?;
-    let mut results = Vec::new();
-    for layer in full_plan.layers.iter().map(|l| l.layer.clone()) {
-        let one: BTreeSet<String> = [layer.clone()].into();
-        let only = |skip_weights, skip_activations| PlanFilter {
-            only: Some(one.clone()),
-            skip_weights,
-            skip_activations,
-            ..PlanFilter::default()
-        };
-        let plan_for = |r: &Recipe, f: &PlanFilter| QuantPlan::build(model, r, measured, f);
-        let enable_one = eval(&plan_for(recipe, &only(false, false))?, Some(&float_base))?.0;
-        let except = PlanFilter { except: one.clone(), ..PlanFilter::default() };
-        let disable_one = eval(&plan_for(recipe, &except)?, Some(&full_base))?.0;
-        let weights_only = eval(&plan_for(recipe, &only(false, true))?, Some(&float_base))?.0;
-        let activations_only = eval(&plan_for(recipe, &only(true, false))?, Some(&float_base))?.0;
-        let mut sweep = Vec::new();
-        for &bits in sweep_bits {
-            let mut r = recipe.clone();
-            let mut cfg = recipe.config_for(&layer);
-            cfg.weight.bits = bits;
-            r.layers.insert(layer.clone(), cfg);
-            let weights = eval(&plan_for(&r, &only(false, false))?, Some(&float_base))?.0;
-            let mut cfg = recipe.config_for(&layer);
-            cfg.activation.bits = bits;
-            r.layers.insert(layer.clone(), cfg);
-            let activations = eval(&plan_for(&r, &only(false, false))?, Some(&float_base))?.0;
-            sweep.push(SweepPoint { bits, weights, activations });
-        }
-        let result = LayerSensitivity { name: layer, enable_one, disable_one, weights_only, activations_only, sweep };
-        on_layer(&result);
-        results.push(result);
-    }
-    Ok(results)
 }
 
 /// Weight bit widths the mixed-precision search moves through, highest first.
