@@ -9,7 +9,9 @@
 //!    [`SensitivityOptions::refine`] of each) are measured again on the whole set, so the top of
 //!    both rankings, what a user acts on, holds exact values.
 //!
-//! Each value says how many samples it rests on. Evaluations measure the model metrics only;
+//! Each value says how many samples it rests on; the estimates left in the result are shifted by
+//! the median difference between whole-set and subset values of the refined layers (a subset's
+//! metric sits above or below the whole set's for every layer alike), so that one ranking holds. Evaluations measure the model metrics only;
 //! those with one layer quantized start from the float reference itself (nothing re-run before
 //! the layer), those with all but one from a run of the whole plan. Layers are measured two at a time (one per core;
 //! a small run spends much of its time building its runner, which is single-threaded).
@@ -262,6 +264,31 @@ fn leaders(
     order
 }
 
+/// How far a measure's whole-set values lie from the subset's, as the median over the layers
+/// measured on both (0 before any): a subset's accuracy, say, sits a little above or below the
+/// whole set's for every layer alike, and an estimate is compared with whole-set values after
+/// this shift, else one bias would have every layer refined in turn.
+fn offset(
+    estimates: &[LayerSensitivity],
+    results: &[LayerSensitivity],
+    key: fn(&LayerSensitivity) -> (f64, usize),
+    n: usize,
+) -> f64 {
+    let mut d: Vec<f64> = estimates
+        .iter()
+        .zip(results)
+        .filter(|(_, r)| key(r).1 == n)
+        .map(|(e, r)| key(r).0 - key(e).0)
+        .filter(|d| d.is_finite())
+        .collect();
+    d.sort_by(f64::total_cmp);
+    match d.len() {
+        0 => 0.0,
+        k if k % 2 == 1 => d[k / 2],
+        k => 0.5 * (d[k / 2 - 1] + d[k / 2]),
+    }
+}
+
 /// Runs the analysis for every layer the recipe quantizes (see the module's documentation);
 /// `on_layer` receives each estimate as it completes (network order), then each refined result.
 /// `full_state`, the state of an evaluation of the whole recipe on `sim` (e.g. the report's),
@@ -335,9 +362,31 @@ pub fn sensitivity(
     ctx.float_base = Some(sim.float_state()?);
     // The subset's base is no base for the whole set; the whole set's is made when first needed.
     ctx.full_base = None;
+    // The subset's values as estimated, to compare estimates with whole-set values.
+    let estimates = results.clone();
     loop {
+        // A layer is refined while its estimate, give or take the largest error seen among the
+        // refined layers' estimates, could place it among the `r` leaders.
         let pending = |key: fn(&LayerSensitivity) -> (f64, usize), lowest: bool| -> BTreeSet<usize> {
-            leaders(&results, |l| key(l).0, lowest, r).into_iter().filter(|&i| key(&results[i]).1 < n).collect()
+            let shift = offset(&estimates, &results, key, n);
+            let comparable = |l: &LayerSensitivity| if key(l).1 < n { key(l).0 + shift } else { key(l).0 };
+            let margin = estimates
+                .iter()
+                .zip(&results)
+                .filter(|(_, l)| key(l).1 == n)
+                .map(|(e, l)| (key(l).0 - key(e).0 - shift).abs())
+                .filter(|d| d.is_finite())
+                .fold(0.0, f64::max);
+            let top = leaders(&results, comparable, lowest, r);
+            let Some(&last) = top.last() else { return BTreeSet::new() };
+            let bar = comparable(&results[last]);
+            (0..results.len())
+                .filter(|&i| key(&results[i]).1 < n)
+                .filter(|&i| {
+                    let v = comparable(&results[i]);
+                    top.contains(&i) || if lowest { v - margin <= bar } else { v + margin >= bar }
+                })
+                .collect()
         };
         let enable = pending(|l| (l.enable_one, l.enable_one_samples), true);
         let disable = pending(|l| (l.disable_one, l.disable_one_samples), false);
@@ -364,6 +413,17 @@ pub fn sensitivity(
             },
             cancel,
         )?;
+    }
+    // The values left as estimates, shifted as they were ranked: one ranking over all layers.
+    let keys: [(fn(&LayerSensitivity) -> (f64, usize), fn(&mut LayerSensitivity) -> &mut f64); 2] = [
+        (|l| (l.enable_one, l.enable_one_samples), |l| &mut l.enable_one),
+        (|l| (l.disable_one, l.disable_one_samples), |l| &mut l.disable_one),
+    ];
+    for (key, value) in keys {
+        let shift = offset(&estimates, &results, key, n);
+        for l in results.iter_mut().filter(|l| key(l).1 < n) {
+            *value(l) += shift;
+        }
     }
     Ok(results)
 }
