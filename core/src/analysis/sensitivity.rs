@@ -202,7 +202,8 @@ impl Context<'_> {
         let stop = AtomicBool::new(false);
         let start: Vec<LayerSensitivity> = jobs.iter().map(|(i, _)| results[*i].clone()).collect();
         std::thread::scope(|scope| {
-            let (tx, rx) = crossbeam_channel::unbounded::<(usize, Result<LayerSensitivity>)>();
+            // Room for every result: a worker never waits on the receiver.
+            let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<LayerSensitivity>)>(jobs.len().max(1));
             for _ in 0..threads {
                 let (tx, next, stop, start) = (tx.clone(), &next, &stop, &start);
                 scope.spawn(move || {
@@ -264,16 +265,64 @@ fn leaders(
     order
 }
 
+/// A measure of a layer: its value and the samples it rests on.
+type Key = fn(&LayerSensitivity) -> (f64, usize);
+
+const ENABLE_ONE: Key = |l| (l.enable_one, l.enable_one_samples);
+const DISABLE_ONE: Key = |l| (l.disable_one, l.disable_one_samples);
+
+fn enable_one_mut(l: &mut LayerSensitivity) -> &mut f64 {
+    &mut l.enable_one
+}
+
+fn disable_one_mut(l: &mut LayerSensitivity) -> &mut f64 {
+    &mut l.disable_one
+}
+
+/// The layers to refine next for the measure `key` (most sensitive: `lowest` values first): those
+/// whose shifted estimate, give or take the largest error seen among the refined layers'
+/// estimates, could place them among the `r` leaders; none once `2r` are refined (where the
+/// subset's noise exceeds the layers' differences, e.g. accuracy at 8 bits, the ranking below that
+/// is noise, and refining it all would be the exhaustive analysis).
+fn pending(
+    estimates: &[LayerSensitivity],
+    results: &[LayerSensitivity],
+    key: Key,
+    lowest: bool,
+    r: usize,
+    n: usize,
+) -> BTreeSet<usize> {
+    let shift = offset(estimates, results, key, n);
+    let comparable = |l: &LayerSensitivity| if key(l).1 < n { key(l).0 + shift } else { key(l).0 };
+    let margin = estimates
+        .iter()
+        .zip(results)
+        .filter(|(_, l)| key(l).1 == n)
+        .map(|(e, l)| (key(l).0 - key(e).0 - shift).abs())
+        .filter(|d| d.is_finite())
+        .fold(0.0, f64::max);
+    let top = leaders(results, comparable, lowest, r);
+    let Some(&last) = top.last() else { return BTreeSet::new() };
+    let bar = comparable(&results[last]);
+    let refined = results.iter().filter(|l| key(l).1 == n).count();
+    if refined >= 2 * r {
+        return BTreeSet::new();
+    }
+    let close = |i: &usize| {
+        let v = comparable(&results[*i]);
+        top.contains(i) || if lowest { v - margin <= bar } else { v + margin >= bar }
+    };
+    let mut order = leaders(results, comparable, lowest, results.len());
+    order.retain(|&i| key(&results[i]).1 < n && close(&i));
+    order.truncate(2 * r - refined);
+    order.into_iter().collect()
+}
+
 /// How far a measure's whole-set values lie from the subset's, as the median over the layers
 /// measured on both (0 before any): a subset's accuracy, say, sits a little above or below the
 /// whole set's for every layer alike, and an estimate is compared with whole-set values after
 /// this shift, else one bias would have every layer refined in turn.
-fn offset(
-    estimates: &[LayerSensitivity],
-    results: &[LayerSensitivity],
-    key: fn(&LayerSensitivity) -> (f64, usize),
-    n: usize,
-) -> f64 {
+fn offset(estimates: &[LayerSensitivity], results: &[LayerSensitivity], key: Key, n: usize) -> f64 {
     let mut d: Vec<f64> = estimates
         .iter()
         .zip(results)
@@ -365,39 +414,8 @@ pub fn sensitivity(
     // The subset's values as estimated, to compare estimates with whole-set values.
     let estimates = results.clone();
     loop {
-        // A layer is refined while its estimate, give or take the largest error seen among the
-        // refined layers' estimates, could place it among the `r` leaders.
-        let pending = |key: fn(&LayerSensitivity) -> (f64, usize), lowest: bool| -> BTreeSet<usize> {
-            let shift = offset(&estimates, &results, key, n);
-            let comparable = |l: &LayerSensitivity| if key(l).1 < n { key(l).0 + shift } else { key(l).0 };
-            let margin = estimates
-                .iter()
-                .zip(&results)
-                .filter(|(_, l)| key(l).1 == n)
-                .map(|(e, l)| (key(l).0 - key(e).0 - shift).abs())
-                .filter(|d| d.is_finite())
-                .fold(0.0, f64::max);
-            let top = leaders(&results, comparable, lowest, r);
-            let Some(&last) = top.last() else { return BTreeSet::new() };
-            let bar = comparable(&results[last]);
-            // At most twice the leaders per ranking: where the subset's noise exceeds the layers'
-            // differences (accuracy on a few hundred samples, disable-one at 8 bits) the ranking
-            // below that is noise, and refining it all would be the exhaustive analysis.
-            let refined = results.iter().filter(|l| key(l).1 == n).count();
-            if refined >= 2 * r {
-                return BTreeSet::new();
-            }
-            let close = |i: &usize| {
-                let v = comparable(&results[*i]);
-                top.contains(i) || if lowest { v - margin <= bar } else { v + margin >= bar }
-            };
-            let mut order = leaders(&results, comparable, lowest, results.len());
-            order.retain(|&i| key(&results[i]).1 < n && close(&i));
-            order.truncate(2 * r - refined);
-            order.into_iter().collect()
-        };
-        let enable = pending(|l| (l.enable_one, l.enable_one_samples), true);
-        let disable = pending(|l| (l.disable_one, l.disable_one_samples), false);
+        let enable = pending(&estimates, &results, ENABLE_ONE, true, r, n);
+        let disable = pending(&estimates, &results, DISABLE_ONE, false, r, n);
         if enable.is_empty() && disable.is_empty() {
             break;
         }
@@ -423,11 +441,9 @@ pub fn sensitivity(
         )?;
     }
     // The values left as estimates, shifted as they were ranked: one ranking over all layers.
-    let keys: [(fn(&LayerSensitivity) -> (f64, usize), fn(&mut LayerSensitivity) -> &mut f64); 2] = [
-        (|l| (l.enable_one, l.enable_one_samples), |l| &mut l.enable_one),
-        (|l| (l.disable_one, l.disable_one_samples), |l| &mut l.disable_one),
-    ];
-    for (key, value) in keys {
+    for (key, value) in
+        [(ENABLE_ONE, enable_one_mut as fn(&mut LayerSensitivity) -> &mut f64), (DISABLE_ONE, disable_one_mut)]
+    {
         let shift = offset(&estimates, &results, key, n);
         for l in results.iter_mut().filter(|l| key(l).1 < n) {
             *value(l) += shift;

@@ -199,6 +199,7 @@ impl Simulator {
 
     /// This float reference restricted to the samples `indices` (which must be in range): the
     /// float values are shared, not copied, and evaluations on it are estimates on those samples.
+    #[must_use]
     pub fn on_samples(&self, indices: &[usize]) -> Self {
         let pick = |v: &Vec<Arc<ArrayD<f32>>>| indices.iter().map(|&i| Arc::clone(&v[i])).collect();
         Self {
