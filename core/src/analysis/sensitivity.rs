@@ -16,8 +16,8 @@
 //! the layer), those with all but one from a run of the whole plan. Layers are measured two at a time (one per core;
 //! a small run spends much of its time building its runner, which is single-threaded).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
@@ -197,51 +197,15 @@ impl Context<'_> {
         on_done: &mut dyn FnMut(usize, &LayerSensitivity),
         cancel: &AtomicBool,
     ) -> Result<()> {
-        let threads = crate::model::parallel::threads().min(jobs.len()).max(1);
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
         let start: Vec<LayerSensitivity> = jobs.iter().map(|(i, _)| results[*i].clone()).collect();
-        std::thread::scope(|scope| {
-            // Room for every result: a worker never waits on the receiver.
-            let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<LayerSensitivity>)>(jobs.len().max(1));
-            for _ in 0..threads {
-                let (tx, next, stop, start) = (tx.clone(), &next, &stop, &start);
-                scope.spawn(move || {
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        if k >= jobs.len() || stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let mut r = start[k].clone();
-                        let outcome = self.measure(&r.name.clone(), jobs[k].1, &mut r, cancel).map(|()| r);
-                        let failed = outcome.is_err();
-                        if tx.send((k, outcome)).is_err() || failed {
-                            stop.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(tx);
-            let mut pending: BTreeMap<usize, LayerSensitivity> = BTreeMap::new();
-            let mut emitted = 0;
-            for (k, outcome) in rx {
-                match outcome {
-                    Ok(r) => {
-                        pending.insert(k, r);
-                    }
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        return Err(e);
-                    }
-                }
-                while let Some(r) = pending.remove(&emitted) {
-                    let i = jobs[emitted].0;
-                    results[i] = r;
-                    on_done(i, &results[i]);
-                    emitted += 1;
-                }
-            }
+        let work = |k: usize| -> Result<LayerSensitivity> {
+            let mut r = start[k].clone();
+            self.measure(&r.name.clone(), jobs[k].1, &mut r, cancel).map(|()| r)
+        };
+        crate::model::parallel::map_ordered(jobs.len(), &work, &mut |k, r| {
+            let i = jobs[k].0;
+            results[i] = r;
+            on_done(i, &results[i]);
             Ok(())
         })
     }

@@ -84,3 +84,57 @@ pub fn run_samples(
         result
     })
 }
+
+/// Runs `work(k)` for `k` in `0..n`, one item per core (each thread takes the next index), and
+/// hands each result to `on_done(k, result)` in index order; stops at the first error (of `work`
+/// or `on_done`) and returns it. For items that are whole computations (an evaluation each), not
+/// samples: a result is held until those before it are done.
+pub fn map_ordered<T: Send>(
+    n: usize,
+    work: &(dyn Fn(usize) -> Result<T> + Sync),
+    on_done: &mut dyn FnMut(usize, T) -> Result<()>,
+) -> Result<()> {
+    let threads = threads().min(n).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Room for every result: a worker never waits on the receiver.
+        let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<T>)>(n.max(1));
+        for _ in 0..threads {
+            let (tx, next, stop) = (tx.clone(), &next, &stop);
+            scope.spawn(move || {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= n || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let outcome = work(k);
+                    let failed = outcome.is_err();
+                    if tx.send((k, outcome)).is_err() || failed {
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: std::collections::BTreeMap<usize, T> = std::collections::BTreeMap::new();
+        let mut emitted = 0;
+        let result = (|| -> Result<()> {
+            for (k, outcome) in &rx {
+                pending.insert(k, outcome?);
+                while let Some(r) = pending.remove(&emitted) {
+                    on_done(emitted, r)?;
+                    emitted += 1;
+                }
+            }
+            // A worker that panicked ends the scope with that panic; one that stopped leaves a gap.
+            if emitted < n {
+                return Err(Error::Runtime("a worker thread stopped early".into()));
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
