@@ -183,13 +183,19 @@ impl WorkbenchApp {
         self.session.measured.calibration.is_some()
     }
 
-    /// Whether the shown results describe the current configuration, are being updated, or are
-    /// outdated with nothing running to update them.
+    /// Whether the shown results describe the current configuration, are an estimate of it on a
+    /// subset (the whole set's on their way), are being updated, or are outdated with nothing
+    /// running to update them.
     pub fn results_state(&self) -> ResultsState {
         let updating = self.pending.evaluation.is_some()
             || !self.pending.unacknowledged_changes.is_empty()
             || (self.pending.calibration.is_some() && self.session.evaluation_set.is_some());
-        if updating {
+        let estimate = self.session.evaluation_is_current()
+            && self.pending.unacknowledged_changes.is_empty()
+            && self.session.estimate_samples().is_some();
+        if updating && estimate {
+            ResultsState::Estimate
+        } else if updating {
             ResultsState::Updating
         } else if self.session.evaluation_is_current() {
             ResultsState::Current

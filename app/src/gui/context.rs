@@ -62,6 +62,14 @@ pub struct Session {
 }
 
 impl Session {
+    /// The shown evaluation's sample count and the evaluation set's, when it is an estimate on a
+    /// subset of the set.
+    pub fn estimate_samples(&self) -> Option<(usize, usize)> {
+        let (_, e) = self.evaluation.as_ref()?;
+        let total = self.evaluation_set.as_ref()?.num_samples;
+        (e.samples > 0 && e.samples < total).then_some((e.samples, total))
+    }
+
     /// Whether the shown evaluation describes the newest recipe revision the worker reported.
     pub fn evaluation_is_current(&self) -> bool {
         matches!(&self.evaluation, Some((rev, _)) if *rev == self.revision)
@@ -79,12 +87,15 @@ pub enum ResultsState {
     /// The configuration changed and nothing is evaluating it (e.g. the evaluation was
     /// cancelled): the shown results are of an older configuration until the user re-evaluates.
     Outdated,
+    /// The shown results are of the current configuration, on the fixed subset of the
+    /// evaluation set the worker evaluates first; the whole set's are on their way.
+    Estimate,
 }
 
 impl ResultsState {
     /// Whether the results are of an older configuration (updating or outdated).
     pub fn is_old(self) -> bool {
-        self != Self::Current
+        matches!(self, Self::Updating | Self::Outdated)
     }
 
     /// The label views show next to results in this state (`None` when current).
@@ -93,12 +104,15 @@ impl ResultsState {
             Self::Current => None,
             Self::Updating => Some(UPDATING_LABEL),
             Self::Outdated => Some(OUTDATED_LABEL),
+            Self::Estimate => Some(ESTIMATE_LABEL),
         }
     }
 }
 
 /// Shown next to results while a newer configuration is being evaluated.
 pub const UPDATING_LABEL: &str = "updating…";
+/// Shown next to results of the current configuration on the estimating subset.
+pub const ESTIMATE_LABEL: &str = "estimate — refining…";
 /// Shown next to results of an older configuration that nothing is evaluating.
 pub const OUTDATED_LABEL: &str = "outdated — re-evaluate";
 

@@ -163,6 +163,13 @@ impl WorkbenchApp {
                     self.session.evaluation = Some((revision, *evaluation));
                 }
             }
+            // The running evaluation's first result, on a subset: shown until the whole set's.
+            Event::EvaluationEstimate { job, revision, evaluation } => {
+                if self.pending.evaluation == Some(job) && revision >= self.session.revision {
+                    self.session.revision = revision;
+                    self.session.evaluation = Some((revision, *evaluation));
+                }
+            }
             Event::Failed { job, error } => {
                 if self.pending.evaluation == Some(job) {
                     self.pending.evaluation = None;

@@ -45,7 +45,8 @@ pub fn summary_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action
             format!("{} float, {} quantized", human_size(m.float_size_bytes), human_size(m.quant_size_bytes)),
             None,
         );
-        results_state_ui(ui, state, None);
+        let note = ctx.session.estimate_samples().map(|(n, total)| format!("on {n} of {total} samples"));
+        results_state_ui(ui, state, note.as_deref().filter(|_| state == ResultsState::Estimate));
         if state == ResultsState::Outdated
             && ui
                 .add_enabled(ctx.calibrated() && ctx.session.evaluation_set.is_some(), egui::Button::new("Re-evaluate"))
@@ -57,11 +58,11 @@ pub fn summary_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action
     });
 }
 
-/// The results-state label (nothing when current): a spinner and "updating…", or
-/// "outdated — re-evaluate"; `note` says what the values shown are.
+/// The results-state label (nothing when current): a spinner and "updating…" or "estimate —
+/// refining…", or "outdated — re-evaluate"; `note` says what the values shown are.
 pub fn results_state_ui(ui: &mut egui::Ui, state: ResultsState, note: Option<&str>) {
     let Some(label) = state.label() else { return };
-    if state == ResultsState::Updating {
+    if matches!(state, ResultsState::Updating | ResultsState::Estimate) {
         ui.spinner();
         ui.label(egui::RichText::new(label).italics());
     } else {

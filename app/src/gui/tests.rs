@@ -11,7 +11,7 @@ use egui_kittest::kittest::Queryable as _;
 
 use super::actions::Action;
 use super::app::{CentralView, WorkbenchApp};
-use super::context::{OUTDATED_LABEL, ResultsState, UPDATING_LABEL};
+use super::context::{ESTIMATE_LABEL, OUTDATED_LABEL, ResultsState, UPDATING_LABEL};
 use crate::samples;
 
 /// Generous: debug builds on a shared machine.
@@ -397,4 +397,32 @@ fn data_and_recipe_given_with_the_model_replace_the_files_beside_it_and_bad_ones
     assert_eq!(h.state().session.evaluation_set.as_ref().map(|d| d.path.clone()), Some(eval));
     let (_, evaluation) = h.state().session.evaluation.clone().expect("evaluated");
     assert!(evaluation.layers.iter().all(|l| l.w_bits == Some(4)), "{:?}", evaluation.layers);
+}
+
+/// Progressive evaluation: after a change the summary strip first shows the result on the fixed
+/// subset, labelled as an estimate with its sample count, then the whole set's replaces it.
+#[test]
+fn a_change_shows_the_subset_estimate_first_then_the_whole_set() {
+    use quantbench_core::simulate::ESTIMATE_SAMPLES;
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("mobilenet")));
+    wait_until(&mut h, "mobilenet evaluated", settled);
+    let total = h.state().session.evaluation_set.as_ref().map(|d| d.num_samples).expect("evaluation set");
+    let samples = |h: &Harness<'_, WorkbenchApp>| h.state().session.evaluation.as_ref().map(|(_, e)| e.samples);
+    assert_eq!(samples(&h), Some(total), "the first evaluation ends on the whole set");
+    let revision = h.state().session.revision;
+    h.get_by_label("block1_dw").click();
+    h.step();
+    h.get_by_label("Selected: W4").click();
+    wait_until(&mut h, "the estimate", |a| a.results_state() == ResultsState::Estimate);
+    // The frame just drawn shows it (events are taken in before drawing).
+    assert!(h.state().session.revision > revision);
+    assert_eq!(samples(&h), Some(ESTIMATE_SAMPLES));
+    assert_eq!(h.query_all_by_label(ESTIMATE_LABEL).count(), 1, "the summary strip says it is an estimate");
+    let note = format!("on {ESTIMATE_SAMPLES} of {total} samples");
+    assert_eq!(h.query_all_by_label(&note).count(), 1, "{note}");
+    assert_eq!(state_labels(&h), (0, 0), "an estimate of the current configuration is not stale");
+    wait_until(&mut h, "the whole set", |a| settled(a) && a.session.revision > revision);
+    assert_eq!(samples(&h), Some(total));
+    assert_eq!(h.query_all_by_label(ESTIMATE_LABEL).count(), 0);
 }

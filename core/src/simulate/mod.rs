@@ -29,6 +29,9 @@ use crate::model::OnnxModel;
 use crate::model::runtime::Runner;
 use crate::plan::QuantPlan;
 
+/// Evaluation samples of a progressive evaluation's first result (the worker's estimate).
+pub const ESTIMATE_SAMPLES: usize = 32;
+
 /// Settings of an evaluation.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]

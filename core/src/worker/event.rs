@@ -109,6 +109,17 @@ pub enum Event {
         /// The results.
         evaluation: Box<Evaluation>,
     },
+    /// A first result of a running evaluation, on a fixed stratified subset of the evaluation set
+    /// (`evaluation.samples` of them, `simulate::ESTIMATE_SAMPLES`), sent before the whole set's
+    /// `Evaluated` when the set is larger; the job goes on (a newer change supersedes both).
+    EvaluationEstimate {
+        /// The job.
+        job: JobId,
+        /// The recipe revision evaluated.
+        revision: u64,
+        /// The results on the subset.
+        evaluation: Box<Evaluation>,
+    },
     /// A job failed (an error from the core, missing state, or a panic reported as
     /// "internal error: ..."). The worker's state is unchanged.
     Failed {
@@ -188,6 +199,7 @@ impl Event {
             | Self::Calibrated { job, .. }
             | Self::RecipeChanged { job, .. }
             | Self::Evaluated { job, .. }
+            | Self::EvaluationEstimate { job, .. }
             | Self::Failed { job, .. }
             | Self::Cancelled { job }
             | Self::Superseded { job }
@@ -200,6 +212,12 @@ impl Event {
 
     /// Whether this is the last event of its job.
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, Self::Started { .. } | Self::Progress { .. } | Self::SensitivityLayer { .. })
+        !matches!(
+            self,
+            Self::Started { .. }
+                | Self::Progress { .. }
+                | Self::SensitivityLayer { .. }
+                | Self::EvaluationEstimate { .. }
+        )
     }
 }

@@ -20,7 +20,7 @@ use crate::model::OnnxModel;
 use crate::pipeline::{self, Stage};
 use crate::plan::Measured;
 use crate::quant::recipe::Recipe;
-use crate::simulate::{Evaluation, SimState, Simulator};
+use crate::simulate::{ESTIMATE_SAMPLES, Evaluation, SimState, Simulator};
 
 /// Stage name of the calibration pass.
 pub const STAGE_CALIBRATION: &str = "calibration";
@@ -77,6 +77,8 @@ pub(crate) enum JobOutput {
         evaluation: Box<Evaluation>,
         state: Box<SimState>,
         simulator: Arc<Simulator>,
+        /// The estimating subset's reference and the state its estimate left.
+        estimate: Option<(Arc<Simulator>, Box<SimState>)>,
     },
     /// A finished sensitivity analysis.
     Sensitivity {
@@ -252,10 +254,22 @@ fn evaluate(inputs: &EvaluationInputs, inject_panic: bool, job: &mut JobContext<
         return Err(JobError::Cancelled);
     }
     assert!(!inject_panic, "{INJECTED_PANIC}");
+    // Progressive: first the fixed subset (incremental on its own reference), sent at once.
+    let estimate = if simulator.num_samples() > ESTIMATE_SAMPLES {
+        let (sub, previous) = match inputs.estimate.as_ref().filter(|_| inputs.simulator.is_some()) {
+            Some((sub, previous)) => (Arc::clone(sub), previous.clone()),
+            None => (Arc::new(simulator.on_samples(&simulator.subset(ESTIMATE_SAMPLES))), None),
+        };
+        let (e, state) = sub.evaluate_from(previous.as_deref(), &plan, &inputs.config, &mut |_| {}, &job.flags.job)?;
+        job.sink.send(Event::EvaluationEstimate { job: job.id, revision: inputs.revision, evaluation: Box::new(e) });
+        Some((sub, Box::new(state)))
+    } else {
+        None
+    };
     let progress = &mut *job.progress;
     let mut on_progress = |p: &crate::simulate::Progress| progress.report(&p.stage, p.done, p.total);
     let previous = inputs.previous.as_deref();
     let (evaluation, state) =
         simulator.evaluate_from(previous, &plan, &inputs.config, &mut on_progress, &job.flags.job)?;
-    Ok(JobOutput::Evaluation { evaluation: Box::new(evaluation), state: Box::new(state), simulator })
+    Ok(JobOutput::Evaluation { evaluation: Box::new(evaluation), state: Box::new(state), simulator, estimate })
 }

@@ -326,9 +326,9 @@ impl Scheduler {
         let id = job.id;
         let event = match done.result {
             Err(e @ JobError::Panic(_)) => Event::Failed { job: id, error: e.to_string() },
-            Ok(JobOutput::Evaluation { evaluation, state, simulator }) => {
+            Ok(JobOutput::Evaluation { evaluation, state, simulator, estimate }) => {
                 // Any finished state is a valid start for the next, incremental, evaluation.
-                self.session.store_state(&simulator, *state);
+                self.session.store_state(&simulator, *state, estimate.map(|(s, st)| (s, *st)));
                 let current = job.revision == self.session.revision() && job.generation == self.session.generation();
                 if job.cancelled {
                     Event::Cancelled { job: id }

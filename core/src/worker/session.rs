@@ -27,6 +27,8 @@ struct CachedSimulator {
     generation: u64,
     input_shapes: Vec<InputShape>,
     last_state: Option<Arc<SimState>>,
+    /// The reference on the estimating subset, and the last evaluation's state on it.
+    estimate: Option<(Arc<Simulator>, Option<Arc<SimState>>)>,
 }
 
 /// Everything the user has set up.
@@ -69,6 +71,10 @@ pub(crate) struct EvaluationInputs {
     pub simulator: Option<Arc<Simulator>>,
     /// The state of the last evaluation on that reference (for an incremental evaluation).
     pub previous: Option<Arc<SimState>>,
+    /// That reference on the estimating subset, with its last state (progressive evaluation).
+    pub estimate: Option<(Arc<Simulator>, Option<Arc<SimState>>)>,
+    /// The recipe revision.
+    pub revision: u64,
 }
 
 impl Session {
@@ -241,8 +247,9 @@ impl Session {
             .filter(|c| c.generation == self.generation && c.input_shapes == config.input_shapes);
         let simulator = cached.map(|c| Arc::clone(&c.simulator));
         let previous = cached.and_then(|c| c.last_state.clone());
-        let (recipe, measured) = (self.recipe.clone(), self.measured.clone());
-        Ok(EvaluationInputs { model, data, recipe, measured, config, simulator, previous })
+        let estimate = cached.and_then(|c| c.estimate.clone());
+        let (recipe, measured, revision) = (self.recipe.clone(), self.measured.clone(), self.revision);
+        Ok(EvaluationInputs { model, data, recipe, measured, config, simulator, previous, estimate, revision })
     }
 
     /// Keeps a float reference built for `generation` with `input_shapes`, if that is still the
@@ -254,15 +261,25 @@ impl Session {
         input_shapes: Vec<InputShape>,
     ) {
         if generation == self.generation {
-            self.simulator = Some(CachedSimulator { simulator, generation, input_shapes, last_state: None });
+            self.simulator =
+                Some(CachedSimulator { simulator, generation, input_shapes, last_state: None, estimate: None });
         }
     }
 
     /// Keeps the state of a finished evaluation on the cached float reference `simulator` (any
-    /// finished state is a valid starting point for the next evaluation, superseded or not).
-    pub(crate) fn store_state(&mut self, simulator: &Arc<Simulator>, state: SimState) {
+    /// finished state is a valid starting point for the next evaluation, superseded or not), and
+    /// the estimating subset's reference with the state of its estimate.
+    pub(crate) fn store_state(
+        &mut self,
+        simulator: &Arc<Simulator>,
+        state: SimState,
+        estimate: Option<(Arc<Simulator>, SimState)>,
+    ) {
         if let Some(c) = self.simulator.as_mut().filter(|c| Arc::ptr_eq(&c.simulator, simulator)) {
             c.last_state = Some(Arc::new(state));
+            if let Some((sub, state)) = estimate {
+                c.estimate = Some((sub, Some(Arc::new(state))));
+            }
         }
     }
 

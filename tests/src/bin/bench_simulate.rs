@@ -19,7 +19,7 @@ use quantbench_core::observe::Observer;
 use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::simulate::graph::simulated_proto;
-use quantbench_core::simulate::{EvalConfig, SimState, Simulator};
+use quantbench_core::simulate::{ESTIMATE_SAMPLES, EvalConfig, SimState, Simulator};
 use quantbench_tests::{SAMPLE_MODELS, sample};
 
 /// Best of `reps` timings of `f`, in milliseconds.
@@ -51,6 +51,8 @@ struct Worst {
     throughput: f64,
     incremental_ms: f64,
     incremental_vs_float_pass: f64,
+    /// The first (subset) result of a progressive evaluation after a one-layer change.
+    first_ms: f64,
 }
 
 fn open(path: &std::path::Path, model: &OnnxModel) -> DataSet {
@@ -218,13 +220,20 @@ fn bench(case: &Case, worst: &mut Worst) {
     if std::env::var_os("QB_BENCH_DETAIL").is_some() {
         detail(&model, &sim, &measured, &recipe, &state, &shapes);
     }
+    // The first result of a progressive evaluation (the worker's estimate): the same changes on
+    // the fixed subset, incremental from the subset's own state.
+    let subset = sim.on_samples(&sim.subset(ESTIMATE_SAMPLES));
+    let (_, subset_state) = subset.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("subset");
+    let first = incremental_times(&model, &subset, &measured, &recipe, &subset_state, case);
+    let (mean_first, max_first) = mean_max(&first);
+    worst.first_ms = worst.first_ms.max(max_first);
     let (mean, max) = mean_max(&inc);
     let (mean_e, max_e) = mean_max(&inc_entropy);
     let max_both = max.max(max_e);
     worst.incremental_ms = worst.incremental_ms.max(max_both);
     worst.incremental_vs_float_pass = worst.incremental_vs_float_pass.max(max_both / float_ms);
     println!(
-        "| {} | {} | {} | {float_tp:.0} | {sim_tp:.0} | {:.2} | {setup_ms:.0} | {full_ms:.1} | {mean:.1} / {max:.1} | {:.2} | {:.2} | {mean_e:.1} / {max_e:.1} |",
+        "| {} | {} | {} | {float_tp:.0} | {sim_tp:.0} | {:.2} | {setup_ms:.0} | {full_ms:.1} | {mean_first:.1} / {max_first:.1} | {mean:.1} / {max:.1} | {:.2} | {:.2} | {mean_e:.1} / {max_e:.1} |",
         case.name,
         model.summary.layers.len(),
         samples.len(),
@@ -267,14 +276,15 @@ fn main() {
         vec![Case { name, model, calib: calib.into(), eval: eval.into(), every, reps: 1 }]
     };
     println!(
-        "| model | layers | samples | float inference (samples/s) | simulated (samples/s) | ratio | float reference setup (ms) | full re-eval (ms) | incremental, one layer, plan included (ms, mean/max) | vs full | worst vs one float pass | same, entropy observer (ms, mean/max) |"
+        "| model | layers | samples | float inference (samples/s) | simulated (samples/s) | ratio | float reference setup (ms) | full re-eval (ms) | first result after a one-layer change, {ESTIMATE_SAMPLES} samples (ms, mean/max) | incremental, one layer, plan included (ms, mean/max) | vs full | worst vs one float pass | same, entropy observer (ms, mean/max) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut worst = Worst { throughput: f64::INFINITY, ..Worst::default() };
     for case in &cases {
         bench(case, &mut worst);
     }
     println!("worst simulated/float throughput ratio: {:.2} (target ≥ 0.5)", worst.throughput);
+    println!("worst first (subset) result after a one-layer change: {:.1} ms (target ≤ 200 ms)", worst.first_ms);
     println!(
         "worst incremental re-evaluation: {:.1} ms, {:.2}x one plain float pass over the evaluation set (target ≤ 1.5x)",
         worst.incremental_ms, worst.incremental_vs_float_pass

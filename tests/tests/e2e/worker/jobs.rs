@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use quantbench_core::quant::LayerConfig;
+use quantbench_core::simulate::{ESTIMATE_SAMPLES, Evaluation};
 use quantbench_core::worker::{
     Command, DebugCommand, Event, INJECTED_PANIC, JobId, JobKind, STAGE_CALIBRATION, STAGE_FLOAT_REFERENCE,
 };
@@ -40,7 +41,21 @@ fn progress_arrives_in_order_and_ends_with_completion() {
     assert_eq!(events.first(), Some(&Event::Started { job: eval, kind: JobKind::Evaluate }));
     let Some(Event::Evaluated { revision, evaluation, .. }) = events.last() else { panic!("{events:#?}") };
     assert_eq!(*revision, *cal_rev);
-    assert_eq!(evaluation.predictions_quant.len(), 397);
+    assert_eq!((evaluation.predictions_quant.len(), evaluation.samples), (397, 397));
+    // Progressive: one estimate on the fixed subset first, of the same revision.
+    let estimates: Vec<&Evaluation> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::EvaluationEstimate { job, revision: r, evaluation } if *job == eval && r == revision => {
+                Some(&**evaluation)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(estimates.len(), 1, "{events:#?}");
+    let first = estimates[0];
+    assert_eq!((first.samples, first.predictions_quant.len()), (ESTIMATE_SAMPLES, ESTIMATE_SAMPLES));
+    assert_eq!(first.layers.len(), evaluation.layers.len(), "per-layer results too");
     let mut stages = vec![STAGE_FLOAT_REFERENCE.to_string(), "quantized model".to_string()];
     stages.extend(summary.layers.iter().map(|l| format!("layer {}", l.name)));
     let progress = progress_of(&events, eval);
