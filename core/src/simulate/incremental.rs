@@ -45,12 +45,12 @@ impl SimState {
 
 /// Index of the first node of `new` that differs from `old` (itself or a constant it reads).
 pub(crate) fn first_difference(old: &pb::GraphProto, new: &pb::GraphProto) -> usize {
-    let inits = |g: &pb::GraphProto| -> BTreeMap<String, pb::TensorProto> {
-        g.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect()
-    };
+    fn inits(g: &pb::GraphProto) -> BTreeMap<&str, &pb::TensorProto> {
+        g.initializer.iter().map(|t| (t.name.as_str(), t)).collect()
+    }
     let (old_inits, new_inits) = (inits(old), inits(new));
     for (i, (a, b)) in old.node.iter().zip(&new.node).enumerate() {
-        if a != b || b.input.iter().any(|t| old_inits.get(t) != new_inits.get(t)) {
+        if a != b || b.input.iter().any(|t| old_inits.get(t.as_str()) != new_inits.get(t.as_str())) {
             return i;
         }
     }

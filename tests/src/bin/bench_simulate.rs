@@ -226,6 +226,10 @@ fn bench(case: &Case, worst: &mut Worst) {
     let (_, subset_state) = subset.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("subset");
     let first = incremental_times(&model, &subset, &measured, &recipe, &subset_state, case);
     let (mean_first, max_first) = mean_max(&first);
+    if std::env::var_os("QB_BENCH_DETAIL").is_some() {
+        eprint!("on the {ESTIMATE_SAMPLES}-sample subset: ");
+        detail(&model, &subset, &measured, &recipe, &subset_state, &shapes);
+    }
     worst.first_ms = worst.first_ms.max(max_first);
     let (mean, max) = mean_max(&inc);
     let (mean_e, max_e) = mean_max(&inc_entropy);
