@@ -355,15 +355,19 @@ pub fn sensitivity(
     let jobs: Vec<(usize, Which)> = (0..layers.len()).map(|i| (i, all)).collect();
     let mut total = layers.len();
     let mut done = 0;
-    ctx.measure_all(
-        &jobs,
-        &mut results,
-        &mut |index, layer| {
-            done += 1;
-            on_layer(SensitivityProgress { index, layer, done, total });
-        },
-        cancel,
-    )?;
+    // One pass of measurements, each result reported with the running count.
+    let mut pass = |ctx: &Context<'_>, jobs: &[(usize, Which)], results: &mut [LayerSensitivity], total: usize| {
+        ctx.measure_all(
+            jobs,
+            results,
+            &mut |index, layer| {
+                done += 1;
+                on_layer(SensitivityProgress { index, layer, done, total });
+            },
+            cancel,
+        )
+    };
+    pass(&ctx, &jobs, &mut results, total)?;
     if !estimate {
         return Ok(results);
     }
@@ -394,15 +398,7 @@ pub fn sensitivity(
             .map(|&i| (i, Which { enable_one: enable.contains(&i), disable_one: disable.contains(&i), rest: false }))
             .collect();
         total += jobs.len();
-        ctx.measure_all(
-            &jobs,
-            &mut results,
-            &mut |index, layer| {
-                done += 1;
-                on_layer(SensitivityProgress { index, layer, done, total });
-            },
-            cancel,
-        )?;
+        pass(&ctx, &jobs, &mut results, total)?;
     }
     // The values left as estimates, shifted as they were ranked: one ranking over all layers.
     for (key, value) in
