@@ -24,7 +24,7 @@ pub(super) fn analyze(
 ) -> anyhow::Result<()> {
     check_outputs(&[Some(report_path), opts.save_recipe.as_deref()])?;
     let (model, recipe, measured) = prepare(model_path, opts)?;
-    let reference = float_reference(&model, &recipe, eval, no_local)?;
+    let reference = float_reference(&model, &recipe, eval, no_local, opts.memory_budget)?;
     let (mut report, state) = simulate_report(&reference, &model, &recipe, &measured)?;
     if let Some(s) = sensitivity {
         use quantbench_core::analysis::{SensitivityMetric, SensitivityProgress, sensitivity as run_sensitivity};

@@ -187,4 +187,8 @@ pub struct QuantOptions {
     /// Save the recipe used (with its calibration).
     #[arg(long, value_name = "R.json")]
     pub save_recipe: Option<PathBuf>,
+    /// Memory the simulation's caches may use, in MiB (the float reference's kept values and the
+    /// incremental cache, half each; what does not fit is recomputed): with --eval.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub memory_budget: usize,
 }

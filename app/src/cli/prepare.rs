@@ -143,9 +143,13 @@ pub(super) fn float_reference(
     recipe: &Recipe,
     eval: &std::path::Path,
     no_local: bool,
+    memory_budget_mib: usize,
 ) -> anyhow::Result<(Simulator, EvalConfig)> {
+    if memory_budget_mib == 0 {
+        anyhow::bail!("--memory-budget must be at least 1 MiB");
+    }
     let set = DataSet::open(DataSource::from_path(eval)?, &model.summary.inputs)?;
-    let config = pipeline::eval_config(recipe, no_local);
+    let config = EvalConfig { cache_budget_mib: memory_budget_mib, ..pipeline::eval_config(recipe, no_local) };
     let never = std::sync::atomic::AtomicBool::new(false);
     Ok((pipeline::reference(model, &set, &config, &never)?, config))
 }

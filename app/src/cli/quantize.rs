@@ -57,7 +57,8 @@ pub(super) fn quantize(
     }
     check_outputs(&[Some(out), report_path, encodings, opts.save_recipe.as_deref()])?;
     let (model, mut recipe, measured) = prepare(model_path, opts)?;
-    let reference = eval.map(|e| float_reference(&model, &recipe, e, report_path.is_none())).transpose()?;
+    let reference =
+        eval.map(|e| float_reference(&model, &recipe, e, report_path.is_none(), opts.memory_budget)).transpose()?;
     let mut search = None;
     if let (Some(target), Some(reference)) = (target, &reference) {
         let (chosen, s) = choose_mixed_precision(&reference.0, &model, &recipe, &measured, target)?;

@@ -31,11 +31,22 @@ pub fn run_samples(
     on_sample: &mut dyn FnMut(usize, Vec<ArrayD<f32>>) -> Result<()>,
     cancel: &AtomicBool,
 ) -> Result<()> {
+    run_map(n, &|i| feed(i).and_then(|x| runner.run(x)), on_sample, cancel)
+}
+
+/// As [`run_samples`], for any per-sample work: `work(i)` runs on the workers, `on_sample(i, r)`
+/// receives the results in sample order, with the same bounded hand-over.
+pub fn run_map<T: Send>(
+    n: usize,
+    work: &(dyn Fn(usize) -> Result<T> + Sync),
+    on_sample: &mut dyn FnMut(usize, T) -> Result<()>,
+    cancel: &AtomicBool,
+) -> Result<()> {
     let threads = threads().min(n).max(1);
     if threads == 1 {
         for i in 0..n {
             check_cancel(cancel)?;
-            let out = runner.run(feed(i)?)?;
+            let out = work(i)?;
             on_sample(i, out)?;
         }
         return Ok(());
@@ -45,13 +56,13 @@ pub fn run_samples(
         let mut receivers = Vec::with_capacity(threads);
         let mut handles = Vec::with_capacity(threads);
         for k in 0..threads {
-            let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<ArrayD<f32>>>>(1);
+            let (tx, rx) = crossbeam_channel::bounded::<Result<T>>(1);
             receivers.push(rx);
             let stop = &stop;
             handles.push(scope.spawn(move || {
                 let mut i = k;
                 while i < n && !stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
-                    let r = feed(i).and_then(|x| runner.run(x));
+                    let r = work(i);
                     let failed = r.is_err();
                     if tx.send(r).is_err() || failed {
                         break;

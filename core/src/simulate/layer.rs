@@ -1,6 +1,7 @@
 //! Local error of one layer: the layer alone, as a one-node model with its constants, run on the
 //! cached float inputs with the plan's fake quantization, compared with its cached float output.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -47,7 +48,17 @@ fn single_layer_model(model: &OnnxModel, layer: &QuantizableLayer, input_dims: &
     OnnxModel::from_checked_proto(proto, layer.name.clone(), &model.path)
 }
 
-/// Runs `layer` alone with `plan`'s quantization on every sample's float input.
+/// The runner of `layer` alone with `plan`'s quantization, on inputs of `input_shape`.
+fn alone_runner(sim: &Simulator, plan: &QuantPlan, layer: &QuantizableLayer, input_shape: &[usize]) -> Result<Runner> {
+    let alone = single_layer_model(&sim.model, layer, input_shape)?;
+    let only = PlanFilter { only: Some([layer.name.clone()].into()), ..PlanFilter::default() };
+    let proto = graph::simulated_proto(&alone, &restrict(plan, &only))?;
+    let qmodel = OnnxModel::from_checked_proto(proto, layer.name.clone(), Path::new(&sim.model.path))?;
+    Runner::new(&qmodel, &[input_shape.to_vec()], &[])
+}
+
+/// Runs `layer` alone with `plan`'s quantization on every sample's float input (kept by the
+/// float reference).
 pub(super) fn local_error(
     sim: &Simulator,
     plan: &QuantPlan,
@@ -58,12 +69,7 @@ pub(super) fn local_error(
     let first = sim
         .float_value(&layer.input, 0)
         .ok_or_else(|| Error::Runtime(format!("no float value cached for '{}'", layer.input)))?;
-    let alone = single_layer_model(&sim.model, layer, first.shape())?;
-    let only = PlanFilter { only: Some([layer.name.clone()].into()), ..PlanFilter::default() };
-    let layer_plan = restrict(plan, &only);
-    let proto = graph::simulated_proto(&alone, &layer_plan)?;
-    let qmodel = OnnxModel::from_checked_proto(proto, layer.name.clone(), Path::new(&sim.model.path))?;
-    let runner = Runner::new(&qmodel, &[first.shape().to_vec()], &[])?;
+    let runner = alone_runner(sim, plan, layer, first.shape())?;
     let mut acc = ErrorAccumulator::default();
     let feed = |i: usize| -> Result<Vec<ndarray::ArrayD<f32>>> {
         sim.float_value(&layer.input, i)
@@ -85,6 +91,61 @@ pub(super) fn local_error(
         cancel,
     )?;
     Ok(acc.metrics())
+}
+
+/// The local errors of `layers`, whose float inputs or outputs the reference did not keep: one
+/// pass over the samples, each running the float model once (`Simulator::float_runner`, every
+/// layer's input and output) and then each layer alone on its float input.
+pub(super) fn local_errors_recomputed(
+    sim: &Simulator,
+    plan: &QuantPlan,
+    layers: &[&QuantizableLayer],
+    on_progress: &mut dyn FnMut(usize),
+    cancel: &AtomicBool,
+) -> Result<BTreeMap<String, TensorMetrics>> {
+    // Tensor `t` of sample `i` from the float runner's outputs `outs` (or the sample's inputs).
+    let value = |outs: &[ndarray::ArrayD<f32>], i: usize, t: &str| -> Result<ndarray::ArrayD<f32>> {
+        let out = sim.float_runner.output_names.iter().position(|n| n == t);
+        let input = sim.model.summary.inputs.iter().position(|x| x.name == t);
+        match (out, input) {
+            (Some(ix), _) => Ok(outs[ix].clone()),
+            (None, Some(ix)) => Ok((*sim.samples[i][ix]).clone()),
+            _ => Err(Error::Runtime(format!("no float reference for '{t}'"))),
+        }
+    };
+    let first = sim.float_runner.run(sim.inputs(0))?;
+    let runners: Vec<Runner> = layers
+        .iter()
+        .map(|l| alone_runner(sim, plan, l, value(&first, 0, &l.input)?.shape()))
+        .collect::<Result<_>>()?;
+    // Per sample: (float output, quantized output) of each layer.
+    let work = |i: usize| -> Result<Vec<(ndarray::ArrayD<f32>, ndarray::ArrayD<f32>)>> {
+        let outs = sim.float_runner.run(sim.inputs(i))?;
+        let value = |t: &str| value(&outs, i, t);
+        layers
+            .iter()
+            .zip(&runners)
+            .map(|(l, r)| {
+                let q = r.run(vec![value(&l.input)?])?.into_iter().next();
+                let q = q.ok_or_else(|| Error::Runtime(format!("layer '{}' gave no output", l.name)))?;
+                Ok((value(&l.output)?, q))
+            })
+            .collect()
+    };
+    let mut acc = vec![ErrorAccumulator::default(); layers.len()];
+    crate::model::parallel::run_map(
+        sim.num_samples(),
+        &work,
+        &mut |i, pairs| {
+            for (a, (reference, q)) in acc.iter_mut().zip(&pairs) {
+                a.add(&flat(reference), &flat(q));
+            }
+            on_progress(i + 1);
+            Ok(())
+        },
+        cancel,
+    )?;
+    Ok(layers.iter().zip(acc).map(|(l, a)| (l.name.clone(), a.metrics())).collect())
 }
 
 /// The part of `plan` that concerns the layers `filter` keeps (activations keep only those

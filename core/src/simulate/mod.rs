@@ -1,6 +1,8 @@
-//! Simulated execution: the float model runs once over the evaluation set (its outputs and every
-//! layer's input and output are cached); a plan is then evaluated by running the fake-quantized
-//! model (accumulated error) and each quantized layer alone on cached float inputs (local error).
+//! Simulated execution: the float model runs once over the evaluation set (its outputs are kept,
+//! and every layer's input and output while they fit in half the memory budget; the others are
+//! recomputed per sample when an evaluation needs them, `reference.rs`); a plan is then evaluated
+//! by running the fake-quantized model (accumulated error) and each quantized layer alone on float
+//! inputs (local error).
 
 mod avgpool;
 mod cache;
@@ -8,6 +10,7 @@ pub mod graph;
 mod incremental;
 mod layer;
 mod qlinear;
+mod reference;
 mod results;
 mod saturate;
 mod softmax;
@@ -24,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{DataSet, InputShape, resolve_input_shapes};
 use crate::error::{Error, Result};
-use crate::metrics::{ErrorAccumulator, argmax};
+use crate::metrics::{ErrorAccumulator, TensorMetrics, argmax};
 use crate::model::OnnxModel;
 use crate::model::runtime::Runner;
 use crate::plan::QuantPlan;
@@ -40,7 +43,9 @@ pub struct EvalConfig {
     pub input_shapes: Vec<InputShape>,
     /// Skip the per-layer local errors (one small run per layer).
     pub skip_local: bool,
-    /// Memory the incremental cache may use, in MiB (0: the default of 1024 MiB).
+    /// The memory budget, in MiB (0: the default of 1024 MiB): at most half for the float
+    /// values the reference keeps (the others are recomputed per evaluation), at most half for
+    /// the incremental cache.
     pub cache_budget_mib: usize,
     /// Measure the model-level metrics only (for analyses that run many evaluations): the
     /// layers' accumulated errors are not computed (left empty), nor the local ones.
@@ -60,11 +65,16 @@ impl EvalConfig {
 #[derive(Debug)]
 pub struct Simulator {
     model: OnnxModel,
-    samples: Vec<Vec<ArrayD<f32>>>,
+    /// The evaluation samples' inputs (shared with the float reference's model inputs).
+    samples: Vec<Vec<Arc<ArrayD<f32>>>>,
     labels: Option<Vec<i64>>,
     shapes: Vec<Vec<usize>>,
-    /// Float value of every watched tensor (model outputs, layer inputs/outputs), per sample.
+    /// Float value of the watched tensors kept (model inputs and outputs always, layers' inputs
+    /// and outputs in network order within half the memory budget), per sample.
     float: BTreeMap<String, Vec<Arc<ArrayD<f32>>>>,
+    /// The float model with every watched tensor as an output: recomputes, per sample, the
+    /// references not kept.
+    float_runner: Runner,
     float_predictions: Vec<usize>,
     /// Float activations of the model (network order) and their element counts per sample.
     float_activations: Vec<(String, usize)>,
@@ -81,9 +91,12 @@ impl Simulator {
         }
         let shapes = resolve_input_shapes(inputs, Some(&eval.sample_shapes), &config.input_shapes, 1)?;
         let all = eval.read_all()?;
-        let samples: Vec<Vec<ArrayD<f32>>> = (0..all.len())
-            .map(|i| all.inputs.iter().map(|a| a.index_axis(Axis(0), i).insert_axis(Axis(0)).to_owned()).collect())
+        let samples: Vec<Vec<Arc<ArrayD<f32>>>> = (0..all.len())
+            .map(|i| {
+                all.inputs.iter().map(|a| Arc::new(a.index_axis(Axis(0), i).insert_axis(Axis(0)).to_owned())).collect()
+            })
             .collect();
+        drop(all);
         let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
         let mut watch: Vec<String> = Vec::new();
         for l in &model.summary.layers {
@@ -96,33 +109,43 @@ impl Simulator {
         let outputs: Vec<&str> = model.summary.outputs.iter().map(|o| o.name.as_str()).collect();
         let extra: Vec<String> = watch.iter().filter(|t| !outputs.contains(&t.as_str())).cloned().collect();
         let runner = Runner::new(model, &shapes, &extra)?;
+        // One typing of the model gives both the names (network order) and the sizes.
+        let float_activations = crate::model::runtime::float_activation_sizes(model, &shapes)?;
+        let kept = reference::kept_references(
+            &watch,
+            &outputs,
+            &float_activations,
+            samples.len(),
+            config.cache_budget_bytes() / 2,
+        );
         let mut float: BTreeMap<String, Vec<Arc<ArrayD<f32>>>> = BTreeMap::new();
-        let feed = |i: usize| -> Result<Vec<ArrayD<f32>>> { Ok(samples[i].clone()) };
+        let feed = |i: usize| -> Result<Vec<ArrayD<f32>>> { Ok(samples[i].iter().map(|a| (**a).clone()).collect()) };
         crate::model::parallel::run_samples(
             &runner,
             samples.len(),
             &feed,
             &mut |_, out| {
                 for (name, value) in runner.output_names.iter().zip(out) {
-                    float.entry(name.clone()).or_default().push(Arc::new(value));
+                    if kept.contains(name) {
+                        float.entry(name.clone()).or_default().push(Arc::new(value));
+                    }
                 }
                 Ok(())
             },
             cancel,
         )?;
         for (ix, name) in input_names.iter().enumerate() {
-            float.insert((*name).to_string(), samples.iter().map(|s| Arc::new(s[ix].clone())).collect());
+            float.insert((*name).to_string(), samples.iter().map(|s| Arc::clone(&s[ix])).collect());
         }
         let first_output = &runner.output_names[0];
         let float_predictions = float[first_output].iter().map(|a| argmax_of(a)).collect();
-        // One typing of the model gives both the names (network order) and the sizes.
-        let float_activations = crate::model::runtime::float_activation_sizes(model, &shapes)?;
         Ok(Self {
             model: model.clone(),
             samples,
             labels: eval.labels.clone(),
             shapes,
             float,
+            float_runner: runner,
             float_predictions,
             float_activations,
         })
@@ -131,89 +154,6 @@ impl Simulator {
     /// Number of evaluation samples.
     pub fn num_samples(&self) -> usize {
         self.samples.len()
-    }
-
-    /// A fixed subset of `m` evaluation samples (all of them when `m` ≥ their number), stratified
-    /// by class: each label (or, without labels, each float prediction) gets its share of `m`
-    /// (largest remainders, every class at least one sample while room remains), picked evenly
-    /// spaced within the class; indices ascending.
-    pub fn subset(&self, m: usize) -> Vec<usize> {
-        let n = self.samples.len();
-        if m >= n {
-            return (0..n).collect();
-        }
-        let class_of = |i: usize| -> i64 {
-            self.labels.as_ref().and_then(|l| l.get(i).copied()).unwrap_or(self.float_predictions[i] as i64)
-        };
-        let mut classes: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-        for i in 0..n {
-            classes.entry(class_of(i)).or_default().push(i);
-        }
-        let members: Vec<&Vec<usize>> = classes.values().collect();
-        // Shares: one per class while room remains, then the rest by largest remainder.
-        let mut quota: Vec<usize> = members.iter().map(|c| usize::from(m >= members.len() && !c.is_empty())).collect();
-        let left = m - quota.iter().sum::<usize>();
-        let exact: Vec<f64> = members.iter().map(|c| left as f64 * c.len() as f64 / n as f64).collect();
-        for (q, e) in quota.iter_mut().zip(&exact) {
-            *q += e.floor() as usize;
-        }
-        let mut order: Vec<usize> = (0..members.len()).collect();
-        order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())));
-        let mut short = m - quota.iter().sum::<usize>();
-        // Classes are larger than their shares in total (m < n), so this ends.
-        while short > 0 {
-            for &c in &order {
-                if short > 0 && quota[c] < members[c].len() {
-                    quota[c] += 1;
-                    short -= 1;
-                }
-            }
-        }
-        let mut picked: Vec<usize> = members
-            .iter()
-            .zip(&quota)
-            .flat_map(|(c, &q)| {
-                let q = q.min(c.len());
-                (0..q).map(move |k| c[k * c.len() / q.max(1)])
-            })
-            .collect();
-        picked.sort_unstable();
-        picked
-    }
-
-    /// The state of an evaluation of the float plan (nothing quantized), made from the float
-    /// reference without running anything: its cache shares the reference's values (model
-    /// outputs, layers' inputs and outputs). It holds no per-tensor error sums, so evaluations
-    /// from it are for `EvalConfig::model_only`.
-    pub fn float_state(&self) -> Result<SimState> {
-        let plan = QuantPlan::default();
-        let proto = graph::simulated_proto(&self.model, &plan)?;
-        let nodes_total = proto.graph.as_ref().map_or(0, |g| g.node.len());
-        let first_output = self.model.summary.outputs[0].name.clone();
-        Ok(SimState {
-            proto: Some(proto),
-            plan,
-            cache: Some(cache::Cache::shared(&self.float)),
-            outputs: [(first_output, self.float_predictions.clone())].into(),
-            nodes_total,
-            ..SimState::default()
-        })
-    }
-
-    /// This float reference restricted to the samples `indices` (which must be in range): the
-    /// float values are shared, not copied, and evaluations on it are estimates on those samples.
-    #[must_use]
-    pub fn on_samples(&self, indices: &[usize]) -> Self {
-        let pick = |v: &Vec<Arc<ArrayD<f32>>>| indices.iter().map(|&i| Arc::clone(&v[i])).collect();
-        Self {
-            model: self.model.clone(),
-            samples: indices.iter().map(|&i| self.samples[i].clone()).collect(),
-            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
-            shapes: self.shapes.clone(),
-            float: self.float.iter().map(|(t, v)| (t.clone(), pick(v))).collect(),
-            float_predictions: indices.iter().map(|&i| self.float_predictions[i]).collect(),
-            float_activations: self.float_activations.clone(),
-        }
     }
 
     /// The model.
@@ -294,7 +234,7 @@ impl Simulator {
                 &layer_inputs,
                 plan,
                 n,
-                config.cache_budget_bytes(),
+                config.cache_budget_bytes() / 2,
             );
             if !chosen.is_empty() {
                 extra.extend(chosen.keys().filter(|t| !watched.contains(t)).cloned());
@@ -310,20 +250,27 @@ impl Simulator {
                 (Some(sfx), Some(cache)) if start > 0 => {
                     sfx.cut.iter().map(|t| self.cut_value(cache, &inputs, t, i)).collect()
                 }
-                _ => Ok(self.samples[i].clone()),
+                _ => Ok(self.inputs(i)),
             }
         };
         let Some(runner) = runner.as_ref() else {
             return self.finish(plan, config, prev, state, BTreeMap::new(), Vec::new(), on_progress, cancel);
         };
-        crate::model::parallel::run_samples(
-            runner,
+        // References the float reference did not keep (over the memory budget) are recomputed by
+        // a float run of the same sample, on the same worker.
+        let recompute = runner.output_names.iter().any(|t| watched.contains(t) && !self.float.contains_key(t.as_str()));
+        let work = |i: usize| -> Result<(Outputs, Option<Outputs>)> {
+            let out = runner.run(feed(i)?)?;
+            let refs = if recompute { Some(self.float_runner.run(self.inputs(i))?) } else { None };
+            Ok((out, refs))
+        };
+        crate::model::parallel::run_map(
             n,
-            &feed,
-            &mut |i, out| {
+            &work,
+            &mut |i, (out, refs)| {
                 for (name, value) in runner.output_names.iter().zip(out) {
                     if watched.contains(name) {
-                        let reference = &self.float[name][i];
+                        let reference = self.reference(name, i, refs.as_deref())?;
                         fresh_acc.entry(name.clone()).or_default().add(&flat(reference), &flat(&value));
                         if *name == first_output {
                             predictions.push(argmax_of(&value));
@@ -370,33 +317,48 @@ impl Simulator {
             state.outputs.clone_from(&outputs);
         }
         let predictions = outputs.get(&first_output).cloned().unwrap_or_default();
+        // The layers whose local error is reused from the previous evaluation (same plan).
+        let reused = |l: &crate::model::QuantizableLayer| -> Option<TensorMetrics> {
+            let prev = prev?;
+            let params_of = |plan: &QuantPlan| {
+                let act = plan.layer(&l.name).and_then(|p| p.activation.as_ref());
+                act.and_then(|t| plan.activations.get(t)).map(|a| a.params)
+            };
+            let same = prev.plan.layer(&l.name) == plan.layer(&l.name) && params_of(&prev.plan) == params_of(plan);
+            prev.local.get(&l.name).copied().filter(|_| same)
+        };
+        let wants_local = !config.skip_local && !config.model_only;
+        // Local errors whose float inputs or outputs were not kept (over the memory budget) are
+        // computed together, in one pass that recomputes the float model per sample.
+        let recomputed: Vec<&crate::model::QuantizableLayer> = summary
+            .layers
+            .iter()
+            .filter(|l| wants_local && plan.layer(&l.name).is_some() && reused(l).is_none())
+            .filter(|l| !(self.float.contains_key(&l.input) && self.float.contains_key(&l.output)))
+            .collect();
+        let recomputed = if recomputed.is_empty() {
+            BTreeMap::new()
+        } else {
+            let stage = |done| Progress { stage: "layers (float recomputed)".into(), done, total: n };
+            layer::local_errors_recomputed(self, plan, &recomputed, &mut |done| on_progress(&stage(done)), cancel)?
+        };
         let mut layers = Vec::new();
         for l in &summary.layers {
             let lp = plan.layer(&l.name);
             let act = lp.and_then(|p| p.activation.as_ref()).and_then(|t| plan.activations.get(t));
             let local = match lp {
-                Some(p) if !config.skip_local && !config.model_only => {
-                    let unchanged = prev.is_some_and(|prev| {
-                        let old_act = prev
-                            .plan
-                            .layer(&l.name)
-                            .and_then(|o| o.activation.as_ref())
-                            .and_then(|t| prev.plan.activations.get(t));
-                        prev.plan.layer(&l.name) == Some(p) && old_act.map(|a| a.params) == act.map(|a| a.params)
-                    });
-                    match prev.and_then(|prev| prev.local.get(&l.name)).filter(|_| unchanged) {
-                        Some(m) => Some(*m),
-                        None => Some(layer::local_error(
-                            self,
-                            plan,
-                            l,
-                            &mut |done| {
-                                on_progress(&Progress { stage: format!("layer {}", l.name), done, total: n });
-                            },
-                            cancel,
-                        )?),
-                    }
-                }
+                Some(_) if wants_local => match reused(l).or_else(|| recomputed.get(&l.name).copied()) {
+                    Some(m) => Some(m),
+                    None => Some(layer::local_error(
+                        self,
+                        plan,
+                        l,
+                        &mut |done| {
+                            on_progress(&Progress { stage: format!("layer {}", l.name), done, total: n });
+                        },
+                        cancel,
+                    )?),
+                },
                 _ => None,
             };
             if let Some(m) = local {
@@ -446,7 +408,7 @@ impl Simulator {
     /// The value of cut tensor `t` for sample `i`: a model input or a cached activation.
     fn cut_value(&self, cache: &incremental::Cache, inputs: &[String], t: &str, i: usize) -> Result<ArrayD<f32>> {
         if let Some(ix) = inputs.iter().position(|n| n == t) {
-            return Ok(self.samples[i][ix].clone());
+            return Ok((*self.samples[i][ix]).clone());
         }
         cache.value(t, i).ok_or_else(|| Error::Runtime(format!("tensor '{t}' is not cached")))
     }
@@ -458,12 +420,10 @@ impl Simulator {
         }
         cache.shape(t, 0).map(<[usize]>::to_vec).ok_or_else(|| Error::Runtime(format!("tensor '{t}' is not cached")))
     }
-
-    /// The float value of `tensor` for sample `i`, when cached.
-    pub(crate) fn float_value(&self, tensor: &str, i: usize) -> Option<&ArrayD<f32>> {
-        self.float.get(tensor).and_then(|v| v.get(i)).map(|a| &**a)
-    }
 }
+
+/// A runner's outputs for one sample.
+type Outputs = Vec<ArrayD<f32>>;
 
 fn flat(a: &ArrayD<f32>) -> std::borrow::Cow<'_, [f32]> {
     a.as_slice().map_or_else(|| std::borrow::Cow::Owned(a.iter().copied().collect()), std::borrow::Cow::Borrowed)

@@ -118,6 +118,23 @@ fn analyze_writes_a_complete_report_for_every_sample() {
         let n = 397;
         assert_eq!(r["predictions"]["float"].as_array().expect("float").len(), n, "{name}");
         assert_eq!(r["predictions"]["quant"].as_array().expect("quant").len(), n, "{name}");
+        // The smallest memory budget (most float values recomputed) writes the same report.
+        let small = dir.path().join(format!("{name}.small.json"));
+        let out = run_cli(&[
+            "analyze".as_ref(),
+            sample(name, "model.onnx").as_os_str(),
+            "--calib".as_ref(),
+            sample(name, "calib.npz").as_os_str(),
+            "--eval".as_ref(),
+            sample(name, "eval.npz").as_os_str(),
+            "--report".as_ref(),
+            small.as_os_str(),
+            "--memory-budget".as_ref(),
+            "1".as_ref(),
+        ]);
+        assert!(out.status.success(), "{name}: {}", texts(&out).1);
+        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&small).expect("read")).expect("json");
+        assert_eq!(s, r, "{name}: --memory-budget 1 gives the same report");
     }
 }
 
@@ -129,6 +146,7 @@ fn analyze_rejects_bad_options_cleanly() {
         ("--w-bits", "1", "weight bits must be 2–16"),
         ("--a-bits", "17", "activation bits must be 2–16"),
         ("--observer", "kl", "unknown observer 'kl'"),
+        ("--memory-budget", "0", "--memory-budget must be at least 1 MiB"),
     ] {
         let out = run_cli(&[
             "analyze".as_ref(),
@@ -264,4 +282,32 @@ fn over_the_cache_budget_evaluations_fall_back_to_full_runs() {
     assert!(state3.nodes_rerun < state3.nodes_total, "{} of {}", state3.nodes_rerun, state3.nodes_total);
     assert!(state2.nodes_rerun >= state3.nodes_rerun, "{} vs {}", state2.nodes_rerun, state3.nodes_rerun);
     assert_eq!(again, second);
+}
+
+/// A float reference built within a memory budget too small for its layers' values keeps only
+/// the model outputs (and inputs) and recomputes the rest per evaluation: every result, full or
+/// incremental, local and accumulated, equals the one with everything kept, on every sample model.
+#[test]
+fn a_float_reference_over_the_memory_budget_gives_the_same_results() {
+    use quantbench_core::quant::LayerConfig;
+    let never = AtomicBool::new(false);
+    for name in SAMPLE_MODELS {
+        let (model, mut recipe, measured, sim) = setup(name);
+        let eval = DataSet::open(DataSource::Npz(sample(name, "eval.npz")), &model.summary.inputs).expect("eval");
+        let tiny = EvalConfig { cache_budget_mib: 1, ..EvalConfig::default() };
+        let small = Simulator::new(&model, &eval, &tiny, &never).expect("simulator within 1 MiB");
+        let cfg = EvalConfig::default();
+        let plan = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
+        let (want, state) = sim.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");
+        let (got, small_state) = small.evaluate_from(None, &plan, &tiny, &mut |_| {}, &never).expect("full");
+        assert_eq!(got, want, "{name}: full evaluation");
+        assert!(want.layers.iter().all(|l| l.local.is_some()), "{name}: local errors computed");
+        let mut changed = LayerConfig::default();
+        changed.weight.bits = 4;
+        recipe.layers.insert(model.summary.layers[0].name.clone(), changed);
+        let plan2 = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
+        let (want, _) = sim.evaluate_from(Some(&state), &plan2, &cfg, &mut |_| {}, &never).expect("incremental");
+        let (got, _) = small.evaluate_from(Some(&small_state), &plan2, &tiny, &mut |_| {}, &never).expect("inc");
+        assert_eq!(got, want, "{name}: incremental evaluation");
+    }
 }

@@ -1,0 +1,148 @@
+//! The float reference's own values: what it keeps within the memory budget (the rest is
+//! recomputed per sample by its float runner), a stratified subset of its samples, the reference
+//! restricted to one, and the state of the float plan made from it without running anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ndarray::ArrayD;
+
+use super::{SimState, Simulator, cache, graph};
+use crate::error::{Error, Result};
+use crate::plan::QuantPlan;
+
+impl Simulator {
+    /// The model inputs of sample `i` (a copy, to feed a runner).
+    pub(crate) fn inputs(&self, i: usize) -> Vec<ArrayD<f32>> {
+        self.samples[i].iter().map(|a| (**a).clone()).collect()
+    }
+
+    /// A fixed subset of `m` evaluation samples (all of them when `m` ≥ their number), stratified
+    /// by class: each label (or, without labels, each float prediction) gets its share of `m`
+    /// (largest remainders, every class at least one sample while room remains), picked evenly
+    /// spaced within the class; indices ascending.
+    pub fn subset(&self, m: usize) -> Vec<usize> {
+        let n = self.samples.len();
+        if m >= n {
+            return (0..n).collect();
+        }
+        let class_of = |i: usize| -> i64 {
+            self.labels.as_ref().and_then(|l| l.get(i).copied()).unwrap_or(self.float_predictions[i] as i64)
+        };
+        let mut classes: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for i in 0..n {
+            classes.entry(class_of(i)).or_default().push(i);
+        }
+        let members: Vec<&Vec<usize>> = classes.values().collect();
+        // Shares: one per class while room remains, then the rest by largest remainder.
+        let mut quota: Vec<usize> = members.iter().map(|c| usize::from(m >= members.len() && !c.is_empty())).collect();
+        let left = m - quota.iter().sum::<usize>();
+        let exact: Vec<f64> = members.iter().map(|c| left as f64 * c.len() as f64 / n as f64).collect();
+        for (q, e) in quota.iter_mut().zip(&exact) {
+            *q += e.floor() as usize;
+        }
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())));
+        let mut short = m - quota.iter().sum::<usize>();
+        // Classes are larger than their shares in total (m < n), so this ends.
+        while short > 0 {
+            for &c in &order {
+                if short > 0 && quota[c] < members[c].len() {
+                    quota[c] += 1;
+                    short -= 1;
+                }
+            }
+        }
+        let mut picked: Vec<usize> = members
+            .iter()
+            .zip(&quota)
+            .flat_map(|(c, &q)| {
+                let q = q.min(c.len());
+                (0..q).map(move |k| c[k * c.len() / q.max(1)])
+            })
+            .collect();
+        picked.sort_unstable();
+        picked
+    }
+
+    /// The state of an evaluation of the float plan (nothing quantized), made from the float
+    /// reference without running anything: its cache shares the reference's values (model
+    /// outputs, layers' inputs and outputs). It holds no per-tensor error sums, so evaluations
+    /// from it are for `EvalConfig::model_only`.
+    pub fn float_state(&self) -> Result<SimState> {
+        let plan = QuantPlan::default();
+        let proto = graph::simulated_proto(&self.model, &plan)?;
+        let nodes_total = proto.graph.as_ref().map_or(0, |g| g.node.len());
+        let first_output = self.model.summary.outputs[0].name.clone();
+        Ok(SimState {
+            proto: Some(proto),
+            plan,
+            cache: Some(cache::Cache::shared(&self.float)),
+            outputs: [(first_output, self.float_predictions.clone())].into(),
+            nodes_total,
+            ..SimState::default()
+        })
+    }
+
+    /// This float reference restricted to the samples `indices` (which must be in range): the
+    /// float values are shared, not copied, and evaluations on it are estimates on those samples.
+    #[must_use]
+    pub fn on_samples(&self, indices: &[usize]) -> Self {
+        let pick = |v: &Vec<Arc<ArrayD<f32>>>| indices.iter().map(|&i| Arc::clone(&v[i])).collect();
+        Self {
+            model: self.model.clone(),
+            samples: indices.iter().map(|&i| self.samples[i].clone()).collect(),
+            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
+            shapes: self.shapes.clone(),
+            float: self.float.iter().map(|(t, v)| (t.clone(), pick(v))).collect(),
+            float_runner: self.float_runner.clone(),
+            float_predictions: indices.iter().map(|&i| self.float_predictions[i]).collect(),
+            float_activations: self.float_activations.clone(),
+        }
+    }
+
+    /// The float value of watched `tensor` for sample `i`: kept, or in `recomputed` (the float
+    /// runner's outputs for that sample).
+    pub(super) fn reference<'a>(
+        &'a self,
+        tensor: &str,
+        i: usize,
+        recomputed: Option<&'a [ArrayD<f32>]>,
+    ) -> Result<&'a ArrayD<f32>> {
+        if let Some(v) = self.float.get(tensor) {
+            return v.get(i).map(|a| &**a).ok_or_else(|| Error::Runtime(format!("no sample {i} of '{tensor}'")));
+        }
+        let ix = self.float_runner.output_names.iter().position(|t| t == tensor);
+        ix.and_then(|ix| recomputed?.get(ix))
+            .ok_or_else(|| Error::Runtime(format!("no float reference for '{tensor}'")))
+    }
+
+    /// The float value of `tensor` for sample `i`, when cached.
+    pub(crate) fn float_value(&self, tensor: &str, i: usize) -> Option<&ArrayD<f32>> {
+        self.float.get(tensor).and_then(|v| v.get(i)).map(|a| &**a)
+    }
+}
+
+/// The watched tensors whose float values the reference keeps: the model outputs always, then
+/// the others in network order while their values for `samples` samples fit in `budget` bytes.
+pub(super) fn kept_references(
+    watch: &[String],
+    outputs: &[&str],
+    sizes: &[(String, usize)],
+    samples: usize,
+    budget: usize,
+) -> BTreeSet<String> {
+    let size: BTreeMap<&str, usize> = sizes.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    let bytes = |t: &str| size.get(t).copied().unwrap_or(0).saturating_mul(4).saturating_mul(samples);
+    let mut kept: BTreeSet<String> = outputs.iter().map(|o| (*o).to_string()).collect();
+    let mut used: usize = outputs.iter().map(|o| bytes(o)).sum();
+    for t in watch.iter().filter(|t| !outputs.contains(&t.as_str())) {
+        let b = bytes(t);
+        if used.saturating_add(b) > budget {
+            break;
+        }
+        used += b;
+        kept.insert(t.clone());
+    }
+    kept
+}
