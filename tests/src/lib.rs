@@ -84,6 +84,23 @@ pub fn texts(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Runs `quantbench analyze` on sample `name` with its calib and eval sets, writing `report`;
+/// `extra` adds flags. Returns the finished command (it may have failed).
+pub fn analyze_sample(name: &str, report: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "analyze".into(),
+        sample(name, "model.onnx").into(),
+        "--calib".into(),
+        sample(name, "calib.npz").into(),
+        "--eval".into(),
+        sample(name, "eval.npz").into(),
+        "--report".into(),
+        report.into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    run_cli(&args)
+}
+
 /// Runs `quantbench quantize` on sample `name` with its calib and eval sets, writing
 /// `<dir>/<name>_<tag>.onnx` and its report; `extra` adds flags. Returns (model path, report).
 pub fn quantize_sample(name: &str, dir: &Path, tag: &str, extra: &[&str]) -> (PathBuf, serde_json::Value) {

@@ -3,30 +3,14 @@
 //! writes the report section.
 
 use quantbench_core::analysis::{LayerSensitivity, SENSITIVITY_SUBSET};
-use quantbench_tests::{SAMPLE_MODELS, run_cli, sample, texts};
+use quantbench_tests::{SAMPLE_MODELS, analyze_sample, sample, texts};
 use serde_json::Value;
 
 /// The report, and stderr (the progress lines).
 fn analyze(name: &str, dir: &std::path::Path) -> (Value, String) {
     let report = dir.join(format!("{name}.json"));
-    let o = run_cli(&[
-        "analyze".as_ref(),
-        sample(name, "model.onnx").as_os_str(),
-        "--calib".as_ref(),
-        sample(name, "calib.npz").as_os_str(),
-        "--eval".as_ref(),
-        sample(name, "eval.npz").as_os_str(),
-        "--report".as_ref(),
-        report.as_os_str(),
-        "--w-bits".as_ref(),
-        "4".as_ref(),
-        "--no-local".as_ref(),
-        "--sensitivity".as_ref(),
-        "--metric".as_ref(),
-        "sqnr".as_ref(),
-        "--bits".as_ref(),
-        "2,8".as_ref(),
-    ]);
+    let flags = ["--w-bits", "4", "--no-local", "--sensitivity", "--metric", "sqnr", "--bits", "2,8"];
+    let o = analyze_sample(name, &report, &flags);
     let stderr = texts(&o).1;
     assert!(o.status.success(), "{name}: {stderr}");
     (serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json"), stderr)

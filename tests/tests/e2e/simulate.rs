@@ -10,7 +10,7 @@ use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
 use quantbench_core::quant::Granularity;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::simulate::{EvalConfig, Evaluation, Simulator};
-use quantbench_tests::{SAMPLE_MODELS, run_cli, sample, texts};
+use quantbench_tests::{SAMPLE_MODELS, analyze_sample, sample, texts};
 
 /// A calibrated default recipe and a simulator over the eval set.
 fn setup(name: &str) -> (OnnxModel, Recipe, Measured, Simulator) {
@@ -90,16 +90,7 @@ fn analyze_writes_a_complete_report_for_every_sample() {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in SAMPLE_MODELS {
         let report = dir.path().join(format!("{name}.json"));
-        let out = run_cli(&[
-            "analyze".as_ref(),
-            sample(name, "model.onnx").as_os_str(),
-            "--calib".as_ref(),
-            sample(name, "calib.npz").as_os_str(),
-            "--eval".as_ref(),
-            sample(name, "eval.npz").as_os_str(),
-            "--report".as_ref(),
-            report.as_os_str(),
-        ]);
+        let out = analyze_sample(name, &report, &[]);
         assert!(out.status.success(), "{name}: {}", texts(&out).1);
         let r: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&report).expect("read")).expect("json");
@@ -120,18 +111,7 @@ fn analyze_writes_a_complete_report_for_every_sample() {
         assert_eq!(r["predictions"]["quant"].as_array().expect("quant").len(), n, "{name}");
         // The smallest memory budget (most float values recomputed) writes the same report.
         let small = dir.path().join(format!("{name}.small.json"));
-        let out = run_cli(&[
-            "analyze".as_ref(),
-            sample(name, "model.onnx").as_os_str(),
-            "--calib".as_ref(),
-            sample(name, "calib.npz").as_os_str(),
-            "--eval".as_ref(),
-            sample(name, "eval.npz").as_os_str(),
-            "--report".as_ref(),
-            small.as_os_str(),
-            "--memory-budget".as_ref(),
-            "1".as_ref(),
-        ]);
+        let out = analyze_sample(name, &small, &["--memory-budget", "1"]);
         assert!(out.status.success(), "{name}: {}", texts(&out).1);
         let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&small).expect("read")).expect("json");
         assert_eq!(s, r, "{name}: --memory-budget 1 gives the same report");
@@ -148,18 +128,7 @@ fn analyze_rejects_bad_options_cleanly() {
         ("--observer", "kl", "unknown observer 'kl'"),
         ("--memory-budget", "0", "--memory-budget must be at least 1 MiB"),
     ] {
-        let out = run_cli(&[
-            "analyze".as_ref(),
-            sample("mlp", "model.onnx").as_os_str(),
-            "--calib".as_ref(),
-            sample("mlp", "calib.npz").as_os_str(),
-            "--eval".as_ref(),
-            sample("mlp", "eval.npz").as_os_str(),
-            "--report".as_ref(),
-            report.as_os_str(),
-            flag.as_ref(),
-            value.as_ref(),
-        ]);
+        let out = analyze_sample("mlp", &report, &[flag, value]);
         let (_, stderr) = texts(&out);
         assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
         assert!(stderr.contains(expect), "{flag} {value}: {stderr}");
