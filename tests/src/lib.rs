@@ -84,19 +84,24 @@ pub fn texts(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// Runs `quantbench analyze` on sample `name` with its calib and eval sets, writing `report`;
-/// `extra` adds flags. Returns the finished command (it may have failed).
-pub fn analyze_sample(name: &str, report: &Path, extra: &[&str]) -> Output {
+/// The arguments `COMMAND MODEL --calib CALIB --eval EVAL` for sample `name`, then `rest`.
+fn sample_args(command: &str, name: &str, rest: &[&std::ffi::OsStr]) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec![
-        "analyze".into(),
+        command.into(),
         sample(name, "model.onnx").into(),
         "--calib".into(),
         sample(name, "calib.npz").into(),
         "--eval".into(),
         sample(name, "eval.npz").into(),
-        "--report".into(),
-        report.into(),
     ];
+    args.extend(rest.iter().map(Into::into));
+    args
+}
+
+/// Runs `quantbench analyze` on sample `name` with its calib and eval sets, writing `report`;
+/// `extra` adds flags. Returns the finished command (it may have failed).
+pub fn analyze_sample(name: &str, report: &Path, extra: &[&str]) -> Output {
+    let mut args = sample_args("analyze", name, &["--report".as_ref(), report.as_os_str()]);
     args.extend(extra.iter().map(Into::into));
     run_cli(&args)
 }
@@ -106,18 +111,8 @@ pub fn analyze_sample(name: &str, report: &Path, extra: &[&str]) -> Output {
 pub fn quantize_sample(name: &str, dir: &Path, tag: &str, extra: &[&str]) -> (PathBuf, serde_json::Value) {
     let out = dir.join(format!("{name}_{tag}.onnx"));
     let report = dir.join(format!("{name}_{tag}.json"));
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "quantize".into(),
-        sample(name, "model.onnx").into(),
-        "--calib".into(),
-        sample(name, "calib.npz").into(),
-        "--eval".into(),
-        sample(name, "eval.npz").into(),
-        "--out".into(),
-        out.clone().into(),
-        "--report".into(),
-        report.clone().into(),
-    ];
+    let mut args =
+        sample_args("quantize", name, &["--out".as_ref(), out.as_os_str(), "--report".as_ref(), report.as_os_str()]);
     args.extend(extra.iter().map(Into::into));
     let o = run_cli(&args);
     assert!(o.status.success(), "{name} {tag}: {}", texts(&o).1);

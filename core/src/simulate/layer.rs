@@ -103,16 +103,8 @@ pub(super) fn local_errors_recomputed(
     on_progress: &mut dyn FnMut(usize),
     cancel: &AtomicBool,
 ) -> Result<BTreeMap<String, TensorMetrics>> {
-    // Tensor `t` of sample `i` from the float runner's outputs `outs` (or the sample's inputs).
-    let value = |outs: &[ndarray::ArrayD<f32>], i: usize, t: &str| -> Result<ndarray::ArrayD<f32>> {
-        let out = sim.float_runner.output_names.iter().position(|n| n == t);
-        let input = sim.model.summary.inputs.iter().position(|x| x.name == t);
-        match (out, input) {
-            (Some(ix), _) => Ok(outs[ix].clone()),
-            (None, Some(ix)) => Ok((*sim.samples[i][ix]).clone()),
-            _ => Err(Error::Runtime(format!("no float reference for '{t}'"))),
-        }
-    };
+    // Tensor `t` of sample `i`: kept by the reference, or among the float runner's outputs `outs`.
+    let value = |outs: &[ndarray::ArrayD<f32>], i: usize, t: &str| sim.reference(t, i, Some(outs)).cloned();
     let first = sim.float_runner.run(sim.inputs(0))?;
     let runners: Vec<Runner> = layers
         .iter()
