@@ -38,6 +38,7 @@ pub(super) fn prepare(
     let mut recipe = match &opts.recipe {
         Some(p) => {
             let mut r = Recipe::load(p)?;
+            r.adopt_names(&model.summary);
             if let Some(name) = &opts.runtime {
                 r.runtime = name.parse()?;
             }
@@ -224,6 +225,8 @@ fn exclude(model: &OnnxModel, recipe: &mut Recipe, opts: &QuantOptions) -> anyho
         recipe.float_ops.insert(op.clone());
     }
     for name in &opts.float_nodes {
+        // A node's previous name (before it was given a recognisable one) still names it.
+        let name = model.summary.renamed.get(name).unwrap_or(name);
         if !graph.node.iter().any(|n| quantbench_core::model::node_name(n) == *name) {
             anyhow::bail!("--float-node {name}: the model has no node named '{name}' (see `quantbench inspect`)");
         }

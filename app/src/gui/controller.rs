@@ -64,8 +64,11 @@ impl WorkbenchApp {
 
     pub(super) fn open_recipe(&mut self, path: &Path) {
         match RecipeFile::load(path) {
-            Ok(RecipeFile { recipe, calibration }) => {
+            Ok(RecipeFile { mut recipe, calibration }) => {
                 Settings::remember(&mut self.settings.recent_recipes, path);
+                if let Some(summary) = &self.session.summary {
+                    recipe.adopt_names(summary);
+                }
                 self.set_recipe_locally(&recipe);
                 // A calibration the file holds replaces the current one (and its refinements).
                 let calibration = calibration.map(Arc::new);

@@ -178,5 +178,17 @@ pub(crate) fn summarize(proto: &pb::ModelProto, name: String) -> Result<ModelSum
     }
     let opset = proto.opset_import.iter().find(|o| is_default_domain(&o.domain)).map_or(1, |o| o.version);
     let producer = format!("{} {}", proto.producer_name, proto.producer_version).trim().to_string();
-    Ok(ModelSummary { name, opset, producer, inputs, outputs, nodes, layers, op_counts, param_count, float_size_bytes })
+    Ok(ModelSummary {
+        name,
+        opset,
+        producer,
+        inputs,
+        outputs,
+        nodes,
+        layers,
+        op_counts,
+        param_count,
+        float_size_bytes,
+        renamed: BTreeMap::new(),
+    })
 }

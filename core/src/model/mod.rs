@@ -6,6 +6,7 @@ mod build;
 pub mod fake_quant;
 pub mod graph;
 mod inline;
+mod names;
 pub mod opset;
 pub mod parallel;
 pub mod runtime;
@@ -61,6 +62,7 @@ impl OnnxModel {
         // An If whose condition is known without data is replaced by its branch; the rest of
         // control flow is refused by name below.
         inline::inline_constant_ifs(graph)?;
+        let renamed = names::derive_node_names(graph);
         let graph = &*graph;
         if proto.ir_version <= 0 || graph.node.is_empty() {
             return Err(not_onnx(format!("ir_version {} with {} nodes", proto.ir_version, graph.node.len())));
@@ -79,7 +81,8 @@ impl OnnxModel {
                 }
             },
         );
-        let summary = build::summarize(&proto, name)?;
+        let mut summary = build::summarize(&proto, name)?;
+        summary.renamed = renamed;
         check_no_empty_tensors(&summary)?;
         check_tract_parses(&proto, path)?;
         Ok(Self { proto, summary, path: path.to_path_buf() })

@@ -104,6 +104,11 @@ pub struct ModelSummary {
     pub param_count: u64,
     /// Bytes of all constants as stored in the float model.
     pub float_size_bytes: u64,
+    /// Nodes the file left unnamed or named generically (`Conv@0`), renamed at load from their
+    /// weight or output tensor: previous name → name in use (recipes keyed by the previous names
+    /// still load).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub renamed: BTreeMap<String, String>,
 }
 
 impl ModelSummary {

@@ -99,6 +99,25 @@ impl Recipe {
         self.layers.get(layer).copied().unwrap_or(self.defaults)
     }
 
+    /// Renames the layer overrides and the nodes kept float that this recipe keys by a model's
+    /// previous node names ([`ModelSummary::renamed`], e.g. `Conv@0` before it became `conv1`)
+    /// to the names in use; an override already under the new name wins. Returns how many
+    /// entries were renamed.
+    pub fn adopt_names(&mut self, summary: &ModelSummary) -> usize {
+        let mut count = 0;
+        for (old, new) in &summary.renamed {
+            if let Some(cfg) = self.layers.remove(old) {
+                self.layers.entry(new.clone()).or_insert(cfg);
+                count += 1;
+            }
+            if self.float_nodes.remove(old) {
+                self.float_nodes.insert(new.clone());
+                count += 1;
+            }
+        }
+        count
+    }
+
     /// Checks the recipe against a model: every override names a quantizable layer and every
     /// scheme is valid.
     pub fn validate(&self, summary: &ModelSummary) -> Result<()> {

@@ -159,9 +159,10 @@ impl Session {
     /// current one and its refinements, else both are kept.
     pub(crate) fn set_recipe(
         &mut self,
-        recipe: Recipe,
+        mut recipe: Recipe,
         calibration: Option<Arc<Calibration>>,
     ) -> Result<u64, JobError> {
+        recipe.adopt_names(&self.model()?.summary);
         recipe.validate(&self.model()?.summary)?;
         self.recipe = recipe;
         if let Some(calibration) = calibration {

@@ -12,6 +12,7 @@ mod hostile;
 mod inspect;
 mod mixed_precision;
 mod model_errors;
+mod names;
 mod opset;
 mod parity;
 mod placement;
