@@ -81,8 +81,11 @@ pub enum SelectMode {
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub enum Action {
-    /// Show a file dialog (on a background thread: rfd blocks).
+    /// Choose a file: the path prompt for files to open (typed, recent or browsed), the system
+    /// dialog for paths to save (their windows have a typed field already).
     PickFile(FilePurpose),
+    /// Show the system file dialog (on a background thread: rfd blocks).
+    BrowseFile(FilePurpose),
     /// Open a model, with a `calib.npz`/`eval.npz` beside it when present.
     OpenModel(PathBuf),
     /// Open a model with these data sets (a role not given takes the file beside the model), then

@@ -19,6 +19,7 @@ use super::context::{JobInfo, ResultsState, Selection, Session, ViewContext};
 use super::export::ExportState;
 use super::frame_log::FrameLog;
 use super::pareto::ParetoState;
+use super::path_prompt::PathPromptState;
 use super::preprocess::PreprocessForm;
 use super::sensitivity::SensitivityState;
 use super::settings::Settings;
@@ -61,6 +62,8 @@ pub struct Views {
     pub save: Option<SaveDialog>,
     /// The image preprocessing form (applied settings live in [`Settings::preprocess`]).
     pub preprocess: PreprocessForm,
+    /// The path prompt (open model, data, recipe), when open.
+    pub path_prompt: PathPromptState,
 }
 
 /// What opens once a model has loaded: the model's path, the data sets (role, path), a recipe.
@@ -111,8 +114,8 @@ pub struct WorkbenchApp {
     /// Per-frame timings, when `QB_FRAME_LOG` asks for them.
     pub(super) frame_log: Option<FrameLog>,
     pub(super) actions: Vec<Action>,
-    pub(super) files_tx: Sender<(FilePurpose, PathBuf)>,
-    pub(super) files_rx: Receiver<(FilePurpose, PathBuf)>,
+    pub(super) files_tx: Sender<(FilePurpose, Option<PathBuf>)>,
+    pub(super) files_rx: Receiver<(FilePurpose, Option<PathBuf>)>,
     pub(super) theme_applied: Option<bool>,
 }
 
@@ -145,6 +148,7 @@ impl WorkbenchApp {
             export: ExportState::default(),
             save: None,
             preprocess: PreprocessForm::from_preprocess(&settings.preprocess),
+            path_prompt: PathPromptState::default(),
         };
         Self {
             worker,

@@ -17,6 +17,7 @@ use super::app::WorkbenchApp;
 use super::context::{file_name, role_index, sanitize};
 use super::csv::{pareto_csv, sensitivity_csv, sweep_csv};
 use super::export::export_key;
+use super::path_prompt::DIALOG_FAILED_WITHIN;
 use super::preprocess::PreprocessForm;
 use super::settings::Settings;
 use super::view_export::SaveDialog;
@@ -115,6 +116,7 @@ impl WorkbenchApp {
         let start_dir = self.session.model_path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
         // rfd blocks until the user answers, so the dialog runs on a short-lived thread of its own.
         let spawned = std::thread::Builder::new().name("file-dialog".into()).spawn(move || {
+            let start = std::time::Instant::now();
             let mut dialog = rfd::FileDialog::new();
             if let Some(dir) = start_dir {
                 dialog = dialog.set_directory(dir);
@@ -137,8 +139,9 @@ impl WorkbenchApp {
                     dialog.set_file_name(format!("{}.{ext}", view.stem())).add_filter(ext, &[ext]).save_file()
                 }
             };
-            if let Some(path) = picked {
-                let _ = tx.send((purpose, path));
+            // No answer within a moment is no user's cancel: the dialog could not open.
+            if picked.is_some() || start.elapsed() < DIALOG_FAILED_WITHIN {
+                let _ = tx.send((purpose, picked));
                 if let Some(ctx) = ctx {
                     ctx.request_repaint();
                 }
@@ -147,6 +150,20 @@ impl WorkbenchApp {
         if let Err(e) = spawned {
             eprintln!("cannot open a file dialog: {e}");
         }
+    }
+
+    /// Opens the path prompt for `purpose`; the field starts in the model's folder (or the last
+    /// model's), ready for a file name.
+    fn open_path_prompt(&mut self, purpose: FilePurpose) {
+        let dir = self
+            .session
+            .model_path
+            .as_deref()
+            .or(self.settings.recent_models.first().map(PathBuf::as_path))
+            .and_then(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty());
+        let text = dir.map(|d| format!("{}{}", d.display(), std::path::MAIN_SEPARATOR)).unwrap_or_default();
+        self.views.path_prompt.open(purpose, text);
     }
 
     /// Applies the queued actions.
@@ -168,7 +185,11 @@ impl WorkbenchApp {
 
     fn apply(&mut self, action: Action, ctx: &egui::Context) {
         match action {
-            Action::PickFile(purpose) => self.spawn_file_dialog(purpose),
+            Action::PickFile(purpose @ (FilePurpose::Export(_) | FilePurpose::SaveView(..)))
+            | Action::BrowseFile(purpose) => {
+                self.spawn_file_dialog(purpose);
+            }
+            Action::PickFile(purpose) => self.open_path_prompt(purpose),
             Action::OpenModel(path) => self.open_model(&path, Vec::new(), None),
             Action::OpenModelWith(path, data, recipe) => self.open_model(&path, data, recipe),
             Action::LoadData(role, path) => self.load_data(role, &path),

@@ -8,6 +8,7 @@ use super::actions::{Action, FilePurpose};
 use super::analysis::RunEnd;
 use super::app::WorkbenchApp;
 use super::context::{DataInfo, JobInfo, Selection, Session, file_name, role_index};
+use super::path_prompt::NO_DIALOG;
 use super::settings::Settings;
 use super::table::TableState;
 
@@ -16,7 +17,11 @@ impl WorkbenchApp {
     pub(super) fn drain(&mut self, ctx: &egui::Context) {
         let _ = self.repaint_ctx.get_or_init(|| ctx.clone());
         self.apply_theme(ctx);
-        while let Ok((purpose, path)) = self.files_rx.try_recv() {
+        while let Ok((purpose, picked)) = self.files_rx.try_recv() {
+            let Some(path) = picked else {
+                self.dialog_failed(purpose);
+                continue;
+            };
             match purpose {
                 FilePurpose::Model => self.push_action(Action::OpenModel(path)),
                 FilePurpose::Data(role) | FilePurpose::ImageFolder(role) => {
@@ -37,6 +42,21 @@ impl WorkbenchApp {
             self.on_event(event);
         }
         self.apply_actions(ctx);
+    }
+
+    /// The system file dialog for `purpose` could not open: say so, and let the path be typed
+    /// (the path prompt opens, or stays open, for files to open; save windows have a field).
+    fn dialog_failed(&mut self, purpose: FilePurpose) {
+        if self.errors.last().is_none_or(|e| e != NO_DIALOG) {
+            self.errors.push(NO_DIALOG.to_string());
+        }
+        if !matches!(purpose, FilePurpose::Export(_) | FilePurpose::SaveView(..)) {
+            let prompt = &mut self.views.path_prompt;
+            if prompt.purpose != Some(purpose) {
+                prompt.open(purpose, String::new());
+            }
+            prompt.dialog_failed = true;
+        }
     }
 
     // One arm per worker event; splitting it would scatter the event contract.
@@ -111,6 +131,7 @@ impl WorkbenchApp {
                 if !path.is_dir() {
                     self.image_folders[role_index(role)] = None;
                 }
+                Settings::remember(&mut self.settings.recent_data, &path);
                 let info = DataInfo { path: path.clone(), num_samples, has_labels };
                 let role_name = match role {
                     DataRole::Calibration => "calibration",

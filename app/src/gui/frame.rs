@@ -4,7 +4,9 @@
 use super::app::{CentralView, Views, WorkbenchApp};
 use super::context::ViewContext;
 use super::{actions::Action, view_export};
-use super::{algorithms, chrome, detail, export, model_panel, overview, pareto, sensitivity, summary, table, tokens};
+use super::{
+    algorithms, chrome, detail, export, model_panel, overview, pareto, path_prompt, sensitivity, summary, table, tokens,
+};
 
 impl eframe::App for WorkbenchApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
@@ -62,6 +64,7 @@ fn frame_ui(ctx: &ViewContext, views: &mut Views, ui: &mut egui::Ui) -> Vec<Acti
         .show(ui, |ui| detail::detail_ui(ctx, &mut views.clip_lines, ui, &mut actions));
     egui::CentralPanel::default().show(ui, |ui| central_ui(ctx, views, ui, &mut actions));
     export::export_window(ctx, &mut views.export, ui.ctx(), &mut actions);
+    path_prompt::prompt_window(ctx, &mut views.path_prompt, ui.ctx(), &mut actions);
     view_export::save_window(&mut views.save, ui.ctx(), &mut actions);
     actions
 }

@@ -22,6 +22,7 @@ mod heatmap;
 mod model_panel;
 mod overview;
 mod pareto;
+mod path_prompt;
 mod placement;
 mod preprocess;
 mod sensitivity;
@@ -32,6 +33,8 @@ mod table;
 mod tests;
 #[cfg(test)]
 mod tests_analysis;
+#[cfg(test)]
+mod tests_files;
 #[cfg(test)]
 mod tests_layer;
 mod tokens;

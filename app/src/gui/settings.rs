@@ -18,6 +18,8 @@ pub struct Settings {
     pub recent_models: Vec<PathBuf>,
     /// Recently opened recipes, newest first.
     pub recent_recipes: Vec<PathBuf>,
+    /// Recently loaded data sets (files and image folders), newest first.
+    pub recent_data: Vec<PathBuf>,
     /// Whether the activation histogram uses a log scale.
     pub log_histogram: bool,
     /// How images of an image-folder data set become tensors.
@@ -32,6 +34,7 @@ impl Default for Settings {
             dark_mode: true,
             recent_models: Vec::new(),
             recent_recipes: Vec::new(),
+            recent_data: Vec::new(),
             log_histogram: true,
             preprocess: Preprocess::default(),
             last_export_dir: None,
