@@ -86,6 +86,10 @@ pub enum Action {
     PickFile(FilePurpose),
     /// Show the system file dialog (on a background thread: rfd blocks).
     BrowseFile(FilePurpose),
+    /// Open the synthetic-inputs form for a role.
+    ShowSynthetic(DataRole),
+    /// Load a synthetic set for a role: per input the shape of one sample, and the sample count.
+    LoadSynthetic(DataRole, Vec<Vec<usize>>, usize),
     /// Open a model, with a `calib.npz`/`eval.npz` beside it when present.
     OpenModel(PathBuf),
     /// Open a model with these data sets (a role not given takes the file beside the model), then

@@ -23,6 +23,7 @@ use super::path_prompt::PathPromptState;
 use super::preprocess::PreprocessForm;
 use super::sensitivity::SensitivityState;
 use super::settings::Settings;
+use super::synthetic_form::SyntheticForm;
 use super::table::TableState;
 use super::view_export::{SaveDialog, ViewSaver};
 
@@ -64,6 +65,8 @@ pub struct Views {
     pub preprocess: PreprocessForm,
     /// The path prompt (open model, data, recipe), when open.
     pub path_prompt: PathPromptState,
+    /// The synthetic-inputs form, when open.
+    pub synthetic: SyntheticForm,
 }
 
 /// What opens once a model has loaded: the model's path, the data sets (role, path), a recipe.
@@ -149,6 +152,7 @@ impl WorkbenchApp {
             save: None,
             preprocess: PreprocessForm::from_preprocess(&settings.preprocess),
             path_prompt: PathPromptState::default(),
+            synthetic: SyntheticForm::default(),
         };
         Self {
             worker,

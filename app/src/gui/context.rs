@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use quantbench_core::analysis::WeightErrors;
 use quantbench_core::model::ModelSummary;
 use quantbench_core::plan::Measured;
 use quantbench_core::quant::recipe::Recipe;
@@ -23,6 +24,13 @@ pub struct DataInfo {
     pub num_samples: usize,
     /// Whether it has labels.
     pub has_labels: bool,
+}
+
+impl DataInfo {
+    /// Whether the set is synthetic (random inputs the user chose instead of data).
+    pub fn is_synthetic(&self) -> bool {
+        self.path.as_os_str() == quantbench_core::data::SYNTHETIC_NAME
+    }
 }
 
 /// A job the app is waiting for.
@@ -59,6 +67,8 @@ pub struct Session {
     pub revision: u64,
     /// The last evaluation and the revision it describes.
     pub evaluation: Option<(u64, Evaluation)>,
+    /// Each layer's weight ranges and weight-only errors, from the weights alone (no data).
+    pub weights: Vec<WeightErrors>,
 }
 
 impl Session {

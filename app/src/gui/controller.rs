@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use quantbench_core::calibrate::RecipeFile;
-use quantbench_core::data::DataSource;
+use quantbench_core::data::{DataSource, SYNTHETIC_NAME};
 use quantbench_core::plan::Measured;
 use quantbench_core::quant::recipe::Recipe;
 use quantbench_core::worker::{Command, DataRole, ExportKind};
@@ -40,6 +40,20 @@ impl WorkbenchApp {
         follow.sort_by_key(|(role, _)| role_index(*role));
         self.pending.follow_ups.insert(job, (path.to_path_buf(), follow, recipe));
         Settings::remember(&mut self.settings.recent_models, path);
+    }
+
+    /// Loads a synthetic set (random inputs the user chose, flagged wherever shown) for `role`.
+    fn load_synthetic(&mut self, role: DataRole, shapes: Vec<Vec<usize>>, samples: usize) {
+        // Calibration and evaluation sets differ (another seed), as real splits would.
+        let seed = role_index(role) as u64 + 1;
+        let source = DataSource::Synthetic { samples, shapes, seed };
+        let command = match role {
+            DataRole::Calibration => Command::LoadCalibration { source },
+            DataRole::Evaluation => Command::LoadEvaluation { source },
+        };
+        if let Some(job) = self.send(command) {
+            self.pending.data_jobs.insert(job, (role, PathBuf::from(SYNTHETIC_NAME)));
+        }
     }
 
     pub(super) fn load_data(&mut self, role: DataRole, path: &Path) {
@@ -166,6 +180,17 @@ impl WorkbenchApp {
         self.views.path_prompt.open(purpose, text);
     }
 
+    /// Applies image preprocessing settings and reloads the image folders loaded with the old ones.
+    fn apply_preprocess(&mut self, preprocess: quantbench_core::data::Preprocess) {
+        self.settings.preprocess = preprocess;
+        self.views.preprocess = PreprocessForm::from_preprocess(&self.settings.preprocess);
+        for role in [DataRole::Calibration, DataRole::Evaluation] {
+            if let Some(dir) = self.image_folders[role_index(role)].clone() {
+                self.load_data(role, &dir);
+            }
+        }
+    }
+
     /// Applies the queued actions.
     pub(crate) fn apply_actions(&mut self, ctx: &egui::Context) {
         for action in std::mem::take(&mut self.actions) {
@@ -190,19 +215,17 @@ impl WorkbenchApp {
                 self.spawn_file_dialog(purpose);
             }
             Action::PickFile(purpose) => self.open_path_prompt(purpose),
+            Action::ShowSynthetic(role) => {
+                if let Some(summary) = &self.session.summary {
+                    self.views.synthetic.open(role, &summary.inputs);
+                }
+            }
+            Action::LoadSynthetic(role, shapes, samples) => self.load_synthetic(role, shapes, samples),
             Action::OpenModel(path) => self.open_model(&path, Vec::new(), None),
             Action::OpenModelWith(path, data, recipe) => self.open_model(&path, data, recipe),
             Action::LoadData(role, path) => self.load_data(role, &path),
             Action::OpenRecipe(path) => self.open_recipe(&path),
-            Action::ApplyPreprocess(preprocess) => {
-                self.settings.preprocess = preprocess;
-                self.views.preprocess = PreprocessForm::from_preprocess(&self.settings.preprocess);
-                for role in [DataRole::Calibration, DataRole::Evaluation] {
-                    if let Some(dir) = self.image_folders[role_index(role)].clone() {
-                        self.load_data(role, &dir);
-                    }
-                }
-            }
+            Action::ApplyPreprocess(preprocess) => self.apply_preprocess(preprocess),
             Action::Dropped(path) => {
                 let next = self.route_dropped(&path);
                 self.apply(next, ctx);

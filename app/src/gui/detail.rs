@@ -4,10 +4,11 @@
 
 use egui_plot::{Bar, BarChart, HLine, Legend, LineStyle, Plot, VLine};
 use quantbench_core::algorithms::smoothquant::smoothed_name;
+use quantbench_core::analysis::{WEIGHT_ERROR_BITS, WeightErrors};
 use quantbench_core::calibrate::{Calibration, WeightStats};
 use quantbench_core::model::QuantizableLayer;
 use quantbench_core::observe::{Observer, TensorStats};
-use quantbench_core::quant::LayerConfig;
+use quantbench_core::quant::{Granularity, LayerConfig};
 use quantbench_core::simulate::LayerResult;
 
 use super::actions::Action;
@@ -89,11 +90,19 @@ pub fn detail_ui(ctx: &ViewContext, lines: &mut ClipLines, ui: &mut egui::Ui, ac
         }
         ui.add_space(tokens::SECTION_SPACE);
         ui.strong(format!("Weight ranges per channel: {}", layer.weight));
-        match calibration.and_then(|c| c.weights.get(&layer.weight).or_else(|| c.weights.get(&layer.name))) {
+        // The calibration's (of the weights its transforms produced), else the loaded weights'.
+        let from_weights = ctx.session.weights.iter().find(|w| w.layer == layer.name);
+        match calibration
+            .and_then(|c| c.weights.get(&layer.weight).or_else(|| c.weights.get(&layer.name)))
+            .or(from_weights.map(|w| &w.stats))
+        {
             Some(w) => weight_ui(ui, layer, w),
             None => {
                 ui.weak("Not calibrated yet");
             }
+        }
+        if let Some(w) = from_weights {
+            weight_errors_ui(ui, w, &config);
         }
     });
 }
@@ -329,6 +338,33 @@ fn histogram_ui(ui: &mut egui::Ui, view: &HistogramView<'_>, lines: &mut ClipLin
             ui.label(if *chosen { text.strong().underline() } else { text });
         }
     });
+}
+
+/// The weight-only SQNR at each bit width, with the layer's granularity (from the weights alone).
+fn weight_errors_ui(ui: &mut egui::Ui, w: &WeightErrors, config: &LayerConfig) {
+    let granularity = config.weight.granularity;
+    ui.horizontal_wrapped(|ui| {
+        ui.label(format!("Weight-only SQNR ({}):", granularity_label(granularity)));
+        for bits in WEIGHT_ERROR_BITS {
+            if let Some(db) = w.sqnr_db(bits, granularity) {
+                let text = egui::RichText::new(format!("W{bits} {db:.1} dB")).color(tokens::sqnr_color(db));
+                if bits == config.weight.bits {
+                    ui.strong(text)
+                } else {
+                    ui.label(text)
+                };
+            }
+        }
+    });
+}
+
+/// How a weight granularity is named next to its figures.
+pub fn granularity_label(g: Granularity) -> &'static str {
+    match g {
+        Granularity::PerTensor => "per tensor",
+        Granularity::PerChannel => "per channel",
+        Granularity::PerGroup { .. } => "per channel; groups do better",
+    }
 }
 
 fn weight_ui(ui: &mut egui::Ui, layer: &QuantizableLayer, w: &WeightStats) {

@@ -97,13 +97,14 @@ impl WorkbenchApp {
                     j.total = total;
                 }
             }
-            Event::ModelLoaded { job, summary } => {
+            Event::ModelLoaded { job, summary, weights } => {
                 let (path, follow, recipe) =
                     self.pending.follow_ups.remove(&job).map_or((None, Vec::new(), None), |(p, f, r)| (Some(p), f, r));
                 self.session = Session {
                     model_path: path,
                     recipe: Some(Recipe::for_local_runtime(&summary.name)),
                     summary: Some(*summary),
+                    weights,
                     ..Session::default()
                 };
                 self.views.table = TableState::default();
@@ -131,8 +132,10 @@ impl WorkbenchApp {
                 if !path.is_dir() {
                     self.image_folders[role_index(role)] = None;
                 }
-                Settings::remember(&mut self.settings.recent_data, &path);
                 let info = DataInfo { path: path.clone(), num_samples, has_labels };
+                if !info.is_synthetic() {
+                    Settings::remember(&mut self.settings.recent_data, &path);
+                }
                 let role_name = match role {
                     DataRole::Calibration => "calibration",
                     DataRole::Evaluation => "evaluation",

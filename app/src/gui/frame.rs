@@ -5,7 +5,8 @@ use super::app::{CentralView, Views, WorkbenchApp};
 use super::context::ViewContext;
 use super::{actions::Action, view_export};
 use super::{
-    algorithms, chrome, detail, export, model_panel, overview, pareto, path_prompt, sensitivity, summary, table, tokens,
+    algorithms, chrome, detail, export, model_panel, overview, pareto, path_prompt, sensitivity, summary,
+    synthetic_form, table, tokens,
 };
 
 impl eframe::App for WorkbenchApp {
@@ -65,6 +66,7 @@ fn frame_ui(ctx: &ViewContext, views: &mut Views, ui: &mut egui::Ui) -> Vec<Acti
     egui::CentralPanel::default().show(ui, |ui| central_ui(ctx, views, ui, &mut actions));
     export::export_window(ctx, &mut views.export, ui.ctx(), &mut actions);
     path_prompt::prompt_window(ctx, &mut views.path_prompt, ui.ctx(), &mut actions);
+    synthetic_form::synthetic_window(ctx, &mut views.synthetic, ui.ctx(), &mut actions);
     view_export::save_window(&mut views.save, ui.ctx(), &mut actions);
     actions
 }

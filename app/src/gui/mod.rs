@@ -28,6 +28,7 @@ mod preprocess;
 mod sensitivity;
 mod settings;
 mod summary;
+mod synthetic_form;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ mod tests_files;
 mod tests_layer;
 mod tokens;
 mod view_export;
+mod weights_view;
 
 use std::path::PathBuf;
 

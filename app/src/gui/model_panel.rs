@@ -7,6 +7,7 @@ use super::actions::{Action, FilePurpose};
 use super::context::{DataInfo, ViewContext, file_name};
 use super::preprocess::PreprocessForm;
 use super::summary::human_size;
+use super::synthetic_form::SYNTHETIC_WARNING;
 use super::tokens;
 
 /// Draws the panel; its state is the image preprocessing form.
@@ -83,6 +84,9 @@ fn data_ui(ui: &mut egui::Ui, label: &str, info: Option<&DataInfo>, role: DataRo
             ui.weak(format!("{} samples, labels {}", d.num_samples, if d.has_labels { "yes" } else { "no" }));
         }
     });
+    if info.is_some_and(DataInfo::is_synthetic) {
+        ui.colored_label(ui.visuals().warn_fg_color, SYNTHETIC_WARNING);
+    }
     ui.horizontal(|ui| {
         if ui
             .small_button("File…")
@@ -93,6 +97,13 @@ fn data_ui(ui: &mut egui::Ui, label: &str, info: Option<&DataInfo>, role: DataRo
         }
         if ui.small_button("Image folder…").clicked() {
             actions.push(Action::PickFile(FilePurpose::ImageFolder(role)));
+        }
+        if ui
+            .small_button("Synthetic…")
+            .on_hover_text("No data? Random inputs of the model's shapes (flagged as synthetic)")
+            .clicked()
+        {
+            actions.push(Action::ShowSynthetic(role));
         }
     });
 }

@@ -12,6 +12,7 @@ use super::actions::{Action, SavedView, SelectMode};
 use super::analysis::{AnalysisResults, RunEnd, SensitivityRun, display_value, metric_axis, metric_name, metric_text};
 use super::context::ViewContext;
 use super::tokens;
+use super::weights_view::{WeightsViewState, weights_ui};
 
 /// Bit widths offered for the sweep.
 pub const SWEEP_CHOICES: [u8; 6] = [2, 3, 4, 5, 6, 8];
@@ -94,6 +95,8 @@ pub struct SensitivityState {
     pub bars_rect: Option<egui::Rect>,
     /// Where the heat map was last drawn (for PNG saves).
     pub heatmap_rect: Option<egui::Rect>,
+    /// The weight-only error view (data-free).
+    pub weights: WeightsViewState,
 }
 
 impl Default for SensitivityState {
@@ -105,9 +108,13 @@ impl Default for SensitivityState {
             order: BarOrder::Sensitivity,
             bars_rect: None,
             heatmap_rect: None,
+            weights: WeightsViewState::default(),
         }
     }
 }
+
+/// Height of the weight-only view below the sensitivity results.
+const WEIGHTS_VIEW_HEIGHT: f32 = 360.0;
 
 /// Layer indices (into `layers`) in bar order.
 pub fn bar_order(layers: &[LayerSensitivity], measure: Measure, order: BarOrder) -> Vec<usize> {
@@ -126,14 +133,17 @@ pub fn bar_order(layers: &[LayerSensitivity], measure: Measure, order: BarOrder)
 pub fn sensitivity_ui(ctx: &ViewContext, state: &mut SensitivityState, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     controls_ui(ctx, state, ui, actions);
     ui.separator();
-    let Some(run) = &ctx.analysis.sensitivity else {
-        ui.weak("No sensitivity results yet: run the analysis (it needs a calibration and an evaluation set).");
+    let Some(run) = ctx.analysis.sensitivity.as_ref().filter(|r| !r.layers.is_empty()) else {
+        if ctx.analysis.sensitivity.is_some() {
+            ui.weak("Waiting for the first layer...");
+        } else {
+            ui.weak("No sensitivity results yet: run the analysis (it needs a calibration and an evaluation set).");
+        }
+        ui.add_space(tokens::SECTION_SPACE);
+        let height = ui.available_height();
+        weights_ui(ctx, &mut state.weights, height, ui, actions);
         return;
     };
-    if run.layers.is_empty() {
-        ui.weak("Waiting for the first layer...");
-        return;
-    }
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
         // A PNG shows the visible part of a view (the scroll area clips the rest).
         let rect = ui.scope(|ui| bars_ui(ctx, run, state, ui, actions)).response.rect.intersect(ui.clip_rect());
@@ -141,6 +151,10 @@ pub fn sensitivity_ui(ctx: &ViewContext, state: &mut SensitivityState, ui: &mut 
         ui.add_space(tokens::SECTION_SPACE);
         let rect = ui.scope(|ui| super::heatmap::heatmap_ui(run, ui, actions)).response.rect.intersect(ui.clip_rect());
         state.heatmap_rect = Some(rect);
+        ui.add_space(tokens::SECTION_SPACE);
+        egui::CollapsingHeader::new("Weight-only error per bit width (from the weights alone)")
+            .id_salt("weights only")
+            .show(ui, |ui| weights_ui(ctx, &mut state.weights, WEIGHTS_VIEW_HEIGHT, ui, actions));
     });
 }
 

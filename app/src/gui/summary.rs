@@ -1,7 +1,8 @@
 //! The model summary strip: float vs quantized accuracy, top-1 agreement, output SQNR, sizes.
 
 use super::actions::Action;
-use super::context::{ResultsState, ViewContext};
+use super::context::{DataInfo, ResultsState, ViewContext};
+use super::synthetic_form::SYNTHETIC_WARNING;
 use super::tokens;
 
 /// Draws the strip; results of an older configuration are greyed and labelled "updating…" while
@@ -45,6 +46,12 @@ pub fn summary_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action
             format!("{} float, {} quantized", human_size(m.float_size_bytes), human_size(m.quant_size_bytes)),
             None,
         );
+        if ctx.session.calibration.as_ref().is_some_and(DataInfo::is_synthetic)
+            || ctx.session.evaluation_set.as_ref().is_some_and(DataInfo::is_synthetic)
+        {
+            ui.colored_label(ui.visuals().warn_fg_color, SYNTHETIC_WARNING);
+            ui.separator();
+        }
         let note = ctx.session.estimate_samples().map(|(n, total)| format!("on {n} of {total} samples"));
         results_state_ui(ui, state, note.as_deref().filter(|_| state == ResultsState::Estimate));
         if state == ResultsState::Outdated

@@ -126,3 +126,55 @@ fn generic_node_names_show_as_recognisable_names_and_old_recipes_still_apply() {
     assert_eq!(bits[0], Some(4), "{:?}", e.layers);
     assert_ne!(bits[1], Some(4));
 }
+
+#[test]
+fn a_model_alone_shows_its_weights_and_calibrates_on_flagged_synthetic_inputs() {
+    use super::app::CentralView;
+    use super::synthetic_form::SYNTHETIC_WARNING;
+    use super::weights_view::row_label;
+    use quantbench_core::analysis::WEIGHT_ERROR_BITS;
+    // The cnn sample without the data files beside it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("cnn.onnx");
+    std::fs::copy(sample("cnn"), &model).expect("copy");
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(model));
+    wait_until(&mut h, "model loaded", |a| a.session.summary.is_some() && a.jobs.is_empty());
+    assert!(h.state().session.calibration.is_none() && h.state().session.evaluation.is_none());
+
+    // The weights alone: per-channel ranges and the weight-only error at each bit width.
+    let weights = h.state().session.weights.clone();
+    assert_eq!(weights.iter().map(|w| w.layer.as_str()).collect::<Vec<_>>(), ["conv1", "conv2", "fc"]);
+    for w in &weights {
+        assert!(w.per_channel_db.windows(2).all(|p| p[0] < p[1]), "more bits, less error: {w:?}");
+        assert!(w.per_channel_db.iter().zip(&w.per_tensor_db).all(|(c, t)| c >= t), "{w:?}");
+        assert_eq!(w.per_channel_db.len(), WEIGHT_ERROR_BITS.len());
+        assert!(!w.stats.channel_max.is_empty());
+    }
+    h.get_by_label_contains("Weight-only SQNR (per channel)");
+    assert_eq!(h.query_all_by_label("Not calibrated yet").count(), 1, "only the activation histogram waits for data");
+    h.get_by_label("Sensitivity analysis").click();
+    h.step();
+    assert_eq!(h.state().views.central, CentralView::Sensitivity);
+    h.get_by_label("Weight-only error per bit width");
+    h.get_by_label(&row_label("conv2")).click();
+    h.step();
+    assert_eq!(h.state().selection.focus, Some(1), "a row selects its layer");
+
+    // Synthetic inputs: a choice, flagged wherever the results show.
+    h.get_all_by_label("Synthetic…").next().expect("a Synthetic… button").click();
+    h.step();
+    assert_eq!(h.state().views.synthetic.role, Some(DataRole::Calibration));
+    // A window is measured on its first frame and shown on the next.
+    h.step();
+    h.step();
+    h.get_by_label("Calibrate on synthetic inputs").click();
+    wait_until(&mut h, "calibrated and evaluated on synthetic inputs", settled);
+    let session = &h.state().session;
+    assert!(session.calibration.as_ref().is_some_and(super::context::DataInfo::is_synthetic));
+    assert!(session.evaluation_set.as_ref().is_some_and(super::context::DataInfo::is_synthetic));
+    assert!(h.state().settings.recent_data.is_empty(), "synthetic sets are not recent files");
+    assert!(h.query_all_by_label(SYNTHETIC_WARNING).count() >= 2, "flagged in the summary strip and the data panel");
+    let (_, e) = session.evaluation.clone().expect("evaluated");
+    assert!(e.metrics.output_sqnr_db.is_finite() && e.layers.iter().all(|l| l.w_bits.is_some()));
+}

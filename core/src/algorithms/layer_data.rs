@@ -18,30 +18,7 @@ use crate::model::{OnnxModel, QuantizableLayer};
 use crate::quant::CalibrationConfig;
 use crate::quant::{QParams, WeightQuant};
 
-/// A small deterministic generator (SplitMix64) for column subsets and batches.
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    /// Seeded generator.
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform index below `n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
+pub use crate::data::SplitMix;
 
 /// Whether the layer-wise algorithms handle `layer`: Conv 1-D/2-D, Gemm without transA, MatMul
 /// with a 2-D weight. Others (ConvTranspose, 3-D convolutions) keep nearest rounding.

@@ -4,10 +4,12 @@
 //! re-runs.
 
 mod sensitivity;
+mod weights;
 
 pub use sensitivity::{
     LayerSensitivity, SENSITIVITY_SUBSET, SensitivityOptions, SensitivityProgress, SweepPoint, sensitivity,
 };
+pub use weights::{WEIGHT_ERROR_BITS, WeightErrors, weight_errors};
 
 use std::sync::atomic::AtomicBool;
 

@@ -5,6 +5,7 @@
 mod images;
 mod npy;
 mod shapes;
+mod synthetic;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use images::{ChannelOrder, Layout, Preprocess};
 use npy::NpyStream;
 pub use shapes::{InputShape, fixed_batch, resolve_input_shapes};
+pub use synthetic::{SYNTHETIC_NAME, SplitMix};
 
 use crate::error::{Error, Result};
 use crate::model::{Dim, TensorInfo, shape_to_string};
@@ -34,6 +36,16 @@ pub enum DataSource {
         dir: PathBuf,
         /// How images become tensors.
         preprocess: Preprocess,
+    },
+    /// Random inputs for a model without data (`synthetic.rs`): a choice the user makes and the
+    /// workbench flags, never a fallback.
+    Synthetic {
+        /// Number of samples.
+        samples: usize,
+        /// Per model input (graph order): the shape of one sample, without the batch axis.
+        shapes: Vec<Vec<usize>>,
+        /// The same seed gives the same samples.
+        seed: u64,
     },
 }
 
@@ -59,6 +71,7 @@ impl DataSource {
         match self {
             Self::Npz(p) | Self::Npy(p) => p,
             Self::Images { dir, .. } => dir,
+            Self::Synthetic { .. } => Path::new(SYNTHETIC_NAME),
         }
     }
 }
@@ -75,6 +88,8 @@ pub struct DataSet {
     /// Integer class labels, one per sample, when the set has them.
     pub labels: Option<Vec<i64>>,
     input_names: Vec<String>,
+    /// Per input, whether the model reads integers (synthetic sets draw ids for them).
+    integer_inputs: Vec<bool>,
     images: Vec<PathBuf>,
 }
 
@@ -191,6 +206,26 @@ impl DataSet {
                 let shape = preprocess.sample_shape(input, dir)?;
                 (listing.paths.len(), vec![shape], listing.labels, listing.paths)
             }
+            DataSource::Synthetic { samples, shapes, .. } => {
+                if shapes.len() != inputs.len() {
+                    return Err(Error::data(
+                        format!("{} synthetic input shapes for a model with {} inputs", shapes.len(), inputs.len()),
+                        &path,
+                    ));
+                }
+                for (input, shape) in inputs.iter().zip(shapes) {
+                    let mut full = vec![*samples];
+                    full.extend_from_slice(shape);
+                    if shape.contains(&0) {
+                        return Err(Error::data(
+                            format!("input '{}': a dimension of 0 in {full:?}", input.name),
+                            &path,
+                        ));
+                    }
+                    check_sample_shape(input, &full, &path, &input.name)?;
+                }
+                (*samples, shapes.clone(), None, Vec::new())
+            }
         };
         if num_samples == 0 {
             return Err(Error::data("the data set is empty (0 samples)", &path));
@@ -201,6 +236,7 @@ impl DataSet {
             sample_shapes,
             labels,
             input_names: inputs.iter().map(|i| i.name.clone()).collect(),
+            integer_inputs: inputs.iter().map(is_integer_input).collect(),
             images,
         })
     }
@@ -214,7 +250,7 @@ impl DataSet {
                 .map(|k| NpyStream::open_npz_entry(p, k).map_err(|m| Error::data(m, p)))
                 .collect::<Result<Vec<_>>>()?,
             DataSource::Npy(p) => vec![NpyStream::open_npy(p).map_err(|m| Error::data(m, p))?],
-            DataSource::Images { .. } => Vec::new(),
+            DataSource::Images { .. } | DataSource::Synthetic { .. } => Vec::new(),
         };
         Ok(Batches { set: self, streams, next_sample: 0, batch_size: batch_size.max(1), buf: Vec::new() })
     }
@@ -311,6 +347,11 @@ impl Batches<'_> {
             let shape = &self.set.sample_shapes[0];
             let arr = images::load_batch(&self.set.images[first..first + n], preprocess, shape)?;
             inputs.push(arr);
+        } else if let DataSource::Synthetic { seed, .. } = &self.set.source {
+            for (ix, shape) in self.set.sample_shapes.iter().enumerate() {
+                let integer = self.set.integer_inputs.get(ix).copied().unwrap_or(false);
+                inputs.push(synthetic::batch(*seed, ix, integer, shape, first, n)?);
+            }
         } else {
             for (ix, stream) in self.streams.iter_mut().enumerate() {
                 stream.read_f32_rows(n, &mut self.buf).map_err(|m| Error::data(m, path))?;

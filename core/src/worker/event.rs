@@ -1,7 +1,7 @@
 //! Events: what the worker answers. Each carries the [`JobId`] of the job it concerns.
 
 use super::JobId;
-use crate::analysis::{LayerSensitivity, MixedPrecision, SensitivityMetric, Target};
+use crate::analysis::{LayerSensitivity, MixedPrecision, SensitivityMetric, Target, WeightErrors};
 use crate::model::ModelSummary;
 use crate::quant::recipe::Recipe;
 use crate::simulate::Evaluation;
@@ -65,6 +65,8 @@ pub enum Event {
         job: JobId,
         /// What the model holds.
         summary: Box<ModelSummary>,
+        /// Each layer's weight ranges and weight-only errors per bit width (no data needed).
+        weights: Vec<WeightErrors>,
     },
     /// A data set was opened against the model.
     DataLoaded {

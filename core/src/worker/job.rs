@@ -13,7 +13,9 @@ use super::error::{JobError, panic_message};
 use super::progress::ProgressReporter;
 use super::session::EvaluationInputs;
 use super::{Event, EventSink, ExportKind, JobId};
-use crate::analysis::{LayerSensitivity, MixedPrecision, SearchStep, SensitivityMetric, Target};
+use crate::analysis::{
+    LayerSensitivity, MixedPrecision, SearchStep, SensitivityMetric, Target, WeightErrors, weight_errors,
+};
 use crate::calibrate::RecipeFile;
 use crate::data::DataSet;
 use crate::model::OnnxModel;
@@ -61,7 +63,7 @@ pub(crate) enum JobSpec {
 /// What a job produced.
 #[derive(Debug)]
 pub(crate) enum JobOutput {
-    Model(Box<OnnxModel>),
+    Model(Box<OnnxModel>, Vec<WeightErrors>),
     /// An export was written.
     Exported {
         kind: ExportKind,
@@ -140,7 +142,12 @@ struct JobContext<'a> {
 
 fn body(spec: JobSpec, job: &mut JobContext<'_>) -> Result<JobOutput, JobError> {
     match spec {
-        JobSpec::LoadModel { path } => Ok(JobOutput::Model(Box::new(OnnxModel::load(&path)?))),
+        JobSpec::LoadModel { path } => {
+            let model = OnnxModel::load(&path)?;
+            // What the weights alone tell, for a start without data (ONNX Runtime's weight scheme).
+            let weights = weight_errors(&model, &Recipe::for_local_runtime(&model.summary.name).defaults.weight)?;
+            Ok(JobOutput::Model(Box::new(model), weights))
+        }
         JobSpec::Calibrate { model, data, recipe } => {
             let progress = &mut *job.progress;
             let mut on_progress = |stage, done, total| {

@@ -342,10 +342,10 @@ impl Scheduler {
             // A result that arrives after a Cancel is dropped (a model load cannot stop half-way).
             Err(JobError::Cancelled) | Ok(_) if job.cancelled => Event::Cancelled { job: id },
             Err(e) => Event::Failed { job: id, error: e.to_string() },
-            Ok(JobOutput::Model(model)) => {
+            Ok(JobOutput::Model(model, weights)) => {
                 let summary = Box::new(model.summary.clone());
                 self.session.replace_model(*model);
-                Event::ModelLoaded { job: id, summary }
+                Event::ModelLoaded { job: id, summary, weights }
             }
             Ok(JobOutput::Exported { kind, path }) => Event::Exported { job: id, kind, path },
             // Results on a model or evaluation set no longer loaded are stale; a config change

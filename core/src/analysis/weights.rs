@@ -1,0 +1,77 @@
+//! What the weights alone tell, before any data: each layer's per-channel ranges and the error of
+//! quantizing its weight (and nothing else) at each bit width, per channel and per tensor. The
+//! workbench shows it as soon as a model opens (a data-free start), and it ranks the layers by
+//! weight-only sensitivity without a calibration set.
+
+use serde::{Deserialize, Serialize};
+
+use crate::calibrate::{WeightStats, weight_stats};
+use crate::error::Result;
+use crate::metrics::ErrorAccumulator;
+use crate::model::OnnxModel;
+use crate::model::parallel::map_ordered;
+use crate::quant::{Granularity, WeightScheme, quantize_weight};
+
+/// The weight bit widths the data-free error is measured at.
+pub const WEIGHT_ERROR_BITS: [u8; 6] = [2, 3, 4, 5, 6, 8];
+
+/// One layer's weight, from the weights alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightErrors {
+    /// The layer.
+    pub layer: String,
+    /// Per-channel ranges and overall statistics of the weight.
+    pub stats: WeightStats,
+    /// SQNR (dB) of the weight quantized per channel, at each of [`WEIGHT_ERROR_BITS`].
+    pub per_channel_db: Vec<f64>,
+    /// SQNR (dB) of the weight quantized per tensor, at each of [`WEIGHT_ERROR_BITS`].
+    pub per_tensor_db: Vec<f64>,
+}
+
+impl WeightErrors {
+    /// The SQNR at `bits` with `granularity` (per group counts as per channel, its lower bound
+    /// on error), when measured.
+    pub fn sqnr_db(&self, bits: u8, granularity: Granularity) -> Option<f64> {
+        let i = WEIGHT_ERROR_BITS.iter().position(|b| *b == bits)?;
+        let list = match granularity {
+            Granularity::PerTensor => &self.per_tensor_db,
+            Granularity::PerChannel | Granularity::PerGroup { .. } => &self.per_channel_db,
+        };
+        list.get(i).copied()
+    }
+}
+
+/// Every quantizable layer's weight ranges and weight-only errors, in network order, with the
+/// symmetric signed weight scheme of `base` (ONNX Runtime's default), both cores used.
+pub fn weight_errors(model: &OnnxModel, base: &WeightScheme) -> Result<Vec<WeightErrors>> {
+    let layers = &model.summary.layers;
+    let mut out = Vec::with_capacity(layers.len());
+    let work = |i: usize| -> Result<WeightErrors> {
+        let layer = &layers[i];
+        let w = model.constant_f32(&layer.weight)?;
+        let stats = weight_stats(&layer.name, &w.view(), layer.out_channel_axis);
+        let sqnr = |granularity: Granularity| -> Result<Vec<f64>> {
+            WEIGHT_ERROR_BITS
+                .iter()
+                .map(|&bits| {
+                    let scheme = WeightScheme { bits, granularity, ..*base };
+                    let dq = quantize_weight(&w.view(), layer.out_channel_axis, &scheme)?.dequantize();
+                    let mut acc = ErrorAccumulator::default();
+                    acc.add(&w.iter().copied().collect::<Vec<_>>(), &dq.iter().copied().collect::<Vec<_>>());
+                    Ok(acc.metrics().sqnr_db)
+                })
+                .collect()
+        };
+        Ok(WeightErrors {
+            layer: layer.name.clone(),
+            stats,
+            per_channel_db: sqnr(Granularity::PerChannel)?,
+            per_tensor_db: sqnr(Granularity::PerTensor)?,
+        })
+    };
+    map_ordered(layers.len(), &work, &mut |_, e| {
+        out.push(e);
+        Ok(())
+    })?;
+    Ok(out)
+}
