@@ -7,6 +7,7 @@ use quantbench_core::worker::{ExportKind, JobId};
 
 use super::actions::{Action, FilePurpose};
 use super::context::ViewContext;
+use super::path_prompt::save_check_ui;
 use super::tokens;
 
 /// The export dialog's state.
@@ -66,12 +67,12 @@ pub fn export_window(ctx: &ViewContext, state: &mut ExportState, egui_ctx: &egui
                 actions.push(Action::PickFile(FilePurpose::Export(kind)));
             }
         });
-        let path = state.path_mut().trim().to_string();
+        let path = save_check_ui(ui, state.path_mut());
         let needs_calibration = kind != ExportKind::Recipe;
-        let ready = loaded && !path.is_empty() && (calibrated || !needs_calibration) && state.job.is_none();
+        let ready = loaded && path.is_some() && (calibrated || !needs_calibration) && state.job.is_none();
         ui.horizontal(|ui| {
-            if ui.add_enabled(ready, egui::Button::new("Write export")).clicked() {
-                actions.push(Action::Export(kind, PathBuf::from(&path)));
+            if let (true, Some(path)) = (ui.add_enabled(ready, egui::Button::new("Write export")).clicked(), path) {
+                actions.push(Action::Export(kind, path));
             }
             if state.job.is_some() {
                 ui.spinner();

@@ -18,6 +18,9 @@ pub const NO_DIALOG: &str =
 /// A system dialog that answers without a file this soon did not open (no user cancels so fast).
 pub const DIALOG_FAILED_WITHIN: std::time::Duration = std::time::Duration::from_millis(400);
 
+/// How far below the window's top edge the prompt opens.
+const PROMPT_TOP: f32 = 120.0;
+
 /// The prompt's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathPromptState {
@@ -89,6 +92,38 @@ pub fn check(purpose: FilePurpose, text: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// Checks a typed path to write to: its folder must exist, and it must not be a folder itself.
+pub fn check_save(text: &str) -> Result<PathBuf, String> {
+    if text.trim().is_empty() {
+        return Err("type a path".into());
+    }
+    let path = expand(text);
+    if path.is_dir() {
+        return Err(format!("a folder: add a file name to {}", path.display()));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(format!("no such folder: {}", parent.display()));
+    }
+    Ok(path)
+}
+
+/// A typed save path's check, drawn under its field; the path when it can be written.
+pub fn save_check_ui(ui: &mut egui::Ui, text: &str) -> Option<PathBuf> {
+    match check_save(text) {
+        Ok(p) => {
+            if p.exists() {
+                ui.colored_label(ui.visuals().warn_fg_color, format!("replaces {}", p.display()));
+            }
+            Some(p)
+        }
+        Err(e) => {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+            None
+        }
+    }
+}
+
 /// What opening `path` for `purpose` asks the controller to do.
 pub fn open_action(purpose: FilePurpose, path: PathBuf) -> Option<Action> {
     match purpose {
@@ -124,6 +159,8 @@ pub fn prompt_window(
         .open(&mut open)
         .resizable(false)
         .collapsible(false)
+        .pivot(egui::Align2::CENTER_TOP)
+        .default_pos(egui_ctx.content_rect().center_top() + egui::vec2(0.0, PROMPT_TOP))
         .show(egui_ctx, |ui| {
             if state.dialog_failed {
                 ui.colored_label(ui.visuals().warn_fg_color, NO_DIALOG);
@@ -144,6 +181,7 @@ pub fn prompt_window(
                 }
             });
             match &checked {
+                Ok(p) if p.is_dir() => ui.colored_label(tokens::GOOD, format!("ready: image folder {}", p.display())),
                 Ok(p) => ui.colored_label(tokens::GOOD, format!("ready: {}", p.display())),
                 Err(e) => ui.colored_label(ui.visuals().error_fg_color, e),
             };
@@ -200,6 +238,10 @@ mod tests {
         assert!(check(FilePurpose::ImageFolder(DataRole::Evaluation), &data).unwrap_err().contains("not a folder"));
         assert!(check(FilePurpose::Recipe, &recipe).is_ok());
         assert!(check(FilePurpose::Recipe, &model).is_err());
+        assert_eq!(check_save(&format!("{folder}/new.onnx")), Ok(dir.path().join("new.onnx")));
+        assert!(check_save(&folder).unwrap_err().contains("a folder"));
+        assert!(check_save(&format!("{folder}/missing/x.onnx")).unwrap_err().contains("no such folder"));
+        assert!(check_save("  ").is_err());
         if let Some(home) = std::env::var_os("HOME") {
             assert_eq!(expand("~/x.onnx"), Path::new(&home).join("x.onnx"));
         }

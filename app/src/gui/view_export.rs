@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::actions::{Action, SavedView, ViewFormat};
+use super::path_prompt::save_check_ui;
 
 /// How many finished saves may wait to be reported.
 const SAVE_RESULTS: usize = 16;
@@ -117,9 +118,9 @@ pub fn save_window(state: &mut Option<SaveDialog>, ctx: &egui::Context, actions:
                     actions.push(Action::BrowseSavePath(dialog.view, dialog.format));
                 }
             });
-            let path = dialog.path.trim();
-            if ui.add_enabled(!path.is_empty(), egui::Button::new("Save")).clicked() {
-                actions.push(Action::SaveView(dialog.view, dialog.format, Some(PathBuf::from(path))));
+            let path = save_check_ui(ui, &dialog.path);
+            if ui.add_enabled(path.is_some(), egui::Button::new("Save")).clicked() {
+                actions.push(Action::SaveView(dialog.view, dialog.format, path));
                 close = true;
             }
         });
