@@ -86,6 +86,8 @@ pub enum Action {
     PickFile(FilePurpose),
     /// Show the system file dialog (on a background thread: rfd blocks).
     BrowseFile(FilePurpose),
+    /// Set the memory budget of the evaluations' caches, MiB.
+    SetMemoryBudget(usize),
     /// Open the synthetic-inputs form for a role.
     ShowSynthetic(DataRole),
     /// Load a synthetic set for a role: per input the shape of one sample, and the sample count.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use quantbench_core::worker::{Command, DataRole, JobId, Worker, WorkerHandle};
+use quantbench_core::worker::{Command, DataRole, JobId, Worker, WorkerHandle, WorkerOptions};
 
 use super::actions::{Action, FilePurpose};
 use super::algorithms::AlgorithmsState;
@@ -129,11 +129,13 @@ impl WorkbenchApp {
         let repaint_ctx: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
         let waker_ctx = Arc::clone(&repaint_ctx);
         let mut errors = Vec::new();
-        let worker = match Worker::spawn(Box::new(move || {
+        let waker = Box::new(move || {
             if let Some(ctx) = waker_ctx.get() {
                 ctx.request_repaint();
             }
-        })) {
+        });
+        let options = WorkerOptions { cache_budget_mib: settings.memory_budget_mib };
+        let worker = match Worker::spawn_with(waker, options) {
             Ok(w) => Some(w),
             Err(e) => {
                 errors.push(format!("cannot start the worker: {e}"));

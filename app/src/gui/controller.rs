@@ -221,6 +221,10 @@ impl WorkbenchApp {
                 }
             }
             Action::LoadSynthetic(role, shapes, samples) => self.load_synthetic(role, shapes, samples),
+            Action::SetMemoryBudget(mib) => {
+                self.settings.memory_budget_mib = mib;
+                self.send(Command::SetMemoryBudget { mib });
+            }
             Action::OpenModel(path) => self.open_model(&path, Vec::new(), None),
             Action::OpenModelWith(path, data, recipe) => self.open_model(&path, data, recipe),
             Action::LoadData(role, path) => self.load_data(role, &path),

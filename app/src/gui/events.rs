@@ -231,6 +231,9 @@ impl WorkbenchApp {
                 self.pending.follow_ups.remove(&job);
             }
             Event::SensitivityLayer { .. } | Event::SensitivityAnalyzed { .. } | Event::MixedPrecisionFound { .. } => {}
+            Event::MemoryBudgetSet { mib, .. } => {
+                self.notes.push(format!("memory budget: {mib} MiB (the next evaluation keeps what fits)"));
+            }
             Event::Exported { job, kind, path } => {
                 if self.views.export.job == Some(job) {
                     self.views.export.job = None;

@@ -40,6 +40,7 @@ pub fn model_ui(ctx: &ViewContext, form: &mut PreprocessForm, ui: &mut egui::Ui,
         ui.strong("Data");
         data_ui(ui, "Calibration", ctx.session.calibration.as_ref(), DataRole::Calibration, actions);
         data_ui(ui, "Evaluation", ctx.session.evaluation_set.as_ref(), DataRole::Evaluation, actions);
+        memory_budget_ui(ui, ctx.settings.memory_budget_mib, actions);
         if ctx.image_folders.iter().any(Option::is_some) {
             egui::CollapsingHeader::new("Image preprocessing").default_open(true).show(ui, |ui| {
                 super::preprocess::preprocess_ui(ui, form, &ctx.settings.preprocess, actions);
@@ -66,6 +67,33 @@ pub fn model_ui(ctx: &ViewContext, form: &mut PreprocessForm, ui: &mut egui::Ui,
         });
     });
 }
+
+/// The memory budget of the evaluations' caches (applied when the value is let go).
+fn memory_budget_ui(ui: &mut egui::Ui, mib: usize, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        ui.label("Memory budget:");
+        let id = egui::Id::unique("memory budget");
+        let mut value = ui.data(|d| d.get_temp::<usize>(id)).unwrap_or(mib);
+        let r = ui
+            .add(egui::DragValue::new(&mut value).range(MIN_BUDGET_MIB..=MAX_BUDGET_MIB).speed(16).suffix(" MiB"))
+            .on_hover_text(
+                "Memory the evaluations may keep (float reference and incremental cache, half each); \
+                 what does not fit is recomputed: slower, same results",
+            );
+        if r.changed() {
+            ui.data_mut(|d| d.insert_temp(id, value));
+        }
+        if (r.lost_focus() || r.drag_stopped()) && value != mib {
+            ui.data_mut(|d| d.remove::<usize>(id));
+            actions.push(Action::SetMemoryBudget(value));
+        }
+    });
+}
+
+/// The smallest memory budget offered, MiB.
+const MIN_BUDGET_MIB: usize = 16;
+/// The largest memory budget offered, MiB.
+const MAX_BUDGET_MIB: usize = 1 << 20;
 
 fn data_ui(ui: &mut egui::Ui, label: &str, info: Option<&DataInfo>, role: DataRole, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {

@@ -24,6 +24,8 @@ pub struct Settings {
     pub log_histogram: bool,
     /// How images of an image-folder data set become tensors.
     pub preprocess: Preprocess,
+    /// Memory the evaluations' caches may use, MiB.
+    pub memory_budget_mib: usize,
     /// The folder of the last export (the export dialog proposes it over the model's own).
     pub last_export_dir: Option<PathBuf>,
 }
@@ -38,9 +40,13 @@ impl Default for Settings {
             log_histogram: true,
             preprocess: Preprocess::default(),
             last_export_dir: None,
+            memory_budget_mib: DEFAULT_MEMORY_BUDGET_MIB,
         }
     }
 }
+
+/// The memory budget of a fresh install (the core's default).
+pub const DEFAULT_MEMORY_BUDGET_MIB: usize = quantbench_core::simulate::DEFAULT_CACHE_BUDGET_MIB;
 
 impl Settings {
     /// Puts `path` first in `list`, without duplicates, keeping at most [`MAX_RECENT`].

@@ -426,3 +426,25 @@ fn a_change_shows_the_subset_estimate_first_then_the_whole_set() {
     assert_eq!(samples(&h), Some(total));
     assert_eq!(h.query_all_by_label(ESTIMATE_LABEL).count(), 0);
 }
+
+/// The memory budget is one setting: changing it in the GUI reaches the worker (persisted), and
+/// the results do not depend on it.
+#[test]
+fn the_memory_budget_is_a_setting_and_the_results_do_not_depend_on_it() {
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(sample("mobilenet")));
+    wait_until(&mut h, "evaluated", settled);
+    h.get_by_label("Memory budget:");
+    let (_, before) = h.state().session.evaluation.clone().expect("evaluation");
+    h.state_mut().push_action(Action::SetMemoryBudget(16));
+    wait_until(&mut h, "the budget set", |a| a.notes.iter().any(|n| n.starts_with("memory budget: 16 MiB")));
+    assert_eq!(h.state().settings.memory_budget_mib, 16);
+    let revision = h.state().session.revision;
+    h.state_mut().push_action(Action::Evaluate);
+    wait_until(&mut h, "evaluated within 16 MiB", |a| {
+        settled(a) && a.session.evaluation.as_ref().is_some_and(|(r, e)| *r >= revision && e.samples == before.samples)
+    });
+    let (_, after) = h.state().session.evaluation.clone().expect("evaluation");
+    assert_eq!(after.metrics, before.metrics);
+    assert_eq!(after.layers, before.layers);
+}

@@ -43,7 +43,7 @@ pub struct EvalConfig {
     pub input_shapes: Vec<InputShape>,
     /// Skip the per-layer local errors (one small run per layer).
     pub skip_local: bool,
-    /// The memory budget, in MiB (0: the default of 1024 MiB): at most half for the float
+    /// The memory budget, in MiB (0: the default, [`DEFAULT_CACHE_BUDGET_MIB`]): at most half for the float
     /// values the reference keeps (the others are recomputed per evaluation), at most half for
     /// the incremental cache.
     pub cache_budget_mib: usize,
@@ -56,10 +56,13 @@ pub struct EvalConfig {
 impl EvalConfig {
     /// The cache budget in bytes.
     pub fn cache_budget_bytes(&self) -> usize {
-        let mib = if self.cache_budget_mib == 0 { 1024 } else { self.cache_budget_mib };
+        let mib = if self.cache_budget_mib == 0 { DEFAULT_CACHE_BUDGET_MIB } else { self.cache_budget_mib };
         mib.saturating_mul(1 << 20)
     }
 }
+
+/// The memory budget of evaluations when none is given, MiB.
+pub const DEFAULT_CACHE_BUDGET_MIB: usize = 1024;
 
 /// The float reference over an evaluation set, ready to evaluate plans against.
 #[derive(Debug)]

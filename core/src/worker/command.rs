@@ -61,6 +61,13 @@ pub enum Command {
         /// The new defaults.
         config: LayerConfig,
     },
+    /// Set the memory the evaluations' caches may use, in MiB (0: the default; quick: ends in
+    /// `MemoryBudgetSet`). The cached float reference is dropped, so the next evaluation builds
+    /// one within the new budget; results are the same at any budget.
+    SetMemoryBudget {
+        /// The budget in MiB.
+        mib: usize,
+    },
     /// Evaluate the current recipe on the evaluation set (a job: `Started`, `Progress`..., then
     /// `Evaluated`). The float reference over the evaluation set is computed by the first
     /// evaluation and kept until the model, evaluation set or input shapes change; later

@@ -188,6 +188,13 @@ pub enum Event {
         /// The search path (Pareto points flagged) and the chosen point.
         result: Box<MixedPrecision>,
     },
+    /// The memory budget was set (`SetMemoryBudget`).
+    MemoryBudgetSet {
+        /// The job.
+        job: JobId,
+        /// The budget now in force, MiB (0: the default).
+        mib: usize,
+    },
 }
 
 impl Event {
@@ -208,7 +215,8 @@ impl Event {
             | Self::Exported { job, .. }
             | Self::SensitivityLayer { job, .. }
             | Self::SensitivityAnalyzed { job, .. }
-            | Self::MixedPrecisionFound { job, .. } => *job,
+            | Self::MixedPrecisionFound { job, .. }
+            | Self::MemoryBudgetSet { job, .. } => *job,
         }
     }
 

@@ -207,6 +207,10 @@ impl Scheduler {
             Quick::SetRecipe(recipe, calibration) => self.session.set_recipe(*recipe, calibration)?,
             Quick::UpdateLayer { layer, config } => self.session.update_layer(layer, config)?,
             Quick::SetDefaults(config) => self.session.set_defaults(config)?,
+            Quick::SetMemoryBudget(mib) => {
+                self.session.set_cache_budget(mib);
+                return Ok(Event::MemoryBudgetSet { job: id, mib });
+            }
         };
         let superseded = self.supersede_running_evaluation();
         let evaluation = (superseded || self.session.can_auto_evaluate()).then(|| self.ensure_evaluation());

@@ -139,6 +139,15 @@ impl Session {
         self.generation += 1;
     }
 
+    /// Sets the evaluations' memory budget; a changed budget drops the cached float reference
+    /// (and its incremental states), so the next evaluation keeps what the new budget allows.
+    pub(crate) fn set_cache_budget(&mut self, mib: usize) {
+        if mib != self.cache_budget_mib {
+            self.cache_budget_mib = mib;
+            self.simulator = None;
+        }
+    }
+
     /// Opens a data set against the model; returns (samples, has labels).
     pub(crate) fn load_data(&mut self, role: DataRole, source: DataSource) -> Result<(usize, bool), JobError> {
         let model = self.model()?;

@@ -29,6 +29,7 @@ pub(crate) enum Quick {
     SetRecipe(Box<Recipe>, Option<std::sync::Arc<crate::observe::Calibration>>),
     UpdateLayer { layer: String, config: Option<LayerConfig> },
     SetDefaults(LayerConfig),
+    SetMemoryBudget(usize),
 }
 
 /// A job for the job thread.
@@ -81,6 +82,7 @@ impl From<Command> for Work {
             Command::SetRecipe { recipe, calibration } => Self::Quick(Quick::SetRecipe(Box::new(recipe), calibration)),
             Command::UpdateLayer { layer, config } => Self::Quick(Quick::UpdateLayer { layer, config }),
             Command::SetDefaults { config } => Self::Quick(Quick::SetDefaults(config)),
+            Command::SetMemoryBudget { mib } => Self::Quick(Quick::SetMemoryBudget(mib)),
             Command::Evaluate => Self::Job(JobRequest::Evaluate { inject_panic: false }),
             Command::Export { kind, path } => Self::Job(JobRequest::Export { kind, path }),
             Command::AnalyzeSensitivity { metric, bits } => Self::Job(JobRequest::Sensitivity { metric, bits }),
