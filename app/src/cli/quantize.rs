@@ -20,9 +20,24 @@ fn choose_mixed_precision(
     target: quantbench_core::analysis::Target,
 ) -> anyhow::Result<(Recipe, quantbench_core::analysis::MixedPrecision)> {
     let never = std::sync::atomic::AtomicBool::new(false);
-    let search =
-        quantbench_core::analysis::mixed_precision(reference, model, recipe, measured, target, &mut |_| {}, &never)?;
-    eprintln!("mixed precision: {} configurations measured (size bytes, accuracy or agreement)", search.path.len());
+    let start = std::time::Instant::now();
+    let search = quantbench_core::analysis::mixed_precision(
+        reference,
+        model,
+        recipe,
+        measured,
+        target,
+        quantbench_core::analysis::MixedPrecisionOptions::default(),
+        &mut |_| {},
+        &never,
+    )?;
+    let whole = search.path.iter().filter(|p| p.samples == reference.num_samples()).count();
+    eprintln!(
+        "mixed precision: {} configurations measured in {:.1} s, {whole} on all {} samples, the others estimated on a subset (size bytes, accuracy or agreement; the front of whole-set points)",
+        search.path.len(),
+        start.elapsed().as_secs_f64(),
+        reference.num_samples()
+    );
     for (i, p) in search.path.iter().enumerate().filter(|(_, p)| p.pareto) {
         let bits: Vec<String> = p.bits.iter().map(|(_, b)| b.to_string()).collect();
         let metric = p.accuracy.unwrap_or(p.top1_agreement);

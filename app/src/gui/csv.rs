@@ -59,7 +59,7 @@ pub fn sweep_csv(run: &SensitivityRun) -> String {
 
 /// CSV of a mixed-precision search: one row per path point, with each layer's weight bits.
 pub fn pareto_csv(run: &MixedRun) -> String {
-    let mut out = String::from("point,size_bytes,accuracy,top1_agreement,output_sqnr_db,pareto,chosen");
+    let mut out = String::from("point,size_bytes,accuracy,top1_agreement,output_sqnr_db,pareto,chosen,samples");
     let layers: Vec<&str> =
         run.result.path.first().map(|p| p.bits.iter().map(|(l, _)| l.as_str()).collect()).unwrap_or_default();
     for l in &layers {
@@ -71,8 +71,8 @@ pub fn pareto_csv(run: &MixedRun) -> String {
         let chosen = run.result.chosen == Some(i);
         let _ = write!(
             out,
-            "{i},{},{accuracy},{},{},{},{chosen}",
-            p.size_bytes, p.top1_agreement, p.output_sqnr_db, p.pareto
+            "{i},{},{accuracy},{},{},{},{chosen},{}",
+            p.size_bytes, p.top1_agreement, p.output_sqnr_db, p.pareto, p.samples
         );
         for (_, b) in &p.bits {
             let _ = write!(out, ",{b}");
@@ -111,6 +111,7 @@ mod tests {
             top1_agreement: 1.0,
             output_sqnr_db: 30.0,
             pareto: true,
+            samples: 100,
         };
         let m = MixedRun {
             revision: 1,
@@ -126,9 +127,9 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "point,size_bytes,accuracy,top1_agreement,output_sqnr_db,pareto,chosen,w_bits:fc1,w_bits:fc2"
+            "point,size_bytes,accuracy,top1_agreement,output_sqnr_db,pareto,chosen,samples,w_bits:fc1,w_bits:fc2"
         );
-        assert_eq!(lines[2], "1,80,0.98,1,30,true,true,4,8");
+        assert_eq!(lines[2], "1,80,0.98,1,30,true,true,100,4,8");
         assert_eq!(lines.len(), 3);
     }
 }

@@ -226,7 +226,11 @@ fn front_ui(ctx: &ViewContext, run: &MixedRun, ui: &mut egui::Ui, actions: &mut 
 fn scatter_ui(run: &MixedRun, label: &str, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     let path = &run.result.path;
     let xy = |p: &PathPoint| [p.size_bytes as f64 / 1000.0, 100.0 * point_metric(p)];
-    let off: Vec<[f64; 2]> = path.iter().filter(|p| !p.pareto).map(xy).collect();
+    // Points measured on the subset only (a long path's estimates) are drawn hollow.
+    let full = path.iter().map(|p| p.samples).max().unwrap_or(0);
+    let off: Vec<[f64; 2]> = path.iter().filter(|p| !p.pareto && p.samples == full).map(xy).collect();
+    let estimates: Vec<[f64; 2]> = path.iter().filter(|p| p.samples < full).map(xy).collect();
+    let estimate_samples = path.iter().map(|p| p.samples).min().unwrap_or(0);
     let mut front: Vec<[f64; 2]> = path.iter().filter(|p| p.pareto).map(xy).collect();
     front.sort_by(|a, b| a[0].total_cmp(&b[0]));
     let highlight = |i: Option<usize>| i.and_then(|i| path.get(i)).map(xy);
@@ -246,6 +250,14 @@ fn scatter_ui(run: &MixedRun, label: &str, ui: &mut egui::Ui, actions: &mut Vec<
             plot.points(
                 Points::new("other configurations", off).color(tokens::PATH_POINT).radius(tokens::POINT_RADIUS),
             );
+            if !estimates.is_empty() {
+                plot.points(
+                    Points::new(format!("estimates on {estimate_samples} samples"), estimates)
+                        .color(tokens::PATH_POINT)
+                        .filled(false)
+                        .radius(tokens::POINT_RADIUS),
+                );
+            }
             plot.line(Line::new("Pareto front", front.clone()).color(tokens::PARETO));
             plot.points(
                 Points::new("Pareto points", front)
@@ -349,6 +361,7 @@ mod tests {
             top1_agreement: 0.5,
             output_sqnr_db: 1.0,
             pareto: true,
+            samples: 100,
         };
         assert_eq!(bits_text(&p), "W[6,4]");
         assert_eq!(point_metric(&p), 0.5);

@@ -246,6 +246,7 @@ fn search_mixed_precision(
         &inputs.recipe,
         &inputs.measured,
         target,
+        crate::analysis::MixedPrecisionOptions::default(),
         &mut on_step,
         &job.flags.job,
     )?;

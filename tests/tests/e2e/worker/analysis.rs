@@ -119,7 +119,7 @@ fn cancelling_a_sensitivity_sweep_mid_way_leaves_the_session_usable() {
 
 #[test]
 fn mixed_precision_through_the_worker_matches_the_core_function_and_applies() {
-    use quantbench_core::analysis::{Target, mixed_precision};
+    use quantbench_core::analysis::{MixedPrecisionOptions, Target, mixed_precision};
     use quantbench_core::worker::{STAGE_LAYER_NOISE, STAGE_SEARCH_PATH};
     let (h, _) = spawn();
     setup(&h, "mlp", false);
@@ -136,7 +136,17 @@ fn mixed_precision_through_the_worker_matches_the_core_function_and_applies() {
     assert_eq!((*rev, *t), (revision, target));
     let (model, sim) = core_simulator("mlp");
     let never = std::sync::atomic::AtomicBool::new(false);
-    let expected = mixed_precision(&sim, &model, &recipe, &measured, target, &mut |_| {}, &never).expect("core");
+    let expected = mixed_precision(
+        &sim,
+        &model,
+        &recipe,
+        &measured,
+        target,
+        MixedPrecisionOptions::default(),
+        &mut |_| {},
+        &never,
+    )
+    .expect("core");
     assert_eq!(**result, expected, "the worker's search is the core function's");
     let chosen = result.chosen.expect("a 1-point drop is reachable on mlp");
     assert!(result.path[chosen].pareto, "the chosen point is on the Pareto front");
