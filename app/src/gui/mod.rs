@@ -18,6 +18,10 @@ mod events;
 mod export;
 mod frame;
 mod frame_log;
+mod graph_layout;
+mod graph_order;
+mod graph_style;
+mod graph_view;
 mod heatmap;
 mod model_panel;
 mod overview;
@@ -32,6 +36,10 @@ mod table;
 mod tests;
 #[cfg(test)]
 mod tests_analysis;
+#[cfg(test)]
+mod tests_graph;
+#[cfg(test)]
+mod tests_graph_layout;
 #[cfg(test)]
 mod tests_layer;
 mod tokens;
