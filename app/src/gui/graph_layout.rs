@@ -350,14 +350,18 @@ impl GraphLayout {
     }
 }
 
-/// Longest path from the sources; a graph input sits right above its first reader.
+/// Longest path from the sources; then, bottom up, what the graph inputs do not feed (the
+/// graph inputs themselves, and nodes computing from constants only, e.g. a shape) sits right
+/// above its first reader rather than at the top with a long edge down.
 fn assign_ranks(nodes: &mut [GraphNode], order: &[usize], succ: &[Vec<usize>], pred: &[Vec<usize>]) {
     let mut rank = vec![0usize; nodes.len()];
+    let mut fed = vec![false; nodes.len()];
     for &v in order {
         rank[v] = pred[v].iter().map(|&p| rank[p] + 1).max().unwrap_or(0);
+        fed[v] = pred[v].iter().any(|&p| fed[p] || nodes[p].kind == NodeKind::Input);
     }
-    for (v, node) in nodes.iter().enumerate() {
-        if node.kind == NodeKind::Input
+    for &v in order.iter().rev() {
+        if !fed[v]
             && let Some(first) = succ[v].iter().map(|&s| rank[s]).min()
         {
             rank[v] = first.saturating_sub(1);

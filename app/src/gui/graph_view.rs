@@ -16,7 +16,7 @@ use super::tokens;
 
 /// Zoom limits (screen points per graph unit).
 const MIN_ZOOM: f32 = 0.01;
-const MAX_ZOOM: f32 = 4.0;
+const MAX_ZOOM: f32 = 2.5;
 /// Zoom from which box titles are drawn (their font is then at least 7 points).
 const TEXT_ZOOM: f32 = 0.58;
 /// Zoom from which subtitles, marker labels and arrowheads are drawn.
@@ -101,6 +101,14 @@ impl GraphState {
 
     /// Builds the layout when the model (or the collapse toggle) changed.
     fn ensure_layout(&mut self, ctx: &ViewContext, summary: &ModelSummary) {
+        let same = |(path, name, nodes, layers, collapse): &LayoutKey| {
+            *path == ctx.session.model_path
+                && *name == summary.name
+                && (*nodes, *layers, *collapse) == (summary.nodes.len(), summary.layers.len(), self.collapse)
+        };
+        if self.layout.as_ref().is_some_and(|(k, _)| same(k)) {
+            return;
+        }
         let key = (
             ctx.session.model_path.clone(),
             summary.name.clone(),
@@ -108,9 +116,6 @@ impl GraphState {
             summary.layers.len(),
             self.collapse,
         );
-        if self.layout.as_ref().is_some_and(|(k, _)| *k == key) {
-            return;
-        }
         self.layout = Some((key, GraphLayout::build(summary, self.collapse)));
         self.generation += 1;
         self.fit_pending = true;
@@ -328,7 +333,7 @@ fn paint(ctx: &ViewContext, state: &GraphState, figures: &Figures, painter: &egu
             Stroke::NONE
         };
         painter.rect(rect, rounding, fill, stroke, egui::StrokeKind::Outside);
-        if selected && node.layer.is_some() && node.layer == ctx.selection.focus {
+        if node.layer.is_some() && node.layer == ctx.selection.focus {
             painter.rect_stroke(
                 rect.expand(3.0),
                 rounding,
@@ -363,13 +368,13 @@ fn paint_markers(
     screen: &dyn Fn([f32; 2]) -> Pos2,
 ) {
     let zoom = state.zoom;
-    let half = (5.0 * zoom).max(2.5);
+    let half = (5.0 * zoom).max(1.8);
     let mut on_node = vec![0usize; 0];
     for m in state.markers() {
         let at = match m.place {
             MarkerPlace::Edge(e) => {
                 let Some(&[x, y]) = layout.edges[e].points.last() else { continue };
-                [x, y - 10.0]
+                [x, y - 14.0]
             }
             MarkerPlace::Node(n) => {
                 if on_node.is_empty() {
@@ -444,11 +449,18 @@ fn legend_ui(ctx: &ViewContext, state: &GraphState, figures: &Figures, ui: &mut 
         let target =
             ctx.session.recipe.as_ref().map_or_else(String::new, |r| format!(" of the {} placement", r.target));
         match ctx.session.evaluation.as_ref() {
-            Some((_, e)) => swatch(
-                ui,
-                tokens::Q_MARKER,
-                &format!("Q/DQ{target}: {} tensors, {} markers", e.quantized.len(), state.markers().len()),
-            ),
+            Some((_, e)) => {
+                // Constants have no edge: they are listed in the hover of the boxes reading them.
+                let constants = e.quantized.iter().filter(|q| q.producer.is_none() && q.op_type == "constant").count();
+                let constants =
+                    if constants > 0 { format!(" ({constants} constants, not marked)") } else { String::new() };
+                let text = format!(
+                    "Q/DQ{target}: {} quantized tensors{constants}, {} markers",
+                    e.quantized.len(),
+                    state.markers().len()
+                );
+                swatch(ui, tokens::Q_MARKER, &text);
+            }
             None => swatch(ui, tokens::Q_MARKER, &format!("Q/DQ{target} (after an evaluation)")),
         }
     });

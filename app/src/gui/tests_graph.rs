@@ -61,7 +61,7 @@ fn the_graph_tab_draws_the_model_and_a_click_selects_the_layer_everywhere() {
     // input, output, 10 layers, 8 Clips, and the last Clip → pool → flatten chain.
     assert_eq!(boxes, 2 + 10 + 8 + 1, "boxes: {:?}", layout(&h).nodes.iter().map(|n| &n.title).collect::<Vec<_>>());
     h.get_by_label_contains("21 boxes, 21 ONNX nodes");
-    h.get_by_label_contains("Q/DQ of the ort placement: 13 tensors");
+    h.get_by_label_contains("Q/DQ of the ort placement: 13 quantized tensors, 13 markers");
 
     // Click the box of layer 3: it becomes the selection and the detail panel's layer.
     let canvas = h.state().views.graph.canvas().expect("canvas");

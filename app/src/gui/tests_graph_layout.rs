@@ -132,7 +132,7 @@ fn two_layers_in_a_row_and_a_branching_node_are_not_merged() {
 }
 
 #[test]
-fn layers_follow_the_longest_path_and_inputs_sit_above_their_reader() {
+fn layers_follow_the_longest_path_and_what_the_inputs_do_not_feed_sits_above_its_reader() {
     let s = summary(
         &["x", "late"],
         &["y"],
@@ -141,7 +141,9 @@ fn layers_follow_the_longest_path_and_inputs_sit_above_their_reader() {
             ("b", "Sigmoid", &["a"], &["b"]),
             ("c", "Tanh", &["b"], &["c"]),
             ("d", "Add", &["a", "c"], &["d"]),
-            ("e", "Mul", &["d", "late"], &["y"]),
+            ("range", "Range", &["start", "limit", "delta"], &["r"]),
+            ("cast", "Cast", &["r"], &["rc"]),
+            ("e", "Mul", &["d", "late", "rc"], &["y"]),
         ],
         &[],
     );
@@ -149,6 +151,8 @@ fn layers_follow_the_longest_path_and_inputs_sit_above_their_reader() {
     let rank = |title: &str| layout.nodes.iter().find(|n| n.title == title).expect(title).rank;
     assert_eq!((rank("x"), rank("Relu"), rank("Tanh"), rank("Add"), rank("Mul")), (0, 1, 3, 4, 5));
     assert_eq!(rank("late"), 4, "an input read late sits right above its reader");
+    // Nodes the inputs do not feed (computed from initializers) sit right above their reader too.
+    assert_eq!((rank("Range"), rank("Cast")), (3, 4));
     assert_eq!(layout.ranks, 7);
     for e in &layout.edges {
         let (a, b) = (&layout.nodes[e.from], &layout.nodes[e.to]);
