@@ -38,6 +38,8 @@ pub fn rank_y(rank: usize) -> f32 {
 
 /// The vertices with dummies: per vertex its layer, width and neighbours one layer up and down.
 struct Layered {
+    /// Vertices below this are boxes, the others dummies.
+    real: usize,
     rank: Vec<usize>,
     width: Vec<f32>,
     up: Vec<Vec<usize>>,
@@ -48,6 +50,7 @@ struct Layered {
 
 fn layered(ranks: &[usize], widths: &[f32], edges: &[(usize, usize)]) -> Layered {
     let mut l = Layered {
+        real: ranks.len(),
         rank: ranks.to_vec(),
         width: widths.to_vec(),
         up: vec![Vec::new(); ranks.len()],
@@ -130,19 +133,48 @@ fn sweep(rows: &mut [Vec<usize>], pos: &mut [usize], neighbours: &[Vec<usize>], 
     }
 }
 
-/// Positions of one layer's vertices, closest to `desired` in order with `sep[i]` between
-/// vertex i and i + 1.
-fn place_row(desired: &[f32], sep: &[f32]) -> Vec<f32> {
-    let n = desired.len();
-    let mut left = desired.to_vec();
-    for i in 1..n {
-        left[i] = left[i].max(left[i - 1] + sep[i - 1]);
+/// Positions of one layer's vertices (`x`, in order and `sep[i]` apart from vertex i to i + 1)
+/// moved towards `desired`, the highest priority first: each goes as close to its wish as the
+/// vertices placed before allow, pushing the others aside (Sugiyama's priority method). Boxes
+/// outrank long edges' dummies, so a box stays in line with its neighbours and the long edges
+/// bend around it.
+fn place_row(x: &mut [f32], desired: &[f32], sep: &[f32], priority: &[usize]) {
+    let n = x.len();
+    let mut by_priority: Vec<usize> = (0..n).collect();
+    by_priority.sort_by_key(|&i| std::cmp::Reverse(priority[i]));
+    let mut placed = vec![false; n];
+    for i in by_priority {
+        let (mut lo, mut acc) = (f32::NEG_INFINITY, 0.0);
+        for j in (0..i).rev() {
+            acc += sep[j];
+            if placed[j] {
+                lo = x[j] + acc;
+                break;
+            }
+        }
+        let (mut hi, mut acc) = (f32::INFINITY, 0.0);
+        for j in i + 1..n {
+            acc += sep[j - 1];
+            if placed[j] {
+                hi = x[j] - acc;
+                break;
+            }
+        }
+        x[i] = desired[i].clamp(lo, hi.max(lo));
+        placed[i] = true;
+        for k in i + 1..n {
+            if placed[k] {
+                break;
+            }
+            x[k] = x[k].max(x[k - 1] + sep[k - 1]);
+        }
+        for k in (0..i).rev() {
+            if placed[k] {
+                break;
+            }
+            x[k] = x[k].min(x[k + 1] - sep[k]);
+        }
     }
-    let mut right = desired.to_vec();
-    for i in (0..n.saturating_sub(1)).rev() {
-        right[i] = right[i].min(right[i + 1] - sep[i]);
-    }
-    left.iter().zip(&right).map(|(a, b)| f32::midpoint(*a, *b)).collect()
 }
 
 /// Orders and places `ranks.len()` vertices (their layer and width given) joined by `edges`
@@ -222,11 +254,12 @@ fn coordinates(l: &Layered, rows: &[Vec<usize>]) -> Vec<f32> {
             at += sep.get(i).copied().unwrap_or(0.0);
         }
     }
+    let real = l.real;
     let pass = |r: usize, x: &mut Vec<f32>, both: bool, use_up: bool| {
         let desired: Vec<f32> = rows[r]
             .iter()
             .map(|&v| {
-                let (mut sum, mut count) = (0.0, 0usize);
+                let (mut sum, mut weight) = (0.0, 0.0);
                 let lists: &[&Vec<usize>] = if both {
                     &[&l.up[v], &l.down[v]]
                 } else if use_up {
@@ -234,14 +267,22 @@ fn coordinates(l: &Layered, rows: &[Vec<usize>]) -> Vec<f32> {
                 } else {
                     &[&l.down[v]]
                 };
+                // A box lines up with boxes only, a long edge's dummy with everything: the long
+                // edges route around the boxes (else a residual stream drifts sideways block by
+                // block, boxes and skip edges pushing each other).
                 for &u in lists.iter().copied().flatten() {
-                    sum += x[u];
-                    count += 1;
+                    let w = if u < real || v >= real { 1.0 } else { 0.0 };
+                    sum += w * x[u];
+                    weight += w;
                 }
-                if count == 0 { x[v] } else { sum / count as f32 }
+                if weight == 0.0 { x[v] } else { sum / weight }
             })
             .collect();
-        for (&v, p) in rows[r].iter().zip(place_row(&desired, &seps[r])) {
+        let priority: Vec<usize> =
+            rows[r].iter().map(|&v| if v < real { 1 + l.up[v].len() + l.down[v].len() } else { 0 }).collect();
+        let mut row: Vec<f32> = rows[r].iter().map(|&v| x[v]).collect();
+        place_row(&mut row, &desired, &seps[r], &priority);
+        for (&v, p) in rows[r].iter().zip(row) {
             x[v] = p;
         }
     };

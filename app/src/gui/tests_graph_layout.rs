@@ -263,3 +263,18 @@ fn the_bundled_samples_are_laid_out_whole() {
         assert!(layout.nodes.len() > 3, "{name}: {} boxes", layout.nodes.len());
     }
 }
+
+#[test]
+fn a_residual_stream_stays_in_one_column() {
+    // Boxes line up with boxes and the skip edges bend around them: 160 blocks do not drift
+    // sideways (averaging boxes and skip edges' dummies drifted some 1400 units, 9 box widths).
+    let s = generated(160);
+    let layout = GraphLayout::build(&s, true);
+    let x = |name: &str| {
+        let layer = s.layers.iter().position(|l| l.name == name).expect(name);
+        layout.nodes[layout.layer_nodes[layer].expect("box")].center[0]
+    };
+    let drift = (x("b159_conv1") - x("b0_conv1")).abs();
+    let width = layout.bounds[2] - layout.bounds[0];
+    assert!(drift < 150.0 && width < 500.0, "drift {drift}, width {width}");
+}
