@@ -18,6 +18,7 @@ use super::clip_drag::ClipLines;
 use super::context::{JobInfo, ResultsState, Selection, Session, ViewContext};
 use super::export::ExportState;
 use super::frame_log::FrameLog;
+use super::graph_view::GraphState;
 use super::pareto::ParetoState;
 use super::path_prompt::PathPromptState;
 use super::preprocess::PreprocessForm;
@@ -32,6 +33,8 @@ use super::view_export::{SaveDialog, ViewSaver};
 pub enum CentralView {
     /// The layer table.
     Table,
+    /// The model's graph.
+    Graph,
     /// The per-layer error chart.
     Overview,
     /// The advanced algorithms.
@@ -49,6 +52,8 @@ pub struct Views {
     pub central: CentralView,
     /// The layer table.
     pub table: TableState,
+    /// The graph view.
+    pub graph: GraphState,
     /// The layer detail's draggable clip lines.
     pub clip_lines: ClipLines,
     /// The advanced-algorithms view.
@@ -146,6 +151,7 @@ impl WorkbenchApp {
         let views = Views {
             central: CentralView::Table,
             table: TableState::default(),
+            graph: GraphState::default(),
             clip_lines: ClipLines::default(),
             algorithms: AlgorithmsState::default(),
             sensitivity: SensitivityState::default(),

@@ -5,7 +5,7 @@ use super::app::{CentralView, Views, WorkbenchApp};
 use super::context::ViewContext;
 use super::{actions::Action, view_export};
 use super::{
-    algorithms, chrome, detail, export, model_panel, overview, pareto, path_prompt, sensitivity, summary,
+    algorithms, chrome, detail, export, graph_view, model_panel, overview, pareto, path_prompt, sensitivity, summary,
     synthetic_form, table, tokens,
 };
 
@@ -71,7 +71,7 @@ fn frame_ui(ctx: &ViewContext, views: &mut Views, ui: &mut egui::Ui) -> Vec<Acti
     actions
 }
 
-/// The central view: the layer table, the error overview, the algorithms, sensitivity or mixed
+/// The central view: the layer table, the graph, the error overview, the algorithms, sensitivity or mixed
 /// precision, with the tabs that switch between them.
 fn central_ui(ctx: &ViewContext, views: &mut Views, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     if ctx.session.summary.is_none() {
@@ -82,6 +82,7 @@ fn central_ui(ctx: &ViewContext, views: &mut Views, ui: &mut egui::Ui, actions: 
     }
     ui.horizontal(|ui| {
         ui.selectable_value(&mut views.central, CentralView::Table, "Layer table");
+        ui.selectable_value(&mut views.central, CentralView::Graph, "Graph");
         ui.selectable_value(&mut views.central, CentralView::Overview, "Error overview");
         ui.selectable_value(&mut views.central, CentralView::Algorithms, "Algorithms");
         ui.selectable_value(&mut views.central, CentralView::Sensitivity, "Sensitivity analysis");
@@ -90,6 +91,7 @@ fn central_ui(ctx: &ViewContext, views: &mut Views, ui: &mut egui::Ui, actions: 
     ui.add_space(tokens::SECTION_SPACE / 2.0);
     match views.central {
         CentralView::Table => table::table_ui(ctx, &mut views.table, ui, actions),
+        CentralView::Graph => graph_view::graph_ui(ctx, &mut views.graph, ui, actions),
         CentralView::Overview => overview::overview_ui(ctx, ui, actions),
         CentralView::Algorithms => algorithms::algorithms_ui(ctx, &mut views.algorithms, ui, actions),
         CentralView::Sensitivity => sensitivity::sensitivity_ui(ctx, &mut views.sensitivity, ui, actions),

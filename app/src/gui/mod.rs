@@ -18,6 +18,10 @@ mod events;
 mod export;
 mod frame;
 mod frame_log;
+mod graph_layout;
+mod graph_order;
+mod graph_style;
+mod graph_view;
 mod heatmap;
 mod model_panel;
 mod overview;
@@ -36,6 +40,10 @@ mod tests;
 mod tests_analysis;
 #[cfg(test)]
 mod tests_files;
+#[cfg(test)]
+mod tests_graph;
+#[cfg(test)]
+mod tests_graph_layout;
 #[cfg(test)]
 mod tests_layer;
 mod tokens;

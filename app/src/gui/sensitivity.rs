@@ -386,22 +386,44 @@ impl<'a> SensitivityColumn<'a> {
         self.by_name.get(layer).map(|l| l.enable_one)
     }
 
-    /// Draws a layer's cell.
-    pub fn cell_ui(&self, ui: &mut egui::Ui, layer: &str) {
-        let (Some(metric), Some(l)) = (self.metric, self.by_name.get(layer)) else {
-            ui.weak("-").on_hover_text("Run a sensitivity analysis (Sensitivity tab)");
-            return;
-        };
+    /// Where a layer's enable-one value lies between the run's lowest (0, the most sensitive) and
+    /// highest (1); `None` without a result for it.
+    pub fn scale(&self, layer: &str) -> Option<f64> {
+        let l = self.by_name.get(layer)?;
         let (lo, hi) = self.range;
-        let t = if hi > lo && l.enable_one.is_finite() { (l.enable_one - lo) / (hi - lo) } else { 1.0 };
-        ui.painter().rect_filled(ui.max_rect(), 2.0, tokens::scale_color(t).gamma_multiply(0.35));
-        ui.label(metric_text(metric, l.enable_one)).on_hover_text(format!(
-            "{} with only this layer quantized (enable-one)\ndisable-one: {}\nweights only: {}\nactivations only: {}",
+        Some(if hi > lo && l.enable_one.is_finite() { (l.enable_one - lo) / (hi - lo) } else { 1.0 })
+    }
+
+    /// The run's lowest and highest enable-one values as text, when there is a run with results.
+    pub fn extremes(&self) -> Option<(String, String)> {
+        let metric = self.metric?;
+        let (lo, hi) = self.range;
+        (lo <= hi).then(|| (metric_text(metric, lo), metric_text(metric, hi)))
+    }
+
+    /// A layer's figures in words (every measure of the run), when the run has it.
+    pub fn describe(&self, layer: &str) -> Option<String> {
+        let (Some(metric), Some(l)) = (self.metric, self.by_name.get(layer)) else { return None };
+        Some(format!(
+            "{} with only this layer quantized (enable-one): {}\ndisable-one: {}\nweights only: {}\nactivations only: {}",
             metric_name(metric),
+            metric_text(metric, l.enable_one),
             metric_text(metric, l.disable_one),
             metric_text(metric, l.weights_only),
             metric_text(metric, l.activations_only)
-        ));
+        ))
+    }
+
+    /// Draws a layer's cell.
+    pub fn cell_ui(&self, ui: &mut egui::Ui, layer: &str) {
+        let (Some(metric), Some(l), Some(t), Some(text)) =
+            (self.metric, self.by_name.get(layer), self.scale(layer), self.describe(layer))
+        else {
+            ui.weak("-").on_hover_text("Run a sensitivity analysis (Sensitivity tab)");
+            return;
+        };
+        ui.painter().rect_filled(ui.max_rect(), 2.0, tokens::scale_color(t).gamma_multiply(0.35));
+        ui.label(metric_text(metric, l.enable_one)).on_hover_text(text);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Headless UI tests: egui_kittest drives the real app (worker included) through its widgets.
-//! This file holds the helpers and the whole-workflow tests; `tests_analysis.rs` and
-//! `tests_layer.rs` hold the analysis views' and the layer views' tests.
+//! This file holds the helpers and the whole-workflow tests; `tests_analysis.rs`,
+//! `tests_layer.rs` and `tests_graph.rs` hold the analysis views', the layer views' and the graph
+//! view's tests.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

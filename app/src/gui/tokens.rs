@@ -70,6 +70,25 @@ pub const LINE_WIDTH: f32 = 1.0;
 /// Width of the chosen observer's clip lines.
 pub const CHOSEN_LINE_WIDTH: f32 = 3.5;
 
+/// Graph view: a layer without the chosen figure (no result yet, or kept float).
+pub const GRAPH_NO_VALUE: Color32 = Color32::from_gray(0xa8);
+/// Graph view: an operator that is not a quantizable layer (SQNR and sensitivity colourings).
+pub const GRAPH_OP: Color32 = Color32::from_gray(0xd4);
+/// Graph view: a graph input or output.
+pub const GRAPH_TERMINAL: Color32 = Color32::from_rgb(0xc8, 0xd8, 0xe8);
+/// Graph view: quantized (the layer's weights or inputs, or an op reading a quantized tensor).
+pub const GRAPH_QUANTIZED: Color32 = Color32::from_rgb(0x5b, 0x8d, 0xd6);
+/// Graph view: float (nothing quantized there by the plan).
+pub const GRAPH_FLOAT: Color32 = Color32::from_gray(0xc0);
+/// Graph view: kept float by the recipe (`float_ops`, `float_nodes`, a layer's keep-float).
+pub const GRAPH_EXCLUDED: Color32 = Color32::from_rgb(0xb0, 0x5c, 0xd0);
+/// Graph view: the Q/DQ markers of the placement target.
+pub const Q_MARKER: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x3a);
+/// Graph view: the outline of selected layers.
+pub const GRAPH_SELECTED: Color32 = Color32::from_rgb(0x1e, 0x90, 0xff);
+/// Graph view: edges.
+pub const GRAPH_EDGE: Color32 = Color32::from_gray(0x8c);
+
 /// Default width of the left (model & data) panel.
 pub const LEFT_PANEL_WIDTH: f32 = 230.0;
 /// Default width of the right (layer detail) panel.

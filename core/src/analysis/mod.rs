@@ -4,6 +4,7 @@
 //! re-runs.
 
 mod mixed;
+mod mixed_fast;
 mod sensitivity;
 mod weights;
 
