@@ -77,6 +77,19 @@ pub enum SelectMode {
     Range,
 }
 
+impl SelectMode {
+    /// The mode a click with `modifiers` asks for: Shift a range, Ctrl (Cmd) a toggle.
+    pub fn from_modifiers(modifiers: egui::Modifiers) -> Self {
+        if modifiers.shift {
+            Self::Range
+        } else if modifiers.command {
+            Self::Toggle
+        } else {
+            Self::Replace
+        }
+    }
+}
+
 /// A user request, applied by the controller after the frame that produced it.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]

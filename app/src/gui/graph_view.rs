@@ -236,14 +236,7 @@ pub fn graph_ui(ctx: &ViewContext, state: &mut GraphState, ui: &mut egui::Ui, ac
         && let Some(node) = layout.node_at(state.to_graph(canvas, p))
         && let Some(layer) = layout.nodes[node].layer
     {
-        let modifiers = ui.input(|i| i.modifiers);
-        let mode = if modifiers.shift {
-            SelectMode::Range
-        } else if modifiers.command {
-            SelectMode::Toggle
-        } else {
-            SelectMode::Replace
-        };
+        let mode = SelectMode::from_modifiers(ui.input(|i| i.modifiers));
         actions.push(Action::Select(layer, mode));
         // The view does not jump to a box the user just clicked.
         state.followed = Some(layer);

@@ -414,14 +414,7 @@ pub fn table_ui(ctx: &ViewContext, state: &mut TableState, ui: &mut egui::Ui, ac
                 row.col(|ui| {
                     let text = if overridden { egui::RichText::new(name).strong() } else { egui::RichText::new(name) };
                     if ui.add(egui::Button::selectable(selected, text).frame(false)).clicked() {
-                        let mode = if modifiers.shift {
-                            SelectMode::Range
-                        } else if modifiers.command {
-                            SelectMode::Toggle
-                        } else {
-                            SelectMode::Replace
-                        };
-                        actions.push(Action::Select(i, mode));
+                        actions.push(Action::Select(i, SelectMode::from_modifiers(modifiers)));
                     }
                 });
                 row.col(|ui| {

@@ -40,6 +40,21 @@ pub(super) fn wait_until(h: &mut Harness<'_, WorkbenchApp>, what: &str, done: im
     }
 }
 
+/// Sends a pointer event (a move, or a primary button press or release) and runs a frame.
+pub(super) fn pointer(h: &mut Harness<'_, WorkbenchApp>, pos: egui::Pos2, pressed: Option<bool>) {
+    let event = match pressed {
+        None => egui::Event::PointerMoved(pos),
+        Some(pressed) => egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        },
+    };
+    h.input_mut().events.push(event);
+    h.step();
+}
+
 pub(super) fn settled(app: &WorkbenchApp) -> bool {
     app.jobs.is_empty() && app.session.evaluation.is_some() && app.results_state() == ResultsState::Current
 }

@@ -11,23 +11,8 @@ use super::actions::{Action, SelectMode};
 use super::app::{CentralView, WorkbenchApp};
 use super::graph_layout::{GraphLayout, NodeKind};
 use super::graph_style::{ColorBy, Figures, MarkerPlace};
-use super::tests::{harness, sample, settled, wait_until};
+use super::tests::{harness, pointer, sample, settled, wait_until};
 use super::tokens;
-
-/// Sends a pointer event and runs a frame.
-fn pointer(h: &mut Harness<'_, WorkbenchApp>, pos: egui::Pos2, pressed: Option<bool>) {
-    let event = match pressed {
-        None => egui::Event::PointerMoved(pos),
-        Some(pressed) => egui::Event::PointerButton {
-            pos,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: Modifiers::NONE,
-        },
-    };
-    h.input_mut().events.push(event);
-    h.step();
-}
 
 /// MobileNet opened, calibrated and evaluated, with the Graph tab shown.
 fn graph_harness() -> Harness<'static, WorkbenchApp> {

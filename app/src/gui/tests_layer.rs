@@ -1,7 +1,6 @@
 //! Headless UI tests of the layer views: the detail's draggable clip lines, the image
 //! preprocessing form, and the algorithms view (AdaRound, SmoothQuant).
 
-use egui::Modifiers;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use quantbench_core::algorithms::smoothquant::smoothed_name;
@@ -11,22 +10,7 @@ use super::actions::{Action, SelectMode};
 use super::app::{CentralView, WorkbenchApp};
 use super::clip_drag::ClipEnd;
 use super::context::ResultsState;
-use super::tests::{harness, local_sqnr, sample, settled, wait_until};
-
-/// Sends a pointer event and runs a frame.
-fn pointer(h: &mut Harness<'_, WorkbenchApp>, pos: egui::Pos2, pressed: Option<bool>) {
-    let event = match pressed {
-        None => egui::Event::PointerMoved(pos),
-        Some(pressed) => egui::Event::PointerButton {
-            pos,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: Modifiers::NONE,
-        },
-    };
-    h.input_mut().events.push(event);
-    h.step();
-}
+use super::tests::{harness, local_sqnr, pointer, sample, settled, wait_until};
 
 #[test]
 fn dragging_a_clip_line_sets_a_manual_range_and_re_evaluates() {

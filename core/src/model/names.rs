@@ -33,8 +33,17 @@ pub(crate) fn derive_node_names(graph: &mut pb::GraphProto) -> BTreeMap<String, 
     let generic = |name: &str| is_generic(name, &ops);
     let constant_names: BTreeSet<String> = constants(graph).keys().map(|k| (*k).to_string()).collect();
     let renamed: Vec<bool> = graph.node.iter().map(|n| n.name.is_empty() || generic(&n.name)).collect();
-    let mut used: BTreeSet<String> =
-        graph.node.iter().zip(&renamed).filter(|(_, r)| !**r).map(|(n, _)| n.name.clone()).collect();
+    // Runtimes name a node after each constant and graph input too (tract does): a node may not
+    // take one of those names.
+    let mut used: BTreeSet<String> = graph
+        .node
+        .iter()
+        .zip(&renamed)
+        .filter(|(_, r)| !**r)
+        .map(|(n, _)| n.name.clone())
+        .chain(constant_names.iter().cloned())
+        .chain(graph.input.iter().map(|i| i.name.clone()))
+        .collect();
     let mut aliases = BTreeMap::new();
     for (node, _) in graph.node.iter_mut().zip(&renamed).filter(|(_, r)| **r) {
         let weight = WEIGHTED_OPS
@@ -42,7 +51,9 @@ pub(crate) fn derive_node_names(graph: &mut pb::GraphProto) -> BTreeMap<String, 
             .then(|| node.input.get(1))
             .flatten()
             .filter(|w| constant_names.contains(*w))
-            .and_then(|w| weight_stem(w, &generic));
+            .and_then(|w| weight_stem(w, &generic))
+            // A stem that is the weight's own name would name the node after a tensor.
+            .map(|stem| if constant_names.contains(&stem) { format!("{}_{stem}", node.op_type) } else { stem });
         let output = node.output.first().filter(|o| !o.is_empty() && !generic(o)).cloned();
         let previous = if node.name.is_empty() {
             node.output
@@ -147,14 +158,17 @@ mod tests {
         );
         let aliases = derive_node_names(&mut g);
         let names: Vec<&str> = g.node.iter().map(|n| n.name.as_str()).collect();
-        // Weight stems; the output name for a node without a weight; the whole weight name when
-        // its stem is only digits; the old name when nothing says more; informative names kept;
-        // a tied weight's second user made unique.
-        assert_eq!(names, ["conv1", "conv2d_0", "relu_0.tmp_0", "1.weight", "Conv_41", "features.0", "conv1_2"]);
+        // Weight stems; the output name for a node without a weight; the op and the whole
+        // weight name when its stem is only digits (the weight's name alone is the tensor's);
+        // the old name when nothing says more; informative names kept; a tied weight's second
+        // user made unique.
+        assert_eq!(names, ["conv1", "conv2d_0", "relu_0.tmp_0", "Gemm_1.weight", "Conv_41", "features.0", "conv1_2"]);
+        // No node takes the name of a constant or graph input (runtimes name nodes after them).
+        assert!(g.node.iter().all(|n| !g.initializer.iter().any(|t| t.name == n.name)));
         assert_eq!(aliases.get("Conv@0").map(String::as_str), Some("conv1"));
         assert_eq!(aliases.get("Relu_2").map(String::as_str), Some("relu_0.tmp_0"));
         // The unnamed Gemm was keyed by its output before.
-        assert_eq!(aliases.get("input.3").map(String::as_str), Some("1.weight"));
+        assert_eq!(aliases.get("input.3").map(String::as_str), Some("Gemm_1.weight"));
         assert!(!aliases.contains_key("Conv_41") && !aliases.contains_key("features.0"));
         // Stable: deriving again changes nothing.
         assert!(derive_node_names(&mut g).is_empty());
