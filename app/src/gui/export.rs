@@ -67,7 +67,11 @@ pub fn export_window(ctx: &ViewContext, state: &mut ExportState, egui_ctx: &egui
                 actions.push(Action::PickFile(FilePurpose::Export(kind)));
             }
         });
-        let path = save_check_ui(ui, state.path_mut());
+        let written = match &state.last {
+            Some(Ok(p)) => Some(p.clone()),
+            _ => None,
+        };
+        let path = save_check_ui(ui, state.path_mut(), written.as_deref());
         let needs_calibration = kind != ExportKind::Recipe;
         let ready = loaded && path.is_some() && (calibrated || !needs_calibration) && state.job.is_none();
         ui.horizontal(|ui| {

@@ -15,6 +15,8 @@ use super::graph_style::{ColorBy, Figures, MarkerPlace, QMarker, q_markers, text
 use super::tokens;
 
 /// Zoom limits (screen points per graph unit).
+/// Space above the graph's top after "Fit width", in points.
+const FIT_MARGIN: f32 = 12.0;
 const MIN_ZOOM: f32 = 0.01;
 const MAX_ZOOM: f32 = 2.5;
 /// Zoom from which box titles are drawn (their font is then at least 7 points).
@@ -151,6 +153,15 @@ impl GraphState {
         self.center_on(canvas, [f32::midpoint(a, c), f32::midpoint(b, d)]);
     }
 
+    /// Fits the graph's width (at most at a readable 1:1), its top (the inputs) at the canvas's
+    /// top: where a deep, narrow model is read from, which a whole fit shows too small.
+    fn fit_width(&mut self, canvas: Rect) {
+        let Some(layout) = self.layout() else { return };
+        let [a, b, c, _] = layout.bounds;
+        self.zoom = (canvas.width() / (c - a).max(1.0) * 0.95).clamp(MIN_ZOOM, 1.0);
+        self.offset = vec2(canvas.width() / 2.0 - f32::midpoint(a, c) * self.zoom, FIT_MARGIN - b * self.zoom);
+    }
+
     fn center_on(&mut self, canvas: Rect, p: [f32; 2]) {
         self.offset = canvas.size() / 2.0 - vec2(p[0], p[1]) * self.zoom;
     }
@@ -181,7 +192,9 @@ pub fn graph_ui(ctx: &ViewContext, state: &mut GraphState, ui: &mut egui::Ui, ac
         });
         ui.checkbox(&mut state.collapse, "Collapse chains")
             .on_hover_text("One box for each linear chain of operators that are not quantizable layers");
-        for (label, c) in [("Fit", Command::Fit), ("−", Command::ZoomOut), ("+", Command::ZoomIn)] {
+        for (label, c) in
+            [("Fit", Command::Fit), ("Fit width", Command::FitWidth), ("−", Command::ZoomOut), ("+", Command::ZoomIn)]
+        {
             if ui.button(label).clicked() {
                 command = Some(c);
             }
@@ -209,6 +222,7 @@ pub fn graph_ui(ctx: &ViewContext, state: &mut GraphState, ui: &mut egui::Ui, ac
     }
     match command {
         Some(Command::Fit) => state.fit(canvas),
+        Some(Command::FitWidth) => state.fit_width(canvas),
         Some(Command::ZoomIn) => state.zoom_around(canvas, canvas.center(), ZOOM_STEP),
         Some(Command::ZoomOut) => state.zoom_around(canvas, canvas.center(), 1.0 / ZOOM_STEP),
         Some(Command::GoTo) => {
@@ -256,6 +270,7 @@ pub fn graph_ui(ctx: &ViewContext, state: &mut GraphState, ui: &mut egui::Ui, ac
 #[derive(Debug, Clone, Copy)]
 enum Command {
     Fit,
+    FitWidth,
     ZoomIn,
     ZoomOut,
     GoTo,

@@ -108,11 +108,12 @@ pub fn check_save(text: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// A typed save path's check, drawn under its field; the path when it can be written.
-pub fn save_check_ui(ui: &mut egui::Ui, text: &str) -> Option<PathBuf> {
+/// A typed save path's check, drawn under its field; the path when it can be written. `written`
+/// is a file this window just wrote (no "replaces" for it).
+pub fn save_check_ui(ui: &mut egui::Ui, text: &str, written: Option<&Path>) -> Option<PathBuf> {
     match check_save(text) {
         Ok(p) => {
-            if p.exists() {
+            if p.exists() && written != Some(p.as_path()) {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("replaces {}", p.display()));
             }
             Some(p)

@@ -117,6 +117,13 @@ fn workflow_open_calibrate_tune_inspect_export() {
     assert_eq!(h.state().views.export.last, Some(Ok(out.clone())));
     assert!(std::fs::metadata(&out).expect("exported file").len() > 1000);
     h.get_by_label_contains("Exported to");
+    // The file just written is not one the path would replace; another existing file is.
+    assert!(h.query_by_label_contains("replaces").is_none());
+    let other = dir.path().join("other.onnx");
+    std::fs::write(&other, b"x").expect("write");
+    *h.state_mut().views.export.path_mut() = other.to_string_lossy().into_owned();
+    h.step();
+    h.get_by_label_contains("replaces");
 }
 
 #[test]

@@ -195,3 +195,20 @@ fn kept_float_layers_and_nodes_show_as_excluded() {
     // The pool → flatten chain reads quantized tensors: quantized, not excluded.
     assert_eq!(fill_of("flatten"), tokens::GRAPH_QUANTIZED);
 }
+
+/// "Fit width" shows a deep model from its top at a readable zoom (a whole fit shows it tiny).
+#[test]
+fn fit_width_shows_the_top_of_the_graph_across_the_canvas() {
+    let mut h = graph_harness();
+    h.get_by_label("Fit width").click();
+    h.step();
+    h.step();
+    let graph = &h.state().views.graph;
+    let canvas = graph.canvas().expect("canvas");
+    let [a, b, c, _] = layout(&h).bounds;
+    let (left, right) = (graph.to_screen([a, b]).expect("drawn"), graph.to_screen([c, b]).expect("drawn"));
+    assert!((left.y - canvas.top() - 12.0).abs() < 1.0, "the top at the canvas top: {left:?} in {canvas:?}");
+    assert!(left.x >= canvas.left() - 0.5 && right.x <= canvas.right() + 0.5, "{left:?}..{right:?} in {canvas:?}");
+    let width = right.x - left.x;
+    assert!(width > 0.9 * canvas.width() || (width - (c - a)).abs() < 1.0, "fills the width, or 1:1: {width}");
+}

@@ -118,7 +118,7 @@ pub fn save_window(state: &mut Option<SaveDialog>, ctx: &egui::Context, actions:
                     actions.push(Action::BrowseSavePath(dialog.view, dialog.format));
                 }
             });
-            let path = save_check_ui(ui, &dialog.path);
+            let path = save_check_ui(ui, &dialog.path, None);
             if ui.add_enabled(path.is_some(), egui::Button::new("Save")).clicked() {
                 actions.push(Action::SaveView(dialog.view, dialog.format, path));
                 close = true;
