@@ -1,7 +1,7 @@
 //! The graph view: the model as a layered directed graph (`graph_layout.rs`, computed once per
 //! model), painted with boxes coloured by the chosen measure (`graph_style.rs`), the placement
 //! target's Q/DQ markers on the edges, pan (drag), zoom around the pointer (wheel, pinch, ±),
-//! Fit, and "Go to selection". A click on a layer selects it as the table does; the selection
+//! Fit, Fit width and "Go to selection". A click on a layer selects it as the table does; the selection
 //! made elsewhere is outlined and the view follows the focused layer. Only what is inside the
 //! canvas is drawn, and text only when zoomed in enough to read it.
 
