@@ -42,36 +42,42 @@ impl WeightErrors {
 }
 
 /// Every quantizable layer's weight ranges and weight-only errors, in network order, with the
-/// symmetric signed weight scheme of `base` (ONNX Runtime's default), both cores used.
+/// weight scheme of `base` (ONNX Runtime's default), both cores used. A layer whose weight cannot
+/// be read as floats or quantized (NaN, an integer initializer) is left out: the rest of the
+/// workbench reports it when it gets there.
 pub fn weight_errors(model: &OnnxModel, base: &WeightScheme) -> Result<Vec<WeightErrors>> {
     let layers = &model.summary.layers;
     let mut out = Vec::with_capacity(layers.len());
-    let work = |i: usize| -> Result<WeightErrors> {
-        let layer = &layers[i];
-        let w = model.constant_f32(&layer.weight)?;
-        let stats = weight_stats(&layer.name, &w.view(), layer.out_channel_axis);
-        let sqnr = |granularity: Granularity| -> Result<Vec<f64>> {
-            WEIGHT_ERROR_BITS
-                .iter()
-                .map(|&bits| {
-                    let scheme = WeightScheme { bits, granularity, ..*base };
-                    let dq = quantize_weight(&w.view(), layer.out_channel_axis, &scheme)?.dequantize();
-                    let mut acc = ErrorAccumulator::default();
-                    acc.add(&w.iter().copied().collect::<Vec<_>>(), &dq.iter().copied().collect::<Vec<_>>());
-                    Ok(acc.metrics().sqnr_db)
-                })
-                .collect()
-        };
-        Ok(WeightErrors {
-            layer: layer.name.clone(),
-            stats,
-            per_channel_db: sqnr(Granularity::PerChannel)?,
-            per_tensor_db: sqnr(Granularity::PerTensor)?,
-        })
-    };
+    let work = |i: usize| -> Result<Option<WeightErrors>> { Ok(layer_errors(model, i, base).ok()) };
     map_ordered(layers.len(), &work, &mut |_, e| {
-        out.push(e);
+        out.extend(e);
         Ok(())
     })?;
     Ok(out)
+}
+
+/// Layer `i`'s weight ranges and weight-only errors.
+fn layer_errors(model: &OnnxModel, i: usize, base: &WeightScheme) -> Result<WeightErrors> {
+    let layer = &model.summary.layers[i];
+    let w = model.constant_f32(&layer.weight)?;
+    let flat: Vec<f32> = w.iter().copied().collect();
+    let stats = weight_stats(&layer.name, &w.view(), layer.out_channel_axis);
+    let sqnr = |granularity: Granularity| -> Result<Vec<f64>> {
+        WEIGHT_ERROR_BITS
+            .iter()
+            .map(|&bits| {
+                let scheme = WeightScheme { bits, granularity, ..*base };
+                let dq = quantize_weight(&w.view(), layer.out_channel_axis, &scheme)?.dequantize();
+                let mut acc = ErrorAccumulator::default();
+                acc.add(&flat, &dq.iter().copied().collect::<Vec<_>>());
+                Ok(acc.metrics().sqnr_db)
+            })
+            .collect()
+    };
+    Ok(WeightErrors {
+        layer: layer.name.clone(),
+        stats,
+        per_channel_db: sqnr(Granularity::PerChannel)?,
+        per_tensor_db: sqnr(Granularity::PerTensor)?,
+    })
 }

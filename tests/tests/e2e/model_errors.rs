@@ -87,3 +87,30 @@ fn valid_tiny_model_inspects() {
     let out = run_cli(&["inspect".as_ref(), p.as_os_str()]);
     assert!(out.status.success(), "{}", texts(&out).1);
 }
+
+/// A NaN in one layer's weight does not stop the model from opening (the weight-only errors
+/// computed at load leave that layer out; quantizing it is refused later, by name).
+#[test]
+fn a_nan_weight_leaves_its_layer_out_of_the_data_free_weight_errors() {
+    use prost::Message as _;
+    use quantbench_core::analysis::weight_errors;
+    use quantbench_core::model::OnnxModel;
+    use quantbench_core::model::onnx::ModelProto;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut proto =
+        ModelProto::decode(std::fs::read(sample("mlp", "model.onnx")).expect("read").as_slice()).expect("decode");
+    let graph = proto.graph.as_mut().expect("graph");
+    let w = graph.initializer.iter_mut().find(|t| t.name == "fc2.weight").expect("fc2.weight");
+    if w.raw_data.len() >= 4 {
+        w.raw_data[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    } else {
+        w.float_data[0] = f32::NAN;
+    }
+    let path = dir.path().join("nan.onnx");
+    write_model(&proto, &path);
+    let model = OnnxModel::load(&path).expect("the model still loads");
+    let scheme = quantbench_core::quant::recipe::Recipe::new("mlp").defaults.weight;
+    let layers: Vec<String> =
+        weight_errors(&model, &scheme).expect("weight errors").into_iter().map(|w| w.layer).collect();
+    assert_eq!(layers, ["fc1", "fc3"]);
+}
