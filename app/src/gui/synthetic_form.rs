@@ -85,6 +85,22 @@ pub fn parse_dims(input: &TensorInfo, text: &str) -> Result<Vec<usize>, String> 
     Ok(dims[1..].to_vec())
 }
 
+/// Bytes a synthetic set may hold (the evaluation set is kept in memory whole).
+pub const MAX_SYNTHETIC_BYTES: u64 = 1 << 30;
+
+/// Why a synthetic set of `samples` samples of these shapes is too large, if it is.
+pub fn too_large(shapes: &[Vec<usize>], samples: usize) -> Option<String> {
+    let per_sample: u64 = shapes.iter().map(|s| s.iter().map(|&d| d as u64).product::<u64>()).sum();
+    let bytes = per_sample.saturating_mul(samples as u64).saturating_mul(4);
+    (bytes > MAX_SYNTHETIC_BYTES).then(|| {
+        format!(
+            "{:.1} GiB of inputs (at most {} GiB): fewer samples or smaller dims",
+            bytes as f64 / f64::from(1u32 << 30),
+            MAX_SYNTHETIC_BYTES >> 30
+        )
+    })
+}
+
 /// Draws the form when open.
 pub fn synthetic_window(
     ctx: &ViewContext,
@@ -130,6 +146,12 @@ pub fn synthetic_window(
                 ui.checkbox(&mut form.also_evaluation, "also as the evaluation set");
             }
         });
+        if problems.is_empty()
+            && let Some(e) = too_large(&shapes, form.samples)
+        {
+            ui.colored_label(ui.visuals().error_fg_color, &e);
+            problems.push(e);
+        }
         ui.horizontal(|ui| {
             let label = match role {
                 DataRole::Calibration => "Calibrate on synthetic inputs",
@@ -177,5 +199,8 @@ mod tests {
         assert!(parse_dims(&input, "1x4x48x192").unwrap_err().contains("fixed at 3"));
         assert!(parse_dims(&input, "1x3x48").unwrap_err().contains("rank-4"));
         assert!(parse_dims(&input, "1x3x0x5").is_err());
+        assert!(too_large(&[vec![3, 48, 192]], 32).is_none());
+        let big = too_large(&[vec![3, 4096, 4096]], 64).expect("12 GiB is too large");
+        assert!(big.contains("12.0 GiB"), "{big}");
     }
 }
