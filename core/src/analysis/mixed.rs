@@ -27,12 +27,12 @@ use serde::{Deserialize, Serialize};
 
 use super::SENSITIVITY_SUBSET;
 use super::mixed_fast::{Whole, estimate, meets, refine, spaced};
+use super::weights::weight_only_sqnr;
 use crate::error::Result;
-use crate::metrics::ErrorAccumulator;
 use crate::model::OnnxModel;
 use crate::model::parallel::map_ordered;
 use crate::plan::{Measured, PlanFilter, QuantPlan};
-use crate::quant::quantize_weight;
+use crate::quant::WeightScheme;
 use crate::quant::recipe::Recipe;
 use crate::simulate::{EvalConfig, Evaluation, SimState, Simulator};
 
@@ -201,17 +201,11 @@ impl Search<'_> {
         let layer = self.model.summary.layer(&self.layers[i]);
         let Some(layer) = layer else { return Ok(vec![1.0; MIXED_PRECISION_BITS.len()]) };
         let w = self.model.constant_f32(&layer.weight)?;
-        let flat: Vec<f32> = w.iter().copied().collect();
-        MIXED_PRECISION_BITS
-            .iter()
-            .map(|&bits| {
-                let scheme = crate::quant::WeightScheme { bits, ..self.recipe.config_for(&layer.name).weight };
-                let dq = quantize_weight(&w.view(), layer.out_channel_axis, &scheme)?.dequantize();
-                let mut acc = ErrorAccumulator::default();
-                acc.add(&flat, &dq.iter().copied().collect::<Vec<_>>());
-                Ok(10f64.powf(-acc.metrics().sqnr_db / 10.0))
-            })
-            .collect()
+        let own = self.recipe.config_for(&layer.name).weight;
+        let schemes: Vec<WeightScheme> =
+            MIXED_PRECISION_BITS.iter().map(|&bits| WeightScheme { bits, ..own }).collect();
+        let sqnr = weight_only_sqnr(&w, layer.out_channel_axis, &schemes)?;
+        Ok(sqnr.iter().map(|db| 10f64.powf(-db / 10.0)).collect())
     }
 
     /// Every layer's noise at every bit width: measured at each (exhaustive), or measured at 4

@@ -3,6 +3,7 @@
 //! workbench shows it as soon as a model opens (a data-free start), and it ranks the layers by
 //! weight-only sensitivity without a calibration set.
 
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{WeightStats, weight_stats};
@@ -56,23 +57,29 @@ pub fn weight_errors(model: &OnnxModel, base: &WeightScheme) -> Result<Vec<Weigh
     Ok(out)
 }
 
+/// The SQNR (dB) of weight `w` (output channels on `axis`) quantized with each of `schemes`.
+pub(super) fn weight_only_sqnr(w: &ArrayD<f32>, axis: usize, schemes: &[WeightScheme]) -> Result<Vec<f64>> {
+    let flat: Vec<f32> = w.iter().copied().collect();
+    schemes
+        .iter()
+        .map(|scheme| {
+            let dq = quantize_weight(&w.view(), axis, scheme)?.dequantize();
+            let mut acc = ErrorAccumulator::default();
+            acc.add(&flat, &dq.iter().copied().collect::<Vec<_>>());
+            Ok(acc.metrics().sqnr_db)
+        })
+        .collect()
+}
+
 /// Layer `i`'s weight ranges and weight-only errors.
 fn layer_errors(model: &OnnxModel, i: usize, base: &WeightScheme) -> Result<WeightErrors> {
     let layer = &model.summary.layers[i];
     let w = model.constant_f32(&layer.weight)?;
-    let flat: Vec<f32> = w.iter().copied().collect();
     let stats = weight_stats(&layer.name, &w.view(), layer.out_channel_axis);
-    let sqnr = |granularity: Granularity| -> Result<Vec<f64>> {
-        WEIGHT_ERROR_BITS
-            .iter()
-            .map(|&bits| {
-                let scheme = WeightScheme { bits, granularity, ..*base };
-                let dq = quantize_weight(&w.view(), layer.out_channel_axis, &scheme)?.dequantize();
-                let mut acc = ErrorAccumulator::default();
-                acc.add(&flat, &dq.iter().copied().collect::<Vec<_>>());
-                Ok(acc.metrics().sqnr_db)
-            })
-            .collect()
+    let sqnr = |granularity: Granularity| {
+        let schemes: Vec<WeightScheme> =
+            WEIGHT_ERROR_BITS.iter().map(|&bits| WeightScheme { bits, granularity, ..*base }).collect();
+        weight_only_sqnr(&w, layer.out_channel_axis, &schemes)
     };
     Ok(WeightErrors {
         layer: layer.name.clone(),
