@@ -46,13 +46,17 @@ impl WorkbenchApp {
     fn load_synthetic(&mut self, role: DataRole, shapes: Vec<Vec<usize>>, samples: usize) {
         // Calibration and evaluation sets differ (another seed), as real splits would.
         let seed = role_index(role) as u64 + 1;
-        let source = DataSource::Synthetic { samples, shapes, seed };
+        self.send_data(role, DataSource::Synthetic { samples, shapes, seed }, PathBuf::from(SYNTHETIC_NAME));
+    }
+
+    /// Sends `source` to the worker as the set for `role`; `shown` is what the panel calls it.
+    fn send_data(&mut self, role: DataRole, source: DataSource, shown: PathBuf) {
         let command = match role {
             DataRole::Calibration => Command::LoadCalibration { source },
             DataRole::Evaluation => Command::LoadEvaluation { source },
         };
         if let Some(job) = self.send(command) {
-            self.pending.data_jobs.insert(job, (role, PathBuf::from(SYNTHETIC_NAME)));
+            self.pending.data_jobs.insert(job, (role, shown));
         }
     }
 
@@ -68,13 +72,7 @@ impl WorkbenchApp {
                 return;
             }
         };
-        let command = match role {
-            DataRole::Calibration => Command::LoadCalibration { source },
-            DataRole::Evaluation => Command::LoadEvaluation { source },
-        };
-        if let Some(job) = self.send(command) {
-            self.pending.data_jobs.insert(job, (role, path.to_path_buf()));
-        }
+        self.send_data(role, source, path.to_path_buf());
     }
 
     pub(super) fn open_recipe(&mut self, path: &Path) {
