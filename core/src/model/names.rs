@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tract_onnx::pb;
 
-use super::graph::constants;
+use super::graph::{constants, node_name};
 
 /// Ops whose second input is the weight a layer's name is derived from.
 const WEIGHTED_OPS: [&str; 4] = ["Conv", "ConvTranspose", "Gemm", "MatMul"];
@@ -33,15 +33,15 @@ pub(crate) fn derive_node_names(graph: &mut pb::GraphProto) -> BTreeMap<String, 
     let generic = |name: &str| is_generic(name, &ops);
     let constant_names: BTreeSet<String> = constants(graph).keys().map(|k| (*k).to_string()).collect();
     let renamed: Vec<bool> = graph.node.iter().map(|n| n.name.is_empty() || generic(&n.name)).collect();
-    // Runtimes name a node after each constant and graph input too (tract does): a node may not
-    // take one of those names.
+    // Runtimes name a node after each initializer and graph input too (tract does): a node may
+    // not take one of those names. (A `Constant` node may take its own output's.)
     let mut used: BTreeSet<String> = graph
         .node
         .iter()
         .zip(&renamed)
         .filter(|(_, r)| !**r)
         .map(|(n, _)| n.name.clone())
-        .chain(constant_names.iter().cloned())
+        .chain(graph.initializer.iter().map(|t| t.name.clone()))
         .chain(graph.input.iter().map(|i| i.name.clone()))
         .collect();
     let mut aliases = BTreeMap::new();
@@ -55,15 +55,7 @@ pub(crate) fn derive_node_names(graph: &mut pb::GraphProto) -> BTreeMap<String, 
             // A stem that is the weight's own name would name the node after a tensor.
             .map(|stem| if constant_names.contains(&stem) { format!("{}_{stem}", node.op_type) } else { stem });
         let output = node.output.first().filter(|o| !o.is_empty() && !generic(o)).cloned();
-        let previous = if node.name.is_empty() {
-            node.output
-                .first()
-                .filter(|o| !o.is_empty())
-                .cloned()
-                .unwrap_or_else(|| format!("<unnamed {}>", node.op_type))
-        } else {
-            node.name.clone()
-        };
+        let previous = node_name(node);
         let base = weight.or(output).unwrap_or_else(|| previous.clone());
         let mut name = base.clone();
         let mut k = 2;
