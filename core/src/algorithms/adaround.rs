@@ -84,6 +84,7 @@ pub fn optimize(
         axis: wq.axis,
         group_size: wq.group_size,
         q: matrix_to_weight_i32(&q, weight.shape(), problem.axis),
+        float_zero: None,
     };
     if problem.reconstruction_mse(&learned)? < problem.reconstruction_mse(wq)? { Ok(learned) } else { Ok(wq.clone()) }
 }

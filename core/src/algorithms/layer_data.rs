@@ -64,9 +64,9 @@ pub fn param_matrices(wq: &WeightQuant, rows: usize, cols: usize) -> (Array2<f32
     let mut zero = Array2::zeros((rows, cols));
     for r in 0..rows {
         for c in 0..cols {
-            let p = param_at(wq, r, c, cols);
-            scale[[r, c]] = p.scale;
-            zero[[r, c]] = p.zero_point as f32;
+            let k = param_index(wq, r, c, cols);
+            scale[[r, c]] = wq.params[k].scale;
+            zero[[r, c]] = wq.zero(k);
         }
     }
     (scale, zero)

@@ -50,24 +50,32 @@ pub struct WeightQuant {
     pub group_size: Option<usize>,
     /// Integer values, same shape as the weight.
     pub q: ArrayD<i32>,
+    /// Real-valued zero points, one per parameter set, that replace the integer ones (HQQ
+    /// optimises zero points in the reals; ONNX Runtime's MatMulNBits stores them as floats).
+    pub float_zero: Option<Vec<f32>>,
 }
 
 impl WeightQuant {
+    /// The zero point of parameter set `k`, as a real number.
+    pub fn zero(&self, k: usize) -> f32 {
+        self.float_zero.as_ref().map_or(self.params[k].zero_point as f32, |z| z[k])
+    }
+
     /// The dequantized (fake-quantized) weight.
     pub fn dequantize(&self) -> ArrayD<f32> {
         let mut out = self.q.mapv(|v| v as f32);
         let params = &self.params;
         match (self.axis, self.group_size) {
             (None, _) => {
-                let p = params[0];
-                out.mapv_inplace(|v| (v - p.zero_point as f32) * p.scale);
+                let (s, z) = (params[0].scale, self.zero(0));
+                out.mapv_inplace(|v| (v - z) * s);
             }
             (Some(axis), group) => {
                 for (c, mut lane) in out.axis_iter_mut(Axis(axis)).enumerate() {
                     let per = group.map_or(1, |g| lane.len().div_ceil(g));
                     for (i, v) in lane.iter_mut().enumerate() {
-                        let p = params[c * per + group.map_or(0, |g| i / g)];
-                        *v = (*v - p.zero_point as f32) * p.scale;
+                        let k = c * per + group.map_or(0, |g| i / g);
+                        *v = (*v - self.zero(k)) * params[k].scale;
                     }
                 }
             }
@@ -109,7 +117,7 @@ pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) 
         let values: Vec<f32> = w.iter().copied().collect();
         let (p, q) = quantize_group(&values, scheme);
         let q = ArrayD::from_shape_vec(w.raw_dim(), q).map_err(|e| Error::Config(e.to_string()))?;
-        Ok(WeightQuant { params: vec![p], axis: None, group_size: None, q })
+        Ok(WeightQuant { params: vec![p], axis: None, group_size: None, q, float_zero: None })
     };
     if matches!(scheme.granularity, Granularity::PerTensor) || w.ndim() == 0 {
         return per_tensor(w);
@@ -136,7 +144,7 @@ pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) 
             *dst = src;
         }
     }
-    Ok(WeightQuant { params, axis: Some(axis), group_size: group, q })
+    Ok(WeightQuant { params, axis: Some(axis), group_size: group, q, float_zero: None })
 }
 
 #[cfg(test)]
