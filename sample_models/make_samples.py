@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Train and export QuantBench's bundled sample models.
 
-Writes, next to this script, four folders (mlp/, cnn/, mobilenet/, transformer/), each with
+Writes, next to this script, five folders (mlp/, cnn/, mobilenet/, transformer/, tokens/), each with
   model.onnx   the trained float32 model
-  calib.npz    256 calibration samples  (key "input", float32)
-  eval.npz     397 labelled eval samples (keys "input" float32, "labels" int64)
+  calib.npz    256 calibration samples  (key "input": float32; int64 token ids for tokens/)
+  eval.npz     397 labelled eval samples (keys "input" float32 (int64 for tokens/), "labels" int64)
 
 Data: scikit-learn's bundled `load_digits` (1797 8x8 images, 10 classes) -- no download.
 Training: JAX on CPU (autodiff), AdamW written out by hand, fixed seeds.
 ONNX graphs are written node by node with onnx.helper, so every node and tensor has a readable name.
 
-Run:  python sample_models/make_samples.py      (from any directory; paths are relative to this file)
+Run:  python sample_models/make_samples.py          (from any directory; paths are relative to this file)
+      python sample_models/make_samples.py tokens   (rebuilds only the named models)
 """
 
 import io
@@ -65,6 +66,10 @@ def to_img16(x8, mean, std):  # (N, 8, 8) -> (N, 1, 16, 16), nearest-neighbour 2
 
 def to_tokens(x8, mean, std):  # (N, 8, 8): 8 tokens (rows) of 8 features
     return ((x8 - mean) / std).astype(np.float32)
+
+
+def to_pixel_tokens(x8, mean, std):  # (N, 8, 8) -> (N, 64) int64 token ids = pixel intensity 0..16
+    return np.rint(x8.reshape(len(x8), 64) * 16.0).astype(np.int64)  # x8 = pixels / 16, exact
 
 
 def save_npz(path, **arrays):
@@ -199,8 +204,8 @@ def init(name, arr):
     return numpy_helper.from_array(np.ascontiguousarray(arr), name)
 
 
-def finish_model(graph, opset, ir_version, in_shape, name):
-    graph.input.extend([helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)])
+def finish_model(graph, opset, ir_version, in_shape, name, in_type=TensorProto.FLOAT):
+    graph.input.extend([helper.make_tensor_value_info("input", in_type, in_shape)])
     graph.output.extend([helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])])
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version,
@@ -528,6 +533,143 @@ def tf_export(p, s):
 
 
 # ---------------------------------------------------------------------------------------------
+# (e) Token-input transformer: the 64 pixels as integer tokens (vocabulary 17), 2 pre-LN encoder
+#     blocks, opset 17. Every projection has K >= 64, so 4-bit block-wise weight quantization with
+#     blocks of 32 along K gives several blocks per column.
+# ---------------------------------------------------------------------------------------------
+TK_T, TK_V, TK_D, TK_H, TK_L = 64, 17, 64, 4, 2
+TK_FF = 4 * TK_D
+TK_DH = TK_D // TK_H
+
+
+def tk_init(key):
+    ks = jax.random.split(key, 3 + TK_L)
+    p = {
+        "embed.weight": jax.random.normal(ks[0], (TK_V, TK_D), jnp.float32) * 0.5,  # Gather table
+        "pos_embed": jax.random.normal(ks[1], (TK_T, TK_D), jnp.float32) * 0.1,
+        "ln_f.scale": jnp.ones(TK_D, jnp.float32), "ln_f.bias": jnp.zeros(TK_D, jnp.float32),
+        "head.weight": jax.random.normal(ks[2], (TK_D, 10), jnp.float32) / np.sqrt(TK_D),
+        "head.bias": jnp.zeros(10, jnp.float32),
+    }
+    for layer in range(1, TK_L + 1):
+        lk = jax.random.split(ks[2 + layer], 6)
+        pre = f"layer{layer}."
+        for ln in ("ln1", "ln2"):
+            p[pre + ln + ".scale"] = jnp.ones(TK_D, jnp.float32)
+            p[pre + ln + ".bias"] = jnp.zeros(TK_D, jnp.float32)
+        for i, nm in enumerate(("attn_q", "attn_k", "attn_v", "attn_out")):  # MatMul weights are [in, out]
+            p[pre + nm + ".weight"] = jax.random.normal(lk[i], (TK_D, TK_D), jnp.float32) / np.sqrt(TK_D)
+            p[pre + nm + ".bias"] = jnp.zeros(TK_D, jnp.float32)
+        p[pre + "mlp_fc1.weight"] = he(lk[4], (TK_D, TK_FF), TK_D)
+        p[pre + "mlp_fc1.bias"] = jnp.zeros(TK_FF, jnp.float32)
+        p[pre + "mlp_fc2.weight"] = jax.random.normal(lk[5], (TK_FF, TK_D), jnp.float32) / np.sqrt(TK_FF) * 0.5
+        p[pre + "mlp_fc2.bias"] = jnp.zeros(TK_D, jnp.float32)
+    return p, {}
+
+
+def tk_apply(p, s, x, train):
+    n = x.shape[0]
+    h = jnp.take(p["embed.weight"], x, axis=0) + p["pos_embed"]
+
+    def heads(t):  # [N,T,D] -> [N,H,T,dh]
+        return t.reshape(n, TK_T, TK_H, TK_DH).transpose(0, 2, 1, 3)
+
+    for layer in range(1, TK_L + 1):
+        pre = f"layer{layer}."
+        a = layernorm(h, p[pre + "ln1.scale"], p[pre + "ln1.bias"])
+        q = heads(a @ p[pre + "attn_q.weight"] + p[pre + "attn_q.bias"])
+        k = heads(a @ p[pre + "attn_k.weight"] + p[pre + "attn_k.bias"])
+        v = heads(a @ p[pre + "attn_v.weight"] + p[pre + "attn_v.bias"])
+        sc = (q @ k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(TK_DH))
+        ctx = (jax.nn.softmax(sc, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(n, TK_T, TK_D)
+        h = h + ctx @ p[pre + "attn_out.weight"] + p[pre + "attn_out.bias"]
+        m = layernorm(h, p[pre + "ln2.scale"], p[pre + "ln2.bias"])
+        m = m @ p[pre + "mlp_fc1.weight"] + p[pre + "mlp_fc1.bias"]
+        m = 0.5 * m * (1.0 + jax.scipy.special.erf(m / np.float32(np.sqrt(2.0))))
+        h = h + m @ p[pre + "mlp_fc2.weight"] + p[pre + "mlp_fc2.bias"]
+    pooled = layernorm(jnp.mean(h, axis=1), p["ln_f.scale"], p["ln_f.bias"])
+    return pooled @ p["head.weight"] + p["head.bias"], s
+
+
+def tk_export(p, s):
+    P = {k: f32(v) for k, v in p.items()}
+    names = ["embed.weight", "pos_embed"]
+    for layer in range(1, TK_L + 1):
+        pre = f"layer{layer}."
+        names += [pre + t for t in (
+            "ln1.scale", "ln1.bias", "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias",
+            "attn_v.weight", "attn_v.bias", "attn_out.weight", "attn_out.bias", "ln2.scale", "ln2.bias",
+            "mlp_fc1.weight", "mlp_fc1.bias", "mlp_fc2.weight", "mlp_fc2.bias")]
+    names += ["ln_f.scale", "ln_f.bias", "head.weight", "head.bias"]
+    inits = [init(k, P[k]) for k in names]
+    inits += [
+        init("attn.split_heads_shape", np.array([0, 0, TK_H, TK_DH], np.int64)),
+        init("attn.merge_heads_shape", np.array([0, 0, TK_D], np.int64)),
+        init("attn.scale", np.array(np.sqrt(TK_DH), np.float32)),
+        init("gelu.sqrt2", np.array(np.sqrt(2.0), np.float32)),
+        init("gelu.one", np.array(1.0, np.float32)),
+        init("gelu.half", np.array(0.5, np.float32)),
+    ]
+    mk = helper.make_node
+    nodes = [
+        mk("Gather", ["embed.weight", "input"], ["embed_out"], name="embed_gather", axis=0),
+        mk("Add", ["embed_out", "pos_embed"], ["x0"], name="pos_embed_add"),
+    ]
+    x = "x0"
+    for layer in range(1, TK_L + 1):
+        n, t = f"layer{layer}_", f"layer{layer}."  # node / tensor-name prefix, initializer prefix
+        nodes.append(mk("LayerNormalization", [x, t + "ln1.scale", t + "ln1.bias"], [n + "ln1_out"],
+                        name=n + "ln1", axis=-1, epsilon=1e-5))
+        for nm in ("q", "k", "v"):
+            nodes += [
+                mk("MatMul", [n + "ln1_out", t + f"attn_{nm}.weight"], [n + f"{nm}_matmul_out"],
+                   name=n + f"attn_{nm}_proj"),
+                mk("Add", [n + f"{nm}_matmul_out", t + f"attn_{nm}.bias"], [n + f"{nm}_out"],
+                   name=n + f"attn_{nm}_bias"),
+                mk("Reshape", [n + f"{nm}_out", "attn.split_heads_shape"], [n + f"{nm}_split"],
+                   name=n + f"attn_{nm}_split"),
+                mk("Transpose", [n + f"{nm}_split"], [n + f"{nm}_heads"], name=n + f"attn_{nm}_transpose",
+                   perm=[0, 2, 3, 1] if nm == "k" else [0, 2, 1, 3]),
+            ]
+        nodes += [
+            mk("MatMul", [n + "q_heads", n + "k_heads"], [n + "attn_scores_raw"], name=n + "attn_scores_matmul"),
+            mk("Div", [n + "attn_scores_raw", "attn.scale"], [n + "attn_scores"], name=n + "attn_scale"),
+            mk("Softmax", [n + "attn_scores"], [n + "attn_probs"], name=n + "attn_softmax", axis=-1),
+            mk("MatMul", [n + "attn_probs", n + "v_heads"], [n + "attn_ctx_heads"], name=n + "attn_context_matmul"),
+            mk("Transpose", [n + "attn_ctx_heads"], [n + "attn_ctx_t"], name=n + "attn_ctx_transpose",
+               perm=[0, 2, 1, 3]),
+            mk("Reshape", [n + "attn_ctx_t", "attn.merge_heads_shape"], [n + "attn_ctx"], name=n + "attn_merge_heads"),
+            mk("MatMul", [n + "attn_ctx", t + "attn_out.weight"], [n + "attn_proj_matmul_out"],
+               name=n + "attn_out_proj"),
+            mk("Add", [n + "attn_proj_matmul_out", t + "attn_out.bias"], [n + "attn_proj_out"],
+               name=n + "attn_out_bias"),
+            mk("Add", [x, n + "attn_proj_out"], [n + "attn_residual_out"], name=n + "attn_residual"),
+            mk("LayerNormalization", [n + "attn_residual_out", t + "ln2.scale", t + "ln2.bias"], [n + "ln2_out"],
+               name=n + "ln2", axis=-1, epsilon=1e-5),
+            mk("MatMul", [n + "ln2_out", t + "mlp_fc1.weight"], [n + "mlp_fc1_matmul_out"], name=n + "mlp_fc1_matmul"),
+            mk("Add", [n + "mlp_fc1_matmul_out", t + "mlp_fc1.bias"], [n + "mlp_fc1_out"], name=n + "mlp_fc1_bias"),
+            mk("Div", [n + "mlp_fc1_out", "gelu.sqrt2"], [n + "gelu_div_out"], name=n + "gelu_div"),
+            mk("Erf", [n + "gelu_div_out"], [n + "gelu_erf_out"], name=n + "gelu_erf"),
+            mk("Add", [n + "gelu_erf_out", "gelu.one"], [n + "gelu_add_out"], name=n + "gelu_add"),
+            mk("Mul", [n + "mlp_fc1_out", n + "gelu_add_out"], [n + "gelu_mul_out"], name=n + "gelu_mul"),
+            mk("Mul", [n + "gelu_mul_out", "gelu.half"], [n + "gelu_out"], name=n + "gelu_half"),
+            mk("MatMul", [n + "gelu_out", t + "mlp_fc2.weight"], [n + "mlp_fc2_matmul_out"], name=n + "mlp_fc2_matmul"),
+            mk("Add", [n + "mlp_fc2_matmul_out", t + "mlp_fc2.bias"], [n + "mlp_out"], name=n + "mlp_fc2_bias"),
+            mk("Add", [n + "attn_residual_out", n + "mlp_out"], [n + "out"], name=n + "mlp_residual"),
+        ]
+        x = n + "out"
+    nodes += [
+        mk("ReduceMean", [x], ["pooled"], name="token_mean", axes=[1], keepdims=0),
+        mk("LayerNormalization", ["pooled", "ln_f.scale", "ln_f.bias"], ["pooled_norm"], name="ln_f",
+           axis=-1, epsilon=1e-5),
+        mk("MatMul", ["pooled_norm", "head.weight"], ["head_matmul_out"], name="head_matmul"),
+        mk("Add", ["head_matmul_out", "head.bias"], ["logits"], name="head_bias"),
+    ]
+    g = helper.make_graph(nodes, "tokens", [], [], inits)
+    return finish_model(g, 17, 8, ["batch", TK_T], "tokens", in_type=TensorProto.INT64)
+
+
+# ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
 MODELS = [
@@ -536,6 +678,7 @@ MODELS = [
     ("cnn", to_img16, cnn_init, cnn_apply, cnn_export, dict(epochs=40, batch=32, lr=3e-3, wd=1e-4)),
     ("mobilenet", to_img16, mb_init, mb_apply, mb_export, dict(epochs=40, batch=32, lr=3e-2, wd=1e-4)),
     ("transformer", to_tokens, tf_init, tf_apply, tf_export, dict(epochs=80, batch=32, lr=2e-3, wd=1e-2)),
+    ("tokens", to_pixel_tokens, tk_init, tk_apply, tk_export, dict(epochs=60, batch=32, lr=2e-3, wd=1e-2)),
 ]
 
 

@@ -1,5 +1,5 @@
 """Oracle for the opset conversion (core/src/model/opset.rs): one small float model per operator
-whose signature or meaning changed between opset 10 and 13, written in its old opset, and a
+whose signature or meaning changed between opset 10 and 21, written in its old opset, and a
 comparison of a converted model with its original in ONNX Runtime.
 
 Usage:
@@ -71,6 +71,18 @@ def cases():
     yield model("softmax12_last_axis", 12, [n("Softmax", ["x"], ["y"], axis=-1)], [1, 3, 4], ["y"])
     yield model("logsoftmax11_axis0", 11, [n("LogSoftmax", ["x"], ["y"], axis=0)], [1, 3, 4], ["y"])
     yield model("hardmax12_axis1", 12, [n("Hardmax", ["x"], ["y"], axis=1)], [1, 3, 4], ["y"])
+    # Opset 13 to 21.
+    yield model("reducemean13", 13, [n("ReduceMean", ["x"], ["y"], axes=[1, -1], keepdims=1)], [1, 3, 4, 2], ["y"])
+    yield model("reducemax13_all", 13, [n("ReduceMax", ["x"], ["y"], keepdims=0)], [1, 3, 4], ["y"])
+    yield model("reducel2_13", 13, [n("ReduceL2", ["x"], ["y"], axes=[2])], [1, 3, 4], ["y"])
+    yield model("reducelogsumexp13", 13, [n("ReduceLogSumExp", ["x"], ["y"], axes=[0, 1], keepdims=0)], [2, 3, 4],
+                ["y"])
+    yield model("split13_equal", 13, [n("Split", ["x"], ["a", "b", "c"], axis=1)], [1, 6, 2], ["a", "b", "c"])
+    yield model("gridsample16_bilinear", 16, [n("GridSample", ["x", "g"], ["y"], mode="bilinear")], [1, 2, 4, 5],
+                ["y"], [const("g", np.linspace(-1.1, 1.1, 1 * 3 * 3 * 2).reshape(1, 3, 3, 2))])
+    yield model("roialign13", 13, [n("RoiAlign", ["x", "r", "b"], ["y"], output_height=2, output_width=2,
+                                     sampling_ratio=2)], [1, 2, 6, 6], ["y"],
+                [const("r", [[0.5, 1.0, 4.0, 5.5], [0.0, 0.0, 3.0, 2.0]]), const("b", [0, 0], np.int64)])
     # A chain, as exporters write it: Unsqueeze → Softmax on an inner axis → Squeeze, at opset 11.
     yield model("chain11", 11, [
         n("Unsqueeze", ["x"], ["u"], axes=[1]),

@@ -1,6 +1,7 @@
 //! Export: the QDQ ONNX model, encodings JSON (AIMET and ONNX Runtime overrides). The only module
 //! that writes model files; every write is atomic.
 
+mod blockwise;
 mod encodings;
 mod qdq;
 
@@ -9,6 +10,7 @@ use std::path::Path;
 use prost::Message as _;
 
 pub use encodings::{aimet_encodings, ort_overrides};
+pub use blockwise::{BLOCKED_OPSET, pack};
 pub use qdq::export_qdq;
 
 use crate::error::{Error, Result};

@@ -4,6 +4,8 @@
 //! (activations are clipped to the b-bit range first); 9–16 bits use 16-bit types through ONNX
 //! Runtime's `com.microsoft` Q/DQ.
 
+use std::collections::BTreeMap;
+
 use crate::model::onnx as pb;
 
 use crate::emit::{ConstantNames, Emitted, Sink, emit};
@@ -11,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::model::graph::float_tensor;
 use crate::plan::{ActQuant, BiasQuant, LayerPlan, QuantPlan};
-use crate::quant::{Granularity, QParams};
+use crate::quant::{QParams, WeightFormat};
+
+use super::blockwise::{self, NBits};
 
 /// ONNX element types used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,9 +182,12 @@ fn activation_qdq(a: &ActQuant) -> Result<(Vec<pb::NodeProto>, Vec<pb::TensorPro
 /// Initializers and the DequantizeLinear node of a quantized weight; returns the DQ output name.
 fn weight_dq(lp: &LayerPlan, w: &str, dims: &[i64]) -> Result<(Vec<pb::NodeProto>, Vec<pb::TensorProto>, String)> {
     let Some(wq) = &lp.weight_quant else { return Err(Error::Config("no quantized weight".into())) };
-    if matches!(lp.config.weight.granularity, Granularity::PerGroup { .. }) {
+    if blockwise::is_blockwise(lp) {
+        return blockwise::blocked_dq(lp, w, dims);
+    }
+    if wq.float_zero.is_some() {
         return Err(Error::Config(format!(
-            "layer '{}': per-group weights cannot be exported as QDQ yet (use per-channel)",
+            "layer '{}': real-valued zero points (HQQ) need block-wise weights and the matmulnbits weight format",
             lp.layer
         )));
     }
@@ -240,14 +247,25 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
             .layers
             .iter()
             .any(|l| l.weight_quant.as_ref().is_some_and(|w| IntType::for_params(&w.params[0]).is_16()));
-    let target_opset = plan.export_opset(model.summary.opset);
-    if wide && !proto.opset_import.iter().any(|o| o.domain == "com.microsoft") {
+    let nbits: BTreeMap<String, NBits> = plan
+        .layers
+        .iter()
+        .filter(|l| plan.weight_format == WeightFormat::MatMulNBits && blockwise::is_blockwise(l))
+        .filter_map(|l| blockwise::nbits_layout(model, l).map(|n| (l.layer.clone(), n)))
+        .collect();
+    let blocked_dq = plan.layers.iter().any(|l| blockwise::is_blockwise(l) && !nbits.contains_key(&l.layer));
+    let mut target_opset = plan.export_opset(model.summary.opset);
+    if blocked_dq {
+        target_opset = target_opset.max(blockwise::BLOCKED_OPSET);
+        proto.ir_version = proto.ir_version.max(blockwise::BLOCKED_IR_VERSION);
+    }
+    if (wide || !nbits.is_empty()) && !proto.opset_import.iter().any(|o| o.domain == "com.microsoft") {
         proto.opset_import.push(pb::OperatorSetIdProto { domain: "com.microsoft".into(), version: 1 });
     }
     proto.producer_name = "quantbench".into();
     proto.producer_version = env!("CARGO_PKG_VERSION").into();
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
-    emit(model, plan, graph, &mut QdqSink::default())?;
+    emit(model, plan, graph, &mut QdqSink { names: ConstantNames::default(), nbits, nbits_inputs: BTreeMap::new() })?;
     // The Q/DQ nodes are written as the target opset reads them; the model's own ops whose
     // signature changed up to it are converted (model::opset).
     crate::model::opset::upgrade(&mut proto, target_opset, &model.path)?;
@@ -256,10 +274,13 @@ pub fn export_qdq(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelProto>
 
 /// The export's sink of the plan walk: Q/DQ nodes and integer constants as ONNX Runtime's
 /// `quantize_static` writes them.
-#[derive(Default)]
 struct QdqSink {
     /// Unique names for shared weights and biases.
     names: ConstantNames,
+    /// The layers written as MatMulNBits.
+    nbits: BTreeMap<String, NBits>,
+    /// Their weight inputs (B, scales, zero points), once written.
+    nbits_inputs: BTreeMap<String, Vec<String>>,
 }
 
 impl Sink for QdqSink {
@@ -270,8 +291,21 @@ impl Sink for QdqSink {
 
     fn weight(&mut self, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {
         let name = self.names.name(&lp.weight, &lp.layer);
+        if let Some(l) = self.nbits.get(&lp.layer) {
+            let (inits, inputs) = blockwise::nbits_inits(lp, &name, l)?;
+            let output = inputs[0].clone();
+            self.nbits_inputs.insert(lp.layer.clone(), inputs);
+            return Ok(Emitted { nodes: Vec::new(), inits, output });
+        }
         let (nodes, inits, output) = weight_dq(lp, &name, dims)?;
         Ok(Emitted { nodes, inits, output })
+    }
+
+    fn layer_node(&mut self, node: pb::NodeProto, lp: &LayerPlan, _act: Option<&ActQuant>) -> Emitted {
+        match (self.nbits.get(&lp.layer), self.nbits_inputs.get(&lp.layer)) {
+            (Some(l), Some(inputs)) => Emitted { nodes: vec![blockwise::nbits_node(&node, inputs, l)], ..Emitted::default() },
+            _ => Emitted { nodes: vec![node], ..Emitted::default() },
+        }
     }
 
     fn bias(&mut self, b: &BiasQuant, lp: &LayerPlan, dims: &[i64]) -> Result<Emitted> {

@@ -1,5 +1,6 @@
-//! Opset conversion of the default ONNX domain, from opset 10–12 up to 13: what export
-//! needs when per-channel DequantizeLinear (opset 13) goes into an older model. Only the operators
+//! Opset conversion of the default ONNX domain, from opset 10 up to 21: what export needs when
+//! per-channel DequantizeLinear (opset 13) or block-wise DequantizeLinear with INT4 weights
+//! (opset 21) goes into an older model. Only the operators
 //! whose signature or semantics changed between the two opsets are rewritten, each to the form
 //! that computes the same in the new opset (as `onnx.version_converter`'s adapters do):
 //!
@@ -13,6 +14,14 @@
 //! | Split | 13 | `split` attribute → input |
 //! | Squeeze, Unsqueeze, ReduceSum | 13 | `axes` attribute → input |
 //! | Softmax, LogSoftmax, Hardmax | 13 | the old 2-D coercion around `axis` made explicit: Flatten → op on the last axis → Reshape to the input's shape (unless `axis` is already the last) |
+//! | RoiAlign | 16 | the old sampling made explicit: `coordinate_transformation_mode = output_half_pixel` |
+//! | ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp, ReduceSumSquare | 18 | `axes` attribute → input |
+//! | Split | 18 | without a `split` input, the equal split made explicit: `num_outputs` |
+//! | GridSample | 20 | `mode` renamed: `bilinear` → `linear`, `bicubic` → `cubic` |
+//! | GroupNormalization, DFT | 21, 20 | refused (their inputs' meaning changed) |
+//!
+//! The other operators that changed between 13 and 21 gained types or optional attributes and
+//! inputs whose defaults keep the old behaviour.
 //!
 //! An operator that changed in a way this module does not convert is refused by name, never
 //! written in a form the new opset reads differently.
@@ -29,16 +38,27 @@ use crate::error::{Error, Result};
 /// The oldest opset converted from.
 pub const OLDEST_CONVERTED: i64 = 10;
 /// The newest opset converted to (ops that changed after it are not known here).
-pub const NEWEST_TARGET: i64 = 13;
+pub const NEWEST_TARGET: i64 = 21;
 
-/// The opset at which `op`'s signature changed (among the versions this module converts).
-fn changed_at(op: &str) -> Option<i64> {
+/// The opsets at which `op`'s signature changed (among the versions this module converts).
+fn changed_at(op: &str) -> &'static [i64] {
     match op {
-        "Clip" | "Pad" | "Resize" | "Scatter" => Some(11),
-        "Dropout" => Some(12),
-        "Split" | "Squeeze" | "Unsqueeze" | "ReduceSum" | "Softmax" | "LogSoftmax" | "Hardmax" => Some(13),
-        _ => None,
+        "Clip" | "Pad" | "Resize" | "Scatter" => &[11],
+        "Dropout" => &[12],
+        "Squeeze" | "Unsqueeze" | "ReduceSum" | "Softmax" | "LogSoftmax" | "Hardmax" => &[13],
+        "Split" => &[13, 18],
+        "RoiAlign" => &[16],
+        "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2" | "ReduceLogSum"
+        | "ReduceLogSumExp" | "ReduceSumSquare" => &[18],
+        "GridSample" | "DFT" => &[20],
+        "GroupNormalization" => &[21],
+        _ => &[],
     }
+}
+
+/// Whether `op` changed in (`from`, `to`] at `version`.
+fn changes(op: &str, from: i64, to: i64, version: i64) -> bool {
+    changed_at(op).contains(&version) && from < version && version <= to
 }
 
 /// Rewrites the default-domain nodes of `model` from its opset to `to` and sets the opset import.
@@ -58,6 +78,14 @@ pub fn upgrade(model: &mut pb::ModelProto, to: i64, path: &Path) -> Result<()> {
         )));
     }
     import.version = to;
+    // The IR version that first holds the opset (ONNX's version table).
+    let ir = match to {
+        ..=12 => 7,
+        13..=18 => 8,
+        19..=20 => 9,
+        _ => 10,
+    };
+    model.ir_version = model.ir_version.max(ir);
     let graph = model.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
     if from < OLDEST_CONVERTED {
         let older: BTreeSet<&str> = graph
@@ -172,7 +200,7 @@ fn convert(
             node_name(&n)
         )));
     }
-    if !changed_at(&n.op_type).is_some_and(|v| from < v && v <= to) {
+    if !changed_at(&n.op_type).iter().any(|&v| from < v && v <= to) {
         return Ok(vec![n]);
     }
     let base = node_name(&n);
@@ -242,11 +270,40 @@ fn convert(
             }
         }
         "Split" => {
-            if let Some(split) = take_attr(&mut n, "split") {
+            if changes("Split", from, to, 13)
+                && let Some(split) = take_attr(&mut n, "split")
+            {
                 constant_input(&mut n, 1, "split", int64_tensor("", &split.ints));
             }
+            let split_given = n.input.get(1).is_some_and(|s| !s.is_empty());
+            if changes("Split", from, to, 18) && !split_given && attr_i(&n, "num_outputs", 0) == 0 {
+                n.attribute.push(int_attribute("num_outputs", n.output.len() as i64));
+            }
         }
-        "Squeeze" | "Unsqueeze" | "ReduceSum" => {
+        "RoiAlign" => {
+            if !n.attribute.iter().any(|a| a.name == "coordinate_transformation_mode") {
+                n.attribute.push(string_attribute("coordinate_transformation_mode", "output_half_pixel"));
+            }
+        }
+        "GridSample" => {
+            let renamed = match attr_s(&n, "mode").as_str() {
+                "bilinear" => Some("linear"),
+                "bicubic" => Some("cubic"),
+                _ => None,
+            };
+            if let Some(mode) = renamed {
+                take_attr(&mut n, "mode");
+                n.attribute.push(string_attribute("mode", mode));
+            }
+        }
+        "GroupNormalization" | "DFT" => {
+            return Err(Error::Config(format!(
+                "{} '{base}' changed meaning after opset {from}; QuantBench does not convert it to opset {to}",
+                n.op_type
+            )));
+        }
+        "Squeeze" | "Unsqueeze" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
+        | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => {
             if let Some(axes) = take_attr(&mut n, "axes") {
                 constant_input(&mut n, 1, "axes", int64_tensor("", &axes.ints));
             }

@@ -28,7 +28,8 @@ use crate::model::OnnxModel;
 use crate::observe::Calibration;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
-    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightQuant, quantize_weight,
+    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightFormat, WeightQuant,
+    quantize_weight,
 };
 
 /// What was measured for a recipe, held beside it (the recipe is configuration only): the
@@ -185,6 +186,8 @@ pub struct QuantPlan {
     pub runtime: RuntimeProfile,
     /// Where Q/DQ pairs go.
     pub target: Target,
+    /// How block-wise weights are written on export.
+    pub weight_format: WeightFormat,
     /// Quantized layers in network order (kept-float layers are absent).
     pub layers: Vec<LayerPlan>,
     /// Quantized activation tensors by name.
@@ -196,7 +199,15 @@ impl QuantPlan {
     /// needed when any activation is statically quantized.
     pub fn build(model: &OnnxModel, recipe: &Recipe, measured: &Measured, filter: &PlanFilter) -> Result<Self> {
         recipe.validate(&model.summary)?;
-        let mut plan = Self { runtime: recipe.runtime, target: recipe.target, ..Self::default() };
+        // Weight-only: no activation is quantized, whatever the filter says.
+        let weights_only = PlanFilter { skip_activations: true, ..filter.clone() };
+        let filter = if recipe.weights_only { &weights_only } else { filter };
+        let mut plan = Self {
+            runtime: recipe.runtime,
+            target: recipe.target,
+            weight_format: recipe.weight_format,
+            ..Self::default()
+        };
         // Mark.
         for layer in &model.summary.layers {
             let config = recipe.config_for(&layer.name);

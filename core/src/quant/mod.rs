@@ -18,4 +18,4 @@ pub use observer::Observer;
 pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even, scale_zp};
 pub use runtime::{CpuInt8, RUNTIME_PROFILES, RuntimeProfile};
 pub use scheme::{ActivationScheme, Granularity, LayerAlgorithms, LayerConfig, WeightScheme};
-pub use target::{TARGETS, Target};
+pub use target::{TARGETS, Target, WEIGHT_FORMATS, WeightFormat};

@@ -12,7 +12,7 @@ use super::algorithm_settings::AlgorithmSettings;
 use super::calibration_config::CalibrationConfig;
 use super::runtime::RuntimeProfile;
 use super::scheme::LayerConfig;
-use super::target::Target;
+use super::target::{Target, WeightFormat};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::ModelSummary;
@@ -41,6 +41,13 @@ pub struct Recipe {
     /// Nodes kept float by name (ORT's `nodes_to_exclude`), layers or not.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub float_nodes: BTreeSet<String>,
+    /// Weight-only quantization: every activation stays float (no calibration is needed unless
+    /// an algorithm learns from data), only the layers' weights are quantized.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub weights_only: bool,
+    /// How block-wise weights are written on export.
+    #[serde(default, skip_serializing_if = "is_qdq")]
+    pub weight_format: WeightFormat,
     /// Configuration of every layer without an override.
     pub defaults: LayerConfig,
     /// Per-layer overrides, by layer (node) name.
@@ -55,6 +62,11 @@ pub struct Recipe {
     pub algorithm_settings: Box<AlgorithmSettings>,
 }
 
+/// Whether `f` is the default format (not written to recipe files).
+fn is_qdq(f: &WeightFormat) -> bool {
+    *f == WeightFormat::Qdq
+}
+
 impl Recipe {
     /// A recipe with ONNX Runtime's defaults for `model`, simulated with exact integer arithmetic
     /// ([`RuntimeProfile::Reference`]).
@@ -66,6 +78,8 @@ impl Recipe {
             target: Target::default(),
             float_ops: BTreeSet::new(),
             float_nodes: BTreeSet::new(),
+            weights_only: false,
+            weight_format: WeightFormat::Qdq,
             defaults: LayerConfig::default(),
             layers: BTreeMap::new(),
             calibration_config: CalibrationConfig::default(),

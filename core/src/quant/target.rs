@@ -58,3 +58,34 @@ impl std::fmt::Display for Target {
         f.write_str(self.name())
     }
 }
+
+/// How the block-wise (per-group) weights of MatMul and Gemm layers are written on export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightFormat {
+    /// ONNX DequantizeLinear with `block_size` (opset 21), 4-bit weights as INT4/UINT4: any
+    /// runtime that reads ONNX runs it (ONNX Runtime fuses it with the MatMul into MatMulNBits).
+    #[default]
+    Qdq,
+    /// ONNX Runtime's `com.microsoft.MatMulNBits` (packed 2-, 4- or 8-bit weights, `K`, `N`,
+    /// `bits`, `block_size`, optional zero points): the format ONNX Runtime's own weight-only
+    /// quantizer writes. Layers it cannot express keep the QDQ form.
+    #[serde(rename = "matmulnbits")]
+    MatMulNBits,
+}
+
+/// Every weight format with its CLI/recipe name.
+pub const WEIGHT_FORMATS: [(WeightFormat, &str); 2] =
+    [(WeightFormat::Qdq, "qdq"), (WeightFormat::MatMulNBits, "matmulnbits")];
+
+impl WeightFormat {
+    /// The CLI/recipe name.
+    pub fn name(self) -> &'static str {
+        WEIGHT_FORMATS.iter().find(|(t, _)| *t == self).map_or("qdq", |(_, n)| n)
+    }
+
+    /// Parses a CLI/recipe name.
+    pub fn parse(name: &str) -> Option<Self> {
+        WEIGHT_FORMATS.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(t, _)| *t)
+    }
+}

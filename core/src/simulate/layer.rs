@@ -150,5 +150,5 @@ pub(crate) fn restrict(plan: &QuantPlan, filter: &PlanFilter) -> QuantPlan {
         a.consumers.retain(|c| keep(c));
     }
     activations.retain(|_, a| !a.consumers.is_empty());
-    QuantPlan { runtime: plan.runtime, target: plan.target, layers, activations }
+    QuantPlan { runtime: plan.runtime, target: plan.target, weight_format: plan.weight_format, layers, activations }
 }
