@@ -118,9 +118,10 @@ pub enum Command {
 /// per-layer overrides in a recipe take precedence.
 #[derive(Debug, clap::Args)]
 pub struct QuantOptions {
-    /// Calibration data: .npz, .npy, or a folder of images.
+    /// Calibration data: .npz, .npy, or a folder of images (optional with --weights-only, unless
+    /// a weight algorithm learns from data).
     #[arg(long)]
-    pub calib: PathBuf,
+    pub calib: Option<PathBuf>,
     /// Start from this recipe (defaults, per-layer overrides).
     #[arg(long, value_name = "R.json")]
     pub recipe: Option<PathBuf>,
@@ -134,8 +135,25 @@ pub struct QuantOptions {
     #[arg(long = "a-bits")]
     pub a_bits: Option<u8>,
     /// Per-tensor weights instead of per-channel.
-    #[arg(long = "per-tensor")]
+    #[arg(long = "per-tensor", conflicts_with = "block_size")]
     pub per_tensor: bool,
+    /// Weight-only quantization: activations stay float, no calibration data needed. Without a
+    /// recipe, weights get ONNX Runtime's weight-only default grid (unsigned, asymmetric) unless
+    /// --w-symmetric.
+    #[arg(long = "weights-only")]
+    pub weights_only: bool,
+    /// Symmetric signed weights (with --weights-only).
+    #[arg(long = "w-symmetric")]
+    pub w_symmetric: bool,
+    /// Block-wise weights for MatMul and Gemm layers: one scale (and zero point) per block of
+    /// this many weights along the input dimension (16–256 typical; MatMulNBits needs a power of
+    /// two ≥ 16). Other layers stay per channel.
+    #[arg(long = "block-size", value_name = "N")]
+    pub block_size: Option<usize>,
+    /// How block-wise weights are exported: qdq (ONNX DequantizeLinear with block_size, INT4
+    /// initializers, opset 21; the default) or matmulnbits (ONNX Runtime's MatMulNBits).
+    #[arg(long = "weight-format", value_name = "FORMAT")]
+    pub weight_format: Option<String>,
     /// The runtime whose arithmetic the simulation reproduces and the defaults avoid saturating:
     /// auto (this CPU, the default for a new recipe), reference, ort-x86-avx2, ort-x86-vnni,
     /// ort-arm. Without a recipe, ort-x86-avx2 gets 7-bit weights unless --w-bits says otherwise.

@@ -13,7 +13,7 @@ use quantbench_core::observe::Observer;
 use quantbench_core::pipeline::{self, Stage};
 use quantbench_core::plan::Measured;
 use quantbench_core::quant::recipe::Recipe;
-use quantbench_core::quant::{TARGETS, Target};
+use quantbench_core::quant::{Granularity, TARGETS, Target, WEIGHT_FORMATS, WeightFormat, WeightScheme};
 use quantbench_core::report::Report;
 use quantbench_core::simulate::{EvalConfig, SimState, Simulator};
 
@@ -66,6 +66,16 @@ pub(super) fn prepare(
     if opts.per_tensor {
         d.weight.granularity = quantbench_core::quant::Granularity::PerTensor;
     }
+    if opts.weights_only {
+        recipe.weights_only = true;
+        if opts.recipe.is_none() && !opts.w_symmetric {
+            // ONNX Runtime's weight-only default (DefaultWeightOnlyQuantConfig): uint, asymmetric.
+            d.weight = WeightScheme { signed: false, symmetric: false, narrow_range: false, ..d.weight };
+        }
+    }
+    if opts.w_symmetric {
+        d.weight = WeightScheme { signed: true, symmetric: true, ..d.weight };
+    }
     if opts.dynamic {
         d.activation.dynamic = true;
     }
@@ -82,9 +92,27 @@ pub(super) fn prepare(
     if let Some(n) = opts.adaround_iterations {
         recipe.algorithm_settings.ada_round.iterations = n;
     }
+    if let Some(f) = &opts.weight_format {
+        recipe.weight_format = WeightFormat::parse(f).ok_or_else(|| {
+            let names: Vec<&str> = WEIGHT_FORMATS.iter().map(|(_, n)| *n).collect();
+            anyhow::anyhow!("unknown weight format '{f}': use one of {}", names.join(", "))
+        })?;
+    }
+    if let Some(block) = opts.block_size {
+        block_wise(&model, &mut recipe, block)?;
+    }
     recipe.validate(&model.summary)?;
     recipe.calibration_config.input_shapes = parse_input_shapes(&opts.input_shapes)?;
-    let set = DataSet::open(DataSource::from_path(&opts.calib)?, &model.summary.inputs)?;
+    let Some(calib) = &opts.calib else {
+        if !recipe.weights_only {
+            anyhow::bail!("--calib is needed to quantize activations (or quantize weights only: --weights-only)");
+        }
+        if algorithms::needs_refinement(&model, &recipe) || algorithms::needs_transform(&model, &recipe) {
+            anyhow::bail!("the chosen algorithms learn from data: give calibration data with --calib");
+        }
+        return Ok((Arc::new(model), recipe, Measured::default()));
+    };
+    let set = DataSet::open(DataSource::from_path(calib)?, &model.summary.inputs)?;
     let never = std::sync::atomic::AtomicBool::new(false);
     let mut reached = None;
     let mut algorithms_started = None;
@@ -119,6 +147,30 @@ pub(super) fn prepare(
         eprintln!("layer-wise algorithms took {:.1} s", t.elapsed().as_secs_f64());
     }
     Ok((prepared.model, recipe, measured))
+}
+
+/// Gives every MatMul and Gemm layer per-group weights of `block` along the input dimension
+/// (an override per layer, from its configuration so far); other layers keep theirs.
+fn block_wise(model: &OnnxModel, recipe: &mut Recipe, block: usize) -> anyhow::Result<()> {
+    if block == 0 {
+        anyhow::bail!("--block-size must be above 0");
+    }
+    let dense: Vec<&str> = model
+        .summary
+        .layers
+        .iter()
+        .filter(|l| matches!(l.op_type.as_str(), "MatMul" | "Gemm"))
+        .map(|l| l.name.as_str())
+        .collect();
+    if dense.is_empty() {
+        anyhow::bail!("--block-size applies to MatMul and Gemm layers, and the model has none");
+    }
+    for name in dense {
+        let mut cfg = recipe.config_for(name);
+        cfg.weight.granularity = Granularity::PerGroup { group_size: block };
+        recipe.layers.insert(name.to_string(), cfg);
+    }
+    Ok(())
 }
 
 /// Prints what the model transform did (to stderr).

@@ -84,7 +84,13 @@ fn scaled(
         *v = params[param_index(base, r, c, cols)].quantize(w[[r, c]]);
     }
     let shape: Vec<usize> = base.q.shape().to_vec();
-    WeightQuant { params, axis: base.axis, group_size: base.group_size, q: matrix_to_weight_i32(&q, &shape, axis), float_zero: None }
+    WeightQuant {
+        params,
+        axis: base.axis,
+        group_size: base.group_size,
+        q: matrix_to_weight_i32(&q, &shape, axis),
+        float_zero: None,
+    }
 }
 
 /// The dequantized weight matrix of `wq`.

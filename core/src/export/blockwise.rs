@@ -120,7 +120,8 @@ pub fn blocked_dq(lp: &LayerPlan, w: &str, dims: &[i64]) -> Result<(Vec<pb::Node
         scales.push(wq.params[k].scale);
         zps.push(to_stored(wq.params[k].zero_point));
     }
-    let raw = |values: Vec<u32>| if bits == 4 { pack(values, 4) } else { values.into_iter().map(|v| v as u8).collect() };
+    let raw =
+        |values: Vec<u32>| if bits == 4 { pack(values, 4) } else { values.into_iter().map(|v| v as u8).collect() };
     let sdims_i64: Vec<i64> = sdims.iter().map(|&d| d as i64).collect();
     let tensor = |name: String, dims: &[i64], raw_data: Vec<u8>| pb::TensorProto {
         name,

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use prost::Message as _;
 
-pub use encodings::{aimet_encodings, ort_overrides};
 pub use blockwise::{BLOCKED_OPSET, pack};
+pub use encodings::{aimet_encodings, ort_overrides};
 pub use qdq::export_qdq;
 
 use crate::error::{Error, Result};

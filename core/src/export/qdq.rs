@@ -303,7 +303,9 @@ impl Sink for QdqSink {
 
     fn layer_node(&mut self, node: pb::NodeProto, lp: &LayerPlan, _act: Option<&ActQuant>) -> Emitted {
         match (self.nbits.get(&lp.layer), self.nbits_inputs.get(&lp.layer)) {
-            (Some(l), Some(inputs)) => Emitted { nodes: vec![blockwise::nbits_node(&node, inputs, l)], ..Emitted::default() },
+            (Some(l), Some(inputs)) => {
+                Emitted { nodes: vec![blockwise::nbits_node(&node, inputs, l)], ..Emitted::default() }
+            }
             _ => Emitted { nodes: vec![node], ..Emitted::default() },
         }
     }

@@ -132,3 +132,26 @@ fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool
         _ => false,
     }
 }
+
+/// `(K, block)` when ONNX Runtime runs `lp` as MatMulNBits with int8 inputs: its QDQ fusion turns
+/// a block-wise DequantizeLinear (4 or 8 bits, blocks of a power of two ≥ 16 along K of a 2-D
+/// `[K, N]` weight) → MatMul into MatMulNBits with accuracy level 4, its session default
+/// (`session.qdq_matmulnbits_accuracy_level`), which quantizes the input per row and block of K to
+/// int8 (scale `max|a| / 127`) and sums the blocks' integer products. The MatMulNBits format is
+/// written without an accuracy level (float inputs), and Gemm is not fused.
+pub fn int8_block_input(plan: &QuantPlan, lp: &LayerPlan) -> Option<(usize, usize)> {
+    use crate::quant::{RuntimeProfile, WeightFormat};
+    let wq = lp.weight_quant.as_ref()?;
+    let block = wq.group_size?;
+    let eight_bits = wq.params.iter().all(|p| p.range.qmin >= -128 && p.range.qmax <= 255);
+    let fused = plan.runtime != RuntimeProfile::Reference
+        && plan.weight_format == WeightFormat::Qdq
+        && lp.op_type == "MatMul"
+        && wq.q.ndim() == 2
+        && wq.axis == Some(1)
+        && block >= 16
+        && block.is_power_of_two()
+        && eight_bits
+        && wq.float_zero.is_none();
+    fused.then(|| (wq.q.shape()[0], block))
+}

@@ -5,6 +5,7 @@
 //! inputs (local error).
 
 mod avgpool;
+mod block_int8;
 mod cache;
 pub mod graph;
 mod incremental;

@@ -20,4 +20,5 @@ mod realworld;
 mod saturation;
 mod sensitivity;
 mod simulate;
+mod weight_only;
 mod worker;

@@ -1,0 +1,105 @@
+//! Weight-only block-wise quantization end to end: `quantize --weights-only --w-bits 4
+//! --block-size B` in both export formats (ONNX DequantizeLinear with `block_size` and INT4
+//! weights, and ONNX Runtime's MatMulNBits), run in ONNX Runtime beside QuantBench's simulation of
+//! the same recipe (the parity oracle), with the file sizes and the exported operators checked.
+
+use std::path::Path;
+
+use prost::Message as _;
+use quantbench_core::model::onnx as pb;
+use quantbench_tests::{run_cli, run_oracle, sample, texts};
+
+use super::parity::{check_parity, parity_with};
+
+/// The exported operators by type, with the element types of their initializers.
+fn ops(path: &Path) -> (Vec<String>, Vec<i32>, i64) {
+    let m = pb::ModelProto::decode(std::fs::read(path).expect("read export").as_slice()).expect("decode export");
+    let g = m.graph.expect("graph");
+    let opset = m.opset_import.iter().find(|o| o.domain.is_empty()).map_or(0, |o| o.version);
+    (g.node.iter().map(|n| n.op_type.clone()).collect(), g.initializer.iter().map(|t| t.data_type).collect(), opset)
+}
+
+#[test]
+fn four_bit_block_wise_weights_export_in_both_formats_run_in_ort_and_match_the_simulation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut failures = Vec::new();
+    for (model, layers, block) in [("mlp", 3, "16"), ("transformer", 8, "16")] {
+        let float = sample(model, "model.onnx");
+        let float_bytes = std::fs::metadata(&float).expect("model").len();
+        for format in ["qdq", "matmulnbits"] {
+            let name = format!("{model}_{format}");
+            let file = |suffix: &str| dir.path().join(format!("{name}{suffix}"));
+            std::fs::copy(&float, file(".onnx")).expect("copy model");
+            std::fs::copy(sample(model, "calib.npz"), file(".npz")).expect("copy calib");
+            std::fs::copy(sample(model, "eval.npz"), file(".eval.npz")).expect("copy eval");
+            run_oracle("ort_run.py", &[file(".onnx"), file(".eval.npz"), file(".ort.npz")]);
+            let flags = ["--weights-only", "--w-bits", "4", "--block-size", block, "--weight-format", format];
+            match parity_with(dir.path(), &name, layers, [&file(".npz"), &file(".eval.npz")], &flags) {
+                Ok(p) => check_parity(&name, &p, &mut failures),
+                Err(e) => failures.push(format!("{name}: {e}")),
+            }
+            let export = file(".qdq.onnx");
+            let (op_types, elem_types, opset) = ops(&export);
+            let bytes = std::fs::metadata(&export).expect("export").len();
+            eprintln!("{name}: {bytes} bytes ({:.3}x float), opset {opset}", bytes as f64 / float_bytes as f64);
+            // Weights only: no activation is quantized.
+            if op_types.iter().any(|o| o == "QuantizeLinear") {
+                failures.push(format!("{name}: a QuantizeLinear in a weight-only export"));
+            }
+            let count = |op: &str| op_types.iter().filter(|o| *o == op).count();
+            match format {
+                // INT4 (22) or UINT4 (21).
+                "qdq"
+                    if count("DequantizeLinear") != layers
+                        || !elem_types.iter().any(|t| *t == 21 || *t == 22)
+                        || opset < 21 =>
+                {
+                    failures.push(format!("{name}: {op_types:?} {elem_types:?} opset {opset}"));
+                }
+                "matmulnbits" if count("MatMulNBits") != layers || count("DequantizeLinear") != 0 => {
+                    failures.push(format!("{name}: {op_types:?}"));
+                }
+                _ => {}
+            }
+            // 4-bit weights take half the bytes of 8-bit ones: the model shrinks.
+            if model == "mlp" && bytes as f64 > 0.35 * float_bytes as f64 {
+                failures.push(format!("{name}: {bytes} bytes, float {float_bytes}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn weight_only_needs_no_calibration_and_bad_block_settings_say_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("w4.onnx");
+    let model = sample("mlp", "model.onnx");
+    let m = model.as_os_str();
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["quantize".as_ref(), m, "--out".as_ref(), out.as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        run_cli(&args)
+    };
+    let o = run(&["--weights-only", "--w-bits", "4", "--block-size", "32"]);
+    assert!(o.status.success(), "{}", texts(&o).1);
+    assert!(out.exists());
+    let o = run(&["--w-bits", "4"]);
+    assert!(!o.status.success());
+    assert!(texts(&o).1.contains("--calib is needed"), "{}", texts(&o).1);
+    let o = run(&["--weights-only", "--block-size", "0"]);
+    assert!(texts(&o).1.contains("--block-size must be above 0"), "{}", texts(&o).1);
+    let o = run(&["--weights-only", "--block-size", "32", "--weight-format", "gguf"]);
+    assert!(texts(&o).1.contains("unknown weight format 'gguf'"), "{}", texts(&o).1);
+    // A Conv model has no MatMul/Gemm layer to take blocks... the cnn sample has a Gemm head.
+    let o = run_cli(&[
+        "quantize".as_ref(),
+        sample("cnn", "model.onnx").as_os_str(),
+        "--weights-only".as_ref(),
+        "--block-size".as_ref(),
+        "16".as_ref(),
+        "--out".as_ref(),
+        dir.path().join("cnn.onnx").as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", texts(&o).1);
+}
