@@ -25,7 +25,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       QuantType, quantize_static)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ["mlp", "cnn", "mobilenet", "transformer"]
+MODELS = ["mlp", "cnn", "mobilenet", "transformer", "tokens"]
 
 
 class NpzReader(CalibrationDataReader):
@@ -55,7 +55,11 @@ def check(name, tmp):
     calib = np.load(os.path.join(d, "calib.npz"))["input"]
     ev = np.load(os.path.join(d, "eval.npz"))
     x, labels = ev["input"], ev["labels"]
-    assert calib.dtype == np.float32 and x.dtype == np.float32 and labels.dtype == np.int64
+    # float32 inputs, except tokens/ (int64 token ids 0..16)
+    in_type = np.int64 if name == "tokens" else np.float32
+    assert calib.dtype == in_type and x.dtype == in_type and labels.dtype == np.int64
+    declared = model.graph.input[0].type.tensor_type.elem_type
+    assert declared == onnx.helper.np_dtype_to_tensor_dtype(np.dtype(in_type)), f"{name}: input type"
     float_logits = run(path, x)
     row = {"name": name, "n_calib": len(calib), "n_eval": len(x),
            "float": float(np.mean(float_logits.argmax(1) == labels)),

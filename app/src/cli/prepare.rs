@@ -35,72 +35,7 @@ pub(super) fn prepare(
             model_path.display()
         );
     }
-    let mut recipe = match &opts.recipe {
-        Some(p) => {
-            let mut r = Recipe::load(p)?;
-            r.adopt_names(&model.summary);
-            if let Some(name) = &opts.runtime {
-                r.runtime = name.parse()?;
-            }
-            r
-        }
-        None => Recipe::for_runtime(&model.summary.name, runtime_profile(opts.runtime.as_deref())?),
-    };
-    if let Some(t) = &opts.target {
-        recipe.target = Target::parse(t).ok_or_else(|| {
-            let names: Vec<&str> = TARGETS.iter().map(|(_, n)| *n).collect();
-            anyhow::anyhow!("unknown target '{t}': use one of {}", names.join(", "))
-        })?;
-    }
-    exclude(&model, &mut recipe, opts)?;
-    let d = &mut recipe.defaults;
-    if let Some(o) = &opts.observer {
-        d.activation.observer = o.parse::<Observer>()?;
-    }
-    if let Some(b) = opts.w_bits {
-        d.weight.bits = b;
-    }
-    if let Some(b) = opts.a_bits {
-        d.activation.bits = b;
-    }
-    if opts.per_tensor {
-        d.weight.granularity = quantbench_core::quant::Granularity::PerTensor;
-    }
-    if opts.weights_only {
-        recipe.weights_only = true;
-        if opts.recipe.is_none() && !opts.w_symmetric {
-            // ONNX Runtime's weight-only default (DefaultWeightOnlyQuantConfig): uint, asymmetric.
-            d.weight = WeightScheme { signed: false, symmetric: false, narrow_range: false, ..d.weight };
-        }
-    }
-    if opts.w_symmetric {
-        d.weight = WeightScheme { signed: true, symmetric: true, ..d.weight };
-    }
-    if opts.dynamic {
-        d.activation.dynamic = true;
-    }
-    if opts.pow2_scales {
-        d.weight.power_of_two = true;
-        d.activation.power_of_two = true;
-    }
-    let a = &mut d.algorithms;
-    a.cross_layer_equalization |= opts.cle;
-    a.smooth_quant = opts.smoothquant.or(a.smooth_quant);
-    a.bias_correction |= opts.bias_correction;
-    a.ada_round |= opts.adaround;
-    a.easy_quant |= opts.easyquant;
-    if let Some(n) = opts.adaround_iterations {
-        recipe.algorithm_settings.ada_round.iterations = n;
-    }
-    if let Some(f) = &opts.weight_format {
-        recipe.weight_format = WeightFormat::parse(f).ok_or_else(|| {
-            let names: Vec<&str> = WEIGHT_FORMATS.iter().map(|(_, n)| *n).collect();
-            anyhow::anyhow!("unknown weight format '{f}': use one of {}", names.join(", "))
-        })?;
-    }
-    if let Some(block) = opts.block_size {
-        block_wise(&model, &mut recipe, block)?;
-    }
+    let mut recipe = recipe_from_options(&model, opts)?;
     recipe.validate(&model.summary)?;
     recipe.calibration_config.input_shapes = parse_input_shapes(&opts.input_shapes)?;
     let Some(calib) = &opts.calib else {
@@ -147,6 +82,78 @@ pub(super) fn prepare(
         eprintln!("layer-wise algorithms took {:.1} s", t.elapsed().as_secs_f64());
     }
     Ok((prepared.model, recipe, measured))
+}
+
+/// The recipe the options describe: the `--recipe` file or a new one for the runtime, with the
+/// flags applied to its defaults (per-layer overrides in the file take precedence).
+fn recipe_from_options(model: &OnnxModel, opts: &QuantOptions) -> anyhow::Result<Recipe> {
+    let mut recipe = match &opts.recipe {
+        Some(p) => {
+            let mut r = Recipe::load(p)?;
+            r.adopt_names(&model.summary);
+            if let Some(name) = &opts.runtime {
+                r.runtime = name.parse()?;
+            }
+            r
+        }
+        None => Recipe::for_runtime(&model.summary.name, runtime_profile(opts.runtime.as_deref())?),
+    };
+    if let Some(t) = &opts.target {
+        recipe.target = Target::parse(t).ok_or_else(|| {
+            let names: Vec<&str> = TARGETS.iter().map(|(_, n)| *n).collect();
+            anyhow::anyhow!("unknown target '{t}': use one of {}", names.join(", "))
+        })?;
+    }
+    exclude(model, &mut recipe, opts)?;
+    let d = &mut recipe.defaults;
+    if let Some(o) = &opts.observer {
+        d.activation.observer = o.parse::<Observer>()?;
+    }
+    if let Some(b) = opts.w_bits {
+        d.weight.bits = b;
+    }
+    if let Some(b) = opts.a_bits {
+        d.activation.bits = b;
+    }
+    if opts.per_tensor {
+        d.weight.granularity = quantbench_core::quant::Granularity::PerTensor;
+    }
+    if opts.weights_only {
+        recipe.weights_only = true;
+        if opts.recipe.is_none() && !opts.w_symmetric {
+            // ONNX Runtime's weight-only default (DefaultWeightOnlyQuantConfig): uint, asymmetric.
+            d.weight = WeightScheme { signed: false, symmetric: false, narrow_range: false, ..d.weight };
+        }
+    }
+    if opts.w_symmetric {
+        d.weight = WeightScheme { signed: true, symmetric: true, ..d.weight };
+    }
+    if opts.dynamic {
+        d.activation.dynamic = true;
+    }
+    if opts.pow2_scales {
+        d.weight.power_of_two = true;
+        d.activation.power_of_two = true;
+    }
+    let a = &mut d.algorithms;
+    a.cross_layer_equalization |= opts.cle;
+    a.smooth_quant = opts.smoothquant.or(a.smooth_quant);
+    a.bias_correction |= opts.bias_correction;
+    a.ada_round |= opts.adaround;
+    a.easy_quant |= opts.easyquant;
+    if let Some(n) = opts.adaround_iterations {
+        recipe.algorithm_settings.ada_round.iterations = n;
+    }
+    if let Some(f) = &opts.weight_format {
+        recipe.weight_format = WeightFormat::parse(f).ok_or_else(|| {
+            let names: Vec<&str> = WEIGHT_FORMATS.iter().map(|(_, n)| *n).collect();
+            anyhow::anyhow!("unknown weight format '{f}': use one of {}", names.join(", "))
+        })?;
+    }
+    if let Some(block) = opts.block_size {
+        block_wise(model, &mut recipe, block)?;
+    }
+    Ok(recipe)
 }
 
 /// Gives every MatMul and Gemm layer per-group weights of `block` along the input dimension

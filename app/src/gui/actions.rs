@@ -126,6 +126,10 @@ pub enum Action {
     SetRuntime(quantbench_core::quant::RuntimeProfile),
     /// Choose where the export places Q/DQ (and the simulation with it).
     SetTarget(quantbench_core::quant::Target),
+    /// Quantize weights only (activations float, nothing to calibrate) or weights and activations.
+    SetWeightsOnly(bool),
+    /// Choose how block-wise weights are exported.
+    SetWeightFormat(quantbench_core::quant::WeightFormat),
     /// Keep every node of these op types float.
     SetFloatOps(std::collections::BTreeSet<String>),
     /// Keep these nodes float (any node, layer or not).

@@ -71,7 +71,7 @@ pub fn algorithms_ui(ctx: &ViewContext, state: &mut AlgorithmsState, ui: &mut eg
     let draft = *d;
     let selected_only = state.selected_only;
     ui.add_space(tokens::SECTION_SPACE / 2.0);
-    let can_run = ctx.calibrated() || ctx.session.calibration.is_some();
+    let can_run = ctx.simulatable() || ctx.session.calibration.is_some();
     if ui.add_enabled(can_run, egui::Button::new("Apply and recalibrate")).clicked() {
         let with = |layer: &str| {
             let mut c = recipe.config_for(layer);

@@ -194,9 +194,9 @@ impl WorkbenchApp {
         !self.jobs.is_empty()
     }
 
-    /// Whether the recipe has been calibrated.
-    pub fn calibrated(&self) -> bool {
-        self.session.measured.calibration.is_some()
+    /// Whether the recipe can be simulated: calibrated, or weights only (no activation ranges).
+    pub fn simulatable(&self) -> bool {
+        self.session.measured.calibration.is_some() || self.session.recipe.as_ref().is_some_and(|r| r.weights_only)
     }
 
     /// Whether the shown results describe the current configuration, are an estimate of it on a

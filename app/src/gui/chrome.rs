@@ -93,7 +93,7 @@ pub fn menu_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action>) 
         }
         if ui
             .add_enabled(
-                loaded && ctx.calibrated() && ctx.session.evaluation_set.is_some(),
+                loaded && ctx.simulatable() && ctx.session.evaluation_set.is_some(),
                 egui::Button::new("Evaluate"),
             )
             .clicked()

@@ -161,14 +161,14 @@ pub struct ViewContext<'a> {
 }
 
 impl ViewContext<'_> {
-    /// Whether the recipe has been calibrated.
-    pub fn calibrated(&self) -> bool {
-        self.session.measured.calibration.is_some()
+    /// Whether the recipe can be simulated: calibrated, or weights only (no activation ranges).
+    pub fn simulatable(&self) -> bool {
+        self.session.measured.calibration.is_some() || self.session.recipe.as_ref().is_some_and(|r| r.weights_only)
     }
 
     /// Whether the analyses can run: a calibrated recipe and an evaluation set.
     pub fn calibrated_with_evaluation_set(&self) -> bool {
-        self.calibrated() && self.session.evaluation_set.is_some()
+        self.simulatable() && self.session.evaluation_set.is_some()
     }
 }
 

@@ -262,6 +262,8 @@ impl WorkbenchApp {
                 recipe.runtime = runtime;
             }),
             Action::SetTarget(target) => self.edit_recipe(|recipe| recipe.target = target),
+            Action::SetWeightsOnly(on) => self.edit_recipe(|recipe| recipe.weights_only = on),
+            Action::SetWeightFormat(format) => self.edit_recipe(|recipe| recipe.weight_format = format),
             Action::SetFloatOps(ops) => self.edit_recipe(|recipe| recipe.float_ops = ops),
             Action::SetFloatNodes(nodes) => self.edit_recipe(|recipe| recipe.float_nodes = nodes),
             Action::Calibrate => {

@@ -151,7 +151,7 @@ impl WorkbenchApp {
                         self.session.evaluation = None;
                         // Analyses measured on the previous set no longer apply.
                         self.analysis.clear_results();
-                        if self.calibrated() {
+                        if self.simulatable() {
                             self.push_action(Action::Evaluate);
                         }
                     }

@@ -51,7 +51,7 @@ impl Default for ExportState {
 pub fn export_window(ctx: &ViewContext, state: &mut ExportState, egui_ctx: &egui::Context, actions: &mut Vec<Action>) {
     let mut open = state.open;
     let loaded = ctx.session.summary.is_some();
-    let calibrated = ctx.calibrated();
+    let calibrated = ctx.simulatable();
     egui::Window::new("Export").open(&mut open).resizable(false).collapsible(false).show(egui_ctx, |ui| {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut state.kind, ExportKind::QdqModel, "QDQ ONNX model");
@@ -82,7 +82,7 @@ pub fn export_window(ctx: &ViewContext, state: &mut ExportState, egui_ctx: &egui
                 ui.spinner();
                 ui.label("exporting…");
             } else if needs_calibration && !calibrated {
-                ui.weak("calibrate first");
+                ui.weak("calibrate first (or quantize weights only)");
             }
         });
         match &state.last {

@@ -56,7 +56,10 @@ pub fn summary_ui(ctx: &ViewContext, ui: &mut egui::Ui, actions: &mut Vec<Action
         results_state_ui(ui, state, note.as_deref().filter(|_| state == ResultsState::Estimate));
         if state == ResultsState::Outdated
             && ui
-                .add_enabled(ctx.calibrated() && ctx.session.evaluation_set.is_some(), egui::Button::new("Re-evaluate"))
+                .add_enabled(
+                    ctx.simulatable() && ctx.session.evaluation_set.is_some(),
+                    egui::Button::new("Re-evaluate"),
+                )
                 .on_hover_text("Evaluate the current configuration")
                 .clicked()
         {

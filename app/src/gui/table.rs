@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use egui_extras::{Column, TableBuilder};
 use quantbench_core::observe::Observer;
 use quantbench_core::quant::recipe::Recipe;
-use quantbench_core::quant::{CpuInt8, Granularity, LayerConfig, RUNTIME_PROFILES, RuntimeProfile, TARGETS};
+use quantbench_core::quant::{
+    CpuInt8, Granularity, LayerConfig, RUNTIME_PROFILES, RuntimeProfile, TARGETS, WEIGHT_FORMATS,
+};
 use quantbench_core::simulate::LayerResult;
 
 use super::actions::{Action, SelectMode};
@@ -109,7 +111,13 @@ fn granularity_combo(ui: &mut egui::Ui, id: impl egui::AsIdSalt, g: &mut Granula
     let mut changed = false;
     ui.add_enabled_ui(enabled, |ui| {
         egui::ComboBox::from_id_salt(id).width(86.0).selected_text(granularity_label(*g)).show_ui(ui, |ui| {
-            for choice in [Granularity::PerTensor, Granularity::PerChannel] {
+            for choice in [
+                Granularity::PerTensor,
+                Granularity::PerChannel,
+                Granularity::PerGroup { group_size: 32 },
+                Granularity::PerGroup { group_size: 64 },
+                Granularity::PerGroup { group_size: 128 },
+            ] {
                 changed |= ui.selectable_value(g, choice, granularity_label(choice)).changed();
             }
         });
@@ -154,6 +162,25 @@ fn runtime_ui(ui: &mut egui::Ui, recipe: &Recipe, actions: &mut Vec<Action>) {
         if target != recipe.target {
             actions.push(Action::SetTarget(target));
         }
+        let mut weights_only = recipe.weights_only;
+        if ui.checkbox(&mut weights_only, "weights only").on_hover_text(WEIGHTS_ONLY_HELP).changed() {
+            actions.push(Action::SetWeightsOnly(weights_only));
+        }
+        ui.label("blocks as");
+        let mut format = recipe.weight_format;
+        egui::ComboBox::from_id_salt("weight format")
+            .width(100.0)
+            .selected_text(format.name())
+            .show_ui(ui, |ui| {
+                for (f, name) in WEIGHT_FORMATS {
+                    ui.selectable_value(&mut format, f, name);
+                }
+            })
+            .response
+            .on_hover_text(WEIGHT_FORMAT_HELP);
+        if format != recipe.weight_format {
+            actions.push(Action::SetWeightFormat(format));
+        }
         if recipe.runtime.saturates_u8s8_pairs() {
             let note = if recipe.defaults.weight.bits <= recipe.runtime.default_weight_bits() {
                 format!(
@@ -167,6 +194,15 @@ fn runtime_ui(ui: &mut egui::Ui, recipe: &Recipe, actions: &mut Vec<Action>) {
         }
     });
 }
+
+/// What the weights-only checkbox does.
+const WEIGHTS_ONLY_HELP: &str = "Quantize only the layers' weights (as ONNX Runtime's MatMulNBits quantizer, GPTQ, AWQ, \
+                                 HQQ do for transformers): activations stay float, nothing needs calibrating";
+
+/// What the weight-format choice does.
+const WEIGHT_FORMAT_HELP: &str = "How per-group (block) weights of MatMul/Gemm layers are exported: qdq = ONNX \
+                                  DequantizeLinear with block_size and INT4 weights (opset 21); matmulnbits = ONNX \
+                                  Runtime's MatMulNBits";
 
 /// What the power-of-two checkbox does.
 const POW2_HELP: &str = "Round every scale up to a power of two (weights, activations, hence int32 biases), as integer \

@@ -69,7 +69,7 @@ fn workflow_open_calibrate_tune_inspect_export() {
     let mut h = harness();
     h.state_mut().push_action(Action::OpenModel(sample("mobilenet")));
     wait_until(&mut h, "model, calibration and first evaluation", settled);
-    assert!(h.state().calibrated());
+    assert!(h.state().simulatable());
     h.get_by_label("mobilenet");
     h.get_by_label_contains("Quantized accuracy");
 
@@ -407,7 +407,7 @@ fn data_and_recipe_given_with_the_model_replace_the_files_beside_it_and_bad_ones
     let given = vec![(DataRole::Calibration, eval.clone()), (DataRole::Evaluation, PathBuf::from("missing.npz"))];
     h.state_mut().push_action(Action::OpenModelWith(model.clone(), given, cli.recipe));
     wait_until(&mut h, "calibrated on the given set, the bad one reported", |a| {
-        a.calibrated() && a.jobs.is_empty() && !a.errors.is_empty()
+        a.simulatable() && a.jobs.is_empty() && !a.errors.is_empty()
     });
     let calibration = h.state().session.calibration.clone().expect("calibration set");
     assert_eq!(calibration.path, eval, "the given set, not calib.npz beside the model");

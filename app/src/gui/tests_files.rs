@@ -178,3 +178,49 @@ fn a_model_alone_shows_its_weights_and_calibrates_on_flagged_synthetic_inputs() 
     let (_, e) = session.evaluation.clone().expect("evaluated");
     assert!(e.metrics.output_sqnr_db.is_finite() && e.layers.iter().all(|l| l.w_bits.is_some()));
 }
+
+#[test]
+fn weights_only_evaluates_without_calibration_and_exports_int4_blocks() {
+    use quantbench_core::quant::{Granularity, WeightFormat};
+    // The transformer sample without its calibration set: only the evaluation set is loaded.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("transformer.onnx");
+    std::fs::copy(sample("transformer"), &model).expect("copy");
+    let eval = sample("transformer").with_file_name("eval.npz");
+    let mut h = harness();
+    h.state_mut().push_action(Action::OpenModel(model));
+    wait_until(&mut h, "model loaded", |a| a.session.summary.is_some() && a.jobs.is_empty());
+    h.state_mut().push_action(Action::LoadData(DataRole::Evaluation, eval));
+    wait_until(&mut h, "evaluation set", |a| a.session.evaluation_set.is_some() && a.jobs.is_empty());
+    assert!(!h.state().simulatable() && h.state().session.evaluation.is_none(), "nothing to simulate yet");
+
+    // Weights only: evaluated at once, with no calibration.
+    h.get_by_label("weights only").click();
+    h.step();
+    wait_until(&mut h, "weight-only evaluation", |a| a.session.evaluation.is_some() && a.jobs.is_empty());
+    assert!(h.state().session.measured.calibration.is_none());
+    h.get_by_label_contains("Quantized accuracy");
+    let w8 = h.state().session.evaluation.as_ref().expect("evaluated").1.metrics.output_sqnr_db;
+
+    // 4-bit blocks of 16 on every layer, written as MatMulNBits.
+    let mut defaults = h.state().session.recipe.as_ref().expect("recipe").defaults;
+    defaults.weight.bits = 4;
+    defaults.weight.granularity = Granularity::PerGroup { group_size: 16 };
+    h.state_mut().push_action(Action::SetDefaults(defaults));
+    h.state_mut().push_action(Action::SetWeightFormat(WeightFormat::MatMulNBits));
+    let revision = h.state().session.revision;
+    wait_until(&mut h, "re-evaluation", |a| {
+        a.session.revision > revision && a.jobs.is_empty() && a.results_state() == super::context::ResultsState::Current
+    });
+    let w4 = h.state().session.evaluation.as_ref().expect("evaluated").1.metrics.output_sqnr_db;
+    assert!(w4 < w8 - 10.0, "4-bit weights cost SQNR: W8 {w8:.1} dB, W4 {w4:.1} dB");
+    let recipe = h.state().session.recipe.clone().expect("recipe");
+    assert!(recipe.weights_only && recipe.weight_format == WeightFormat::MatMulNBits);
+
+    let out = dir.path().join("w4.onnx");
+    h.state_mut().push_action(Action::Export(quantbench_core::worker::ExportKind::QdqModel, out.clone()));
+    wait_until(&mut h, "export", |a| a.jobs.is_empty() && out.exists());
+    let bytes = std::fs::read(&out).expect("export");
+    assert!(bytes.windows(11).any(|w| w == b"MatMulNBits"), "MatMulNBits nodes in the export");
+    assert!(bytes.len() * 3 < std::fs::metadata(sample("transformer")).expect("model").len() as usize * 2);
+}

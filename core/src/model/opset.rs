@@ -275,6 +275,26 @@ fn convert(
             {
                 constant_input(&mut n, 1, "split", int64_tensor("", &split.ints));
             }
+            return Ok(vec![since_13(n, from, to)?]);
+        }
+        "RoiAlign" | "GridSample" | "GroupNormalization" | "DFT" => return Ok(vec![since_13(n, from, to)?]),
+        "Squeeze" | "Unsqueeze" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
+        | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => {
+            if let Some(axes) = take_attr(&mut n, "axes") {
+                constant_input(&mut n, 1, "axes", int64_tensor("", &axes.ints));
+            }
+        }
+        "Softmax" | "LogSoftmax" | "Hardmax" => return Ok(coerced_softmax(n, names)),
+        _ => unreachable!("changed_at lists only the ops above"),
+    }
+    Ok(vec![n])
+}
+
+/// The conversions of ops that changed after opset 13 (the Split's `split` attribute already an
+/// input): explicit defaults, renamed modes, and a refusal for ops whose inputs changed meaning.
+fn since_13(mut n: pb::NodeProto, from: i64, to: i64) -> Result<pb::NodeProto> {
+    match n.op_type.as_str() {
+        "Split" => {
             let split_given = n.input.get(1).is_some_and(|s| !s.is_empty());
             if changes("Split", from, to, 18) && !split_given && attr_i(&n, "num_outputs", 0) == 0 {
                 n.attribute.push(int_attribute("num_outputs", n.output.len() as i64));
@@ -296,22 +316,15 @@ fn convert(
                 n.attribute.push(string_attribute("mode", mode));
             }
         }
-        "GroupNormalization" | "DFT" => {
+        _ => {
             return Err(Error::Config(format!(
-                "{} '{base}' changed meaning after opset {from}; QuantBench does not convert it to opset {to}",
-                n.op_type
+                "{} '{}' changed meaning after opset {from}; QuantBench does not convert it to opset {to}",
+                n.op_type,
+                node_name(&n)
             )));
         }
-        "Squeeze" | "Unsqueeze" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
-        | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => {
-            if let Some(axes) = take_attr(&mut n, "axes") {
-                constant_input(&mut n, 1, "axes", int64_tensor("", &axes.ints));
-            }
-        }
-        "Softmax" | "LogSoftmax" | "Hardmax" => return Ok(coerced_softmax(n, names)),
-        _ => unreachable!("changed_at lists only the ops above"),
     }
-    Ok(vec![n])
+    Ok(n)
 }
 
 /// Softmax-like ops before opset 13 flatten their input to 2-D at `axis` (default 1) and work

@@ -63,6 +63,7 @@ pub struct Recipe {
 }
 
 /// Whether `f` is the default format (not written to recipe files).
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference.
 fn is_qdq(f: &WeightFormat) -> bool {
     *f == WeightFormat::Qdq
 }

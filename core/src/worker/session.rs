@@ -119,10 +119,12 @@ impl Session {
         self.model.as_ref().ok_or(JobError::Missing(NO_MODEL))
     }
 
-    /// Whether a config change should trigger an evaluation: a model, a calibration and an
-    /// evaluation set are present.
+    /// Whether a config change should trigger an evaluation: a model, a calibration (unless
+    /// weights only) and an evaluation set are present.
     pub(crate) fn can_auto_evaluate(&self) -> bool {
-        self.model.is_some() && self.evaluation_set.is_some() && self.measured.calibration.is_some()
+        self.model.is_some()
+            && self.evaluation_set.is_some()
+            && (self.measured.calibration.is_some() || self.recipe.weights_only)
     }
 
     /// Starts over with `model`: fresh recipe, no data sets, no float reference.
