@@ -15,6 +15,7 @@ pub mod bias_correction;
 pub mod cle;
 pub mod easyquant;
 pub mod fold_bn;
+pub mod gptq;
 pub mod hqq;
 pub mod layer_data;
 pub mod smoothquant;
