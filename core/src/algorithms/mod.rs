@@ -11,6 +11,7 @@
 //!   input quantization are the ones it was computed for.
 
 pub mod adaround;
+pub mod awq;
 pub mod bias_correction;
 pub mod cle;
 pub mod easyquant;
