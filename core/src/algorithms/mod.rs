@@ -11,10 +11,13 @@
 //!   input quantization are the ones it was computed for.
 
 pub mod adaround;
+pub mod awq;
 pub mod bias_correction;
 pub mod cle;
 pub mod easyquant;
 pub mod fold_bn;
+pub mod gptq;
+pub mod hqq;
 pub mod layer_data;
 pub mod smoothquant;
 
