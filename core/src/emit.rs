@@ -87,6 +87,25 @@ fn quantize_outputs(
     Ok(())
 }
 
+/// The Mul that divides `layer`'s input by AWQ's scales `s` (one per input channel: the last
+/// axis, or the first of a Gemm with `transA`), and its constant `1 / s`.
+fn input_scale_mul(layer: &pb::NodeProto, s: &[f32]) -> (pb::NodeProto, pb::TensorProto) {
+    let name = node_name(layer);
+    let inverse: Vec<f32> = s.iter().map(|v| 1.0 / v).collect();
+    let k = inverse.len() as i64;
+    let trans_a = layer.op_type == "Gemm" && crate::model::graph::attr_i(layer, "transA", 0) == 1;
+    let dims: Vec<i64> = if trans_a { vec![k, 1] } else { vec![k] };
+    let constant = crate::model::graph::float_tensor(&format!("{name}_awq_inverse_scale"), &dims, &inverse);
+    let input = layer.input.first().cloned().unwrap_or_default();
+    let mul = crate::model::graph::node(
+        "Mul",
+        format!("{name}_awq_scale"),
+        &[&input, &constant.name],
+        format!("{name}_awq_scaled_input"),
+    );
+    (mul, constant)
+}
+
 /// Walks `plan` over `graph` (a copy of `model`'s), writing each quantized tensor through `sink`.
 pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sink: &mut dyn Sink) -> Result<()> {
     let consts = model.constants();
@@ -163,6 +182,13 @@ pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sin
             graph.initializer.extend(e.inits);
             replaced_constants.push(b.tensor.clone());
             n.input[2] = e.output;
+        }
+        if let Some(s) = &lp.input_scale {
+            // AWQ: the layer reads its input divided by the per-input-channel scales.
+            let (mul, inverse) = input_scale_mul(&n, s);
+            n.input[0].clone_from(&mul.output[0]);
+            graph.node.push(mul);
+            graph.initializer.push(inverse);
         }
         let e = sink.layer_node(n, lp, act);
         graph.node.extend(e.nodes);

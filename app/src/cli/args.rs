@@ -150,6 +150,11 @@ pub struct QuantOptions {
     /// two ≥ 16). Other layers stay per channel.
     #[arg(long = "block-size", value_name = "N")]
     pub block_size: Option<usize>,
+    /// How weights are rounded: rtn (nearest, the default), hqq (optimised zero points,
+    /// data-free; exported as matmulnbits), gptq or awq (learned from the layer's calibration
+    /// inputs: need --calib).
+    #[arg(long = "weight-algorithm", value_name = "ALGORITHM")]
+    pub weight_algorithm: Option<String>,
     /// How block-wise weights are exported: qdq (ONNX DequantizeLinear with block_size, INT4
     /// initializers, opset 21; the default) or matmulnbits (ONNX Runtime's MatMulNBits).
     #[arg(long = "weight-format", value_name = "FORMAT")]

@@ -13,7 +13,9 @@ use quantbench_core::observe::Observer;
 use quantbench_core::pipeline::{self, Stage};
 use quantbench_core::plan::Measured;
 use quantbench_core::quant::recipe::Recipe;
-use quantbench_core::quant::{Granularity, TARGETS, Target, WEIGHT_FORMATS, WeightFormat, WeightScheme};
+use quantbench_core::quant::{
+    Granularity, TARGETS, Target, WEIGHT_ALGORITHMS, WEIGHT_FORMATS, WeightAlgorithm, WeightFormat, WeightScheme,
+};
 use quantbench_core::report::Report;
 use quantbench_core::simulate::{EvalConfig, SimState, Simulator};
 
@@ -141,6 +143,16 @@ fn recipe_from_options(model: &OnnxModel, opts: &QuantOptions) -> anyhow::Result
     a.bias_correction |= opts.bias_correction;
     a.ada_round |= opts.adaround;
     a.easy_quant |= opts.easyquant;
+    if let Some(name) = &opts.weight_algorithm {
+        a.weight_algorithm = WeightAlgorithm::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = WEIGHT_ALGORITHMS.iter().map(|(_, n)| *n).collect();
+            anyhow::anyhow!("unknown weight algorithm '{name}': use one of {}", names.join(", "))
+        })?;
+        if a.weight_algorithm == WeightAlgorithm::Hqq && opts.weight_format.is_none() {
+            // HQQ's real zero points are written by MatMulNBits only.
+            recipe.weight_format = WeightFormat::MatMulNBits;
+        }
+    }
     if let Some(n) = opts.adaround_iterations {
         recipe.algorithm_settings.ada_round.iterations = n;
     }

@@ -18,35 +18,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::{Array2, ArrayD, Axis};
-use serde::{Deserialize, Serialize};
 
 use super::layer_data::{LayerProblem, weight_matrix};
 use crate::error::{Error, Result};
 use crate::quant::{WeightQuant, WeightScheme, quantize_weight};
 
-/// AWQ's search settings (default: the reference implementation's).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AwqSettings {
-    /// Exponents α tried, evenly spaced in `[0, 1)` starting at 0.
-    pub grid: usize,
-}
-
-impl Default for AwqSettings {
-    fn default() -> Self {
-        Self { grid: 20 }
-    }
-}
-
-impl AwqSettings {
-    /// Checks that at least one exponent (α = 0) is tried.
-    pub fn validate(&self) -> Result<()> {
-        if self.grid == 0 {
-            return Err(Error::Config("AWQ needs a grid of at least one exponent".into()));
-        }
-        Ok(())
-    }
-}
+pub use crate::quant::AwqSettings;
 
 /// The input-channel scales for exponent `alpha` of the mean magnitudes `mean_abs`.
 fn scales_for(mean_abs: &[f32], alpha: f32) -> Vec<f32> {

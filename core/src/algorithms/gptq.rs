@@ -23,42 +23,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn, s};
-use serde::{Deserialize, Serialize};
 
 use super::layer_data::{LayerProblem, matrix_to_weight_i32, param_index, weight_matrix};
 use crate::error::{Error, Result};
 use crate::quant::{Granularity, QParams, WeightQuant, WeightScheme, quantize_weight};
 
-/// GPTQ's settings (defaults: the reference implementation's).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct GptqSettings {
-    /// Dampening added to the Hessian's diagonal, as a fraction of its mean diagonal.
-    pub damp: f32,
-    /// Quantize columns in order of decreasing Hessian diagonal (with static groups).
-    pub act_order: bool,
-    /// Columns per lazy batch update.
-    pub block_columns: usize,
-}
-
-impl Default for GptqSettings {
-    fn default() -> Self {
-        Self { damp: 0.01, act_order: false, block_columns: 128 }
-    }
-}
-
-impl GptqSettings {
-    /// Checks the dampening (finite, not negative) and the block size (at least 1).
-    pub fn validate(&self) -> Result<()> {
-        if !(self.damp.is_finite() && self.damp >= 0.0) {
-            return Err(Error::Config(format!("GPTQ dampening must be 0 or more, got {}", self.damp)));
-        }
-        if self.block_columns == 0 {
-            return Err(Error::Config("GPTQ needs blocks of at least one column".into()));
-        }
-        Ok(())
-    }
-}
+pub use crate::quant::GptqSettings;
 
 /// The lower Cholesky factor `L` of a symmetric positive definite matrix (`A = L·Lᵀ`), row-major
 /// `n × n`; None when `A` is not (numerically) positive definite.

@@ -18,43 +18,12 @@
 //! the padding takes part in that group's min/max and zero point mean, never in the output.
 
 use ndarray::{Array2, ArrayD, ArrayViewD};
-use serde::{Deserialize, Serialize};
 
 use super::layer_data::{matrix_to_weight_i32, weight_matrix};
 use crate::error::{Error, Result};
 use crate::quant::{Granularity, QParams, QRange, WeightQuant, WeightScheme};
 
-/// HQQ's optimiser settings (defaults: ONNX Runtime's and the paper's).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HqqSettings {
-    /// The p of the lp error norm the zero points minimise (p < 1: sparse, outlier-tolerant).
-    pub lp_norm: f32,
-    /// The half-quadratic penalty β at the first iteration.
-    pub beta: f32,
-    /// The factor β grows by per iteration.
-    pub kappa: f32,
-    /// The most iterations (fewer when the mean absolute error stops decreasing).
-    pub iterations: usize,
-}
-
-impl Default for HqqSettings {
-    fn default() -> Self {
-        Self { lp_norm: 0.7, beta: 10.0, kappa: 1.01, iterations: 20 }
-    }
-}
-
-impl HqqSettings {
-    /// Checks that p, β and κ are positive and finite.
-    pub fn validate(&self) -> Result<()> {
-        for (name, v) in [("lp_norm", self.lp_norm), ("beta", self.beta), ("kappa", self.kappa)] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(Error::Config(format!("HQQ {name} must be positive, got {v}")));
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::quant::HqqSettings;
 
 /// The groups of a weight, each padded with zeros to `len` values.
 struct Groups {

@@ -30,7 +30,9 @@ use crate::data::DataSet;
 use crate::error::{Error, Result};
 use crate::model::OnnxModel;
 use crate::quant::recipe::Recipe;
-use crate::quant::{ActivationScheme, CalibrationConfig, LayerConfig, QParams, WeightQuant, quantize_weight};
+use crate::quant::{
+    ActivationScheme, CalibrationConfig, LayerConfig, QParams, WeightAlgorithm, WeightQuant, quantize_weight,
+};
 
 pub use crate::quant::{AdaRoundSettings, AlgorithmSettings, EasyQuantSettings};
 
@@ -45,6 +47,8 @@ pub struct LayerRefinement {
     pub weight: Option<WeightQuant>,
     /// The corrected float bias (bias correction): tensor name and values.
     pub bias: Option<(String, Vec<f32>)>,
+    /// AWQ's per-input-channel scales (the layer's input is divided by them).
+    pub input_scale: Option<Vec<f32>>,
     /// Reconstruction MSE of the layer output on the calibration columns: nearest rounding of
     /// the observer's scales, and with this refinement.
     pub mse: (f64, f64),
@@ -239,11 +243,27 @@ pub fn refine(
         problem.quantize_input(act_params.as_ref());
         let nearest_mse =
             problem.reconstruction_mse(&quantize_weight(&weight.view(), layer.out_channel_axis, &lp.config.weight)?)?;
+        let mut input_scale = None;
+        match algos.weight_algorithm {
+            WeightAlgorithm::Gptq => wq = gptq::quantize(&problem, &weight, &lp.config.weight, &settings.gptq, cancel)?,
+            WeightAlgorithm::Awq => {
+                let (scaled, s) = awq::quantize(&problem, &weight, &lp.config.weight, &settings.awq, cancel)?;
+                wq = scaled;
+                input_scale = Some(s);
+            }
+            WeightAlgorithm::Rtn | WeightAlgorithm::Hqq => {}
+        }
         if algos.ada_round {
             wq = adaround::optimize(&problem, &weight, &wq, &settings.ada_round, settings.seed, cancel)?;
         }
         let bias = if algos.bias_correction { bias_correction::correct(model, layer, &problem, &wq)? } else { None };
-        let refined_mse = problem.reconstruction_mse(&wq)?;
+        let refined_mse = match &input_scale {
+            Some(s) => problem.mse_of(&layer_data::weight_matrix(
+                &awq::effective_weight(&wq, s, layer.out_channel_axis)?,
+                layer.out_channel_axis,
+            )),
+            None => problem.reconstruction_mse(&wq)?,
+        };
         out.layers.insert(
             lp.layer.clone(),
             LayerRefinement {
@@ -251,6 +271,7 @@ pub fn refine(
                 input_params: act_params,
                 weight: Some(wq),
                 bias,
+                input_scale,
                 mse: (nearest_mse, refined_mse),
             },
         );

@@ -28,8 +28,8 @@ use crate::model::OnnxModel;
 use crate::observe::Calibration;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
-    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightFormat, WeightQuant,
-    quantize_weight,
+    ActivationScheme, Granularity, LayerConfig, QParams, RuntimeProfile, Target, WeightAlgorithm, WeightFormat,
+    WeightQuant, quantize_weight,
 };
 
 /// What was measured for a recipe, held beside it (the recipe is configuration only): the
@@ -134,6 +134,9 @@ pub struct LayerPlan {
     /// The float bias corrected by bias correction (tensor, values): the int32 bias is made from
     /// it, and where the bias stays float it replaces the model's.
     pub corrected_bias: Option<(String, Vec<f32>)>,
+    /// AWQ's per-input-channel scales `s`: the weight is quantized multiplied by them, and the
+    /// layer's input is multiplied by `1 / s` (a Mul before the layer, in simulation and export).
+    pub input_scale: Option<Vec<f32>>,
     /// The plan's runtime sums this layer's u8×s8 product pairs in a saturating int16 and its
     /// weights can overflow it: the simulation reproduces the saturation, and the GUI and report
     /// warn (see [`RuntimeProfile`]).
@@ -158,6 +161,28 @@ fn pairs_can_overflow(wq: &WeightQuant) -> bool {
         let bottom = neg.iter().take(2).sum::<i32>() * 255;
         top > I16_MAX || bottom < I16_MIN
     })
+}
+
+/// The weight of `layer` quantized as `config` says without data: HQQ on block-wise weights, as
+/// ONNX Runtime's (its real zero points are written by MatMulNBits); nearest rounding elsewhere
+/// and for GPTQ and AWQ, which come as refinements (they need data).
+fn layer_weight(
+    model: &OnnxModel,
+    layer: &crate::model::QuantizableLayer,
+    config: &LayerConfig,
+    recipe: &Recipe,
+) -> Result<WeightQuant> {
+    let view = model.constant_f32(&layer.weight)?;
+    let per_group = matches!(config.weight.granularity, Granularity::PerGroup { .. });
+    match config.algorithms.weight_algorithm {
+        WeightAlgorithm::Hqq if per_group => crate::algorithms::hqq::quantize(
+            &view.view(),
+            layer.out_channel_axis,
+            &config.weight,
+            &recipe.algorithm_settings.hqq,
+        ),
+        _ => quantize_weight(&view.view(), layer.out_channel_axis, &config.weight),
+    }
 }
 
 /// Which parts of the recipe a plan applies (for sensitivity and per-layer errors).
@@ -274,9 +299,9 @@ impl QuantPlan {
             } else if let Some(wq) = refinement.and_then(|r| r.weight.clone()) {
                 Some(wq)
             } else {
-                let view = model.constant_f32(&layer.weight)?;
-                Some(quantize_weight(&view.view(), layer.out_channel_axis, &config.weight)?)
+                Some(layer_weight(model, layer, &config, recipe)?)
             };
+            let input_scale = refinement.and_then(|r| r.input_scale.clone()).filter(|_| weight_quant.is_some());
             let corrected_bias = refinement.and_then(|r| r.bias.clone());
             plan.layers.push(LayerPlan {
                 layer: layer.name.clone(),
@@ -287,6 +312,7 @@ impl QuantPlan {
                 bias: None,
                 activation,
                 corrected_bias,
+                input_scale,
                 saturates: false,
             });
         }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::weight_algorithm::{AwqSettings, GptqSettings, HqqSettings};
 use crate::error::{Error, Result};
 
 /// AdaRound's hyper-parameters (defaults after Nagel et al. 2020 and AIMET).
@@ -75,6 +76,12 @@ pub struct AlgorithmSettings {
     pub easy_quant: EasyQuantSettings,
     /// Cross-layer equalization sweeps over all pairs (chains converge over sweeps).
     pub cle_iterations: usize,
+    /// HQQ.
+    pub hqq: HqqSettings,
+    /// GPTQ.
+    pub gptq: GptqSettings,
+    /// AWQ.
+    pub awq: AwqSettings,
 }
 
 impl Default for AlgorithmSettings {
@@ -86,6 +93,9 @@ impl Default for AlgorithmSettings {
             ada_round: AdaRoundSettings::default(),
             easy_quant: EasyQuantSettings::default(),
             cle_iterations: 20,
+            hqq: HqqSettings::default(),
+            gptq: GptqSettings::default(),
+            awq: AwqSettings::default(),
         }
     }
 }
@@ -112,6 +122,8 @@ impl AlgorithmSettings {
         if e.rounds == 0 || e.candidates < 2 || !finite_pos(e.low) || !(e.high.is_finite() && e.high > e.low) {
             return bad("EasyQuant needs rounds >= 1, candidates >= 2 and 0 < low < high");
         }
-        Ok(())
+        self.hqq.validate()?;
+        self.gptq.validate()?;
+        self.awq.validate()
     }
 }

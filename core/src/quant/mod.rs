@@ -10,6 +10,7 @@ pub mod recipe;
 pub mod runtime;
 mod scheme;
 mod target;
+mod weight_algorithm;
 
 pub use algorithm_settings::{AdaRoundSettings, AlgorithmSettings, EasyQuantSettings};
 pub use calibration_config::CalibrationConfig;
@@ -19,3 +20,4 @@ pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even, scale_zp};
 pub use runtime::{CpuInt8, RUNTIME_PROFILES, RuntimeProfile};
 pub use scheme::{ActivationScheme, Granularity, LayerAlgorithms, LayerConfig, WeightScheme};
 pub use target::{TARGETS, Target, WEIGHT_FORMATS, WeightFormat};
+pub use weight_algorithm::{AwqSettings, GptqSettings, HqqSettings, WEIGHT_ALGORITHMS, WeightAlgorithm};

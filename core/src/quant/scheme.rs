@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::observer::Observer;
 use super::qparams::{QParams, QRange, scale_zp};
+use super::weight_algorithm::WeightAlgorithm;
 use crate::error::{Error, Result};
 
 /// How many (scale, zero point) pairs a weight gets.
@@ -162,6 +163,9 @@ pub struct LayerAlgorithms {
     pub ada_round: bool,
     /// Empirical bias correction: the bias absorbs the mean output shift quantization causes.
     pub bias_correction: bool,
+    /// How the weight is rounded: nearest (RTN), HQQ (data-free), GPTQ or AWQ (from the layer's
+    /// calibration inputs).
+    pub weight_algorithm: WeightAlgorithm,
 }
 
 impl LayerAlgorithms {
@@ -172,7 +176,7 @@ impl LayerAlgorithms {
 
     /// Whether an algorithm that refines the layer's quantization on calibration data is on.
     pub fn refines(&self) -> bool {
-        self.easy_quant || self.ada_round || self.bias_correction
+        self.easy_quant || self.ada_round || self.bias_correction || self.weight_algorithm.needs_data()
     }
 
     /// Checks the SmoothQuant strength.

@@ -66,7 +66,7 @@ pub fn parity_with(
     flags: &[&str],
 ) -> Result<Parity, String> {
     use quantbench_core::calibrate::RecipeFile;
-    use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
+    use quantbench_core::plan::{PlanFilter, QuantPlan};
     use quantbench_core::simulate::graph::simulated_proto;
     let file = |suffix: &str| dir.join(format!("{name}{suffix}"));
     let model_path = file(".onnx");
@@ -114,8 +114,9 @@ pub fn parity_with(
 
     let model = OnnxModel::load(&model_path).map_err(|e| e.to_string())?;
     let saved = RecipeFile::load(&used).map_err(|e| e.to_string())?;
-    let measured = Measured { calibration: saved.calibration.map(std::sync::Arc::new), ..Measured::default() };
-    let plan = QuantPlan::build(&model, &saved.recipe, &measured, &PlanFilter::default()).map_err(|e| e.to_string())?;
+    let recipe = saved.recipe.clone();
+    let measured = measured_again(&model, saved, data)?;
+    let plan = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).map_err(|e| e.to_string())?;
     if plan.layers.iter().filter(|l| l.weight_quant.is_some()).count() != layers {
         return Err(format!("the plan quantizes {} layers, expected {layers}", plan.layers.len()));
     }
@@ -165,6 +166,31 @@ pub fn parity_with(
         // Against the float model run by ORT on `eval`.
         sqnr_ort: sqnr_db(&read_npz(&file(".ort.npz"), &runner.output_names[0])?, &ort[0]),
     })
+}
+
+/// What the CLI measured for the saved recipe: its calibration, and the layer-wise algorithms'
+/// results, which are not saved with it and are computed again, as the CLI did, on the
+/// calibration set `data` (they are deterministic).
+fn measured_again(
+    model: &OnnxModel,
+    saved: quantbench_core::calibrate::RecipeFile,
+    data: &Path,
+) -> Result<quantbench_core::plan::Measured, String> {
+    let mut measured = quantbench_core::plan::Measured {
+        calibration: saved.calibration.map(std::sync::Arc::new),
+        ..Default::default()
+    };
+    if let Some(calibration) = &measured.calibration
+        && quantbench_core::algorithms::needs_refinement(model, &saved.recipe)
+    {
+        let calib =
+            DataSet::open(DataSource::Npz(data.to_path_buf()), &model.summary.inputs).map_err(|e| e.to_string())?;
+        let never = std::sync::atomic::AtomicBool::new(false);
+        measured.refinements =
+            quantbench_core::pipeline::refine(model, &saved.recipe, calibration, &calib, &mut |_, _| {}, &never)
+                .map_err(|e| e.to_string())?;
+    }
+    Ok(measured)
 }
 
 /// The report's predictions `quant` are the simulation's (the same graph, run by the CLI in

@@ -103,3 +103,54 @@ fn weight_only_needs_no_calibration_and_bad_block_settings_say_why() {
     ]);
     assert!(o.status.success(), "{}", texts(&o).1);
 }
+
+#[test]
+fn weight_algorithms_run_in_ort_match_the_simulation_and_gptq_and_awq_beat_nearest_rounding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut failures = Vec::new();
+    let mut sqnr = Vec::new();
+    let model = "transformer";
+    for (algorithm, format) in [("rtn", "matmulnbits"), ("hqq", "matmulnbits"), ("gptq", "qdq"), ("awq", "matmulnbits")]
+    {
+        let name = format!("{model}_{algorithm}");
+        let file = |suffix: &str| dir.path().join(format!("{name}{suffix}"));
+        std::fs::copy(sample(model, "model.onnx"), file(".onnx")).expect("copy model");
+        std::fs::copy(sample(model, "calib.npz"), file(".npz")).expect("copy calib");
+        std::fs::copy(sample(model, "eval.npz"), file(".eval.npz")).expect("copy eval");
+        run_oracle("ort_run.py", &[file(".onnx"), file(".eval.npz"), file(".ort.npz")]);
+        let flags = [
+            "--weights-only",
+            "--w-bits",
+            "4",
+            "--block-size",
+            "16",
+            "--weight-algorithm",
+            algorithm,
+            "--weight-format",
+            format,
+        ];
+        match parity_with(dir.path(), &name, 8, [&file(".npz"), &file(".eval.npz")], &flags) {
+            Ok(p) => {
+                check_parity(&name, &p, &mut failures);
+                sqnr.push((algorithm, p.sqnr_ort));
+            }
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+        if algorithm == "awq" {
+            let (op_types, _, _) = ops(&file(".qdq.onnx"));
+            // AWQ divides each layer's input by its scales: one Mul per layer before it.
+            let extra = op_types.iter().filter(|o| *o == "Mul").count();
+            if extra < 8 {
+                failures.push(format!("{name}: {extra} Mul nodes for 8 AWQ layers: {op_types:?}"));
+            }
+        }
+    }
+    eprintln!("output SQNR in ORT (4-bit, blocks of 16): {sqnr:?}");
+    let of = |a: &str| sqnr.iter().find(|(n, _)| *n == a).map(|(_, s)| *s);
+    if let (Some(rtn), Some(gptq), Some(awq)) = (of("rtn"), of("gptq"), of("awq"))
+        && (gptq < rtn + 1.0 || awq < rtn + 0.5)
+    {
+        failures.push(format!("GPTQ {gptq:.2} dB and AWQ {awq:.2} dB against RTN {rtn:.2} dB"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
