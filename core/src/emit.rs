@@ -167,12 +167,14 @@ pub fn emit(model: &OnnxModel, plan: &QuantPlan, graph: &mut pb::GraphProto, sin
             quantize_outputs(sink, &outputs, graph, &mut quantized)?;
             continue;
         };
-        if lp.weight_quant.is_some() && n.input.get(1) == Some(&lp.weight) {
+        // The weight: input 1, or an embedding Gather's table (input 0).
+        let weight_input = usize::from(lp.op_type != "Gather");
+        if lp.weight_quant.is_some() && n.input.get(weight_input) == Some(&lp.weight) {
             let e = sink.weight(lp, &dims_of(&lp.weight)?)?;
             graph.node.extend(e.nodes);
             graph.initializer.extend(e.inits);
             replaced_constants.push(lp.weight.clone());
-            n.input[1] = e.output;
+            n.input[weight_input] = e.output;
         }
         if let Some(b) = &lp.bias
             && n.input.get(2) == Some(&b.tensor)

@@ -145,8 +145,8 @@ pub struct QuantOptions {
     /// Symmetric signed weights (with --weights-only).
     #[arg(long = "w-symmetric")]
     pub w_symmetric: bool,
-    /// Block-wise weights for MatMul and Gemm layers: one scale (and zero point) per block of
-    /// this many weights along the input dimension (16–256 typical; MatMulNBits needs a power of
+    /// Block-wise weights for MatMul, Gemm and embedding Gather layers: one scale (and zero point)
+    /// per block of this many weights along the input dimension (an embedding's rows) (16–256 typical; MatMulNBits needs a power of
     /// two ≥ 16). Other layers stay per channel.
     #[arg(long = "block-size", value_name = "N")]
     pub block_size: Option<usize>,

@@ -168,8 +168,9 @@ fn recipe_from_options(model: &OnnxModel, opts: &QuantOptions) -> anyhow::Result
     Ok(recipe)
 }
 
-/// Gives every MatMul and Gemm layer per-group weights of `block` along the input dimension
-/// (an override per layer, from its configuration so far); other layers keep theirs.
+/// Gives every MatMul, Gemm and embedding Gather layer per-group weights of `block` along the
+/// input dimension (an embedding's: along a row; an override per layer, from its configuration so
+/// far); other layers keep theirs.
 fn block_wise(model: &OnnxModel, recipe: &mut Recipe, block: usize) -> anyhow::Result<()> {
     if block == 0 {
         anyhow::bail!("--block-size must be above 0");
@@ -178,7 +179,7 @@ fn block_wise(model: &OnnxModel, recipe: &mut Recipe, block: usize) -> anyhow::R
         .summary
         .layers
         .iter()
-        .filter(|l| matches!(l.op_type.as_str(), "MatMul" | "Gemm"))
+        .filter(|l| matches!(l.op_type.as_str(), "MatMul" | "Gemm" | "Gather"))
         .map(|l| l.name.as_str())
         .collect();
     if dense.is_empty() {

@@ -224,7 +224,8 @@ mod tests {
 
     /// The layout is quantize_weight's (here a MatMul weight `K × N`, channel axis 1, with a
     /// partial last group), the integers stay on the unsigned grid, and dequantize() is
-    /// `(q − z)·s` with the real zero point of each element's group.
+    /// `q·s − z·s` (as ONNX Runtime's MatMulNBits computes it) with the real zero point of each
+    /// element's group.
     #[test]
     fn layout_and_dequantization_follow_quantize_weight() {
         let w = heavy_tailed(&[40, 6], 3);
@@ -241,7 +242,7 @@ mod tests {
         let back = wq.dequantize();
         for ((k, n), &v) in w.view().into_dimensionality::<ndarray::Ix2>().expect("2-D").indexed_iter() {
             let i = param_index(&wq, n, k, 40);
-            let expected = (wq.q[[k, n]] as f32 - zeros[i]) * wq.params[i].scale;
+            let expected = wq.q[[k, n]] as f32 * wq.params[i].scale - zeros[i] * wq.params[i].scale;
             assert_eq!(back[[k, n]], expected);
             assert!((back[[k, n]] - v).abs() <= wq.params[i].scale * 1.01, "({k}, {n}): {v} → {}", back[[k, n]]);
         }

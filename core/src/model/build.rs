@@ -84,6 +84,9 @@ fn dims_u64(t: &pb::TensorProto) -> Result<Vec<u64>> {
 /// Recognises a quantizable layer: the op type is known and its weight input is a float constant.
 fn quantizable_layer(n: &pb::NodeProto, consts: &BTreeMap<&str, &pb::TensorProto>) -> Result<Option<QuantizableLayer>> {
     let op = n.op_type.as_str();
+    if op == "Gather" {
+        return Ok(embedding(n, consts)?);
+    }
     if !matches!(op, "Conv" | "ConvTranspose" | "Gemm" | "MatMul") || n.input.len() < 2 {
         return Ok(None);
     }
@@ -115,6 +118,29 @@ fn quantizable_layer(n: &pb::NodeProto, consts: &BTreeMap<&str, &pb::TensorProto
         bias,
         output: n.output.first().cloned().unwrap_or_default(),
         group,
+    }))
+}
+
+/// An embedding: a Gather along axis 0 of a 2-D float constant table `[rows, dim]`, its
+/// weight the table (input 0), its input the indices (input 1); each row is a channel.
+fn embedding(n: &pb::NodeProto, consts: &BTreeMap<&str, &pb::TensorProto>) -> Result<Option<QuantizableLayer>> {
+    let (Some(table), Some(indices)) = (n.input.first(), n.input.get(1)) else { return Ok(None) };
+    let Some(t) = consts.get(table.as_str()).filter(|t| is_float(t.data_type) && t.dims.len() == 2) else {
+        return Ok(None);
+    };
+    if attr_i(n, "axis", 0) != 0 {
+        return Ok(None);
+    }
+    Ok(Some(QuantizableLayer {
+        name: node_name(n),
+        op_type: "Gather".into(),
+        input: indices.clone(),
+        weight: table.clone(),
+        weight_shape: dims_u64(t)?,
+        out_channel_axis: 0,
+        bias: None,
+        output: n.output.first().cloned().unwrap_or_default(),
+        group: 1,
     }))
 }
 

@@ -61,12 +61,14 @@ pub struct OpHandler {
     pub bias: bool,
 }
 
-/// The op-type → handler table; op types not listed get [`DEFAULT_HANDLER`].
-pub const OP_HANDLERS: [(&str, OpHandler); 4] = [
+/// The op-type → handler table; op types not listed get [`DEFAULT_HANDLER`]. An embedding
+/// Gather's table is quantized in weight-only recipes only (its input is the indices).
+pub const OP_HANDLERS: [(&str, OpHandler); 5] = [
     ("Conv", OpHandler { activation_input: true, weight: true, bias: true }),
     ("ConvTranspose", OpHandler { activation_input: true, weight: true, bias: true }),
     ("Gemm", OpHandler { activation_input: true, weight: true, bias: true }),
     ("MatMul", OpHandler { activation_input: true, weight: true, bias: false }),
+    ("Gather", OpHandler { activation_input: false, weight: true, bias: false }),
 ];
 
 /// Ops without a handler stay float.
@@ -163,9 +165,9 @@ fn pairs_can_overflow(wq: &WeightQuant) -> bool {
     })
 }
 
-/// The weight of `layer` quantized as `config` says without data: HQQ on block-wise weights, as
-/// ONNX Runtime's (its real zero points are written by MatMulNBits); nearest rounding elsewhere
-/// and for GPTQ and AWQ, which come as refinements (they need data).
+/// The weight of `layer` quantized as `config` says without data: HQQ on block-wise MatMul and
+/// Gemm weights, as ONNX Runtime's (its real zero points are written by MatMulNBits); nearest
+/// rounding elsewhere and for GPTQ and AWQ, which come as refinements (they need data).
 fn layer_weight(
     model: &OnnxModel,
     layer: &crate::model::QuantizableLayer,
@@ -173,7 +175,8 @@ fn layer_weight(
     recipe: &Recipe,
 ) -> Result<WeightQuant> {
     let view = model.constant_f32(&layer.weight)?;
-    let per_group = matches!(config.weight.granularity, Granularity::PerGroup { .. });
+    let per_group = matches!(config.weight.granularity, Granularity::PerGroup { .. })
+        && matches!(layer.op_type.as_str(), "MatMul" | "Gemm");
     match config.algorithms.weight_algorithm {
         WeightAlgorithm::Hqq if per_group => crate::algorithms::hqq::quantize(
             &view.view(),
@@ -236,7 +239,11 @@ impl QuantPlan {
         // Mark.
         for layer in &model.summary.layers {
             let config = recipe.config_for(&layer.name);
-            if config.keep_float || recipe.excludes(&layer.name, &layer.op_type) || !filter.includes(&layer.name) {
+            if config.keep_float
+                || recipe.excludes(&layer.name, &layer.op_type)
+                || !filter.includes(&layer.name)
+                || (layer.op_type == "Gather" && !recipe.weights_only)
+            {
                 continue;
             }
             let h = handler(&layer.op_type);

@@ -61,21 +61,22 @@ impl WeightQuant {
         self.float_zero.as_ref().map_or(self.params[k].zero_point as f32, |z| z[k])
     }
 
-    /// The dequantized (fake-quantized) weight.
+    /// The dequantized (fake-quantized) weight: `(q − z)·s`, exact for integer zero points; with
+    /// real-valued ones `q·s − z·s`, as ONNX Runtime's MatMulNBits computes it (two roundings).
     pub fn dequantize(&self) -> ArrayD<f32> {
         let mut out = self.q.mapv(|v| v as f32);
         let params = &self.params;
+        let value = |q: f32, k: usize| match &self.float_zero {
+            Some(z) => q * params[k].scale - z[k] * params[k].scale,
+            None => (q - params[k].zero_point as f32) * params[k].scale,
+        };
         match (self.axis, self.group_size) {
-            (None, _) => {
-                let (s, z) = (params[0].scale, self.zero(0));
-                out.mapv_inplace(|v| (v - z) * s);
-            }
+            (None, _) => out.mapv_inplace(|v| value(v, 0)),
             (Some(axis), group) => {
                 for (c, mut lane) in out.axis_iter_mut(Axis(axis)).enumerate() {
                     let per = group.map_or(1, |g| lane.len().div_ceil(g));
                     for (i, v) in lane.iter_mut().enumerate() {
-                        let k = c * per + group.map_or(0, |g| i / g);
-                        *v = (*v - self.zero(k)) * params[k].scale;
+                        *v = value(*v, c * per + group.map_or(0, |g| i / g));
                     }
                 }
             }

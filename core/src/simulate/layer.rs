@@ -152,3 +152,15 @@ pub(crate) fn restrict(plan: &QuantPlan, filter: &PlanFilter) -> QuantPlan {
     activations.retain(|_, a| !a.consumers.is_empty());
     QuantPlan { runtime: plan.runtime, target: plan.target, weight_format: plan.weight_format, layers, activations }
 }
+
+/// The local error of an embedding Gather: its quantized table against the float one (each row
+/// weighs the same; which rows the data looks up is not kept).
+pub(super) fn table_error(model: &OnnxModel, lp: &crate::plan::LayerPlan) -> Result<TensorMetrics> {
+    let table = model.constant_f32(&lp.weight)?;
+    let mut acc = ErrorAccumulator::default();
+    match &lp.weight_quant {
+        Some(wq) => acc.add(&flat(&table), &flat(&wq.dequantize())),
+        None => acc.add(&flat(&table), &flat(&table)),
+    }
+    Ok(acc.metrics())
+}

@@ -337,7 +337,7 @@ impl Simulator {
         let recomputed: Vec<&crate::model::QuantizableLayer> = summary
             .layers
             .iter()
-            .filter(|l| wants_local && plan.layer(&l.name).is_some() && reused(l).is_none())
+            .filter(|l| wants_local && plan.layer(&l.name).is_some() && reused(l).is_none() && l.op_type != "Gather")
             .filter(|l| !(self.float.contains_key(&l.input) && self.float.contains_key(&l.output)))
             .collect();
         let recomputed = if recomputed.is_empty() {
@@ -351,6 +351,7 @@ impl Simulator {
             let lp = plan.layer(&l.name);
             let act = lp.and_then(|p| p.activation.as_ref()).and_then(|t| plan.activations.get(t));
             let local = match lp {
+                Some(p) if wants_local && l.op_type == "Gather" => Some(layer::table_error(&self.model, p)?),
                 Some(_) if wants_local => match reused(l).or_else(|| recomputed.get(&l.name).copied()) {
                     Some(m) => Some(m),
                     None => Some(layer::local_error(
