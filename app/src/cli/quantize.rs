@@ -102,7 +102,10 @@ pub(super) fn quantize(
         );
     }
     // Everything is computed before anything is written: a failure leaves no output behind.
-    let mut files = vec![(out, quantbench_core::export::qdq_bytes(&model, &plan)?)];
+    let model_files = quantbench_core::export::qdq_files(&model, &plan, out)?;
+    let (paths, bytes): (Vec<std::path::PathBuf>, Vec<Vec<u8>>) = model_files.into_iter().unzip();
+    let mut files: Vec<(&std::path::Path, Vec<u8>)> =
+        paths.iter().map(std::path::PathBuf::as_path).zip(bytes).collect();
     if let Some(p) = encodings {
         files.push((p, quantbench_core::export::encodings_json(&plan)?.into_bytes()));
     }
