@@ -207,7 +207,10 @@ pub fn nbits_inits(lp: &LayerPlan, w: &str, l: &NBits) -> Result<(Vec<pb::Tensor
     let Some(wq) = &lp.weight_quant else { return Err(Error::Config("no quantized weight".into())) };
     let blocks = l.k.div_ceil(l.block);
     let offset: i32 = if wq.params[0].range.qmin < 0 { 1 << (l.bits - 1) } else { 0 };
-    let at = |n: usize, k: usize| if l.n_major { wq.q[[n, k]] } else { wq.q[[k, n]] };
+    // `[N, K]`: the weight's own layout (Gemm with transB) or its transpose (MatMul).
+    let q2 = wq.q.view().into_dimensionality::<ndarray::Ix2>().map_err(|e| Error::Config(e.to_string()))?;
+    let nk = if l.n_major { q2.as_standard_layout().into_owned() } else { q2.t().as_standard_layout().into_owned() };
+    let at = |n: usize, k: usize| nk[[n, k]];
     let mut data = Vec::with_capacity(l.n * blocks * l.block);
     for n in 0..l.n {
         for b in 0..blocks {

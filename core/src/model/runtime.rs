@@ -58,7 +58,7 @@ impl Runner {
         }
         let input_types: Vec<DatumType> = summary.inputs.iter().map(|i| datum_type(&i.elem_type)).collect();
         let run = || -> TractResult<(std::sync::Arc<TypedSimplePlan>, Vec<String>)> {
-            let mut inf = typed_inputs(proto, input_shapes, &input_types)?;
+            let mut inf = typed_inputs(proto, &model.path, input_shapes, &input_types)?;
             let mut outlets = inf.output_outlets()?.to_vec();
             let mut names: Vec<String> = summary.outputs.iter().map(|o| o.name.clone()).collect();
             for name in extra_outputs {
@@ -146,13 +146,16 @@ impl Runner {
     }
 }
 
-/// The model parsed by tract with its inputs typed by `input_shapes`.
+/// The model parsed by tract with its inputs typed by `input_shapes`; `path` is the file it was
+/// read from (external data is found beside it).
 fn typed_inputs(
     proto: &tract_onnx::pb::ModelProto,
+    path: &std::path::Path,
     input_shapes: &[Vec<usize>],
     input_types: &[DatumType],
 ) -> TractResult<InferenceModel> {
-    let mut inf = super::tract_parser().model_for_proto_model(proto)?;
+    let dir = path.parent().and_then(std::path::Path::to_str);
+    let mut inf = super::tract_parser().parse(proto, dir)?.model;
     for (ix, (shape, &dt)) in input_shapes.iter().zip(input_types).enumerate() {
         inf = inf.with_input_fact(ix, dt.fact(shape).into())?;
     }
@@ -169,7 +172,7 @@ pub fn float_activations(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Resu
 pub fn float_activation_sizes(model: &OnnxModel, input_shapes: &[Vec<usize>]) -> Result<Vec<(String, usize)>> {
     let run = || -> TractResult<Vec<(String, usize)>> {
         let types: Vec<DatumType> = model.summary.inputs.iter().map(|i| datum_type(&i.elem_type)).collect();
-        let mut inf = typed_inputs(&model.proto, input_shapes, &types)?;
+        let mut inf = typed_inputs(&model.proto, &model.path, input_shapes, &types)?;
         let mut outlets = inf.output_outlets()?.to_vec();
         for node in inf.nodes() {
             for ix in 0..node.outputs.len() {

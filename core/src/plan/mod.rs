@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::algorithms::{RefineInput, RefineTask, Refinements, layer_data};
 use crate::error::{Error, Result};
-use crate::model::OnnxModel;
+use crate::model::{OnnxModel, QuantizableLayer};
 use crate::observe::Calibration;
 use crate::quant::recipe::Recipe;
 use crate::quant::{
@@ -165,12 +165,21 @@ fn pairs_can_overflow(wq: &WeightQuant) -> bool {
     })
 }
 
+/// Whether the plan leaves `layer` out: kept float, excluded, filtered out, or an embedding in a
+/// recipe that is not weight-only.
+fn skipped(layer: &QuantizableLayer, config: &LayerConfig, recipe: &Recipe, filter: &PlanFilter) -> bool {
+    config.keep_float
+        || recipe.excludes(&layer.name, &layer.op_type)
+        || !filter.includes(&layer.name)
+        || (layer.op_type == "Gather" && !recipe.weights_only)
+}
+
 /// The weight of `layer` quantized as `config` says without data: HQQ on block-wise MatMul and
 /// Gemm weights, as ONNX Runtime's (its real zero points are written by MatMulNBits); nearest
 /// rounding elsewhere and for GPTQ and AWQ, which come as refinements (they need data).
 fn layer_weight(
     model: &OnnxModel,
-    layer: &crate::model::QuantizableLayer,
+    layer: &QuantizableLayer,
     config: &LayerConfig,
     recipe: &Recipe,
 ) -> Result<WeightQuant> {
@@ -239,11 +248,7 @@ impl QuantPlan {
         // Mark.
         for layer in &model.summary.layers {
             let config = recipe.config_for(&layer.name);
-            if config.keep_float
-                || recipe.excludes(&layer.name, &layer.op_type)
-                || !filter.includes(&layer.name)
-                || (layer.op_type == "Gather" && !recipe.weights_only)
-            {
+            if skipped(layer, &config, recipe, filter) {
                 continue;
             }
             let h = handler(&layer.op_type);

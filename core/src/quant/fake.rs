@@ -130,21 +130,27 @@ pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) 
         Granularity::PerGroup { group_size } => Some(group_size),
         _ => None,
     };
-    let mut params = Vec::new();
-    let mut q = ArrayD::<i32>::zeros(w.raw_dim());
-    for (lane, mut q_lane) in w.axis_iter(Axis(axis)).zip(q.axis_iter_mut(Axis(axis))) {
-        let values: Vec<f32> = lane.iter().copied().collect();
-        let chunk = group.unwrap_or(values.len().max(1));
-        let mut ints = Vec::with_capacity(values.len());
-        for g in values.chunks(chunk) {
+    // The lanes as contiguous rows: the channel axis first, the others in order.
+    let order: Vec<usize> = std::iter::once(axis).chain((0..w.ndim()).filter(|&a| a != axis)).collect();
+    let rows = w.view().permuted_axes(order.clone()).as_standard_layout().into_owned();
+    let (channels, lane) = (w.shape()[axis], w.len() / w.shape()[axis].max(1));
+    let flat = rows.as_slice().ok_or_else(|| Error::Config("weight layout".into()))?;
+    let chunk = group.unwrap_or(lane.max(1));
+    let mut params = Vec::with_capacity(channels * lane.div_ceil(chunk));
+    let mut ints = Vec::with_capacity(w.len());
+    for row in flat.chunks(lane.max(1)).take(channels) {
+        for g in row.chunks(chunk) {
             let (p, qs) = quantize_group(g, scheme);
             params.push(p);
             ints.extend(qs);
         }
-        for (dst, src) in q_lane.iter_mut().zip(ints) {
-            *dst = src;
-        }
     }
+    let permuted = ArrayD::from_shape_vec(rows.raw_dim(), ints).map_err(|e| Error::Config(e.to_string()))?;
+    let mut inverse = vec![0; order.len()];
+    for (i, &a) in order.iter().enumerate() {
+        inverse[a] = i;
+    }
+    let q = permuted.permuted_axes(inverse).as_standard_layout().into_owned();
     Ok(WeightQuant { params, axis: Some(axis), group_size: group, q, float_zero: None })
 }
 
