@@ -152,7 +152,7 @@ mod tests {
                 assert!(awq < 0.6 * rtn, "{bits} bits {granularity:?}: {awq} vs {rtn}");
                 assert!(boost.0 > 2.0 && boost.1 > 2.0, "salient channels are scaled up: {boost:?}");
                 let range = scheme.qrange();
-                assert!(wq.q.iter().all(|v| (range.qmin..=range.qmax).contains(v)));
+                assert!(wq.q.iter().all(|v| (range.qmin..=range.qmax).contains(&i32::from(*v))));
             }
         }
     }

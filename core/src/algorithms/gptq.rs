@@ -326,7 +326,7 @@ pub(crate) mod tests {
                 );
                 assert!(mse < 0.25 * rtn, "{bits} bits, act_order {act_order}: {mse} vs {rtn}");
                 let range = scheme.qrange();
-                assert!(wq.q.iter().all(|v| (range.qmin..=range.qmax).contains(v)));
+                assert!(wq.q.iter().all(|v| (range.qmin..=range.qmax).contains(&i32::from(*v))));
             }
         }
     }
@@ -351,7 +351,7 @@ pub(crate) mod tests {
                     (rtn.params.len(), rtn.axis, rtn.group_size, rtn.q.shape())
                 );
                 let range = scheme.qrange();
-                assert!(wq.q.iter().all(|v| (range.qmin..=range.qmax).contains(v)));
+                assert!(wq.q.iter().all(|v| (range.qmin..=range.qmax).contains(&i32::from(*v))));
                 let back = weight_matrix(&wq.dequantize(), 0);
                 assert!((4..8).all(|r| back[[r, 3]] == 0.0), "dead input of group 1: {:?}", back.column(3));
                 assert!(back.iter().all(|v| v.is_finite()));

@@ -144,7 +144,8 @@ pub fn quantize(
         .map(|(&s, &z)| QParams { scale: 1.0 / s, zero_point: z.round_ties_even().clamp(0.0, qmax) as i32, range })
         .collect();
     let q = if per_tensor {
-        ArrayD::from_shape_vec(weight.raw_dim(), q.into_iter().collect()).map_err(|e| Error::Shape(e.to_string()))?
+        ArrayD::from_shape_vec(weight.raw_dim(), q.into_iter().map(|v| v as i16).collect())
+            .map_err(|e| Error::Shape(e.to_string()))?
     } else {
         matrix_to_weight_i32(&q, weight.shape(), axis)
     };
@@ -242,7 +243,7 @@ mod tests {
         let back = wq.dequantize();
         for ((k, n), &v) in w.view().into_dimensionality::<ndarray::Ix2>().expect("2-D").indexed_iter() {
             let i = param_index(&wq, n, k, 40);
-            let expected = wq.q[[k, n]] as f32 * wq.params[i].scale - zeros[i] * wq.params[i].scale;
+            let expected = f32::from(wq.q[[k, n]]) * wq.params[i].scale - zeros[i] * wq.params[i].scale;
             assert_eq!(back[[k, n]], expected);
             assert!((back[[k, n]] - v).abs() <= wq.params[i].scale * 1.01, "({k}, {n}): {v} → {}", back[[k, n]]);
         }

@@ -44,11 +44,11 @@ pub fn weight_matrix(w: &ArrayD<f32>, axis: usize) -> Array2<f32> {
 }
 
 /// The inverse of [`weight_matrix`] for integer weights: back to the tensor's layout.
-pub fn matrix_to_weight_i32(m: &Array2<i32>, shape: &[usize], axis: usize) -> ArrayD<i32> {
+pub fn matrix_to_weight_i32(m: &Array2<i32>, shape: &[usize], axis: usize) -> ArrayD<i16> {
     let mut perm: Vec<usize> = vec![axis];
     perm.extend((0..shape.len()).filter(|&a| a != axis));
     let permuted_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
-    let arr = ArrayD::from_shape_vec(IxDyn(&permuted_shape), m.iter().copied().collect())
+    let arr = ArrayD::from_shape_vec(IxDyn(&permuted_shape), m.iter().map(|&v| v as i16).collect())
         .unwrap_or_else(|_| unreachable!("same element count"));
     let mut inverse = vec![0; perm.len()];
     for (i, &p) in perm.iter().enumerate() {

@@ -132,7 +132,7 @@ pub fn blocked_dq(lp: &LayerPlan, w: &str, dims: &[i64]) -> Result<(Vec<pb::Node
     };
     let names = [format!("{w}_quantized"), format!("{w}_scale"), format!("{w}_zero_point")];
     let inits = vec![
-        tensor(names[0].clone(), dims, raw(wq.q.iter().map(|&v| to_stored(v)).collect())),
+        tensor(names[0].clone(), dims, raw(wq.q.iter().map(|&v| to_stored(i32::from(v))).collect())),
         float_tensor(&names[1], &sdims_i64, &scales),
         tensor(names[2].clone(), &sdims_i64, raw(zps)),
     ];
@@ -210,7 +210,7 @@ pub fn nbits_inits(lp: &LayerPlan, w: &str, l: &NBits) -> Result<(Vec<pb::Tensor
     // `[N, K]`: the weight's own layout (Gemm with transB) or its transpose (MatMul).
     let q2 = wq.q.view().into_dimensionality::<ndarray::Ix2>().map_err(|e| Error::Config(e.to_string()))?;
     let nk = if l.n_major { q2.as_standard_layout().into_owned() } else { q2.t().as_standard_layout().into_owned() };
-    let at = |n: usize, k: usize| nk[[n, k]];
+    let at = |n: usize, k: usize| i32::from(nk[[n, k]]);
     let mut data = Vec::with_capacity(l.n * blocks * l.block);
     for n in 0..l.n {
         for b in 0..blocks {

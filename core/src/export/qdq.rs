@@ -192,7 +192,7 @@ fn weight_dq(lp: &LayerPlan, w: &str, dims: &[i64]) -> Result<(Vec<pb::NodeProto
         )));
     }
     let ty = IntType::for_params(&wq.params[0]);
-    let values: Vec<i32> = wq.q.iter().copied().collect();
+    let values: Vec<i32> = wq.q.iter().map(|&v| i32::from(v)).collect();
     let scales: Vec<f32> = wq.params.iter().map(|p| p.scale).collect();
     let zps: Vec<i32> = wq.params.iter().map(|p| p.zero_point).collect();
     let pdims: Vec<i64> = if wq.axis.is_some() { vec![scales.len() as i64] } else { vec![] };

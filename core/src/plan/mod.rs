@@ -151,8 +151,8 @@ pub struct LayerPlan {
 fn pairs_can_overflow(wq: &WeightQuant) -> bool {
     use crate::quant::runtime::{I16_MAX, I16_MIN};
     let lanes: Vec<Vec<i32>> = match wq.axis {
-        Some(axis) => wq.q.axis_iter(ndarray::Axis(axis)).map(|l| l.iter().copied().collect()).collect(),
-        None => vec![wq.q.iter().copied().collect()],
+        Some(axis) => wq.q.axis_iter(ndarray::Axis(axis)).map(|l| l.iter().map(|&v| i32::from(v)).collect()).collect(),
+        None => vec![wq.q.iter().map(|&v| i32::from(v)).collect()],
     };
     lanes.iter().any(|lane| {
         let mut pos: Vec<i32> = lane.iter().copied().filter(|&w| w > 0).collect();

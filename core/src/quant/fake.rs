@@ -48,8 +48,9 @@ pub struct WeightQuant {
     pub axis: Option<usize>,
     /// Group size when per group.
     pub group_size: Option<usize>,
-    /// Integer values, same shape as the weight.
-    pub q: ArrayD<i32>,
+    /// Integer values, same shape as the weight (every weight grid fits 16 signed bits: two bytes
+    /// per weight held, not four).
+    pub q: ArrayD<i16>,
     /// Real-valued zero points, one per parameter set, that replace the integer ones (HQQ
     /// optimises zero points in the reals; ONNX Runtime's MatMulNBits stores them as floats).
     pub float_zero: Option<Vec<f32>>,
@@ -64,7 +65,7 @@ impl WeightQuant {
     /// The dequantized (fake-quantized) weight: `(q − z)·s`, exact for integer zero points; with
     /// real-valued ones `q·s − z·s`, as ONNX Runtime's MatMulNBits computes it (two roundings).
     pub fn dequantize(&self) -> ArrayD<f32> {
-        let mut out = self.q.mapv(|v| v as f32);
+        let mut out = self.q.mapv(f32::from);
         let params = &self.params;
         let value = |q: f32, k: usize| match &self.float_zero {
             Some(z) => q * params[k].scale - z[k] * params[k].scale,
@@ -89,8 +90,9 @@ fn min_max(values: impl Iterator<Item = f32>) -> (f32, f32) {
     values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
 
-/// Parameters and integers for a group of values (ternary or integer grid).
-fn quantize_group(values: &[f32], scheme: &WeightScheme) -> (QParams, Vec<i32>) {
+/// Parameters and integers for a group of values (ternary or integer grid; the grid fits i16,
+/// as [`WeightScheme::validate`] checks).
+fn quantize_group(values: &[f32], scheme: &WeightScheme) -> (QParams, Vec<i16>) {
     let range = scheme.qrange();
     if scheme.ternary {
         // TWN (Li et al. 2016): threshold 0.7·mean|w|; scale = mean of |w| above it.
@@ -98,13 +100,13 @@ fn quantize_group(values: &[f32], scheme: &WeightScheme) -> (QParams, Vec<i32>) 
         let threshold = 0.7 * values.iter().map(|v| v.abs()).sum::<f32>() / n;
         let above: Vec<f32> = values.iter().map(|v| v.abs()).filter(|a| *a > threshold).collect();
         let scale = if above.is_empty() { 1.0 } else { above.iter().sum::<f32>() / above.len() as f32 };
-        let q = values.iter().map(|v| if v.abs() > threshold { v.signum() as i32 } else { 0 }).collect();
+        let q = values.iter().map(|v| if v.abs() > threshold { v.signum() as i16 } else { 0 }).collect();
         return (QParams { scale, zero_point: 0, range }, q);
     }
     let (lo, hi) = min_max(values.iter().copied());
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) };
     let p = scale_zp(lo, hi, range, scheme.symmetric, scheme.power_of_two);
-    let q = values.iter().map(|&v| p.quantize(v)).collect();
+    let q = values.iter().map(|&v| p.quantize(v) as i16).collect();
     (p, q)
 }
 

@@ -68,6 +68,9 @@ impl WeightScheme {
         if !(2..=16).contains(&self.bits) {
             return Err(Error::Config(format!("weight bits must be 2–16, got {}", self.bits)));
         }
+        if !self.signed && self.bits > 15 && !self.ternary {
+            return Err(Error::Config("unsigned weights take at most 15 bits (16-bit weights are signed)".into()));
+        }
         if let Granularity::PerGroup { group_size: 0 } = self.granularity {
             return Err(Error::Config("per-group quantization needs a group size above 0".into()));
         }

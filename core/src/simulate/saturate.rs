@@ -126,7 +126,7 @@ fn emulate_matmul(ctx: &Ctx<'_>) -> Option<Emulation> {
         return None;
     }
     let (k, n) = if trans_b { (shape[1], shape[0]) } else { (shape[0], shape[1]) };
-    let w = |kk: usize, nn: usize| -> f32 { (if trans_b { wq.q[[nn, kk]] } else { wq.q[[kk, nn]] }) as f32 };
+    let w = |kk: usize, nn: usize| -> f32 { f32::from(if trans_b { wq.q[[nn, kk]] } else { wq.q[[kk, nn]] }) };
     let scales = channel_scales(wq, n)?;
     let k2 = k / 2;
     let mut nodes = Vec::new();
@@ -224,14 +224,14 @@ fn emulate_conv(ctx: &Ctx<'_>) -> Option<Emulation> {
                     eye[((row * cg + ci) * kh + ih) * kw + iw] = 1.0;
                     let (j, i) = (kk / 2, kk % 2);
                     for mm in 0..mg {
-                        wg[(((g * k2 + j) * mg) + mm) * 2 + i] = wq.q[[g * mg + mm, ci, ih, iw]] as f32;
+                        wg[(((g * k2 + j) * mg) + mm) * 2 + i] = f32::from(wq.q[[g * mg + mm, ci, ih, iw]]);
                     }
                 }
             }
         }
     }
     let colsum: Vec<f32> =
-        (0..m).map(|mm| wq.q.index_axis(ndarray::Axis(0), mm).iter().map(|&v| v as f32).sum()).collect();
+        (0..m).map(|mm| wq.q.index_axis(ndarray::Axis(0), mm).iter().map(|&v| f32::from(v)).sum()).collect();
     let mut nodes = Vec::new();
     let mut inits = vec![
         float_tensor(&p("im2col"), &[(groups * 2 * k2) as i64, cg as i64, kh as i64, kw as i64], &eye),

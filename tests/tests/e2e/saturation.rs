@@ -165,7 +165,7 @@ fn the_avx2_profile_computes_saturating_pairs_exactly() {
                     } else {
                         a1.zero_point
                     });
-                    w.push(w1[[m, c, ih, iw]]);
+                    w.push(i32::from(w1[[m, c, ih, iw]]));
                 }
                 let colsum: i32 = w.iter().sum();
                 let acc = pair_sum(&a, &w, true) - a1.zero_point * colsum + b1.q[m];
@@ -195,7 +195,7 @@ fn the_avx2_profile_computes_saturating_pairs_exactly() {
         // fc: pairs (0,1) (2,3) (4,5), element 6 alone.
         let x2: Vec<i32> = batch.inputs[1].iter().map(|&v| quantize(v, a2.scale, a2.zero_point)).collect();
         for n in 0..3 {
-            let w: Vec<i32> = (0..7).map(|k| w3[[k, n]]).collect();
+            let w: Vec<i32> = (0..7).map(|k| i32::from(w3[[k, n]])).collect();
             let acc = pair_sum(&x2, &w, true) - a2.zero_point * w.iter().sum::<i32>();
             if pair_sum(&x2, &w, true) != pair_sum(&x2, &w, false) {
                 saturated_outputs += 1;
