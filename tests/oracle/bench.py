@@ -9,7 +9,9 @@ For every sample model, in one run:
     re-evaluation latency (the bench_simulate binary);
   * ONNX Runtime latency of the exports per placement target vs quantize_static's (bench_latency.py);
   * the real-world corpus (bench_corpus.py): time and peak RSS vs quantize_static, the float-pass
-    floor, output SQNR of both exports, RSS at 1x vs 4x the calibration samples.
+    floor, output SQNR of both exports, RSS at 1x vs 4x the calibration samples;
+  * weight-only 4-bit (bench_weight_only.py): time, peak RSS, size and accuracy vs ONNX Runtime's
+    MatMulNBitsQuantizer (RTN, HQQ, GPTQ) on the token sample and a generated 59 MB transformer.
 Prints a table and writes BENCHMARKS.md. Usage: bench.py QUANTBENCH_BIN BENCH_SIMULATE_BIN OUT_MARKDOWN
 """
 import json
@@ -24,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 import bench_corpus
+import bench_weight_only
 import bench_latency
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -108,6 +111,7 @@ def main():
             mem_rows.append((name, calib_memory(qb, name, one), calib_memory(qb, name, eight)))
         sim = subprocess.run([bench_sim], capture_output=True, text=True, check=True).stdout
     corpus_lines = bench_corpus.section(qb, int(os.environ.get("QB_BENCH_CORPUS_SAMPLES", "32")))
+    weight_only_lines = bench_weight_only.section(qb)
     latency_lines = bench_latency.section(qb, int(os.environ.get("QB_BENCH_LATENCY_SAMPLES", "32")))
     total = time.perf_counter() - started
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -147,7 +151,7 @@ def main():
     for name, a, b in mem_rows:
         lines.append(f"| {name} | {a / 1024:.1f} | {b / 1024:.1f} | {b / a:.3f} |")
     lines += ["", "## Simulation throughput and incremental re-evaluation (bench_simulate)", "", sim.strip(), ""]
-    lines += [""] + corpus_lines + [""] + latency_lines + [""]
+    lines += [""] + corpus_lines + [""] + weight_only_lines + [""] + latency_lines + [""]
     text = "\n".join(lines) + "\n"
     with open(out_md, "w") as f:
         f.write(text)

@@ -48,27 +48,54 @@ fn initial_params(values: &[f32], qmax: f32) -> (f32, f32) {
     (inv, (-lo * inv).round_ties_even())
 }
 
-/// Runs the proximal solver over all groups at once; returns the real zero points.
+/// Groups are solved in this many fixed ranges, summed in order: the result does not depend on
+/// the number of threads.
+const RANGES: usize = 16;
+
+/// One proximal step on the groups `values` (`zero.len()` groups of `len`) with their inverse
+/// scales `inv`: updates their zero points and returns their summed absolute error.
+fn step(values: &[f32], inv: &[f32], zero: &mut [f32], len: usize, (qmax, beta, p): (f32, f32, f32)) -> f64 {
+    let mut target = vec![0.0f32; len];
+    let mut abs_err = 0.0f64;
+    for ((group, &s), z) in values.chunks(len).zip(inv).zip(zero.iter_mut()) {
+        for (t, &w) in target.iter_mut().zip(group) {
+            let w_q = (w * s + *z).round_ties_even().clamp(0.0, qmax);
+            let w_r = (w_q - *z) / s;
+            let w_e = shrink(w - w_r, beta, p);
+            *t = w_q - (w - w_e) * s;
+            abs_err += f64::from((w - w_r).abs());
+        }
+        *z = target.iter().sum::<f32>() / len as f32;
+    }
+    abs_err
+}
+
+/// Runs the proximal solver over all groups at once, on all cores; returns the real zero points.
 fn optimize_zeros(groups: &Groups, inv: &[f32], zero: &mut [f32], qmax: f32, settings: &HqqSettings) {
     let mut beta = settings.beta;
     let mut best = f64::INFINITY;
     let len = groups.len;
-    let mut target = vec![0.0f32; len];
+    let per = zero.len().div_ceil(RANGES).max(1);
+    let threads = crate::model::parallel::threads();
     for _ in 0..settings.iterations {
-        let mut abs_err = 0.0f64;
-        for (k, values) in groups.data.chunks(len).enumerate() {
-            let (s, z) = (inv[k], zero[k]);
-            for (t, &w) in target.iter_mut().zip(values) {
-                let w_q = (w * s + z).round_ties_even().clamp(0.0, qmax);
-                let w_r = (w_q - z) / s;
-                let w_e = shrink(w - w_r, beta, settings.lp_norm);
-                *t = w_q - (w - w_e) * s;
-                abs_err += f64::from((w - w_r).abs());
+        let mut partial = vec![0.0f64; zero.len().div_ceil(per)];
+        std::thread::scope(|scope| {
+            let mut work: Vec<Vec<(usize, &mut [f32], &mut f64)>> = (0..threads).map(|_| Vec::new()).collect();
+            for (c, (z, e)) in zero.chunks_mut(per).zip(partial.iter_mut()).enumerate() {
+                work[c % threads].push((c, z, e));
             }
-            zero[k] = target.iter().sum::<f32>() / len as f32;
-        }
+            for w in work {
+                scope.spawn(move || {
+                    for (c, z, e) in w {
+                        let (start, n) = (c * per, z.len());
+                        let values = &groups.data[start * len..(start + n) * len];
+                        *e = step(values, &inv[start..start + n], z, len, (qmax, beta, settings.lp_norm));
+                    }
+                });
+            }
+        });
         beta *= settings.kappa;
-        let err = abs_err / groups.data.len().max(1) as f64;
+        let err = partial.iter().sum::<f64>() / groups.data.len().max(1) as f64;
         if err < best {
             best = err;
         } else {
