@@ -33,11 +33,22 @@ struct Groups {
     len: usize,
 }
 
-/// The lp shrinkage operator (the proximal step of `|x|^p / β`).
-fn shrink(x: f32, beta: f32, p: f32) -> f32 {
+/// The lp shrinkage operator (the proximal step of `|x|^p / β`). For p < 1 it is zero wherever
+/// `|x| ≤ |x|^(p−1) / β`, i.e. below `β^(−1/(2−p))`: `zero_below` is half of that bound, under
+/// which the result is 0 without the power (the same value, only faster: most quantization
+/// errors are far below it).
+fn shrink(x: f32, beta: f32, p: f32, zero_below: f32) -> f32 {
     let a = x.abs();
+    if a < zero_below {
+        return 0.0;
+    }
     let t = if p == 1.0 { 1.0 / beta } else { (a + 1e-8).powf(p - 1.0) / beta };
     x.signum() * (a - t).max(0.0)
+}
+
+/// Half the magnitude below which [`shrink`] is zero (0 when p ≥ 1, where it is `1/β`).
+fn shrink_zero_below(beta: f32, p: f32) -> f32 {
+    if p < 1.0 { 0.5 * beta.powf(-1.0 / (2.0 - p)) } else { 0.0 }
 }
 
 /// Initial inverse scale and rounded zero of one group, as ONNX Runtime computes them.
@@ -57,11 +68,12 @@ const RANGES: usize = 16;
 fn step(values: &[f32], inv: &[f32], zero: &mut [f32], len: usize, (qmax, beta, p): (f32, f32, f32)) -> f64 {
     let mut target = vec![0.0f32; len];
     let mut abs_err = 0.0f64;
+    let zero_below = shrink_zero_below(beta, p);
     for ((group, &s), z) in values.chunks(len).zip(inv).zip(zero.iter_mut()) {
         for (t, &w) in target.iter_mut().zip(group) {
             let w_q = (w * s + *z).round_ties_even().clamp(0.0, qmax);
             let w_r = (w_q - *z) / s;
-            let w_e = shrink(w - w_r, beta, p);
+            let w_e = shrink(w - w_r, beta, p, zero_below);
             *t = w_q - (w - w_e) * s;
             abs_err += f64::from((w - w_r).abs());
         }

@@ -36,9 +36,13 @@ pub fn supported(model: &OnnxModel, layer: &QuantizableLayer) -> bool {
 pub fn weight_matrix(w: &ArrayD<f32>, axis: usize) -> Array2<f32> {
     let mut perm: Vec<usize> = vec![axis];
     perm.extend((0..w.ndim()).filter(|&a| a != axis));
-    let p = w.view().permuted_axes(IxDyn(&perm));
     let rows = w.shape()[axis];
     let cols = w.len() / rows.max(1);
+    // A 2-D weight is transposed as a 2-D view (a dynamic-rank copy walks index by index).
+    if let Ok(w2) = w.view().into_dimensionality::<ndarray::Ix2>() {
+        return if axis == 0 { w2.to_owned() } else { w2.t().as_standard_layout().into_owned() };
+    }
+    let p = w.view().permuted_axes(IxDyn(&perm));
     let flat: Vec<f32> = p.iter().copied().collect();
     Array2::from_shape_vec((rows, cols), flat).unwrap_or_else(|_| unreachable!("rows × cols = len"))
 }
@@ -48,6 +52,10 @@ pub fn matrix_to_weight_i32(m: &Array2<i32>, shape: &[usize], axis: usize) -> Ar
     let mut perm: Vec<usize> = vec![axis];
     perm.extend((0..shape.len()).filter(|&a| a != axis));
     let permuted_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+    if shape.len() == 2 {
+        let t = if axis == 0 { m.view() } else { m.t() };
+        return t.mapv(|v| v as i16).into_dyn();
+    }
     let arr = ArrayD::from_shape_vec(IxDyn(&permuted_shape), m.iter().map(|&v| v as i16).collect())
         .unwrap_or_else(|_| unreachable!("same element count"));
     let mut inverse = vec![0; perm.len()];
