@@ -59,6 +59,26 @@ pub(super) fn prepare(
         }
         reached = Some(stage);
     };
+    if recipe.weights_only && !algorithms::needs_transform(&model, &recipe) {
+        // Weights only: no activation statistics are needed, only the algorithms' layer inputs.
+        let calibration = Arc::new(Calibration::default());
+        let refinements = if algorithms::needs_refinement(&model, &recipe) {
+            let started = std::time::Instant::now();
+            let r = pipeline::refine(&model, &recipe, &calibration, &set, &mut |_, _| {}, &never)
+                .context("the layer-wise algorithms failed")?;
+            for (layer, l) in &r.layers {
+                eprintln!(
+                    "refined {layer}: output reconstruction MSE {:.3e} (nearest rounding) -> {:.3e}",
+                    l.mse.0, l.mse.1
+                );
+            }
+            eprintln!("layer-wise algorithms took {:.1} s", started.elapsed().as_secs_f64());
+            r
+        } else {
+            Arc::default()
+        };
+        return Ok((Arc::new(model), recipe, Measured { calibration: Some(calibration), refinements }));
+    }
     let prepared =
         pipeline::prepare(Arc::new(model), &recipe, &set, &mut on_progress, &never).with_context(|| match reached {
             Some(Stage::Transform) => "model transform failed",

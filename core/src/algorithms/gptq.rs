@@ -30,32 +30,38 @@ use crate::quant::{Granularity, QParams, WeightQuant, WeightScheme, quantize_wei
 
 pub use crate::quant::GptqSettings;
 
-/// The lower Cholesky factor `L` of a symmetric positive definite matrix (`A = L·Lᵀ`), row-major
-/// `n × n`; None when `A` is not (numerically) positive definite.
-fn cholesky(a: &Array2<f64>) -> Option<Vec<f64>> {
-    let n = a.nrows();
-    let mut l = vec![0.0f64; n * n];
+/// The lower Cholesky factor `L` of the symmetric positive definite `n × n` matrix in `a`
+/// (row-major, `A = L·Lᵀ`), computed in place over its lower triangle (only the lower triangle is
+/// read); false when `A` is not (numerically) positive definite.
+fn cholesky_in_place(a: &mut [f64], n: usize) -> bool {
     for j in 0..n {
-        let d = a[[j, j]] - l[j * n..j * n + j].iter().map(|v| v * v).sum::<f64>();
+        let d = a[j * n + j] - a[j * n..j * n + j].iter().map(|v| v * v).sum::<f64>();
         if !(d.is_finite() && d > 0.0) {
-            return None;
+            return false;
         }
         let d = d.sqrt();
-        l[j * n + j] = d;
+        a[j * n + j] = d;
         for i in j + 1..n {
-            let dot: f64 = l[i * n..i * n + j].iter().zip(&l[j * n..j * n + j]).map(|(x, y)| x * y).sum();
-            l[i * n + j] = (a[[i, j]] - dot) / d;
+            let dot: f64 = a[i * n..i * n + j].iter().zip(&a[j * n..j * n + j]).map(|(x, y)| x * y).sum();
+            a[i * n + j] = (a[i * n + j] - dot) / d;
         }
     }
-    Some(l)
+    true
 }
 
 /// The upper Cholesky factor `U` of `H⁻¹` (`H⁻¹ = Uᵀ·U`, positive diagonal) without forming
 /// `H⁻¹`: with `J` the order reversal, `J·H·J = L·Lᵀ` gives `H = V·Vᵀ` for the upper triangular
-/// `V = J·L·J`, so `H⁻¹ = V⁻ᵀ·V⁻¹` and `U = V⁻¹ = J·L⁻¹·J`.
-fn inverse_cholesky_upper(h: &Array2<f64>) -> Option<Array2<f64>> {
+/// `V = J·L·J`, so `H⁻¹ = V⁻ᵀ·V⁻¹` and `U = V⁻¹ = J·L⁻¹·J`. Takes `h` by value and holds two
+/// `n × n` buffers at most (a layer with K = 4096 inputs needs 2 × 128 MiB, not 5×).
+fn inverse_cholesky_upper(h: Array2<f64>) -> Option<Array2<f64>> {
     let n = h.nrows();
-    let l = cholesky(&Array2::from_shape_fn((n, n), |(i, j)| h[[n - 1 - i, n - 1 - j]]))?;
+    // J·H·J reverses the row-major order of the elements.
+    let h = if h.is_standard_layout() { h } else { h.as_standard_layout().into_owned() };
+    let mut l = h.into_raw_vec_and_offset().0;
+    l.reverse();
+    if !cholesky_in_place(&mut l, n) {
+        return None;
+    }
     // Row j of `mt` is column j of L⁻¹ (forward substitution), so both operands are contiguous.
     let mut mt = vec![0.0f64; n * n];
     for j in 0..n {
@@ -65,7 +71,15 @@ fn inverse_cholesky_upper(h: &Array2<f64>) -> Option<Array2<f64>> {
             mt[j * n + i] = -dot / l[i * n + i];
         }
     }
-    Some(Array2::from_shape_fn((n, n), |(a, b)| mt[(n - 1 - b) * n + (n - 1 - a)]))
+    drop(l);
+    // U[a][b] = mt[(n−1−b)·n + (n−1−a)]: the reversed elements, transposed.
+    mt.reverse();
+    for a in 0..n {
+        for b in a + 1..n {
+            mt.swap(a * n + b, b * n + a);
+        }
+    }
+    Array2::from_shape_vec((n, n), mt).ok()
 }
 
 /// The scheme's parameters of one group of values (as `quantize_weight` computes them).
@@ -197,12 +211,18 @@ fn quantize_conv_group(
     q: &mut Array2<i32>,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    let x = problem.x_float[g].mapv(f64::from);
+    let x = &problem.x_float[g];
     let (k, n) = x.dim();
     if n == 0 {
         return Err(Error::Config("GPTQ needs calibration columns".into()));
     }
-    let mut h = x.dot(&x.t()) * (2.0 / n as f64);
+    // H = 2·X·Xᵀ/n in f64, accumulated over column blocks (no f64 copy of the whole X).
+    let mut h = Array2::<f64>::zeros((k, k));
+    for c0 in (0..n).step_by(256) {
+        let xc = x.slice(s![.., c0..(c0 + 256).min(n)]).mapv(f64::from);
+        ndarray::linalg::general_mat_mul(1.0, &xc, &xc.t(), 1.0, &mut h);
+    }
+    h *= 2.0 / n as f64;
     let rows = problem.rows_per_group();
     let first_row = g * rows;
     // The group's weight transposed (`K × rows`): a column of W is a contiguous row.
@@ -228,9 +248,10 @@ fn quantize_conv_group(
         perm.sort_by(|&a, &b| h[[b, b]].total_cmp(&h[[a, a]]));
     }
     let mut hp = Array2::from_shape_fn((k, k), |(a, b)| h[[perm[a], perm[b]]]);
+    drop(h);
     let damp = f64::from(settings.damp) * hp.diag().mean().unwrap_or(0.0);
     hp.diag_mut().mapv_inplace(|v| v + damp);
-    let u = inverse_cholesky_upper(&hp).ok_or_else(|| {
+    let u = inverse_cholesky_upper(hp).ok_or_else(|| {
         Error::Config("GPTQ: the layer's input Hessian is not positive definite (raise the dampening)".into())
     })?;
     let mut wp = wt.select(Axis(0), &perm);
@@ -400,12 +421,12 @@ pub(crate) mod tests {
         let mut rng = SplitMix::new(9);
         let a = Array2::from_shape_simple_fn((40, 60), || f64::from(normal(&mut rng)));
         let h = a.dot(&a.t()) + Array2::<f64>::eye(40) * 0.1;
-        let u = inverse_cholesky_upper(&h).expect("positive definite");
+        let u = inverse_cholesky_upper(h.clone()).expect("positive definite");
         assert!(u.indexed_iter().all(|((i, j), &v)| if i > j { v == 0.0 } else { i < j || v > 0.0 }));
         let identity = u.t().dot(&u).dot(&h);
         let off = (identity - Array2::<f64>::eye(40)).iter().fold(0.0f64, |m, v| m.max(v.abs()));
         assert!(off < 1e-8, "max |UᵀUH − I| = {off}");
-        assert!(inverse_cholesky_upper(&(-h)).is_none());
+        assert!(inverse_cholesky_upper(-h).is_none());
     }
 
     #[test]

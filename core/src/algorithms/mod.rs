@@ -185,6 +185,40 @@ pub struct RefineTask {
     pub input: Option<RefineInput>,
 }
 
+/// Consecutive ranges of `layers` whose float inputs over the samples the algorithms use fit in
+/// `settings.inputs_budget_mib` together (a layer alone may exceed it): each range is collected
+/// by one float pass. Sizes come from the model typed for one sample.
+fn input_chunks(
+    model: &OnnxModel,
+    layers: &[&crate::model::QuantizableLayer],
+    calib: &DataSet,
+    config: &CalibrationConfig,
+    settings: &AlgorithmSettings,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let shapes =
+        crate::data::resolve_input_shapes(&model.summary.inputs, Some(&calib.sample_shapes), &config.input_shapes, 1)?;
+    let sizes: BTreeMap<String, usize> =
+        crate::model::runtime::float_activation_sizes(model, &shapes).unwrap_or_default().into_iter().collect();
+    let samples = settings.max_samples.min(calib.num_samples).max(1);
+    let budget = settings.inputs_budget_mib.saturating_mul(1 << 20);
+    let mut chunks = Vec::new();
+    let (mut start, mut used, mut seen) = (0, 0usize, std::collections::BTreeSet::new());
+    for (i, layer) in layers.iter().enumerate() {
+        let bytes = sizes.get(&layer.input).copied().unwrap_or(0).saturating_mul(4 * samples);
+        let new = !seen.contains(layer.input.as_str());
+        if i > start && new && used.saturating_add(bytes) > budget {
+            chunks.push(start..i);
+            (start, used) = (i, 0);
+            seen.clear();
+        }
+        if seen.insert(layer.input.as_str()) {
+            used = used.saturating_add(bytes);
+        }
+    }
+    chunks.push(start..layers.len());
+    Ok(chunks)
+}
+
 /// Runs the layer-wise algorithms on `tasks` (layers of `model`, after any transform) on the
 /// calibration set. `on_progress(done, total)` counts layers.
 pub fn refine(
@@ -208,12 +242,24 @@ pub fn refine(
     }
     let layers: Vec<&crate::model::QuantizableLayer> =
         todo.iter().filter_map(|lp| model.summary.layer(&lp.layer)).collect();
-    let inputs = layer_data::collect_inputs(model, &layers, calib, calibration_config, &settings, cancel)?;
+    let chunks = input_chunks(model, &layers, calib, calibration_config, &settings)?;
+    let mut inputs = BTreeMap::new();
     let total = todo.len();
     let mut chosen_inputs: BTreeMap<String, QParams> = BTreeMap::new();
     for (i, lp) in todo.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
+        }
+        if let Some(chunk) = chunks.iter().find(|c| c.start == i) {
+            inputs.clear();
+            inputs = layer_data::collect_inputs(
+                model,
+                &layers[chunk.clone()],
+                calib,
+                calibration_config,
+                &settings,
+                cancel,
+            )?;
         }
         let Some(layer) = model.summary.layer(&lp.layer) else { continue };
         let act = lp.input.as_ref();

@@ -68,6 +68,9 @@ pub struct AlgorithmSettings {
     pub max_samples: usize,
     /// Output positions per layer the layer-wise problems keep (a deterministic random subset).
     pub max_columns: usize,
+    /// Memory for the layers' collected float inputs, in MiB: layers are refined in consecutive
+    /// chunks whose inputs fit (one float pass over the samples per chunk).
+    pub inputs_budget_mib: usize,
     /// Seed of that subset and of AdaRound's batches.
     pub seed: u64,
     /// AdaRound.
@@ -89,6 +92,7 @@ impl Default for AlgorithmSettings {
         Self {
             max_samples: 256,
             max_columns: 4096,
+            inputs_budget_mib: 128,
             seed: 0,
             ada_round: AdaRoundSettings::default(),
             easy_quant: EasyQuantSettings::default(),
