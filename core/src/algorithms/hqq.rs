@@ -21,6 +21,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD};
 
 use super::layer_data::{matrix_to_weight_i32, weight_matrix};
 use crate::error::{Error, Result};
+use crate::model::fake_quant::round_half_even;
 use crate::quant::{Granularity, QParams, QRange, WeightQuant, WeightScheme};
 
 pub use crate::quant::HqqSettings;
@@ -71,7 +72,7 @@ fn step(values: &[f32], inv: &[f32], zero: &mut [f32], len: usize, (qmax, beta, 
     let zero_below = shrink_zero_below(beta, p);
     for ((group, &s), z) in values.chunks(len).zip(inv).zip(zero.iter_mut()) {
         for (t, &w) in target.iter_mut().zip(group) {
-            let w_q = (w * s + *z).round_ties_even().clamp(0.0, qmax);
+            let w_q = round_half_even(w * s + *z).clamp(0.0, qmax);
             let w_r = (w_q - *z) / s;
             let w_e = shrink(w - w_r, beta, p, zero_below);
             *t = w_q - (w - w_e) * s;
@@ -88,24 +89,32 @@ fn optimize_zeros(groups: &Groups, inv: &[f32], zero: &mut [f32], qmax: f32, set
     let mut best = f64::INFINITY;
     let len = groups.len;
     let per = zero.len().div_ceil(RANGES).max(1);
-    let threads = crate::model::parallel::threads();
+    let chunks = zero.len().div_ceil(per);
+    let never = std::sync::atomic::AtomicBool::new(false);
     for _ in 0..settings.iterations {
-        let mut partial = vec![0.0f64; zero.len().div_ceil(per)];
-        std::thread::scope(|scope| {
-            let mut work: Vec<Vec<(usize, &mut [f32], &mut f64)>> = (0..threads).map(|_| Vec::new()).collect();
-            for (c, (z, e)) in zero.chunks_mut(per).zip(partial.iter_mut()).enumerate() {
-                work[c % threads].push((c, z, e));
-            }
-            for w in work {
-                scope.spawn(move || {
-                    for (c, z, e) in w {
-                        let (start, n) = (c * per, z.len());
-                        let values = &groups.data[start * len..(start + n) * len];
-                        *e = step(values, &inv[start..start + n], z, len, (qmax, beta, settings.lp_norm));
-                    }
-                });
-            }
-        });
+        let mut partial = vec![0.0f64; chunks];
+        let before = zero.to_vec();
+        let work = |c: usize| -> Result<(Vec<f32>, f64)> {
+            let (start, end) = (c * per, ((c + 1) * per).min(before.len()));
+            let mut z = before[start..end].to_vec();
+            let values = &groups.data[start * len..end * len];
+            let e = step(values, &inv[start..end], &mut z, len, (qmax, beta, settings.lp_norm));
+            Ok((z, e))
+        };
+        // On the cores (model::parallel), results in range order.
+        let ran = crate::model::parallel::run_map(
+            chunks,
+            &work,
+            &mut |c, (z, e)| {
+                zero[c * per..c * per + z.len()].copy_from_slice(&z);
+                partial[c] = e;
+                Ok(())
+            },
+            &never,
+        );
+        if ran.is_err() {
+            return; // Unreachable: the steps cannot fail and nothing cancels them.
+        }
         beta *= settings.kappa;
         let err = partial.iter().sum::<f64>() / groups.data.len().max(1) as f64;
         if err < best {
@@ -175,7 +184,7 @@ pub fn quantize(
     let mut q = Array2::<i32>::zeros((rows, cols));
     for ((r, c), v) in q.indexed_iter_mut() {
         let k = r * per_row + c / len;
-        *v = (matrix[[r, c]] * inv[k] + zero[k]).round_ties_even().clamp(0.0, qmax) as i32;
+        *v = round_half_even(matrix[[r, c]] * inv[k] + zero[k]).clamp(0.0, qmax) as i32;
     }
     let params = inv
         .iter()

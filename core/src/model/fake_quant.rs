@@ -71,7 +71,7 @@ impl Eq for FakeQuant {}
 /// branch or a libm call, so that the loops below vectorise (the x86-64 baseline has no SSE4.1
 /// `roundps`): adding and subtracting 2²³ rounds in the current mode, which is to nearest even.
 #[inline]
-pub(crate) fn round_half_even(x: f32) -> f32 {
+pub fn round_half_even(x: f32) -> f32 {
     const TO_INT: f32 = 8_388_608.0; // 2^23: from here on every f32 is an integer
     let a = x.abs();
     let r = if a < TO_INT { (a + TO_INT) - TO_INT } else { a };

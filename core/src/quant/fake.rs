@@ -4,6 +4,7 @@
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use super::qparams::{QParams, scale_zp};
+use crate::model::fake_quant::round_half_even;
 use super::scheme::{Granularity, WeightScheme};
 use crate::error::{Error, Result};
 
@@ -13,7 +14,7 @@ pub fn fake_quant_slice(data: &mut [f32], p: &QParams) {
     let (s, z) = (p.scale, p.zero_point as f32);
     let (lo, hi) = (p.range.qmin as f32, p.range.qmax as f32);
     for x in data.iter_mut() {
-        let q = ((*x / s).round_ties_even() + z).clamp(lo, hi);
+        let q = (round_half_even(*x / s) + z).clamp(lo, hi);
         *x = (q - z) * s;
     }
 }
@@ -33,7 +34,7 @@ pub fn fake_quant_per_axis(arr: &mut ArrayD<f32>, axis: usize, params: &[QParams
         } else {
             let (s, z) = (p.scale, p.zero_point as f32);
             let (lo, hi) = (p.range.qmin as f32, p.range.qmax as f32);
-            lane.mapv_inplace(|x| (((x / s).round_ties_even() + z).clamp(lo, hi) - z) * s);
+            lane.mapv_inplace(|x| ((round_half_even(x / s) + z).clamp(lo, hi) - z) * s);
         }
     }
     Ok(())

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::fake_quant::round_half_even as round_half_even_f32;
+
 /// The integer range `[qmin, qmax]` of a quantized type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QRange {
@@ -95,23 +97,11 @@ pub fn scale_zp(rmin: f32, rmax: f32, range: QRange, symmetric: bool, power_of_t
     QParams { scale: scale as f32, zero_point, range }
 }
 
-/// `x.round_ties_even()` without the libm call the baseline x86-64 target makes of it: below
-/// 2^22 in magnitude, adding and subtracting 1.5·2^23 rounds the magnitude to the nearest
-/// integer, ties to even, exactly as `rintf` does (the sum is in [2^23, 2^24), where the spacing
-/// is 1), and the sign is put back (rounding is odd-symmetric; −0.4 gives −0); larger values (and
-/// NaN) take the library path.
-#[inline]
-pub fn round_ties_even_f32(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0;
-    let a = x.abs();
-    if a < 4_194_304.0 { ((a + SHIFT) - SHIFT).copysign(x) } else { x.round_ties_even() }
-}
-
 impl QParams {
     /// Quantizes one value: `saturate(round_half_even(x / s) + z)`.
     #[inline]
     pub fn quantize(&self, x: f32) -> i32 {
-        let q = round_ties_even_f32(x / self.scale) + self.zero_point as f32;
+        let q = round_half_even_f32(x / self.scale) + self.zero_point as f32;
         q.clamp(self.range.qmin as f32, self.range.qmax as f32) as i32
     }
 
@@ -136,24 +126,6 @@ impl QParams {
 #[cfg(test)]
 mod tests {
 
-    #[test]
-    fn fast_rounding_is_round_ties_even_everywhere() {
-        let mut x = 0.0f32;
-        // Every tie and its neighbours up to 2^12, then a geometric sweep over the whole range.
-        for i in 0..(1 << 14) {
-            for v in [i as f32 * 0.5, -(i as f32) * 0.5, f32::from_bits((i as f32 * 0.5).to_bits() + 1)] {
-                assert_eq!(round_ties_even_f32(v).to_bits(), v.round_ties_even().to_bits(), "{v}");
-            }
-        }
-        while x < 1e30 {
-            for v in [x, -x, x * 1.000_001] {
-                assert_eq!(round_ties_even_f32(v).to_bits(), v.round_ties_even().to_bits(), "{v}");
-            }
-            x = x * 1.001 + 1e-7;
-        }
-        assert!(round_ties_even_f32(f32::NAN).is_nan());
-        assert_eq!(round_ties_even_f32(-0.4).to_bits(), (-0.0f32).to_bits());
-    }
 
     use super::*;
 
