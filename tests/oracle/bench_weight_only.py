@@ -69,12 +69,15 @@ def ort_quantizer(model, out, algorithm, calib):
     algo = {"rtn": ["rtn"], "hqq": ["hqq", "--torch-shim"], "gptq": ["gptq", "--calib", calib],
             "gptq-fixed": ["gptq", "--calib", calib, "--gptq-fix"]}[algorithm]
     cmd += ["--algorithm", *algo]
+    t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
     lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     if p.returncode or not lines:
         return {"seconds": None, "rss": None, "base": None, "err": (p.stderr.strip().splitlines() or ["failed"])[-1]}
     r = json.loads(lines[-1])
-    return {"seconds": r["seconds"], "rss": r["peak_rss_mib"], "base": r.get("rss_after_imports_mib"), "err": None}
+    return {"seconds": r["seconds"], "wall": wall, "rss": r["peak_rss_mib"], "base": r.get("rss_after_imports_mib"),
+            "err": None}
 
 
 def compare(float_model, quant, evalset, labels):
@@ -125,7 +128,7 @@ def section(qb):
         "`tests/oracle/ort_weight_only.py quantize` (ORT 1.31.1's quantizer in-process; HQQ on a numpy stand-in "
         "for the torch calls it makes, since PyTorch is not installable here; GPTQ as shipped, which propagates "
         "no error, and with that line fixed). Time: QuantBench's whole process vs ORT's in-script load + "
-        "quantize + save. RSS: peak of the process (ORT's after imports in brackets). Accuracy: both exports run "
+        "quantize + save, and in brackets its whole process (interpreter and imports included). RSS: peak of the process (ORT's after imports in brackets). Accuracy: both exports run "
         "in ONNX Runtime on the evaluation set against the float model.",
         "",
         "| model | algorithm | tool | time s | peak RSS MiB | size vs float | cosine | SQNR dB | top-1 agreement | accuracy |",
@@ -136,9 +139,10 @@ def section(qb):
             lines.append(f"| {label} | {algorithm} | {tool} | – | – | – | refused: {r['err'][:120]} | | | |")
             continue
         rss = fmt(r["rss"], ".0f") + (f" ({r['base']:.0f})" if r["base"] else "")
+        seconds = fmt(r["seconds"], ".2f") + (f" ({r['wall']:.2f})" if r.get("wall") else "")
         acc = c.get("quant_accuracy")
         lines.append(
-            f"| {label} | {algorithm} | {tool} | {fmt(r['seconds'], '.2f')} | {rss} | {fmt(ratio, '.3f')} | "
+            f"| {label} | {algorithm} | {tool} | {seconds} | {rss} | {fmt(ratio, '.3f')} | "
             f"{fmt(c.get('cosine_mean'), '.4f')} | {fmt(c.get('sqnr_db'), '.2f')} | "
             f"{fmt(100 * c['top1_agreement'] if 'top1_agreement' in c else None, '.1f')} % | "
             f"{fmt(100 * acc if acc is not None else None, '.2f')}{' %' if acc is not None else ''} |")

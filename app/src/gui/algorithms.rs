@@ -1,11 +1,11 @@
-//! The advanced-algorithms view: choose CLE, SmoothQuant, EasyQuant, AdaRound and bias correction
-//! for every layer or the selected ones, apply (which recalibrates through the worker, with
+//! The advanced-algorithms view: choose CLE, SmoothQuant, EasyQuant, AdaRound, bias correction
+//! and the weight rounding (nearest, HQQ, GPTQ, AWQ) for every layer or the selected ones, apply (which recalibrates through the worker, with
 //! progress and cancel in the jobs bar), and see per layer what the layer-wise algorithms achieved.
 
 use quantbench_core::algorithms::Refinements;
 use quantbench_core::model::ModelSummary;
-use quantbench_core::quant::LayerAlgorithms;
 use quantbench_core::quant::recipe::Recipe;
+use quantbench_core::quant::{LayerAlgorithms, WEIGHT_ALGORITHMS, WeightAlgorithm};
 
 use super::actions::Action;
 use super::context::ViewContext;
@@ -66,6 +66,22 @@ pub fn algorithms_ui(ctx: &ViewContext, state: &mut AlgorithmsState, ui: &mut eg
         ui.end_row();
         ui.checkbox(&mut d.bias_correction, "Bias correction");
         ui.weak("the bias absorbs the mean output shift");
+        ui.end_row();
+        ui.horizontal(|ui| {
+            ui.label("Weight rounding");
+            egui::ComboBox::from_id_salt("weight algorithm").selected_text(d.weight_algorithm.name()).show_ui(
+                ui,
+                |ui| {
+                    for (a, name) in WEIGHT_ALGORITHMS {
+                        ui.selectable_value(&mut d.weight_algorithm, a, name);
+                    }
+                },
+            );
+        });
+        ui.weak(
+            "rtn nearest; hqq optimised zero points (block-wise MatMul/Gemm, data-free, exported as MatMulNBits); \
+             gptq and awq learn from the calibration set (weight-only 4-bit recipes)",
+        );
         ui.end_row();
     });
     let draft = *d;
@@ -147,6 +163,9 @@ pub fn algorithm_names(a: &LayerAlgorithms) -> String {
     }
     if a.bias_correction {
         names.push("bias corr.".into());
+    }
+    if a.weight_algorithm != WeightAlgorithm::Rtn {
+        names.push(a.weight_algorithm.name().to_uppercase());
     }
     if names.is_empty() { "-".into() } else { names.join(", ") }
 }

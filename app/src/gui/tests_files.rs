@@ -217,6 +217,18 @@ fn weights_only_evaluates_without_calibration_and_exports_int4_blocks() {
     let recipe = h.state().session.recipe.clone().expect("recipe");
     assert!(recipe.weights_only && recipe.weight_format == WeightFormat::MatMulNBits);
 
+    // HQQ, from the algorithms view's choice: data-free, so re-evaluated at once.
+    let mut hqq = h.state().session.recipe.as_ref().expect("recipe").defaults;
+    hqq.algorithms.weight_algorithm = quantbench_core::quant::WeightAlgorithm::Hqq;
+    h.state_mut().push_action(Action::SetDefaults(hqq));
+    let revision = h.state().session.revision;
+    wait_until(&mut h, "HQQ evaluation", |a| {
+        a.session.revision > revision && a.jobs.is_empty() && a.results_state() == super::context::ResultsState::Current
+    });
+    let with_hqq = h.state().session.evaluation.as_ref().expect("evaluated").1.metrics.output_sqnr_db;
+    assert!((with_hqq - w4).abs() > 0.01, "HQQ changes the weights: {w4:.2} vs {with_hqq:.2} dB");
+    assert_eq!(super::algorithms::algorithm_names(&hqq.algorithms), "HQQ");
+
     let out = dir.path().join("w4.onnx");
     h.state_mut().push_action(Action::Export(quantbench_core::worker::ExportKind::QdqModel, out.clone()));
     wait_until(&mut h, "export", |a| a.jobs.is_empty() && out.exists());

@@ -4,9 +4,9 @@
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use super::qparams::{QParams, scale_zp};
-use crate::model::fake_quant::round_half_even;
 use super::scheme::{Granularity, WeightScheme};
 use crate::error::{Error, Result};
+use crate::model::fake_quant::round_half_even;
 
 /// Fake-quantizes a slice in place with one set of parameters.
 #[inline]

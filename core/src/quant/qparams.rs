@@ -126,7 +126,6 @@ impl QParams {
 #[cfg(test)]
 mod tests {
 
-
     use super::*;
 
     /// Power-of-two scales: the scale is `2^⌈log2 s⌉` (never below ORT's), the grid still covers
