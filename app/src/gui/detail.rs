@@ -51,6 +51,8 @@ pub fn detail_ui(ctx: &ViewContext, lines: &mut ClipLines, ui: &mut egui::Ui, ac
             layer.weight_shape,
             if config.keep_float {
                 "float".to_string()
+            } else if ctx.session.recipe.as_ref().is_some_and(|r| r.weights_only) {
+                format!("W{}, activations float (weights only)", config.weight.bits)
             } else {
                 format!(
                     "W{} A{} {}",

@@ -465,8 +465,10 @@ pub fn table_ui(ctx: &ViewContext, state: &mut TableState, ui: &mut egui::Ui, ac
                 });
                 let enabled = !c.keep_float;
                 row.col(|ui| changed |= bits_combo(ui, ("w", i), &mut c.weight.bits, enabled));
-                row.col(|ui| changed |= bits_combo(ui, ("a", i), &mut c.activation.bits, enabled));
-                row.col(|ui| changed |= observer_combo(ui, ("o", i), &mut c.activation.observer, enabled));
+                // Weights only: the activation settings do not apply.
+                let act = enabled && !recipe.weights_only;
+                row.col(|ui| changed |= bits_combo(ui, ("a", i), &mut c.activation.bits, act));
+                row.col(|ui| changed |= observer_combo(ui, ("o", i), &mut c.activation.observer, act));
                 row.col(|ui| changed |= granularity_combo(ui, ("g", i), &mut c.weight.granularity, enabled));
                 row.col(|ui| {
                     changed |= ui.checkbox(&mut c.keep_float, "").on_hover_text("Keep this layer in float").changed();
