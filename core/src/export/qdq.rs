@@ -2,7 +2,9 @@
 //! weight initializers + DequantizeLinear (per-channel `axis`), QuantizeLinear→DequantizeLinear
 //! on activations, int32 biases. Bits below 8 use the b-bit grid stored in 8-bit types
 //! (activations are clipped to the b-bit range first); 9–16 bits use 16-bit types through ONNX
-//! Runtime's `com.microsoft` Q/DQ.
+//! Runtime's `com.microsoft` Q/DQ. Per-group (block-wise) weights are written by `blockwise`:
+//! DequantizeLinear with `block_size` and INT4/UINT4 (opset 21), or MatMulNBits in place of the
+//! layer node.
 
 use std::collections::BTreeMap;
 
