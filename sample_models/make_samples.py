@@ -14,11 +14,9 @@ Run:  python sample_models/make_samples.py          (from any directory; paths a
       python sample_models/make_samples.py tokens   (rebuilds only the named models)
 """
 
-import io
 import os
 import sys
 import time
-import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +24,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.datasets import load_digits
+
+from token_transformer import encoder_nodes, save_npz
 
 jax.config.update("jax_platforms", "cpu")
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -70,19 +70,6 @@ def to_tokens(x8, mean, std):  # (N, 8, 8): 8 tokens (rows) of 8 features
 
 def to_pixel_tokens(x8, mean, std):  # (N, 8, 8) -> (N, 64) int64 token ids = pixel intensity 0..16
     return np.rint(x8.reshape(len(x8), 64) * 16.0).astype(np.int64)  # x8 = pixels / 16, exact
-
-
-def save_npz(path, **arrays):
-    """np.savez_compressed, then re-zipped with fixed timestamps so reruns are byte-identical."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    buf.seek(0)
-    with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            zi = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            zi.compress_type = zipfile.ZIP_DEFLATED
-            zi.external_attr = 0o644 << 16
-            zout.writestr(zi, zin.read(info.filename))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,61 +613,7 @@ def tk_export(p, s):
         init("gelu.one", np.array(1.0, np.float32)),
         init("gelu.half", np.array(0.5, np.float32)),
     ]
-    mk = helper.make_node
-    nodes = [
-        mk("Gather", ["embed.weight", "input"], ["embed_out"], name="embed_gather", axis=0),
-        mk("Add", ["embed_out", "pos_embed"], ["x0"], name="pos_embed_add"),
-    ]
-    x = "x0"
-    for layer in range(1, TK_L + 1):
-        n, t = f"layer{layer}_", f"layer{layer}."  # node / tensor-name prefix, initializer prefix
-        nodes.append(mk("LayerNormalization", [x, t + "ln1.scale", t + "ln1.bias"], [n + "ln1_out"],
-                        name=n + "ln1", axis=-1, epsilon=1e-5))
-        for nm in ("q", "k", "v"):
-            nodes += [
-                mk("MatMul", [n + "ln1_out", t + f"attn_{nm}.weight"], [n + f"{nm}_matmul_out"],
-                   name=n + f"attn_{nm}_proj"),
-                mk("Add", [n + f"{nm}_matmul_out", t + f"attn_{nm}.bias"], [n + f"{nm}_out"],
-                   name=n + f"attn_{nm}_bias"),
-                mk("Reshape", [n + f"{nm}_out", "attn.split_heads_shape"], [n + f"{nm}_split"],
-                   name=n + f"attn_{nm}_split"),
-                mk("Transpose", [n + f"{nm}_split"], [n + f"{nm}_heads"], name=n + f"attn_{nm}_transpose",
-                   perm=[0, 2, 3, 1] if nm == "k" else [0, 2, 1, 3]),
-            ]
-        nodes += [
-            mk("MatMul", [n + "q_heads", n + "k_heads"], [n + "attn_scores_raw"], name=n + "attn_scores_matmul"),
-            mk("Div", [n + "attn_scores_raw", "attn.scale"], [n + "attn_scores"], name=n + "attn_scale"),
-            mk("Softmax", [n + "attn_scores"], [n + "attn_probs"], name=n + "attn_softmax", axis=-1),
-            mk("MatMul", [n + "attn_probs", n + "v_heads"], [n + "attn_ctx_heads"], name=n + "attn_context_matmul"),
-            mk("Transpose", [n + "attn_ctx_heads"], [n + "attn_ctx_t"], name=n + "attn_ctx_transpose",
-               perm=[0, 2, 1, 3]),
-            mk("Reshape", [n + "attn_ctx_t", "attn.merge_heads_shape"], [n + "attn_ctx"], name=n + "attn_merge_heads"),
-            mk("MatMul", [n + "attn_ctx", t + "attn_out.weight"], [n + "attn_proj_matmul_out"],
-               name=n + "attn_out_proj"),
-            mk("Add", [n + "attn_proj_matmul_out", t + "attn_out.bias"], [n + "attn_proj_out"],
-               name=n + "attn_out_bias"),
-            mk("Add", [x, n + "attn_proj_out"], [n + "attn_residual_out"], name=n + "attn_residual"),
-            mk("LayerNormalization", [n + "attn_residual_out", t + "ln2.scale", t + "ln2.bias"], [n + "ln2_out"],
-               name=n + "ln2", axis=-1, epsilon=1e-5),
-            mk("MatMul", [n + "ln2_out", t + "mlp_fc1.weight"], [n + "mlp_fc1_matmul_out"], name=n + "mlp_fc1_matmul"),
-            mk("Add", [n + "mlp_fc1_matmul_out", t + "mlp_fc1.bias"], [n + "mlp_fc1_out"], name=n + "mlp_fc1_bias"),
-            mk("Div", [n + "mlp_fc1_out", "gelu.sqrt2"], [n + "gelu_div_out"], name=n + "gelu_div"),
-            mk("Erf", [n + "gelu_div_out"], [n + "gelu_erf_out"], name=n + "gelu_erf"),
-            mk("Add", [n + "gelu_erf_out", "gelu.one"], [n + "gelu_add_out"], name=n + "gelu_add"),
-            mk("Mul", [n + "mlp_fc1_out", n + "gelu_add_out"], [n + "gelu_mul_out"], name=n + "gelu_mul"),
-            mk("Mul", [n + "gelu_mul_out", "gelu.half"], [n + "gelu_out"], name=n + "gelu_half"),
-            mk("MatMul", [n + "gelu_out", t + "mlp_fc2.weight"], [n + "mlp_fc2_matmul_out"], name=n + "mlp_fc2_matmul"),
-            mk("Add", [n + "mlp_fc2_matmul_out", t + "mlp_fc2.bias"], [n + "mlp_out"], name=n + "mlp_fc2_bias"),
-            mk("Add", [n + "attn_residual_out", n + "mlp_out"], [n + "out"], name=n + "mlp_residual"),
-        ]
-        x = n + "out"
-    nodes += [
-        mk("ReduceMean", [x], ["pooled"], name="token_mean", axes=[1], keepdims=0),
-        mk("LayerNormalization", ["pooled", "ln_f.scale", "ln_f.bias"], ["pooled_norm"], name="ln_f",
-           axis=-1, epsilon=1e-5),
-        mk("MatMul", ["pooled_norm", "head.weight"], ["head_matmul_out"], name="head_matmul"),
-        mk("Add", ["head_matmul_out", "head.bias"], ["logits"], name="head_bias"),
-    ]
+    nodes = encoder_nodes(TK_L)
     g = helper.make_graph(nodes, "tokens", [], [], inits)
     return finish_model(g, 17, 8, ["batch", TK_T], "tokens", in_type=TensorProto.INT64)
 
