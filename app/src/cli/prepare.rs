@@ -66,13 +66,7 @@ pub(super) fn prepare(
             let started = std::time::Instant::now();
             let r = pipeline::refine(&model, &recipe, &calibration, &set, &mut |_, _| {}, &never)
                 .context("the layer-wise algorithms failed")?;
-            for (layer, l) in &r.layers {
-                eprintln!(
-                    "refined {layer}: output reconstruction MSE {:.3e} (nearest rounding) -> {:.3e}",
-                    l.mse.0, l.mse.1
-                );
-            }
-            eprintln!("layer-wise algorithms took {:.1} s", started.elapsed().as_secs_f64());
+            print_refinements(&r, started);
             r
         } else {
             Arc::default()
@@ -93,17 +87,22 @@ pub(super) fn prepare(
         eprintln!("warning: tensor '{tensor}' produced {count} non-finite values (excluded from its statistics)");
     }
     if let Some(t) = algorithms_started {
-        for (layer, r) in &measured.refinements.layers {
-            eprintln!(
-                "refined {layer}: output reconstruction MSE {:.3e} (nearest rounding) -> {:.3e}{}",
-                r.mse.0,
-                r.mse.1,
-                if r.bias.is_some() { ", bias corrected" } else { "" }
-            );
-        }
-        eprintln!("layer-wise algorithms took {:.1} s", t.elapsed().as_secs_f64());
+        print_refinements(&measured.refinements, t);
     }
     Ok((prepared.model, recipe, measured))
+}
+
+/// Prints what the layer-wise algorithms achieved per layer and how long they took (to stderr).
+fn print_refinements(refinements: &algorithms::Refinements, started: std::time::Instant) {
+    for (layer, r) in &refinements.layers {
+        eprintln!(
+            "refined {layer}: output reconstruction MSE {:.3e} (nearest rounding) -> {:.3e}{}",
+            r.mse.0,
+            r.mse.1,
+            if r.bias.is_some() { ", bias corrected" } else { "" }
+        );
+    }
+    eprintln!("layer-wise algorithms took {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// The recipe the options describe: the `--recipe` file or a new one for the runtime, with the
