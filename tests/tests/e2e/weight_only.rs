@@ -276,3 +276,61 @@ fn external_data_models_are_read_and_written_with_external_data() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A convolution's groups span whole kernel windows (`B = 18` = 2 input channels × 3×3): written
+/// as blocks of 2 along the input-channel axis with the scale repeated over the window, they are
+/// the simulation's weights bit for bit in ONNX Runtime, and a group size that is not a multiple
+/// of the window is refused by name.
+#[test]
+fn convolution_groups_are_written_as_blocks_over_kernel_windows() {
+    use quantbench_core::model::OnnxModel;
+    use quantbench_core::plan::{Measured, PlanFilter, QuantPlan};
+    use quantbench_core::quant::Granularity;
+    use quantbench_core::quant::recipe::Recipe;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model_path = sample("cnn", "model.onnx");
+    let model = OnnxModel::load(&model_path).expect("cnn sample");
+    let export = |group_size: usize| {
+        let mut recipe = Recipe::new("cnn");
+        recipe.weights_only = true;
+        recipe.defaults.weight.bits = 4;
+        for conv in ["conv1", "conv2"] {
+            let mut cfg = recipe.defaults;
+            cfg.weight.granularity = Granularity::PerGroup { group_size };
+            recipe.layers.insert(conv.into(), cfg);
+        }
+        let (r, out) = (dir.path().join(format!("g{group_size}.json")), dir.path().join(format!("g{group_size}.onnx")));
+        recipe.save(&r).expect("recipe");
+        let o = run_cli(&[
+            "quantize".as_ref(),
+            model_path.as_os_str(),
+            "--recipe".as_ref(),
+            r.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        (recipe, out, o)
+    };
+    let (recipe, out, o) = export(18);
+    assert!(o.status.success(), "{}", texts(&o).1);
+    let weights = dir.path().join("g18.weights.npz");
+    run_oracle("ort_weight_only.py", &["weights".as_ref(), out.as_os_str(), weights.as_os_str()]);
+    let plan = QuantPlan::build(&model, &recipe, &Measured::default(), &PlanFilter::default()).expect("plan");
+    for conv in ["conv1", "conv2"] {
+        let lp = plan.layer(conv).expect("conv layer");
+        let ort = super::parity::read_npz(&weights, &format!("{}_DequantizeLinear", lp.weight)).expect("ORT weights");
+        let sim = lp.weight_quant.as_ref().expect("quantized").dequantize();
+        assert_eq!(sim.shape(), ort.shape(), "{conv}");
+        let differ = sim.iter().zip(ort.iter()).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{conv}: {differ} of {} weights differ", sim.len());
+    }
+    let json = run_oracle(
+        "ort_weight_only.py",
+        &["compare".as_ref(), model_path.as_os_str(), out.as_os_str(), sample("cnn", "eval.npz").as_os_str()],
+    );
+    let v: serde_json::Value = serde_json::from_str(json.lines().last().unwrap_or_default()).expect("compare json");
+    assert!(v["cosine_mean"].as_f64().is_some_and(|c| c > 0.9), "{json}");
+    let (_, _, o) = export(16);
+    assert!(!o.status.success());
+    assert!(texts(&o).1.contains("must be a multiple of 9"), "{}", texts(&o).1);
+}
