@@ -60,8 +60,15 @@ pub(super) fn prepare(
         reached = Some(stage);
     };
     if recipe.weights_only && !algorithms::needs_transform(&model, &recipe) {
-        // Weights only: no activation statistics are needed, only the algorithms' layer inputs.
-        let calibration = Arc::new(Calibration::default());
+        // Weights only: no activation ranges are needed; the layers' inputs alone are calibrated
+        // (their ranks say which MatMuls ONNX Runtime's fusions turn into Gemm), and the
+        // algorithms read the layers' inputs.
+        let config =
+            quantbench_core::quant::CalibrationConfig { layer_inputs_only: true, ..recipe.calibration_config.clone() };
+        let calibration = Arc::new(
+            quantbench_core::calibrate::calibrate(&model, &set, &config, &mut |_, _| {}, &never)
+                .context("calibration failed")?,
+        );
         let refinements = if algorithms::needs_refinement(&model, &recipe) {
             let started = std::time::Instant::now();
             let r = pipeline::refine(&model, &recipe, &calibration, &set, &mut |_, _| {}, &never)
@@ -202,7 +209,7 @@ fn block_wise(model: &OnnxModel, recipe: &mut Recipe, block: usize) -> anyhow::R
         .map(|l| l.name.as_str())
         .collect();
     if dense.is_empty() {
-        anyhow::bail!("--block-size applies to MatMul and Gemm layers, and the model has none");
+        anyhow::bail!("--block-size applies to MatMul, Gemm and embedding Gather layers, and the model has none");
     }
     for name in dense {
         let mut cfg = recipe.config_for(name);

@@ -17,36 +17,14 @@ use super::{ActQuant, LayerPlan, QuantPlan};
 /// channel per group, as many outputs as groups) runs an exact kernel; ConvTranspose stays float.
 pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, calibration: Option<&Calibration>) -> bool {
     let Some(layer) = model.summary.layer(&lp.layer) else { return false };
-    let graph = model.graph();
     match layer.op_type.as_str() {
         "Gemm" => true,
-        "MatMul" => {
-            // ORT's MatMulAddFusion makes a Gemm of MatMul → Add(bias [N]) when the input is 2-D,
-            // or N-D with a fully known shape; QDQ then fuses it into QGemm only when the Add's
-            // output is requantized, and leaves a float Gemm otherwise.
-            let readers = consumers(graph, &layer.output);
-            let consts = model.constants();
-            let n = layer.weight_shape.get(1).copied();
-            let bias_add = match readers.as_slice() {
-                [add] if add.op_type == "Add" && !is_graph_output(graph, &layer.output) => add
-                    .input
-                    .iter()
-                    .find(|i| **i != layer.output)
-                    .and_then(|b| consts.get(b.as_str()))
-                    .is_some_and(|b| b.dims.len() == 1 && u64::try_from(b.dims[0]).ok() == n)
-                    .then_some(*add),
-                _ => None,
-            };
-            let rank = calibration.and_then(|c| c.activations.get(&layer.input)).map(|s| s.rank);
-            let concrete_inputs =
-                model.summary.inputs.iter().all(|i| i.shape.iter().all(|d| matches!(d, crate::model::Dim::Fixed(_))));
-            let fused_with_bias =
-                bias_add.is_some() && (rank == Some(2) || (rank.is_some_and(|r| r > 2) && concrete_inputs));
-            match bias_add {
-                Some(add) if fused_with_bias => add.output.first().is_some_and(|o| output_requantized(model, o, plan)),
-                _ => true,
-            }
-        }
+        "MatMul" => match gemm_bias_add(model, layer, calibration) {
+            // ORT's MatMulAddFusion makes a Gemm of MatMul → Add(bias [N]); QDQ then fuses it into
+            // QGemm only when the Add's output is requantized, and leaves a float Gemm otherwise.
+            Some(add) => add.output.first().is_some_and(|o| output_requantized(model, o, plan)),
+            None => true,
+        },
         "Conv" => {
             let shape = &layer.weight_shape;
             let depthwise = layer.group > 1 && shape.get(1) == Some(&1) && shape.first() == Some(&layer.group);
@@ -54,6 +32,36 @@ pub fn integer_kernel(model: &OnnxModel, lp: &LayerPlan, plan: &QuantPlan, calib
         }
         _ => false,
     }
+}
+
+/// The bias Add that ONNX Runtime's MatMulAddFusion merges with the MatMul `layer` into a Gemm:
+/// its only reader, an Add of a constant `[N]` (or `[1, N]`), when the MatMul's input is 2-D, or N-D with a
+/// fully known shape (the input's rank comes from the calibration; unknown without one).
+fn gemm_bias_add<'m>(
+    model: &'m OnnxModel,
+    layer: &crate::model::QuantizableLayer,
+    calibration: Option<&Calibration>,
+) -> Option<&'m crate::model::onnx::NodeProto> {
+    let graph = model.graph();
+    let readers = consumers(graph, &layer.output);
+    let consts = model.constants();
+    let n = layer.weight_shape.get(1).copied();
+    let add = match readers.as_slice() {
+        [add] if add.op_type == "Add" && !is_graph_output(graph, &layer.output) => *add,
+        _ => return None,
+    };
+    let bias = add.input.iter().find(|i| **i != layer.output).and_then(|b| consts.get(b.as_str()));
+    // `[N]`, or `[1, …, 1, N]` (seen in a jax2tf export).
+    let bias_of_n = |b: &&crate::model::onnx::TensorProto| {
+        b.dims.split_last().is_some_and(|(last, rest)| u64::try_from(*last).ok() == n && rest.iter().all(|&d| d == 1))
+    };
+    if !bias.is_some_and(|b| bias_of_n(b)) {
+        return None;
+    }
+    let rank = calibration.and_then(|c| c.activations.get(&layer.input)).map(|s| s.rank);
+    let concrete_inputs =
+        model.summary.inputs.iter().all(|i| i.shape.iter().all(|d| matches!(d, crate::model::Dim::Fixed(_))));
+    (rank == Some(2) || (rank.is_some_and(|r| r > 2) && concrete_inputs)).then_some(add)
 }
 
 /// The quantized inputs and output of the non-layer node `n` when ONNX Runtime's QDQ fusion turns
@@ -138,10 +146,20 @@ fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool
 /// `[K, N]` weight) → MatMul into MatMulNBits with accuracy level 4, its session default
 /// (`session.qdq_matmulnbits_accuracy_level`), which quantizes the input per row and block of K to
 /// int8 (scale `max|a| / 127`) and sums the blocks' integer products. The MatMulNBits format is
-/// written without an accuracy level (float inputs), and Gemm is not fused.
-pub fn int8_block_input(plan: &QuantPlan, lp: &LayerPlan) -> Option<(usize, usize)> {
+/// written without an accuracy level (float inputs), and Gemm is not fused, nor a MatMul that
+/// MatMulAddFusion makes a Gemm first (`gemm_bias_add`).
+pub fn int8_block_input(
+    model: &OnnxModel,
+    plan: &QuantPlan,
+    lp: &LayerPlan,
+    calibration: Option<&Calibration>,
+) -> Option<(usize, usize)> {
     use crate::quant::{RuntimeProfile, WeightFormat};
     let wq = lp.weight_quant.as_ref()?;
+    // A MatMul that MatMulAddFusion turns into a Gemm first stays a float Gemm.
+    if model.summary.layer(&lp.layer).is_some_and(|l| gemm_bias_add(model, l, calibration).is_some()) {
+        return None;
+    }
     let block = wq.group_size?;
     let eight_bits = wq.params.iter().all(|p| p.range.qmin >= -128 && p.range.qmax <= 255);
     let fused = plan.runtime != RuntimeProfile::Reference

@@ -139,6 +139,10 @@ pub struct LayerPlan {
     /// AWQ's per-input-channel scales `s`: the weight is quantized multiplied by them, and the
     /// layer's input is multiplied by `1 / s` (a Mul before the layer, in simulation and export).
     pub input_scale: Option<Vec<f32>>,
+    /// `(K, block)` when ONNX Runtime runs the layer as MatMulNBits with int8 input blocks (its
+    /// QDQ fusion of a block-wise weight, [`int8_block_input`]): the simulation quantizes the
+    /// input the same way.
+    pub int8_blocks: Option<(usize, usize)>,
     /// The plan's runtime sums this layer's u8×s8 product pairs in a saturating int16 and its
     /// weights can overflow it: the simulation reproduces the saturation, and the GUI and report
     /// warn (see [`RuntimeProfile`]).
@@ -325,12 +329,18 @@ impl QuantPlan {
                 activation,
                 corrected_bias,
                 input_scale,
+                int8_blocks: None,
                 saturates: false,
             });
         }
         plan.place(model, recipe, measured, filter);
         plan.quantize_biases(model)?;
         plan.mark_saturation(model, measured.calibration.as_deref());
+        let blocks: Vec<_> =
+            plan.layers.iter().map(|lp| int8_block_input(model, &plan, lp, measured.calibration.as_deref())).collect();
+        for (lp, b) in plan.layers.iter_mut().zip(blocks) {
+            lp.int8_blocks = b;
+        }
         Ok(plan)
     }
 

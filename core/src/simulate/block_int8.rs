@@ -29,7 +29,7 @@ pub(super) fn emulate(
         int64_tensor(&n("rows_blocks"), &[-1, padded_i / block_i, block_i]),
         int64_tensor(&n("rows_padded"), &[-1, padded_i]),
         float_tensor(&n("q_max"), &[], &[127.0]),
-        float_tensor(&n("tiny"), &[], &[f32::MIN_POSITIVE]),
+        float_tensor(&n("zero"), &[], &[0.0]),
     ];
     let mut nodes = vec![
         node("Shape", n("shape"), &[&a], n("shape_out")),
@@ -53,9 +53,11 @@ pub(super) fn emulate(
     };
     max.attribute.push(int_attribute("keepdims", 1));
     nodes.push(max);
-    // 127 / max|a| (a block of zeros quantizes to zeros whatever the factor), and max|a| / 127.
-    nodes.push(node("Max", n("nonzero"), &[&n("max_out"), &n("tiny")], n("nonzero_out")));
-    nodes.push(node("Div", n("inverse"), &[&n("q_max"), &n("nonzero_out")], n("inverse_out")));
+    // 127 / max|a|, and 0 for a block of zeros (as MLAS: the product would be 0 · ∞), and
+    // max|a| / 127.
+    nodes.push(node("Equal", n("all_zero"), &[&n("max_out"), &n("zero")], n("all_zero_out")));
+    nodes.push(node("Div", n("ratio"), &[&n("q_max"), &n("max_out")], n("ratio_out")));
+    nodes.push(node("Where", n("inverse"), &[&n("all_zero_out"), &n("zero"), &n("ratio_out")], n("inverse_out")));
     nodes.push(node("Div", n("scale"), &[&n("max_out"), &n("q_max")], n("scale_out")));
     nodes.push(node("Mul", n("scaled"), &[&n("blocks_out"), &n("inverse_out")], n("scaled_out")));
     nodes.push(node("Round", n("round"), &[&n("scaled_out")], n("q")));

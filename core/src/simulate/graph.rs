@@ -213,7 +213,7 @@ impl Sink for SimulationSink<'_> {
         {
             return Emitted { nodes: e.nodes, inits: e.inits, output: String::new() };
         }
-        if let Some((k, block)) = crate::plan::int8_block_input(self.plan, lp)
+        if let Some((k, block)) = lp.int8_blocks
             && let Some((nodes, inits)) = super::block_int8::emulate(&node, self.model.summary.opset, k, block)
         {
             return Emitted { nodes, inits, output: String::new() };

@@ -334,3 +334,38 @@ fn convolution_groups_are_written_as_blocks_over_kernel_windows() {
     assert!(!o.status.success());
     assert!(texts(&o).1.contains("must be a multiple of 9"), "{}", texts(&o).1);
 }
+
+/// Real-world models (tests/corpus): weight-only 4-bit blocks in both formats, the exports run in
+/// ONNX Runtime beside the simulation. magika's MatMul → Add `[1, N]` becomes a float Gemm in ORT
+/// (MatMulAddFusion) while its other MatMul runs as MatMulNBits with int8 input blocks: the
+/// simulation predicts both.
+#[test]
+fn corpus_models_weight_only_run_in_ort_and_match_the_simulation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_oracle("corpus.py", &["fetch"]);
+    let mut failures = Vec::new();
+    for name in ["magika", "rapidocr_cls"] {
+        for (split, n) in [("calib", "8"), ("eval", "16")] {
+            run_oracle(
+                "corpus.py",
+                &["data".as_ref(), name.as_ref(), dir.path().as_os_str(), n.as_ref(), split.as_ref()],
+            );
+        }
+        for format in ["qdq", "matmulnbits"] {
+            let tag = format!("{name}_{format}");
+            let file = |stem: &str, suffix: &str| dir.path().join(format!("{stem}{suffix}"));
+            for suffix in [".onnx", ".npz", ".eval.npz"] {
+                std::fs::copy(file(name, suffix), file(&tag, suffix)).expect("copy");
+            }
+            run_oracle("ort_run.py", &[file(&tag, ".onnx"), file(&tag, ".eval.npz"), file(&tag, ".ort.npz")]);
+            let layers =
+                quantbench_core::model::OnnxModel::load(&file(&tag, ".onnx")).expect("model").summary.layers.len();
+            let flags = ["--weights-only", "--w-bits", "4", "--block-size", "32", "--weight-format", format];
+            match parity_with(dir.path(), &tag, layers, [&file(&tag, ".npz"), &file(&tag, ".eval.npz")], &flags) {
+                Ok(p) => check_parity(&tag, &p, &mut failures),
+                Err(e) => failures.push(format!("{tag}: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
