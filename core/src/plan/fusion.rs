@@ -55,7 +55,7 @@ fn gemm_bias_add<'m>(
     let bias_of_n = |b: &&crate::model::onnx::TensorProto| {
         b.dims.split_last().is_some_and(|(last, rest)| u64::try_from(*last).ok() == n && rest.iter().all(|&d| d == 1))
     };
-    if !bias.is_some_and(|b| bias_of_n(b)) {
+    if !bias.is_some_and(bias_of_n) {
         return None;
     }
     let rank = calibration.and_then(|c| c.activations.get(&layer.input)).map(|s| s.rank);
