@@ -25,7 +25,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.datasets import load_digits
 
-from token_transformer import encoder_nodes, save_npz
+from token_transformer import constants, encoder_nodes, parameter_names, save_npz
 
 jax.config.update("jax_platforms", "cpu")
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -465,14 +465,7 @@ def tf_export(p, s):
         "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias", "attn_v.weight", "attn_v.bias",
         "attn_out.weight", "attn_out.bias", "ln2.scale", "ln2.bias",
         "mlp_fc1.weight", "mlp_fc1.bias", "mlp_fc2.weight", "mlp_fc2.bias", "head.weight", "head.bias")]
-    inits += [
-        init("attn.split_heads_shape", np.array([0, 0, TF_H, TF_DH], np.int64)),
-        init("attn.merge_heads_shape", np.array([0, 0, TF_D], np.int64)),
-        init("attn.scale", np.array(np.sqrt(TF_DH), np.float32)),
-        init("gelu.sqrt2", np.array(np.sqrt(2.0), np.float32)),
-        init("gelu.one", np.array(1.0, np.float32)),
-        init("gelu.half", np.array(0.5, np.float32)),
-    ]
+    inits += [init(k, v) for k, v in constants(TF_H, TF_DH)]
     mk = helper.make_node
     nodes = [
         mk("MatMul", ["input", "embed.weight"], ["embed_matmul_out"], name="embed_matmul"),
@@ -596,23 +589,8 @@ def tk_apply(p, s, x, train):
 
 def tk_export(p, s):
     P = {k: f32(v) for k, v in p.items()}
-    names = ["embed.weight", "pos_embed"]
-    for layer in range(1, TK_L + 1):
-        pre = f"layer{layer}."
-        names += [pre + t for t in (
-            "ln1.scale", "ln1.bias", "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias",
-            "attn_v.weight", "attn_v.bias", "attn_out.weight", "attn_out.bias", "ln2.scale", "ln2.bias",
-            "mlp_fc1.weight", "mlp_fc1.bias", "mlp_fc2.weight", "mlp_fc2.bias")]
-    names += ["ln_f.scale", "ln_f.bias", "head.weight", "head.bias"]
-    inits = [init(k, P[k]) for k in names]
-    inits += [
-        init("attn.split_heads_shape", np.array([0, 0, TK_H, TK_DH], np.int64)),
-        init("attn.merge_heads_shape", np.array([0, 0, TK_D], np.int64)),
-        init("attn.scale", np.array(np.sqrt(TK_DH), np.float32)),
-        init("gelu.sqrt2", np.array(np.sqrt(2.0), np.float32)),
-        init("gelu.one", np.array(1.0, np.float32)),
-        init("gelu.half", np.array(0.5, np.float32)),
-    ]
+    inits = [init(k, P[k]) for k in parameter_names(TK_L)]
+    inits += [init(k, v) for k, v in constants(TK_H, TK_DH)]
     nodes = encoder_nodes(TK_L)
     g = helper.make_graph(nodes, "tokens", [], [], inits)
     return finish_model(g, 17, 8, ["batch", TK_T], "tokens", in_type=TensorProto.INT64)

@@ -3,7 +3,8 @@ scripts/make_large_transformer.py (the large generated model): an embedding Gath
 embedding, pre-LN encoder blocks (multi-head attention with MatMul projections, Erf GELU MLP),
 mean pooling, a final LayerNormalization and a MatMul head. Initializer names are fixed
 (`embed.weight`, `pos_embed`, `layer{i}.attn_q.weight`, ...; the callers provide them), so the
-nodes depend only on the number of blocks. Also the byte-reproducible `.npz` writer both use.
+nodes depend only on the number of blocks. Also the byte-reproducible `.npz` writer both use,
+the parameter names, and the fixed constants (which the `transformer` sample shares too).
 Needs numpy and onnx only.
 """
 import io
@@ -11,6 +12,31 @@ import zipfile
 
 import numpy as np
 from onnx import helper
+
+
+def parameter_names(layers):
+    """The learned initializers the nodes read, in the order they are written."""
+    names = ["embed.weight", "pos_embed"]
+    for layer in range(1, layers + 1):
+        pre = f"layer{layer}."
+        names += [pre + t for t in (
+            "ln1.scale", "ln1.bias", "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias",
+            "attn_v.weight", "attn_v.bias", "attn_out.weight", "attn_out.bias", "ln2.scale", "ln2.bias",
+            "mlp_fc1.weight", "mlp_fc1.bias", "mlp_fc2.weight", "mlp_fc2.bias")]
+    return names + ["ln_f.scale", "ln_f.bias", "head.weight", "head.bias"]
+
+
+def constants(heads, head_dim):
+    """The fixed initializers the nodes read (head split/merge shapes, attention scale, GELU
+    constants), as (name, array) pairs."""
+    return [
+        ("attn.split_heads_shape", np.array([0, 0, heads, head_dim], np.int64)),
+        ("attn.merge_heads_shape", np.array([0, 0, heads * head_dim], np.int64)),
+        ("attn.scale", np.array(np.sqrt(head_dim), np.float32)),
+        ("gelu.sqrt2", np.array(np.sqrt(2.0), np.float32)),
+        ("gelu.one", np.array(1.0, np.float32)),
+        ("gelu.half", np.array(0.5, np.float32)),
+    ]
 
 
 def encoder_nodes(layers):

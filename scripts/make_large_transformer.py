@@ -37,7 +37,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sample_models"))
-from token_transformer import encoder_nodes, save_npz  # noqa: E402
+from token_transformer import constants, encoder_nodes, parameter_names, save_npz  # noqa: E402
 
 PRODUCER = "quantbench scripts/make_large_transformer.py"
 
@@ -91,24 +91,10 @@ def make_weights(a, rng):
 def build_model(a, p):
     D, H, T, L = a.dim, a.heads, a.seq, a.layers
     dh = D // H
-    names = ["embed.weight", "pos_embed"]
-    for layer in range(1, L + 1):
-        t = f"layer{layer}."
-        names += [t + s for s in (
-            "ln1.scale", "ln1.bias", "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias",
-            "attn_v.weight", "attn_v.bias", "attn_out.weight", "attn_out.bias", "ln2.scale", "ln2.bias",
-            "mlp_fc1.weight", "mlp_fc1.bias", "mlp_fc2.weight", "mlp_fc2.bias")]
-    names += ["ln_f.scale", "ln_f.bias", "head.weight", "head.bias"]
+    names = parameter_names(L)
     assert sorted(names) == sorted(p), "every parameter is written once"
     inits = [numpy_helper.from_array(p[k], k) for k in names]
-    inits += [
-        numpy_helper.from_array(np.array([0, 0, H, dh], np.int64), "attn.split_heads_shape"),
-        numpy_helper.from_array(np.array([0, 0, D], np.int64), "attn.merge_heads_shape"),
-        numpy_helper.from_array(np.array(np.sqrt(dh), np.float32), "attn.scale"),
-        numpy_helper.from_array(np.array(np.sqrt(2.0), np.float32), "gelu.sqrt2"),
-        numpy_helper.from_array(np.array(1.0, np.float32), "gelu.one"),
-        numpy_helper.from_array(np.array(0.5, np.float32), "gelu.half"),
-    ]
+    inits += [numpy_helper.from_array(v, k) for k, v in constants(H, dh)]
     nodes = encoder_nodes(L)
     graph = helper.make_graph(
         nodes, "large_transformer",
