@@ -19,6 +19,28 @@ fn ops(path: &Path) -> (Vec<String>, Vec<i32>, i64) {
     (g.node.iter().map(|n| n.op_type.clone()).collect(), g.initializer.iter().map(|t| t.data_type).collect(), opset)
 }
 
+/// `None` when the weights ONNX Runtime computed for `key` (in the `ort_weight_only.py weights`
+/// file `weights`) are `lp`'s simulated weights bit for bit, else what differs.
+fn weights_differ(weights: &Path, key: &str, lp: &quantbench_core::plan::LayerPlan) -> Option<String> {
+    let ort = match super::parity::read_npz(weights, key) {
+        Ok(a) => a,
+        Err(e) => return Some(e),
+    };
+    let sim = lp.weight_quant.as_ref().expect("quantized").dequantize();
+    let differ = sim.iter().zip(ort.iter()).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    (sim.shape() != ort.shape() || differ > 0)
+        .then(|| format!("{key}: {differ} of {} weights differ ({:?} / {:?})", sim.len(), sim.shape(), ort.shape()))
+}
+
+/// The mean output cosine of `quant` against `float` in ONNX Runtime on `eval`, and the oracle's
+/// whole answer.
+fn ort_cosine(float: &Path, quant: &Path, eval: &Path) -> (f64, String) {
+    let json =
+        run_oracle("ort_weight_only.py", &["compare".as_ref(), float.as_os_str(), quant.as_os_str(), eval.as_os_str()]);
+    let v: serde_json::Value = serde_json::from_str(json.lines().last().unwrap_or_default()).expect("compare json");
+    (v["cosine_mean"].as_f64().unwrap_or(f64::NAN), json)
+}
+
 #[test]
 fn four_bit_block_wise_weights_export_in_both_formats_run_in_ort_and_match_the_simulation() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -199,22 +221,8 @@ fn exported_block_wise_weights_are_the_simulation_s_bit_for_bit_in_ort() {
         for lp in &plan.layers {
             let nbits = tag.starts_with("nbits") && lp.op_type == "MatMul";
             let key = if nbits { lp.layer.clone() } else { format!("{}_DequantizeLinear", lp.weight) };
-            let ort = match super::parity::read_npz(&weights, &key) {
-                Ok(a) => a,
-                Err(e) => {
-                    failures.push(format!("{tag}: {e}"));
-                    continue;
-                }
-            };
-            let sim = lp.weight_quant.as_ref().expect("quantized").dequantize();
-            let differ = sim.iter().zip(ort.iter()).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-            if sim.shape() != ort.shape() || differ > 0 {
-                failures.push(format!(
-                    "{tag} {key}: {differ} of {} weights differ ({:?} / {:?})",
-                    sim.len(),
-                    sim.shape(),
-                    ort.shape()
-                ));
+            if let Some(e) = weights_differ(&weights, &key, lp) {
+                failures.push(format!("{tag} {e}"));
             }
         }
     }
@@ -265,12 +273,8 @@ fn external_data_models_are_read_and_written_with_external_data() {
         if data_bytes == 0 || model_bytes * 20 > data_bytes || ratio > 0.35 {
             failures.push(format!("{format}: model {model_bytes} B, data {data_bytes} B, ratio {ratio:.3}"));
         }
-        let json = run_oracle(
-            "ort_weight_only.py",
-            &["compare".as_ref(), model.as_os_str(), out.as_os_str(), src.join("eval.npz").as_os_str()],
-        );
-        let v: serde_json::Value = serde_json::from_str(json.lines().last().unwrap_or_default()).expect("compare json");
-        if v["cosine_mean"].as_f64().is_none_or(|c| c < 0.9) {
+        let (cosine, json) = ort_cosine(&model, &out, &src.join("eval.npz"));
+        if cosine.is_nan() || cosine < 0.9 {
             failures.push(format!("{format}: {json}"));
         }
     }
@@ -318,18 +322,11 @@ fn convolution_groups_are_written_as_blocks_over_kernel_windows() {
     let plan = QuantPlan::build(&model, &recipe, &Measured::default(), &PlanFilter::default()).expect("plan");
     for conv in ["conv1", "conv2"] {
         let lp = plan.layer(conv).expect("conv layer");
-        let ort = super::parity::read_npz(&weights, &format!("{}_DequantizeLinear", lp.weight)).expect("ORT weights");
-        let sim = lp.weight_quant.as_ref().expect("quantized").dequantize();
-        assert_eq!(sim.shape(), ort.shape(), "{conv}");
-        let differ = sim.iter().zip(ort.iter()).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-        assert_eq!(differ, 0, "{conv}: {differ} of {} weights differ", sim.len());
+        let differ = weights_differ(&weights, &format!("{}_DequantizeLinear", lp.weight), lp);
+        assert!(differ.is_none(), "{conv}: {differ:?}");
     }
-    let json = run_oracle(
-        "ort_weight_only.py",
-        &["compare".as_ref(), model_path.as_os_str(), out.as_os_str(), sample("cnn", "eval.npz").as_os_str()],
-    );
-    let v: serde_json::Value = serde_json::from_str(json.lines().last().unwrap_or_default()).expect("compare json");
-    assert!(v["cosine_mean"].as_f64().is_some_and(|c| c > 0.9), "{json}");
+    let (cosine, json) = ort_cosine(&model_path, &out, &sample("cnn", "eval.npz"));
+    assert!(cosine > 0.9, "{json}");
     let (_, _, o) = export(16);
     assert!(!o.status.success());
     assert!(texts(&o).1.contains("must be a multiple of 9"), "{}", texts(&o).1);
