@@ -10,20 +10,13 @@ use std::path::{Path, PathBuf};
 
 use prost::Message as _;
 
-pub use blockwise::{BLOCKED_OPSET, pack};
 pub use encodings::{aimet_encodings, ort_overrides};
-pub use external::{EXTERNAL_MIN_BYTES, uses_external_data};
 pub use qdq::export_qdq;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::OnnxModel;
 use crate::plan::QuantPlan;
-
-/// The QDQ model of `plan`, encoded (identical inputs give identical bytes).
-pub fn qdq_bytes(model: &OnnxModel, plan: &QuantPlan) -> Result<Vec<u8>> {
-    Ok(export_qdq(model, plan)?.encode_to_vec())
-}
 
 /// Both encodings formats as JSON text: `{"aimet": {...}, "onnxruntime": {...}}`.
 pub fn encodings_json(plan: &QuantPlan) -> Result<String> {
