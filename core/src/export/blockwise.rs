@@ -45,19 +45,27 @@ fn storage_bits(p: &QParams, choices: &[u32]) -> Option<u32> {
 
 /// Packs unsigned `bits`-wide values (2, 4 or 8) into bytes, the first value in the low bits.
 pub fn pack(values: impl IntoIterator<Item = u32>, bits: u32) -> Vec<u8> {
-    let per = (8 / bits) as usize;
-    let mask = (1u32 << bits) - 1;
     let mut out = Vec::new();
-    for (i, v) in values.into_iter().enumerate() {
-        if i % per == 0 {
-            out.push(0u8);
-        }
-        let shift = (i % per) as u32 * bits;
-        if let Some(last) = out.last_mut() {
-            *last |= ((v & mask) << shift) as u8;
+    pack_into(&mut out, values, bits);
+    out
+}
+
+/// [`pack`], appending to `out`.
+fn pack_into(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>, bits: u32) {
+    let per = 8 / bits;
+    let mask = (1u32 << bits) - 1;
+    let (mut byte, mut filled) = (0u32, 0u32);
+    for v in values {
+        byte |= (v & mask) << (filled * bits);
+        filled += 1;
+        if filled == per {
+            out.push(byte as u8);
+            (byte, filled) = (0, 0);
         }
     }
-    out
+    if filled > 0 {
+        out.push(byte as u8);
+    }
 }
 
 /// Where a per-group weight's blocks run in ONNX terms.
@@ -209,13 +217,16 @@ pub fn nbits_inits(lp: &LayerPlan, w: &str, l: &NBits) -> Result<(Vec<pb::Tensor
     let offset: i32 = if wq.params[0].range.qmin < 0 { 1 << (l.bits - 1) } else { 0 };
     // `[N, K]`: the weight's own layout (Gemm with transB) or its transpose (MatMul).
     let q2 = wq.q.view().into_dimensionality::<ndarray::Ix2>().map_err(|e| Error::Config(e.to_string()))?;
-    let nk = if l.n_major { q2.as_standard_layout().into_owned() } else { q2.t().as_standard_layout().into_owned() };
-    let at = |n: usize, k: usize| i32::from(nk[[n, k]]);
-    let mut data = Vec::with_capacity(l.n * blocks * l.block);
-    for n in 0..l.n {
+    let standard = q2.as_standard_layout();
+    let flat = standard.as_slice().ok_or_else(|| Error::Config("weight layout".into()))?;
+    let nk = if l.n_major { flat.to_vec() } else { crate::quant::transposed(flat, l.k, l.n) };
+    let mut packed = Vec::with_capacity((l.n * blocks * l.block * l.bits as usize).div_ceil(8));
+    for (n, row) in nk.chunks(l.k).enumerate() {
         for b in 0..blocks {
             let zp = wq.params[n * blocks + b].zero_point + offset;
-            data.extend((b * l.block..(b + 1) * l.block).map(|k| if k < l.k { at(n, k) + offset } else { zp } as u32));
+            let values = &row[(b * l.block).min(l.k)..((b + 1) * l.block).min(l.k)];
+            let padding = std::iter::repeat_n(zp as u32, l.block - values.len());
+            pack_into(&mut packed, values.iter().map(|&v| (i32::from(v) + offset) as u32).chain(padding), l.bits);
         }
     }
     let b_name = format!("{w}_Q{}", l.bits);
@@ -224,7 +235,7 @@ pub fn nbits_inits(lp: &LayerPlan, w: &str, l: &NBits) -> Result<(Vec<pb::Tensor
         name: b_name.clone(),
         dims: vec![l.n as i64, blocks as i64, (l.block * l.bits as usize / 8) as i64],
         data_type: UINT8,
-        raw_data: pack(data, l.bits),
+        raw_data: packed,
         ..Default::default()
     }];
     let scales: Vec<f32> = wq.params.iter().map(|p| p.scale).collect();

@@ -10,33 +10,22 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::model::external_data::{EXTERNAL, is_external, location};
 use crate::model::onnx as pb;
 
 /// Initializers this large or larger go to the data file.
 pub const EXTERNAL_MIN_BYTES: usize = 1024;
 /// Offsets in the data file are multiples of this (what memory-mapping readers prefer).
 const ALIGN: usize = 64;
-/// `TensorProto.data_location` of a tensor whose bytes are in a file.
-const EXTERNAL: i32 = 1;
 
 /// Whether any initializer of `proto` keeps its bytes in an external file.
 pub fn uses_external_data(proto: &pb::ModelProto) -> bool {
-    proto.graph.as_ref().is_some_and(|g| g.initializer.iter().any(|t| t.data_location == Some(EXTERNAL)))
-}
-
-fn entry<'a>(t: &'a pb::TensorProto, key: &str) -> Option<&'a str> {
-    t.external_data.iter().find(|e| e.key == key).map(|e| e.value.as_str())
+    proto.graph.as_ref().is_some_and(|g| g.initializer.iter().any(is_external))
 }
 
 /// The bytes of `t`, stored in an external file beside `source` (the model read).
 fn external_bytes(t: &pb::TensorProto, source: &Path, files: &mut BTreeMap<PathBuf, std::fs::File>) -> Result<Vec<u8>> {
-    let location = entry(t, "location")
-        .ok_or_else(|| Error::InvalidModel(format!("tensor '{}' is external without a location", t.name)))?;
-    let file_path = source.parent().unwrap_or_else(|| Path::new(".")).join(location);
-    let parse = |key: &str| entry(t, key).map(str::parse::<u64>).transpose();
-    let bad =
-        |e: std::num::ParseIntError| Error::InvalidModel(format!("tensor '{}': external data entry: {e}", t.name));
-    let (offset, length) = (parse("offset").map_err(bad)?.unwrap_or(0), parse("length").map_err(bad)?);
+    let (file_path, offset, length) = location(t, source)?;
     if !files.contains_key(&file_path) {
         let f = std::fs::File::open(&file_path).map_err(|e| Error::io("cannot read external data", e, &file_path))?;
         files.insert(file_path.clone(), f);

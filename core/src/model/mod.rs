@@ -3,6 +3,7 @@
 //! [`onnx`], ONNX editing lives in [`graph`], and [`runtime`] / [`parallel`] run models.
 
 mod build;
+pub(crate) mod external_data;
 pub mod fake_quant;
 pub mod graph;
 mod inline;
@@ -15,7 +16,7 @@ mod summary;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ArrayViewD};
 use prost::Message as _;
 /// The ONNX protobuf types (as tract decodes them): the one name other modules use for them.
 pub use tract_onnx::pb as onnx;
@@ -84,7 +85,7 @@ impl OnnxModel {
         let mut summary = build::summarize(&proto, name)?;
         summary.renamed = renamed;
         check_no_empty_tensors(&summary)?;
-        check_tract_parses(&proto, path)?;
+        check_tract_parses(&mut proto, path)?;
         Ok(Self { proto, summary, path: path.to_path_buf() })
     }
 
@@ -172,6 +173,13 @@ impl OnnxModel {
     pub fn constant_f32(&self, name: &str) -> Result<ArrayD<f32>> {
         let t = self.constant_tensor(name)?;
         Ok(t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned())
+    }
+
+    /// `f` applied to a view of the f32 constant `name`, as loaded (no second copy: a
+    /// transformer's weights are large).
+    pub fn with_constant_f32<T>(&self, name: &str, f: impl FnOnce(ArrayViewD<f32>) -> Result<T>) -> Result<T> {
+        let t = self.constant_tensor(name)?;
+        f(t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?)
     }
 
     /// The constant `name` as a tract tensor.
@@ -291,8 +299,73 @@ pub(crate) fn tract_parser() -> tract_onnx::Onnx {
     onnx
 }
 
-/// Lets tract build its graph once, so attribute and wiring errors surface at load time.
-fn check_tract_parses(proto: &pb::ModelProto, path: &Path) -> Result<()> {
+/// Float initializers with more elements than this are parsed as stand-ins.
+const STAND_IN_ABOVE: u64 = 4096;
+
+/// A one-element stand-in (of the same name, type and rank) for a large float initializer, after
+/// checking that its bytes are all there (inline, or in its external file); None for the others.
+/// Parsing builds the graph and never reads a weight's values, so the check at load need not
+/// copy every weight (tract would, reading external files whole).
+fn stand_in(t: &pb::TensorProto, path: &Path) -> Result<Option<pb::TensorProto>> {
+    let size = match t.data_type {
+        1 => 4,       // FLOAT
+        10 | 16 => 2, // FLOAT16, BFLOAT16
+        11 => 8,      // DOUBLE
+        _ => return Ok(None),
+    };
+    let elements = t.dims.iter().map(|&d| u64::try_from(d).unwrap_or(0)).product::<u64>();
+    if elements <= STAND_IN_ABOVE {
+        return Ok(None);
+    }
+    let bytes = elements * size;
+    if external_data::is_external(t) {
+        external_data::check_external(t, path, bytes)?;
+    } else {
+        let stored = match t.data_type {
+            1 if t.raw_data.is_empty() => t.float_data.len() as u64 * 4,
+            11 if t.raw_data.is_empty() => t.double_data.len() as u64 * 8,
+            10 | 16 if t.raw_data.is_empty() => t.int32_data.len() as u64 * 2,
+            _ => t.raw_data.len() as u64,
+        };
+        if stored != bytes {
+            return Err(Error::InvalidModel(format!(
+                "tensor '{}' of shape {:?} holds {stored} bytes, not {bytes}",
+                t.name, t.dims
+            )));
+        }
+    }
+    Ok(Some(pb::TensorProto {
+        name: t.name.clone(),
+        data_type: t.data_type,
+        dims: vec![1; t.dims.len()],
+        raw_data: vec![0; size as usize],
+        ..Default::default()
+    }))
+}
+
+/// Lets tract build its graph once, so attribute and wiring errors surface at load time (large
+/// float initializers as [`stand_in`]s; they are put back before returning).
+fn check_tract_parses(proto: &mut pb::ModelProto, path: &Path) -> Result<()> {
+    let Some(graph) = proto.graph.as_mut() else { return Ok(()) };
+    let mut swapped = Vec::new();
+    for (i, t) in graph.initializer.iter().enumerate() {
+        if let Some(s) = stand_in(t, path)? {
+            swapped.push((i, s));
+        }
+    }
+    for (i, t) in &mut swapped {
+        std::mem::swap(&mut graph.initializer[*i], t);
+    }
+    let parsed = parse(proto, path);
+    if let Some(graph) = proto.graph.as_mut() {
+        for (i, t) in &mut swapped {
+            std::mem::swap(&mut graph.initializer[*i], t);
+        }
+    }
+    parsed
+}
+
+fn parse(proto: &pb::ModelProto, path: &Path) -> Result<()> {
     let dir = path.parent().and_then(Path::to_str);
     let parsed = crate::panics::catch(|| tract_parser().parse(proto, dir))
         .map_err(|p| {

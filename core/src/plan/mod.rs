@@ -187,18 +187,17 @@ fn layer_weight(
     config: &LayerConfig,
     recipe: &Recipe,
 ) -> Result<WeightQuant> {
-    let view = model.constant_f32(&layer.weight)?;
     let per_group = matches!(config.weight.granularity, Granularity::PerGroup { .. })
         && matches!(layer.op_type.as_str(), "MatMul" | "Gemm");
-    match config.algorithms.weight_algorithm {
+    model.with_constant_f32(&layer.weight, |view| match config.algorithms.weight_algorithm {
         WeightAlgorithm::Hqq if per_group => crate::algorithms::hqq::quantize(
-            &view.view(),
+            &view,
             layer.out_channel_axis,
             &config.weight,
             &recipe.algorithm_settings.hqq,
         ),
-        _ => quantize_weight(&view.view(), layer.out_channel_axis, &config.weight),
-    }
+        _ => quantize_weight(&view, layer.out_channel_axis, &config.weight),
+    })
 }
 
 /// Which parts of the recipe a plan applies (for sensitivity and per-layer errors).

@@ -91,9 +91,9 @@ fn min_max(values: impl Iterator<Item = f32>) -> (f32, f32) {
     values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
 
-/// Parameters and integers for a group of values (ternary or integer grid; the grid fits i16,
-/// as [`WeightScheme::validate`] checks).
-fn quantize_group(values: &[f32], scheme: &WeightScheme) -> (QParams, Vec<i16>) {
+/// Parameters for a group of values, whose integers go to `out` (ternary or integer grid; the
+/// grid fits i16, as [`WeightScheme::validate`] checks).
+fn quantize_group(values: &[f32], scheme: &WeightScheme, out: &mut [i16]) -> QParams {
     let range = scheme.qrange();
     if scheme.ternary {
         // TWN (Li et al. 2016): threshold 0.7·mean|w|; scale = mean of |w| above it.
@@ -101,30 +101,91 @@ fn quantize_group(values: &[f32], scheme: &WeightScheme) -> (QParams, Vec<i16>) 
         let threshold = 0.7 * values.iter().map(|v| v.abs()).sum::<f32>() / n;
         let above: Vec<f32> = values.iter().map(|v| v.abs()).filter(|a| *a > threshold).collect();
         let scale = if above.is_empty() { 1.0 } else { above.iter().sum::<f32>() / above.len() as f32 };
-        let q = values.iter().map(|v| if v.abs() > threshold { v.signum() as i16 } else { 0 }).collect();
-        return (QParams { scale, zero_point: 0, range }, q);
+        for (o, v) in out.iter_mut().zip(values) {
+            *o = if v.abs() > threshold { v.signum() as i16 } else { 0 };
+        }
+        return QParams { scale, zero_point: 0, range };
     }
     let (lo, hi) = min_max(values.iter().copied());
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) };
     let p = scale_zp(lo, hi, range, scheme.symmetric, scheme.power_of_two);
-    let q = values.iter().map(|&v| p.quantize(v) as i16).collect();
-    (p, q)
+    for (o, &v) in out.iter_mut().zip(values) {
+        *o = p.quantize(v) as i16;
+    }
+    p
+}
+
+/// Per-channel or per-group parameters and integers of a `[K, N]` weight whose channels run along
+/// N (a MatMul's), with groups of `group` rows along K, in the weight's own layout: a block's
+/// rows are read once for the column ranges and once for the integers, both contiguous, so no
+/// transpose is made. The same values as [`quantize_group`] per channel lane (min and max are
+/// exact in any order); parameters channel-major.
+fn quantize_columns(w: &[f32], (k, n): (usize, usize), group: usize, scheme: &WeightScheme) -> (Vec<QParams>, Vec<i16>) {
+    let range = scheme.qrange();
+    let blocks = k.div_ceil(group.max(1));
+    let mut params = vec![QParams { scale: 1.0, zero_point: 0, range }; n * blocks];
+    let mut q = vec![0i16; k * n];
+    let (mut lo, mut hi) = (vec![0f32; n], vec![0f32; n]);
+    let (mut scale, mut zero) = (vec![0f32; n], vec![0f32; n]);
+    let (qmin, qmax) = (range.qmin as f32, range.qmax as f32);
+    for b in 0..blocks {
+        let rows = b * group..((b + 1) * group).min(k);
+        lo.fill(f32::INFINITY);
+        hi.fill(f32::NEG_INFINITY);
+        for row in w[rows.start * n..rows.end * n].chunks_exact(n) {
+            for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                *l = l.min(v);
+                *h = h.max(v);
+            }
+        }
+        for c in 0..n {
+            let p = scale_zp(lo[c], hi[c], range, scheme.symmetric, scheme.power_of_two);
+            (scale[c], zero[c]) = (p.scale, p.zero_point as f32);
+            params[c * blocks + b] = p;
+        }
+        let (wr, qr) = (&w[rows.start * n..rows.end * n], &mut q[rows.start * n..rows.end * n]);
+        for (row, out) in wr.chunks_exact(n).zip(qr.chunks_exact_mut(n)) {
+            for (((o, &v), &s), &z) in out.iter_mut().zip(row).zip(&scale).zip(&zero) {
+                // QParams::quantize, exactly.
+                *o = (round_half_even(v / s) + z).clamp(qmin, qmax) as i16;
+            }
+        }
+    }
+    (params, q)
+}
+
+/// `src` (`rows × cols`, row-major) transposed to `cols × rows`, tile by tile so that reads and
+/// writes both stay in cache (ndarray's strided copy of a large transposed view does not).
+pub(crate) fn transposed<T: Copy + Default>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 32;
+    let mut out = vec![T::default(); rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                let row = &src[r * cols..(r + 1) * cols];
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = row[c];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Quantizes a weight with `scheme`; `axis` is its output-channel axis.
 pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) -> Result<WeightQuant> {
     scheme.validate()?;
-    if w.iter().any(|v| !v.is_finite()) {
-        return Err(Error::InvalidModel("a weight contains NaN or infinite values".into()));
-    }
-    let per_tensor = |w: &ArrayViewD<f32>| {
-        let values: Vec<f32> = w.iter().copied().collect();
-        let (p, q) = quantize_group(&values, scheme);
-        let q = ArrayD::from_shape_vec(w.raw_dim(), q).map_err(|e| Error::Config(e.to_string()))?;
-        Ok(WeightQuant { params: vec![p], axis: None, group_size: None, q, float_zero: None })
-    };
+    let finite = |v: &[f32]| v.iter().all(|v| v.is_finite());
+    let nan = || Error::InvalidModel("a weight contains NaN or infinite values".into());
     if matches!(scheme.granularity, Granularity::PerTensor) || w.ndim() == 0 {
-        return per_tensor(w);
+        let values: Vec<f32> = w.iter().copied().collect();
+        if !finite(&values) {
+            return Err(nan());
+        }
+        let mut q = vec![0; values.len()];
+        let p = quantize_group(&values, scheme, &mut q);
+        let q = ArrayD::from_shape_vec(w.raw_dim(), q).map_err(|e| Error::Config(e.to_string()))?;
+        return Ok(WeightQuant { params: vec![p], axis: None, group_size: None, q, float_zero: None });
     }
     if axis >= w.ndim() {
         return Err(Error::Config(format!("channel axis {axis} out of range for weight of rank {}", w.ndim())));
@@ -133,27 +194,54 @@ pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) 
         Granularity::PerGroup { group_size } => Some(group_size),
         _ => None,
     };
-    // The lanes as contiguous rows: the channel axis first, the others in order.
+    // The lanes as contiguous rows: the channel axis first, the others in order (a MatMul's
+    // `[K, N]` weight, channel axis 1, is transposed tile by tile).
     let order: Vec<usize> = std::iter::once(axis).chain((0..w.ndim()).filter(|&a| a != axis)).collect();
-    let rows = w.view().permuted_axes(order.clone()).as_standard_layout().into_owned();
     let (channels, lane) = (w.shape()[axis], w.len() / w.shape()[axis].max(1));
-    let flat = rows.as_slice().ok_or_else(|| Error::Config("weight layout".into()))?;
+    if w.ndim() == 2 && axis == 1 && !scheme.ternary {
+        let standard = w.as_standard_layout();
+        let flat = standard.as_slice().ok_or_else(|| Error::Config("weight layout".into()))?;
+        if !finite(flat) {
+            return Err(nan());
+        }
+        let (params, q) = quantize_columns(flat, (lane, channels), group.unwrap_or(lane.max(1)), scheme);
+        let q = ArrayD::from_shape_vec(w.raw_dim(), q).map_err(|e| Error::Config(e.to_string()))?;
+        return Ok(WeightQuant { params, axis: Some(axis), group_size: group, q, float_zero: None });
+    }
+    let matrix = w.ndim() == 2 && axis == 1;
+    let flat: Vec<f32> = if matrix {
+        let standard = w.as_standard_layout();
+        transposed(standard.as_slice().ok_or_else(|| Error::Config("weight layout".into()))?, lane, channels)
+    } else {
+        w.view().permuted_axes(order.clone()).iter().copied().collect()
+    };
+    if !finite(&flat) {
+        return Err(nan());
+    }
     let chunk = group.unwrap_or(lane.max(1));
     let mut params = Vec::with_capacity(channels * lane.div_ceil(chunk));
-    let mut ints = Vec::with_capacity(w.len());
-    for row in flat.chunks(lane.max(1)).take(channels) {
-        for g in row.chunks(chunk) {
-            let (p, qs) = quantize_group(g, scheme);
-            params.push(p);
-            ints.extend(qs);
+    let mut ints = vec![0i16; flat.len()];
+    for (row, out) in flat.chunks(lane.max(1)).zip(ints.chunks_mut(lane.max(1))).take(channels) {
+        for (g, o) in row.chunks(chunk).zip(out.chunks_mut(chunk)) {
+            params.push(quantize_group(g, scheme, o));
         }
     }
-    let permuted = ArrayD::from_shape_vec(rows.raw_dim(), ints).map_err(|e| Error::Config(e.to_string()))?;
-    let mut inverse = vec![0; order.len()];
-    for (i, &a) in order.iter().enumerate() {
-        inverse[a] = i;
+    let q = if matrix {
+        ArrayD::from_shape_vec(w.raw_dim(), transposed(&ints, channels, lane))
+    } else {
+        let shape: Vec<usize> = order.iter().map(|&a| w.shape()[a]).collect();
+        let permuted = ArrayD::from_shape_vec(shape, ints).map_err(|e| Error::Config(e.to_string()))?;
+        if axis == 0 {
+            Ok(permuted)
+        } else {
+            let mut inverse = vec![0; order.len()];
+            for (i, &a) in order.iter().enumerate() {
+                inverse[a] = i;
+            }
+            Ok(permuted.permuted_axes(inverse).as_standard_layout().into_owned())
+        }
     }
-    let q = permuted.permuted_axes(inverse).as_standard_layout().into_owned();
+    .map_err(|e| Error::Config(e.to_string()))?;
     Ok(WeightQuant { params, axis: Some(axis), group_size: group, q, float_zero: None })
 }
 
@@ -245,5 +333,31 @@ mod tests {
             fake_quant_per_axis(&mut fq, 0, &wq.params).expect("kernel");
             prop_assert_eq!(fq, wq.dequantize());
         }
+
+        #[test]
+        fn a_matmul_weight_quantized_in_place_equals_its_transpose_quantized_by_rows(
+            values in proptest::collection::vec(-3f32..3.0, 5 * 7), bits in 2u8..=8, group in 1usize..=6,
+            per_channel: bool, symmetric: bool, signed: bool,
+        ) {
+            // [K = 5, N = 7], channels along N: the column-wise path; its transpose [N, K] with
+            // channels along axis 0 goes the row-wise one.
+            let w = ArrayD::from_shape_vec(IxDyn(&[5, 7]), values).expect("shape");
+            let granularity = if per_channel { Granularity::PerChannel } else { Granularity::PerGroup { group_size: group } };
+            let scheme = WeightScheme { bits, signed, symmetric, granularity, ..WeightScheme::default() };
+            let columns = quantize_weight(&w.view(), 1, &scheme).expect("columns");
+            let t = w.t().as_standard_layout().into_owned();
+            let rows = quantize_weight(&t.view(), 0, &scheme).expect("rows");
+            prop_assert_eq!(&columns.params, &rows.params);
+            prop_assert_eq!(columns.q.t().as_standard_layout().into_owned(), rows.q);
+        }
+    }
+
+    #[test]
+    fn tiled_transpose_moves_every_element() {
+        let (r, c) = (37, 70);
+        let src: Vec<u32> = (0..(r * c) as u32).collect();
+        let t = transposed(&src, r, c);
+        assert!((0..r).all(|i| (0..c).all(|j| t[j * r + i] == src[i * c + j])));
+        assert_eq!(transposed(&t, c, r), src);
     }
 }
