@@ -46,4 +46,3 @@ pub(crate) fn check_external(t: &pb::TensorProto, source: &Path, bytes: u64) -> 
     }
     Ok(())
 }
-

@@ -120,7 +120,12 @@ fn quantize_group(values: &[f32], scheme: &WeightScheme, out: &mut [i16]) -> QPa
 /// rows are read once for the column ranges and once for the integers, both contiguous, so no
 /// transpose is made. The same values as [`quantize_group`] per channel lane (min and max are
 /// exact in any order); parameters channel-major.
-fn quantize_columns(w: &[f32], (k, n): (usize, usize), group: usize, scheme: &WeightScheme) -> (Vec<QParams>, Vec<i16>) {
+fn quantize_columns(
+    w: &[f32],
+    (k, n): (usize, usize),
+    group: usize,
+    scheme: &WeightScheme,
+) -> (Vec<QParams>, Vec<i16>) {
     let range = scheme.qrange();
     let blocks = k.div_ceil(group.max(1));
     let mut params = vec![QParams { scale: 1.0, zero_point: 0, range }; n * blocks];
