@@ -45,16 +45,9 @@ fn storage_bits(p: &QParams, choices: &[u32]) -> Option<u32> {
 
 /// Packs unsigned `bits`-wide values (2, 4 or 8) into bytes, the first value in the low bits.
 pub fn pack(values: impl IntoIterator<Item = u32>, bits: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    pack_into(&mut out, values, bits);
-    out
-}
-
-/// [`pack`], appending to `out`.
-fn pack_into(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>, bits: u32) {
     let per = 8 / bits;
     let mask = (1u32 << bits) - 1;
-    let (mut byte, mut filled) = (0u32, 0u32);
+    let (mut out, mut byte, mut filled) = (Vec::new(), 0u32, 0u32);
     for v in values {
         byte |= (v & mask) << (filled * bits);
         filled += 1;
@@ -66,6 +59,7 @@ fn pack_into(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>, bits: u32
     if filled > 0 {
         out.push(byte as u8);
     }
+    out
 }
 
 /// Where a per-group weight's blocks run in ONNX terms.
@@ -209,26 +203,61 @@ pub fn nbits_layout(model: &OnnxModel, lp: &LayerPlan) -> Option<NBits> {
     Some(NBits { k, n, block, bits, n_major, bias })
 }
 
+/// MatMulNBits' `B` (`[N, blocks, block·bits/8]`): each of the N columns' K integers plus
+/// `offset`, the last block padded with its zero point (`zero(n, block)`), packed `bits` at a time,
+/// low bits first. Columns go 16 at a time through a small byte buffer (`16 × K`, in cache) that
+/// holds them contiguous, gathered from the weight's layout (`[K, N]` for MatMul, read row by row;
+/// `[N, K]` for Gemm with `transB`), so no transposed copy of the weight is made.
+fn packed_columns(flat: &[i16], l: &NBits, zero: impl Fn(usize, usize) -> i32, offset: i32) -> Vec<u8> {
+    const TILE: usize = 16;
+    let bits = l.bits as usize;
+    let (per, mask) = (8 / bits, (1u32 << bits) - 1);
+    let padded = l.k.div_ceil(l.block) * l.block;
+    let row_bytes = padded * bits / 8;
+    let mut out = vec![0u8; l.n * row_bytes];
+    let mut tile = vec![0u8; TILE * padded];
+    // Every value is in [0, 2^bits) once shifted by `offset`: one byte holds it.
+    let byte = |v: i16| (i32::from(v) + offset) as u8;
+    for n0 in (0..l.n).step_by(TILE) {
+        let width = TILE.min(l.n - n0);
+        if l.n_major {
+            for (j, column) in flat[n0 * l.k..(n0 + width) * l.k].chunks_exact(l.k).enumerate() {
+                for (t, &v) in tile[j * padded..].iter_mut().zip(column) {
+                    *t = byte(v);
+                }
+            }
+        } else {
+            for (k, row) in flat.chunks_exact(l.n).enumerate() {
+                for (j, &v) in row[n0..n0 + width].iter().enumerate() {
+                    tile[j * padded + k] = byte(v);
+                }
+            }
+        }
+        for j in 0..width {
+            let column = &mut tile[j * padded..(j + 1) * padded];
+            for (k, t) in column.iter_mut().enumerate().skip(l.k) {
+                *t = zero(n0 + j, k / l.block) as u8;
+            }
+            let dst = &mut out[(n0 + j) * row_bytes..(n0 + j + 1) * row_bytes];
+            for (d, values) in dst.iter_mut().zip(column.chunks_exact(per)) {
+                *d = values.iter().enumerate().fold(0u32, |acc, (i, &v)| acc | ((u32::from(v) & mask) << (i * bits)))
+                    as u8;
+            }
+        }
+    }
+    out
+}
+
 /// The initializers of `lp`'s weight named `w` as MatMulNBits reads them (B, scales, and zero
 /// points unless all are the default); returns them and the operator's inputs 1–3.
 pub fn nbits_inits(lp: &LayerPlan, w: &str, l: &NBits) -> Result<(Vec<pb::TensorProto>, Vec<String>)> {
     let Some(wq) = &lp.weight_quant else { return Err(Error::Config("no quantized weight".into())) };
     let blocks = l.k.div_ceil(l.block);
     let offset: i32 = if wq.params[0].range.qmin < 0 { 1 << (l.bits - 1) } else { 0 };
-    // `[N, K]`: the weight's own layout (Gemm with transB) or its transpose (MatMul).
     let q2 = wq.q.view().into_dimensionality::<ndarray::Ix2>().map_err(|e| Error::Config(e.to_string()))?;
     let standard = q2.as_standard_layout();
     let flat = standard.as_slice().ok_or_else(|| Error::Config("weight layout".into()))?;
-    let nk = if l.n_major { flat.to_vec() } else { crate::quant::transposed(flat, l.k, l.n) };
-    let mut packed = Vec::with_capacity((l.n * blocks * l.block * l.bits as usize).div_ceil(8));
-    for (n, row) in nk.chunks(l.k).enumerate() {
-        for b in 0..blocks {
-            let zp = wq.params[n * blocks + b].zero_point + offset;
-            let values = &row[(b * l.block).min(l.k)..((b + 1) * l.block).min(l.k)];
-            let padding = std::iter::repeat_n(zp as u32, l.block - values.len());
-            pack_into(&mut packed, values.iter().map(|&v| (i32::from(v) + offset) as u32).chain(padding), l.bits);
-        }
-    }
+    let packed = packed_columns(flat, l, |n, b| wq.params[n * blocks + b].zero_point + offset, offset);
     let b_name = format!("{w}_Q{}", l.bits);
     let per_row = (blocks * l.bits as usize).div_ceil(8);
     let mut inits = vec![pb::TensorProto {

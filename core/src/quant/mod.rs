@@ -14,7 +14,6 @@ mod weight_algorithm;
 
 pub use algorithm_settings::{AdaRoundSettings, AlgorithmSettings, EasyQuantSettings};
 pub use calibration_config::CalibrationConfig;
-pub(crate) use fake::transposed;
 pub use fake::{WeightQuant, fake_quant_per_axis, fake_quant_slice, quantize_weight};
 pub use observer::Observer;
 pub use qparams::{QParams, QRange, compute_scale_zp, round_half_even, scale_zp};
