@@ -192,6 +192,8 @@ pub(super) mod tests {
             samples: 64,
             enable_one_samples: 64,
             disable_one_samples: 64,
+            enable_one_sqnr_db: 30.0,
+            disable_one_sqnr_db: 20.0,
         }
     }
 

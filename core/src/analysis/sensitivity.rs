@@ -7,7 +7,10 @@
 //!    ([`SENSITIVITY_SUBSET`] samples, `Simulator::subset`): estimates;
 //! 2. the layers that lead either ranking (the most sensitive by enable-one and by disable-one,
 //!    [`SensitivityOptions::refine`] of each) are measured again on the whole set, so the top of
-//!    both rankings, what a user acts on, holds exact values.
+//!    both rankings, what a user acts on, holds exact values. Layers whose metric ties (an
+//!    accuracy on 32 samples moves in steps of 1/32, so most layers share a value) are ordered by
+//!    the output SQNR of the same evaluation, so the ones refined are the most sensitive by that
+//!    measure, not the first in network order.
 //!
 //! Each value says how many samples it rests on; the estimates left in the result are shifted by
 //! the median difference between whole-set and subset values of the refined layers (a subset's
@@ -101,6 +104,13 @@ pub struct LayerSensitivity {
     /// Evaluation samples behind `disable_one` (the whole set once refined).
     #[serde(default)]
     pub disable_one_samples: usize,
+    /// Output SQNR (dB) of the `enable_one` evaluation: it orders layers whose metric ties (an
+    /// accuracy on 32 samples moves in steps of 1/32, and most layers share a value).
+    #[serde(default)]
+    pub enable_one_sqnr_db: f64,
+    /// Output SQNR (dB) of the `disable_one` evaluation, likewise.
+    #[serde(default)]
+    pub disable_one_sqnr_db: f64,
 }
 
 /// A layer's result as it is measured (first the estimate, later, for the leaders, the refined
@@ -139,9 +149,14 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn eval(&self, plan: &QuantPlan, base: Option<&SimState>, cancel: &AtomicBool) -> Result<f64> {
+    /// The metric and the output SQNR of `plan`'s evaluation.
+    fn eval_both(&self, plan: &QuantPlan, base: Option<&SimState>, cancel: &AtomicBool) -> Result<(f64, f64)> {
         let (e, _) = self.sim.evaluate_from(base, plan, &self.config, &mut |_| {}, cancel)?;
-        self.options.metric.of(&e)
+        Ok((self.options.metric.of(&e)?, e.metrics.output_sqnr_db))
+    }
+
+    fn eval(&self, plan: &QuantPlan, base: Option<&SimState>, cancel: &AtomicBool) -> Result<f64> {
+        Ok(self.eval_both(plan, base, cancel)?.0)
     }
 
     /// Measures `which` of `layer` into `r` (its other values are kept).
@@ -158,12 +173,14 @@ impl Context<'_> {
         let float = self.float_base.as_ref();
         let n = self.sim.num_samples();
         if which.enable_one {
-            r.enable_one = self.eval(&plan_for(self.recipe, &only(false, false))?, float, cancel)?;
+            (r.enable_one, r.enable_one_sqnr_db) =
+                self.eval_both(&plan_for(self.recipe, &only(false, false))?, float, cancel)?;
             r.enable_one_samples = n;
         }
         if which.disable_one {
             let except = PlanFilter { except: one.clone(), ..PlanFilter::default() };
-            r.disable_one = self.eval(&plan_for(self.recipe, &except)?, self.full_base.as_ref(), cancel)?;
+            (r.disable_one, r.disable_one_sqnr_db) =
+                self.eval_both(&plan_for(self.recipe, &except)?, self.full_base.as_ref(), cancel)?;
             r.disable_one_samples = n;
         }
         if !which.rest {
@@ -212,17 +229,20 @@ impl Context<'_> {
 }
 
 /// The indices of the `count` layers that lead a ranking: the smallest `value`s (`lowest`) or the
-/// largest, ties in network order.
+/// largest; equal values by their output SQNR (`tie`, the same way round), then network order.
 fn leaders(
     results: &[LayerSensitivity],
     value: impl Fn(&LayerSensitivity) -> f64,
+    tie: fn(&LayerSensitivity) -> f64,
     lowest: bool,
     count: usize,
 ) -> Vec<usize> {
     let mut order: Vec<usize> = (0..results.len()).collect();
     order.sort_by(|&a, &b| {
-        let (va, vb) = (value(&results[a]), value(&results[b]));
-        let by = if lowest { va.total_cmp(&vb) } else { vb.total_cmp(&va) };
+        let (la, lb) = (&results[a], &results[b]);
+        let (va, vb) = ((value(la), tie(la)), (value(lb), tie(lb)));
+        let by = |x: (f64, f64), y: (f64, f64)| x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1));
+        let by = if lowest { by(va, vb) } else { by(vb, va) };
         by.then(a.cmp(&b))
     });
     order.truncate(count);
@@ -234,6 +254,12 @@ type Key = fn(&LayerSensitivity) -> (f64, usize);
 
 const ENABLE_ONE: Key = |l| (l.enable_one, l.enable_one_samples);
 const DISABLE_ONE: Key = |l| (l.disable_one, l.disable_one_samples);
+
+/// A measure's tie-break: the output SQNR of its evaluation.
+type Tie = fn(&LayerSensitivity) -> f64;
+
+const ENABLE_ONE_SQNR: Tie = |l| l.enable_one_sqnr_db;
+const DISABLE_ONE_SQNR: Tie = |l| l.disable_one_sqnr_db;
 
 fn enable_one_mut(l: &mut LayerSensitivity) -> &mut f64 {
     &mut l.enable_one
@@ -251,7 +277,7 @@ fn disable_one_mut(l: &mut LayerSensitivity) -> &mut f64 {
 fn pending(
     estimates: &[LayerSensitivity],
     results: &[LayerSensitivity],
-    key: Key,
+    (key, tie): (Key, Tie),
     lowest: bool,
     r: usize,
     n: usize,
@@ -265,7 +291,7 @@ fn pending(
         .map(|(e, l)| (key(l).0 - key(e).0 - shift).abs())
         .filter(|d| d.is_finite())
         .fold(0.0, f64::max);
-    let top = leaders(results, comparable, lowest, r);
+    let top = leaders(results, comparable, tie, lowest, r);
     let Some(&last) = top.last() else { return BTreeSet::new() };
     let bar = comparable(&results[last]);
     let refined = results.iter().filter(|l| key(l).1 == n).count();
@@ -276,7 +302,7 @@ fn pending(
         let v = comparable(&results[*i]);
         top.contains(i) || if lowest { v - margin <= bar } else { v + margin >= bar }
     };
-    let mut order = leaders(results, comparable, lowest, results.len());
+    let mut order = leaders(results, comparable, tie, lowest, results.len());
     order.retain(|&i| key(&results[i]).1 < n && close(&i));
     order.truncate(2 * r - refined);
     order.into_iter().collect()
@@ -349,6 +375,8 @@ pub fn sensitivity(
             samples: 0,
             enable_one_samples: 0,
             disable_one_samples: 0,
+            enable_one_sqnr_db: f64::NAN,
+            disable_one_sqnr_db: f64::NAN,
         })
         .collect();
     let all = Which { enable_one: true, disable_one: true, rest: true };
@@ -382,8 +410,8 @@ pub fn sensitivity(
     // The subset's values as estimated, to compare estimates with whole-set values.
     let estimates = results.clone();
     loop {
-        let enable = pending(&estimates, &results, ENABLE_ONE, true, r, n);
-        let disable = pending(&estimates, &results, DISABLE_ONE, false, r, n);
+        let enable = pending(&estimates, &results, (ENABLE_ONE, ENABLE_ONE_SQNR), true, r, n);
+        let disable = pending(&estimates, &results, (DISABLE_ONE, DISABLE_ONE_SQNR), false, r, n);
         if enable.is_empty() && disable.is_empty() {
             break;
         }
@@ -410,4 +438,35 @@ pub fn sensitivity(
         }
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(name: &str, enable_one: f64, sqnr: f64) -> LayerSensitivity {
+        LayerSensitivity {
+            name: name.into(),
+            enable_one,
+            disable_one: f64::NAN,
+            weights_only: f64::NAN,
+            activations_only: f64::NAN,
+            sweep: Vec::new(),
+            samples: 32,
+            enable_one_samples: 32,
+            disable_one_samples: 32,
+            enable_one_sqnr_db: sqnr,
+            disable_one_sqnr_db: f64::NAN,
+        }
+    }
+
+    /// Layers whose metric ties (an accuracy on 32 samples) are ranked by their output SQNR, the
+    /// lowest first for the most-sensitive ranking, not by network order.
+    #[test]
+    fn tied_metrics_are_ranked_by_output_sqnr() {
+        let results = [layer("a", 0.97, 40.0), layer("b", 0.97, 25.0), layer("c", 0.94, 45.0), layer("d", 0.97, 30.0)];
+        let value = |l: &LayerSensitivity| l.enable_one;
+        assert_eq!(leaders(&results, value, ENABLE_ONE_SQNR, true, 3), vec![2, 1, 3]);
+        assert_eq!(leaders(&results, value, ENABLE_ONE_SQNR, false, 3), vec![0, 3, 1]);
+    }
 }
