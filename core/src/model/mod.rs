@@ -313,11 +313,11 @@ fn stand_in(t: &pb::TensorProto, path: &Path) -> Result<Option<pb::TensorProto>>
         11 => 8,      // DOUBLE
         _ => return Ok(None),
     };
-    let elements = t.dims.iter().map(|&d| u64::try_from(d).unwrap_or(0)).product::<u64>();
-    if elements <= STAND_IN_ABOVE {
+    // Shapes too large to count in u64 are left to the parser, which refuses them.
+    let elements = t.dims.iter().try_fold(1u64, |n, &d| n.checked_mul(u64::try_from(d).unwrap_or(0)));
+    let Some(bytes) = elements.filter(|&n| n > STAND_IN_ABOVE).and_then(|n| n.checked_mul(size)) else {
         return Ok(None);
-    }
-    let bytes = elements * size;
+    };
     if external_data::is_external(t) {
         external_data::check_external(t, path, bytes)?;
     } else {
