@@ -1,6 +1,7 @@
 //! Simulated execution: the float model runs once over the evaluation set (its outputs are kept,
-//! and every layer's input and output while they fit in half the memory budget; the others are
-//! recomputed per sample when an evaluation needs them, `reference.rs`); a plan is then evaluated
+//! and the layers' inputs and outputs that fit in half the memory budget, spread over the network
+//! when not all fit; the others are recomputed per sample when an evaluation needs them,
+//! `reference.rs`); a plan is then evaluated
 //! by running the fake-quantized model (accumulated error) and each quantized layer alone on float
 //! inputs (local error).
 
@@ -74,7 +75,7 @@ pub struct Simulator {
     labels: Option<Vec<i64>>,
     shapes: Vec<Vec<usize>>,
     /// Float value of the watched tensors kept (model inputs and outputs always, layers' inputs
-    /// and outputs in network order within half the memory budget), per sample.
+    /// and outputs within half the memory budget, `reference::kept_references`), per sample.
     float: BTreeMap<String, Vec<Arc<ArrayD<f32>>>>,
     /// The float model with every watched tensor as an output: recomputes, per sample, the
     /// references not kept.

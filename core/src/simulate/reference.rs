@@ -123,8 +123,13 @@ impl Simulator {
     }
 }
 
-/// The watched tensors whose float values the reference keeps: the model outputs always, then
-/// the others in network order while their values for `samples` samples fit in `budget` bytes.
+/// The watched tensors whose float values the reference keeps: the model outputs always; then,
+/// when the others do not all fit in `budget` bytes for `samples` samples, one in `k` of them
+/// spread over the network (`k` the ratio of their bytes to the room left), and the rest of the
+/// room in network order. An evaluation from the float reference with one layer changed
+/// (sensitivity's enable-one) re-runs from the latest kept tensor before that layer: kept values
+/// spread over the whole network bound that distance for every layer, where a prefix (the first
+/// layers' large activations) would leave every later layer to re-run from near the input.
 pub(super) fn kept_references(
     watch: &[String],
     outputs: &[&str],
@@ -136,13 +141,48 @@ pub(super) fn kept_references(
     let bytes = |t: &str| size.get(t).copied().unwrap_or(0).saturating_mul(4).saturating_mul(samples);
     let mut kept: BTreeSet<String> = outputs.iter().map(|o| (*o).to_string()).collect();
     let mut used: usize = outputs.iter().map(|o| bytes(o)).sum();
-    for t in watch.iter().filter(|t| !outputs.contains(&t.as_str())) {
+    let rest: Vec<&String> = watch.iter().filter(|t| !outputs.contains(&t.as_str())).collect();
+    let total = rest.iter().fold(0usize, |a, t| a.saturating_add(bytes(t)));
+    let room = budget.saturating_sub(used);
+    let mut take = |t: &String, kept: &mut BTreeSet<String>| {
         let b = bytes(t);
-        if used.saturating_add(b) > budget {
-            break;
+        if used.saturating_add(b) <= budget {
+            used += b;
+            kept.insert(t.clone());
         }
-        used += b;
-        kept.insert(t.clone());
+    };
+    if total > room && room > 0 {
+        for t in rest.iter().step_by(total.div_ceil(room)) {
+            take(t, &mut kept);
+        }
+    }
+    for t in &rest {
+        if !kept.contains(*t) {
+            take(t, &mut kept);
+        }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Twelve watched tensors of 100 elements and an output: everything when it fits; with room
+    /// for three, one in four spread over the network (not the first three); with one tensor
+    /// three times larger, one in five (5600 bytes for 1200 of room).
+    #[test]
+    fn kept_values_spread_over_the_network() {
+        let watch: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+        let mut sizes: Vec<(String, usize)> = watch.iter().map(|t| (t.clone(), 100)).collect();
+        sizes.push(("out".into(), 10));
+        let kept = |budget: usize, sizes: &[(String, usize)]| {
+            let k = kept_references(&watch, &["out"], sizes, 1, budget);
+            watch.iter().filter(|t| k.contains(*t)).cloned().collect::<Vec<_>>()
+        };
+        assert_eq!(kept(40 + 12 * 400, &sizes), watch);
+        assert_eq!(kept(40 + 3 * 400, &sizes), ["t0", "t4", "t8"]);
+        sizes[4].1 = 300;
+        assert_eq!(kept(40 + 3 * 400, &sizes), ["t0", "t5", "t10"]);
+    }
 }
