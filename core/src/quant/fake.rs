@@ -159,24 +159,6 @@ fn quantize_columns(
     (params, q)
 }
 
-/// `src` (`rows × cols`, row-major) transposed to `cols × rows`, tile by tile so that reads and
-/// writes both stay in cache (ndarray's strided copy of a large transposed view does not).
-pub(crate) fn transposed<T: Copy + Default>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
-    const TILE: usize = 32;
-    let mut out = vec![T::default(); rows * cols];
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                let row = &src[r * cols..(r + 1) * cols];
-                for c in c0..(c0 + TILE).min(cols) {
-                    out[c * rows + r] = row[c];
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Quantizes a weight with `scheme`; `axis` is its output-channel axis.
 pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) -> Result<WeightQuant> {
     scheme.validate()?;
@@ -199,8 +181,8 @@ pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) 
         Granularity::PerGroup { group_size } => Some(group_size),
         _ => None,
     };
-    // The lanes as contiguous rows: the channel axis first, the others in order (a MatMul's
-    // `[K, N]` weight, channel axis 1, is transposed tile by tile).
+    // A MatMul's `[K, N]` weight (channel axis 1) in its own layout; other weights with their
+    // lanes as contiguous rows: the channel axis first, the others in order.
     let order: Vec<usize> = std::iter::once(axis).chain((0..w.ndim()).filter(|&a| a != axis)).collect();
     let (channels, lane) = (w.shape()[axis], w.len() / w.shape()[axis].max(1));
     if w.ndim() == 2 && axis == 1 && !scheme.ternary {
@@ -213,13 +195,7 @@ pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) 
         let q = ArrayD::from_shape_vec(w.raw_dim(), q).map_err(|e| Error::Config(e.to_string()))?;
         return Ok(WeightQuant { params, axis: Some(axis), group_size: group, q, float_zero: None });
     }
-    let matrix = w.ndim() == 2 && axis == 1;
-    let flat: Vec<f32> = if matrix {
-        let standard = w.as_standard_layout();
-        transposed(standard.as_slice().ok_or_else(|| Error::Config("weight layout".into()))?, lane, channels)
-    } else {
-        w.view().permuted_axes(order.clone()).iter().copied().collect()
-    };
+    let flat: Vec<f32> = w.view().permuted_axes(order.clone()).iter().copied().collect();
     if !finite(&flat) {
         return Err(nan());
     }
@@ -231,22 +207,17 @@ pub fn quantize_weight(w: &ArrayViewD<f32>, axis: usize, scheme: &WeightScheme) 
             params.push(quantize_group(g, scheme, o));
         }
     }
-    let q = if matrix {
-        ArrayD::from_shape_vec(w.raw_dim(), transposed(&ints, channels, lane))
+    let shape: Vec<usize> = order.iter().map(|&a| w.shape()[a]).collect();
+    let permuted = ArrayD::from_shape_vec(shape, ints).map_err(|e| Error::Config(e.to_string()))?;
+    let q = if axis == 0 {
+        permuted
     } else {
-        let shape: Vec<usize> = order.iter().map(|&a| w.shape()[a]).collect();
-        let permuted = ArrayD::from_shape_vec(shape, ints).map_err(|e| Error::Config(e.to_string()))?;
-        if axis == 0 {
-            Ok(permuted)
-        } else {
-            let mut inverse = vec![0; order.len()];
-            for (i, &a) in order.iter().enumerate() {
-                inverse[a] = i;
-            }
-            Ok(permuted.permuted_axes(inverse).as_standard_layout().into_owned())
+        let mut inverse = vec![0; order.len()];
+        for (i, &a) in order.iter().enumerate() {
+            inverse[a] = i;
         }
-    }
-    .map_err(|e| Error::Config(e.to_string()))?;
+        permuted.permuted_axes(inverse).as_standard_layout().into_owned()
+    };
     Ok(WeightQuant { params, axis: Some(axis), group_size: group, q, float_zero: None })
 }
 
@@ -355,14 +326,5 @@ mod tests {
             prop_assert_eq!(&columns.params, &rows.params);
             prop_assert_eq!(columns.q.t().as_standard_layout().into_owned(), rows.q);
         }
-    }
-
-    #[test]
-    fn tiled_transpose_moves_every_element() {
-        let (r, c) = (37, 70);
-        let src: Vec<u32> = (0..(r * c) as u32).collect();
-        let t = transposed(&src, r, c);
-        assert!((0..r).all(|i| (0..c).all(|j| t[j * r + i] == src[i * c + j])));
-        assert_eq!(transposed(&t, c, r), src);
     }
 }
