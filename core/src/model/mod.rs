@@ -171,8 +171,7 @@ impl OnnxModel {
 
     /// The float constant `name` as an array.
     pub fn constant_f32(&self, name: &str) -> Result<ArrayD<f32>> {
-        let t = self.constant_tensor(name)?;
-        Ok(t.to_plain_array_view::<f32>().map_err(|e| Error::runtime(&e))?.to_owned())
+        self.with_constant_f32(name, |v| Ok(v.to_owned()))
     }
 
     /// `f` applied to a view of the f32 constant `name`, as loaded (no second copy: a
