@@ -19,7 +19,7 @@ pub const OP_TYPE: &str = "FakeQuant";
 /// fake-quantized tensor, it recovers the integers exactly).
 pub const CODES_OP_TYPE: &str = "QuantCodes";
 /// Every operator of the domain.
-pub const OP_TYPES: [&str; 2] = [OP_TYPE, CODES_OP_TYPE];
+pub const OP_TYPES: [&str; 3] = [OP_TYPE, CODES_OP_TYPE, super::qlinear_op::OP_TYPE];
 
 /// Quantization parameters of one activation, as the operator's attributes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,7 +82,7 @@ pub fn round_half_even(x: f32) -> f32 {
 /// `minps` compute, so that the loop has no NaN fix-ups (`f32::max` needs three more vector
 /// instructions per bound).
 #[inline]
-fn saturate(q: f32, lo: f32, hi: f32) -> f32 {
+pub(super) fn saturate(q: f32, lo: f32, hi: f32) -> f32 {
     let q = if q > lo { q } else { lo };
     if q < hi { q } else { hi }
 }
@@ -140,9 +140,10 @@ fn build(
 
 /// Adds the simulation's operators to tract's ONNX registry.
 pub(crate) fn register(onnx: &mut tract_onnx::Onnx) {
-    for op in OP_TYPES {
+    for op in [OP_TYPE, CODES_OP_TYPE] {
         onnx.op_register.insert(op, build);
     }
+    onnx.op_register.insert(super::qlinear_op::OP_TYPE, super::qlinear_op::build);
 }
 
 #[cfg(test)]

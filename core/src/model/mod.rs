@@ -10,6 +10,7 @@ mod inline;
 mod names;
 pub mod opset;
 pub mod parallel;
+pub mod qlinear_op;
 pub mod runtime;
 mod summary;
 
