@@ -87,12 +87,38 @@ pub(super) fn saturate(q: f32, lo: f32, hi: f32) -> f32 {
     if q < hi { q } else { hi }
 }
 
+/// `1.5 · 2^23`: for |y| ≤ 2^22, `(y + ROUNDER) − ROUNDER` is `y` rounded half to even (the sum
+/// lies in [2^23, 2^24), where the f32 spacing is 1, and `ROUNDER` is even).
+const ROUNDER: f32 = 12_582_912.0;
+
+/// `y` rounded half to even, for |y| ≤ 2^22 (two operations; see [`ROUNDER`]).
+#[inline]
+pub(super) fn round_small(y: f32) -> f32 {
+    (y + ROUNDER) - ROUNDER
+}
+
+/// Whether `v` is an integer the [`ROUNDER`] trick covers.
+fn small_integer(v: f32) -> bool {
+    v.fract() == 0.0 && v.abs() <= 4_194_304.0
+}
+
 impl FakeQuant {
     fn apply(&self, xs: &mut [f32]) {
         let FakeQuantParams { scale, zero_point, qmin, qmax } = self.params;
         if self.codes {
             for x in xs {
                 *x = round_half_even(*x / scale) + zero_point;
+            }
+            return;
+        }
+        let (lo, hi) = (qmin - zero_point, qmax - zero_point);
+        if small_integer(lo) && small_integer(hi) && small_integer(zero_point) {
+            // Clamping before rounding gives the same integer (the bounds are integers, NaN goes
+            // to `lo` as `saturate` sends it to `qmin`), and `q − z` is then the rounded value
+            // itself: six operations per element instead of about twenty.
+            for x in xs {
+                let y = saturate(*x / scale, lo, hi);
+                *x = round_small(y) * scale;
             }
             return;
         }
@@ -162,6 +188,34 @@ mod tests {
 
     /// The branch-free rounding is `round_ties_even` on ties, near ties, large values, signed
     /// zeros, infinities and NaN.
+    /// The clamp-first path gives, bit for bit, the general formula's values: ties, grid points,
+    /// values beyond the range, NaN, infinities and signed zeros, for several grids.
+    #[test]
+    fn clamping_first_gives_the_general_formula() {
+        let grids = [
+            (0.1f32, 3.0f32, 0.0f32, 255.0f32),
+            (0.5, 0.0, -128.0, 127.0),
+            (0.25, 128.0, 0.0, 255.0),
+            (3.1e-5, 0.0, -32768.0, 32767.0),
+        ];
+        for (scale, zero_point, qmin, qmax) in grids {
+            let general = |x: f32| {
+                let q = saturate(round_half_even(x / scale) + zero_point, qmin, qmax);
+                (q - zero_point) * scale
+            };
+            let mut xs: Vec<f32> = (-70_000..70_000)
+                .map(|k| (k as f32 * 0.5 - zero_point) * scale)
+                .flat_map(|x| [x, f32::from_bits(x.to_bits() + 1), f32::from_bits(x.to_bits().saturating_sub(1))])
+                .collect();
+            xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, -1e-30, 1e-30, f32::MAX, f32::MIN]);
+            let want: Vec<f32> = xs.iter().map(|&x| general(x)).collect();
+            FakeQuant { params: FakeQuantParams { scale, zero_point, qmin, qmax }, codes: false }.apply(&mut xs);
+            for (got, want) in xs.iter().zip(&want) {
+                assert_eq!(got.to_bits(), want.to_bits(), "grid ({scale}, {zero_point}): {got} vs {want}");
+            }
+        }
+    }
+
     #[test]
     fn branch_free_rounding_is_round_ties_even() {
         let mut xs: Vec<f32> = (-2000..2000).map(|k| k as f32 * 0.25).collect();

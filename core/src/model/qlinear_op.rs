@@ -10,7 +10,7 @@ use tract_onnx::tract_core::ops::binary::BinMiniOp;
 use tract_onnx::tract_hir::internal::{DatumType, InferenceOp, Tensor, TractResult, bail};
 use tract_onnx::tract_hir::ops::binary::BinIntoHir;
 
-use super::fake_quant::{DOMAIN, round_half_even, saturate};
+use super::fake_quant::{DOMAIN, round_small, saturate};
 use super::graph::{float_attribute, int_attribute};
 use super::onnx as pb;
 
@@ -78,19 +78,20 @@ impl QLinearParams {
     fn eval(&self, c: &mut [f32], cs: &[usize], a: Operand<'_>, b: (&[f32], &[usize])) {
         let p = *self;
         let (ia, ib, (sc, zc)) = (1.0 / p.a.0, 1.0 / p.b.0, p.c);
-        let out = move |sum: f32| (saturate(round_half_even(sum), 0.0, 255.0) - zc) * sc;
+        // Saturating before rounding gives the same integer (the bounds are integers).
+        let out = move |sum: f32| (round_small(saturate(sum, 0.0, 255.0)) - zc) * sc;
         match p.kind {
             QLinearKind::Mul => for_each_element(c, cs, a, b, |x, y| {
-                let (ca, cb) = (round_half_even(x * ia), round_half_even(y * ib));
+                let (ca, cb) = (round_small(x * ia), round_small(y * ib));
                 out(ca * cb * p.r_a + zc)
             }),
             QLinearKind::Add => for_each_element(c, cs, a, b, |x, y| {
-                let (qa, qb) = (round_half_even(x * ia) + p.a.1, round_half_even(y * ib) + p.b.1);
+                let (qa, qb) = (round_small(x * ia) + p.a.1, round_small(y * ib) + p.b.1);
                 let partial = (f64::from(qb) * f64::from(p.r_b) + f64::from(p.fixed)) as f32;
                 out((f64::from(qa) * f64::from(p.r_a) + f64::from(partial)) as f32)
             }),
             QLinearKind::AddScalarB => for_each_element(c, cs, a, b, |x, y| {
-                let (qa, qb) = (round_half_even(x * ia) + p.a.1, round_half_even(y * ib) + p.b.1);
+                let (qa, qb) = (round_small(x * ia) + p.a.1, round_small(y * ib) + p.b.1);
                 let partial = p.fixed + qb * p.r_b;
                 out((f64::from(qa) * f64::from(p.r_a) + f64::from(partial)) as f32)
             }),
@@ -158,6 +159,11 @@ struct Span {
     b_at: usize,
 }
 
+/// Whether `x` (of the same rank) broadcasts to `c`: each dimension equal or 1.
+fn broadcasts(x: &[usize], c: &[usize]) -> bool {
+    x.len() == c.len() && x.iter().zip(c).all(|(&d, &e)| d == e || d == 1)
+}
+
 /// Row-major strides of `shape`, 0 where the dimension is broadcast to `c`'s.
 fn strides(shape: &[usize], c: &[usize]) -> Vec<usize> {
     let mut st = vec![0; shape.len()];
@@ -172,6 +178,9 @@ fn strides(shape: &[usize], c: &[usize]) -> Vec<usize> {
 /// Calls `f` for the spans covering the broadcast of `a` and `b` into `c` (equal ranks): the
 /// trailing dimensions over which each input either follows `c` or is constant make one span.
 fn for_each_span(c: &[usize], a: &[usize], b: &[usize], f: &mut dyn FnMut(Span)) {
+    if c.contains(&0) {
+        return;
+    }
     let r = c.len();
     // Whether an input follows c (Some(true)), is constant (Some(false)) over dims [k..].
     let class = |x: &[usize], d: usize| if c[d] == 1 { None } else { Some(x[d] == c[d]) };
@@ -240,6 +249,9 @@ impl BinMiniOp for QLinearBinary {
         if bs.len() != shape.len() {
             bail!("QLinearBinary: rank of {bs:?} differs from {shape:?}");
         }
+        if !broadcasts(&bs, &shape) {
+            bail!("QLinearBinary: {bs:?} does not broadcast to {shape:?}");
+        }
         let b = b.try_as_plain_ram()?;
         let mut a = a.try_as_plain_ram_mut()?;
         self.0.eval(a.as_slice_mut::<f32>()?, &shape, Operand::InPlace, (b.as_slice::<f32>()?, &bs));
@@ -250,6 +262,9 @@ impl BinMiniOp for QLinearBinary {
         let (cs, as_, bs) = (c.shape().to_vec(), a.shape().to_vec(), b.shape().to_vec());
         if as_.len() != cs.len() || bs.len() != cs.len() {
             bail!("QLinearBinary: ranks of {as_:?} and {bs:?} differ from {cs:?}");
+        }
+        if !broadcasts(&as_, &cs) || !broadcasts(&bs, &cs) {
+            bail!("QLinearBinary: {as_:?} and {bs:?} do not broadcast to {cs:?}");
         }
         let (a, b) = (a.try_as_plain_ram()?, b.try_as_plain_ram()?);
         let mut c = c.try_as_plain_ram_mut()?;
@@ -276,4 +291,41 @@ pub(super) fn build(
     let p =
         QLinearParams { kind, a: (v[0], v[1]), b: (v[2], v[3]), c: (v[4], v[5]), r_a: v[6], r_b: v[7], fixed: v[8] };
     Ok((QLinearBinary(p).into_hir(), vec![]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spans cover every output element once, reading the right input elements, whichever
+    /// input broadcasts; an empty output has none (tract evaluates empty slices while
+    /// optimising).
+    #[test]
+    fn spans_cover_the_broadcast_once() {
+        let cases: [(&[usize], &[usize], &[usize]); 5] = [
+            (&[2, 3, 4], &[2, 3, 4], &[2, 3, 4]),
+            (&[2, 3, 4], &[2, 3, 4], &[1, 3, 1]),
+            (&[2, 3, 4], &[2, 1, 4], &[1, 3, 1]),
+            (&[2, 3, 4], &[1, 1, 1], &[2, 3, 1]),
+            (&[2, 0, 4], &[2, 0, 4], &[1, 1, 4]),
+        ];
+        for (c, a, b) in cases {
+            let index = |x: &[usize], at: &[usize]| {
+                x.iter().zip(at).fold(0, |acc, (&d, &i)| acc * d + if d == 1 { 0 } else { i })
+            };
+            let n: usize = c.iter().product();
+            let mut seen = vec![0; n];
+            for_each_span(c, a, b, &mut |s| {
+                for e in 0..s.len {
+                    let flat = s.c + e;
+                    seen[flat] += 1;
+                    let at: Vec<usize> =
+                        (0..c.len()).map(|d| flat / c[d + 1..].iter().product::<usize>() % c[d]).collect();
+                    assert_eq!(s.a.map_or(s.a_at, |i| i + e), index(a, &at), "{c:?} {a:?} {b:?}: A at {at:?}");
+                    assert_eq!(s.b.map_or(s.b_at, |j| j + e), index(b, &at), "{c:?} {a:?} {b:?}: B at {at:?}");
+                }
+            });
+            assert!(seen.iter().all(|&k| k == 1), "{c:?} {a:?} {b:?}: {seen:?}");
+        }
+    }
 }

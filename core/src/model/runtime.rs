@@ -83,6 +83,13 @@ impl Runner {
 
     /// Runs one batch; `inputs` are in graph order and must have the shapes given at creation.
     pub fn run(&self, inputs: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
+        let values = self.run_values(inputs)?;
+        (0..values.len()).map(|k| values.to_array(k)).collect()
+    }
+
+    /// Runs one batch as [`Runner::run`] does, returning the outputs as tract computed them (no
+    /// copy into arrays: read them as slices).
+    pub fn run_values(&self, inputs: Vec<ArrayD<f32>>) -> Result<Values> {
         let tensors: TVec<TValue> = inputs
             .into_iter()
             .zip(&self.input_types)
@@ -96,18 +103,53 @@ impl Runner {
             })
             .collect::<Result<_>>()?;
         let outputs = self.plan.run(tensors).map_err(|e| Error::runtime(&e))?;
-        outputs
+        let tensors = outputs
             .into_iter()
             .map(|t| {
                 let t = t.into_tensor();
-                let t = if t.datum_type() == f32::datum_type() {
-                    t
+                if t.datum_type() == f32::datum_type() {
+                    Ok(t)
                 } else {
-                    t.cast_to::<f32>().map_err(|e| Error::runtime(&e))?.into_owned()
-                };
-                t.into_plain_array::<f32>().map_err(|e| Error::runtime(&e))
+                    Ok(t.cast_to::<f32>().map_err(|e| Error::runtime(&e))?.into_owned())
+                }
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok(Values { tensors })
+    }
+}
+
+/// A runner's f32 outputs for one batch, in its output order, as tract computed them.
+#[derive(Debug)]
+pub struct Values {
+    tensors: Vec<Tensor>,
+}
+
+impl Values {
+    /// The number of outputs.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// Output `k`'s shape.
+    pub fn shape(&self, k: usize) -> &[usize] {
+        self.tensors.get(k).map_or(&[], |t| t.shape())
+    }
+
+    /// Output `k`'s elements in row-major order.
+    pub fn slice(&self, k: usize) -> Result<&[f32]> {
+        let t = self.tensors.get(k).ok_or_else(|| Error::Runtime(format!("no output {k}")))?;
+        let plain = t.try_as_plain_ram().map_err(|e| Error::runtime(&e))?;
+        plain.as_slice::<f32>().map_err(|e| Error::runtime(&e))
+    }
+
+    /// Output `k` as an array (a copy).
+    pub fn to_array(&self, k: usize) -> Result<ArrayD<f32>> {
+        ArrayD::from_shape_vec(self.shape(k).to_vec(), self.slice(k)?.to_vec()).map_err(|e| Error::Shape(e.to_string()))
     }
 }
 

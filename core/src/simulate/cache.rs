@@ -88,9 +88,9 @@ impl Cache {
     }
 
     /// Stores sample `i` of `tensor` (ignored when the tensor is not one the cache holds).
-    pub(crate) fn store(&mut self, tensor: &str, i: usize, value: &ArrayD<f32>) {
+    pub(crate) fn store(&mut self, tensor: &str, i: usize, shape: &[usize], values: &[f32]) {
         let Some(c) = self.tensors.get_mut(tensor) else { return };
-        let stored = Arc::new(encode(c.grid, value));
+        let stored = Arc::new(encode(c.grid, shape, values));
         if c.samples.len() > i {
             c.samples[i] = stored;
         } else {
@@ -139,17 +139,13 @@ fn decode(g: Grid, k: f32) -> f32 {
 }
 
 /// Stores `value` as codes on `grid` when every element decodes back to itself, else as f32.
-fn encode(grid: Option<Grid>, value: &ArrayD<f32>) -> Stored {
-    let shape = value.shape().to_vec();
-    let values = value
-        .as_slice()
-        .map_or_else(|| std::borrow::Cow::Owned(value.iter().copied().collect()), std::borrow::Cow::Borrowed);
+fn encode(grid: Option<Grid>, shape: &[usize], values: &[f32]) -> Stored {
     let data = grid
         .and_then(|g| {
-            if g.bytes_per_element() == 1 { codes(g, &values).map(Data::U8) } else { codes(g, &values).map(Data::U16) }
+            if g.bytes_per_element() == 1 { codes(g, values).map(Data::U8) } else { codes(g, values).map(Data::U16) }
         })
-        .unwrap_or_else(|| Data::F32(values.into_owned()));
-    Stored { shape, data }
+        .unwrap_or_else(|| Data::F32(values.to_vec()));
+    Stored { shape: shape.to_vec(), data }
 }
 
 /// An integer code type: `from_code` converts a code already clamped to its range.
@@ -257,13 +253,13 @@ mod tests {
             let fq: Vec<f32> = (qmin as i32..=qmax as i32).map(|q| (q as f32 - zero_point) * scale).collect();
             let a = ArrayD::from_shape_vec(vec![1, fq.len()], fq.clone()).expect("shape");
             let mut cache = Cache::for_tensors(&BTreeMap::from([("t".to_string(), Some(g))]));
-            cache.store("t", 0, &a);
+            cache.store("t", 0, a.shape(), a.as_slice().expect("contiguous"));
             assert_eq!(cache.bytes(), fq.len() * g.bytes_per_element());
             let back = cache.value("t", 0).expect("value");
             assert!(back.iter().zip(&fq).all(|(x, y)| x.to_bits() == y.to_bits()));
             let mut off = a.clone();
             off[[0, 3]] += scale * 0.25;
-            cache.store("t", 0, &off);
+            cache.store("t", 0, off.shape(), off.as_slice().expect("contiguous"));
             assert_eq!(cache.bytes(), 4 * fq.len());
             assert_eq!(cache.value("t", 0).expect("value"), off);
         }

@@ -186,10 +186,24 @@ struct SimulationSink<'a> {
     plan: &'a QuantPlan,
     /// Unique names for shared weights and biases.
     names: ConstantNames,
+    /// Tensors an emulation computes exactly on their own activation grid (a `QLinearBinary`
+    /// output): their fake quantization is the identity.
+    on_grid: std::collections::BTreeSet<String>,
 }
 
 impl Sink for SimulationSink<'_> {
     fn activation(&mut self, a: &ActQuant) -> Result<Emitted> {
+        if !a.dynamic && self.on_grid.contains(&a.tensor) {
+            let k = |s: &str| format!("{}/qb_fq/{s}", a.tensor);
+            let p = a.params;
+            // The constants `codes_of` reads stay; tract removes the Identity.
+            let inits = vec![
+                float_tensor(&k("scale"), &[], &[p.scale]),
+                float_tensor(&k("zero_point"), &[], &[p.zero_point as f32]),
+            ];
+            let nodes = vec![node("Identity", k("on_grid"), &[&a.tensor], fq_name(&a.tensor))];
+            return Ok(Emitted { nodes, inits, output: fq_name(&a.tensor) });
+        }
         let (nodes, inits) = fake_quant_nodes(a);
         Ok(Emitted { nodes, inits, output: fq_name(&a.tensor) })
     }
@@ -229,7 +243,13 @@ impl Sink for SimulationSink<'_> {
             .and_then(|original| crate::plan::qlinear_io(self.model, self.plan, original))
             .and_then(|(inputs, y)| match (node.op_type.as_str(), inputs.as_slice()) {
                 ("Softmax", [x]) => super::softmax::emulate(&node, self.model.summary.opset, x, y),
-                ("Add" | "Mul", [a, b]) => super::qlinear::emulate(self.model, &node, a, b, y),
+                ("Add" | "Mul", [a, b]) => {
+                    let e = super::qlinear::emulate(self.model, &node, a, b, y);
+                    if e.is_some() {
+                        self.on_grid.insert(y.tensor.clone());
+                    }
+                    e
+                }
                 ("AveragePool", [x]) => super::avgpool::emulate(&node, self.model.summary.opset, x, y),
                 _ => None,
             });
@@ -275,7 +295,17 @@ pub fn simulated_proto(model: &OnnxModel, plan: &QuantPlan) -> Result<pb::ModelP
     }
     let mut proto = model.proto.clone();
     let graph = proto.graph.as_mut().ok_or_else(|| Error::InvalidModel("no graph".into()))?;
-    emit(model, plan, graph, &mut SimulationSink { model, plan, names: ConstantNames::default() })?;
+    emit(
+        model,
+        plan,
+        graph,
+        &mut SimulationSink {
+            model,
+            plan,
+            names: ConstantNames::default(),
+            on_grid: std::collections::BTreeSet::default(),
+        },
+    )?;
     Ok(proto)
 }
 

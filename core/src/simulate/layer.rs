@@ -10,7 +10,7 @@ use crate::model::onnx as pb;
 use super::{Simulator, flat, graph};
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorAccumulator, TensorMetrics};
-use crate::model::runtime::Runner;
+use crate::model::runtime::{Runner, Values};
 use crate::model::{OnnxModel, QuantizableLayer};
 use crate::plan::{PlanFilter, QuantPlan};
 
@@ -104,15 +104,18 @@ pub(super) fn local_errors_recomputed(
     cancel: &AtomicBool,
 ) -> Result<BTreeMap<String, TensorMetrics>> {
     // Tensor `t` of sample `i`: kept by the reference, or among the float runner's outputs `outs`.
-    let value = |outs: &[ndarray::ArrayD<f32>], i: usize, t: &str| sim.reference(t, i, Some(outs)).cloned();
-    let first = sim.float_runner.run(sim.inputs(0))?;
+    let value = |outs: &Values, i: usize, t: &str| -> Result<ndarray::ArrayD<f32>> {
+        let (values, shape) = sim.reference_value(t, i, Some(outs))?;
+        ndarray::ArrayD::from_shape_vec(shape.to_vec(), values.to_vec()).map_err(|e| Error::Shape(e.to_string()))
+    };
+    let first = sim.float_runner.run_values(sim.inputs(0))?;
     let runners: Vec<Runner> = layers
         .iter()
         .map(|l| alone_runner(sim, plan, l, value(&first, 0, &l.input)?.shape()))
         .collect::<Result<_>>()?;
     // Per sample: (float output, quantized output) of each layer.
     let work = |i: usize| -> Result<Vec<(ndarray::ArrayD<f32>, ndarray::ArrayD<f32>)>> {
-        let outs = sim.float_runner.run(sim.inputs(i))?;
+        let outs = sim.float_runner.run_values(sim.inputs(i))?;
         let value = |t: &str| value(&outs, i, t);
         layers
             .iter()

@@ -31,7 +31,7 @@ use crate::data::{DataSet, InputShape, resolve_input_shapes};
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorAccumulator, TensorMetrics, argmax};
 use crate::model::OnnxModel;
-use crate::model::runtime::Runner;
+use crate::model::runtime::{Runner, Values};
 use crate::plan::QuantPlan;
 
 /// Evaluation samples of a progressive evaluation's first result (the worker's estimate).
@@ -264,25 +264,26 @@ impl Simulator {
         // References the float reference did not keep (over the memory budget) are recomputed by
         // a float run of the same sample, on the same worker.
         let recompute = runner.output_names.iter().any(|t| watched.contains(t) && !self.float.contains_key(t.as_str()));
-        let work = |i: usize| -> Result<(Outputs, Option<Outputs>)> {
-            let out = runner.run(feed(i)?)?;
-            let refs = if recompute { Some(self.float_runner.run(self.inputs(i))?) } else { None };
+        let work = |i: usize| -> Result<(Values, Option<Values>)> {
+            let out = runner.run_values(feed(i)?)?;
+            let refs = if recompute { Some(self.float_runner.run_values(self.inputs(i))?) } else { None };
             Ok((out, refs))
         };
         crate::model::parallel::run_map(
             n,
             &work,
             &mut |i, (out, refs)| {
-                for (name, value) in runner.output_names.iter().zip(out) {
+                for (k, name) in runner.output_names.iter().enumerate() {
+                    let value = out.slice(k)?;
                     if watched.contains(name) {
-                        let reference = self.reference(name, i, refs.as_deref())?;
-                        fresh_acc.entry(name.clone()).or_default().add(&flat(reference), &flat(&value));
+                        let reference = self.reference(name, i, refs.as_ref())?;
+                        fresh_acc.entry(name.clone()).or_default().add(reference, value);
                         if *name == first_output {
-                            predictions.push(argmax_of(&value));
+                            predictions.push(argmax(value));
                         }
                     }
                     if let Some(cache) = state.cache.as_mut().filter(|_| start == 0) {
-                        cache.store(name, i, &value);
+                        cache.store(name, i, out.shape(k), value);
                     }
                 }
                 on_progress(&Progress { stage: "quantized model".into(), done: i + 1, total: n });
@@ -427,9 +428,6 @@ impl Simulator {
         cache.shape(t, 0).map(<[usize]>::to_vec).ok_or_else(|| Error::Runtime(format!("tensor '{t}' is not cached")))
     }
 }
-
-/// A runner's outputs for one sample.
-type Outputs = Vec<ArrayD<f32>>;
 
 fn flat(a: &ArrayD<f32>) -> std::borrow::Cow<'_, [f32]> {
     a.as_slice().map_or_else(|| std::borrow::Cow::Owned(a.iter().copied().collect()), std::borrow::Cow::Borrowed)

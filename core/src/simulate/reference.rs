@@ -9,6 +9,7 @@ use ndarray::ArrayD;
 
 use super::{SimState, Simulator, cache, graph};
 use crate::error::{Error, Result};
+use crate::model::runtime::Values;
 use crate::plan::QuantPlan;
 
 impl Simulator {
@@ -103,18 +104,27 @@ impl Simulator {
 
     /// The float value of watched `tensor` for sample `i`: kept, or in `recomputed` (the float
     /// runner's outputs for that sample).
-    pub(super) fn reference<'a>(
+    pub(super) fn reference<'a>(&'a self, tensor: &str, i: usize, recomputed: Option<&'a Values>) -> Result<&'a [f32]> {
+        Ok(self.reference_value(tensor, i, recomputed)?.0)
+    }
+
+    /// As [`Simulator::reference`], with the value's shape.
+    pub(super) fn reference_value<'a>(
         &'a self,
         tensor: &str,
         i: usize,
-        recomputed: Option<&'a [ArrayD<f32>]>,
-    ) -> Result<&'a ArrayD<f32>> {
+        recomputed: Option<&'a Values>,
+    ) -> Result<(&'a [f32], &'a [usize])> {
         if let Some(v) = self.float.get(tensor) {
-            return v.get(i).map(|a| &**a).ok_or_else(|| Error::Runtime(format!("no sample {i} of '{tensor}'")));
+            let a = v.get(i).ok_or_else(|| Error::Runtime(format!("no sample {i} of '{tensor}'")))?;
+            let values = a.as_slice().ok_or_else(|| Error::Runtime(format!("'{tensor}' is not contiguous")))?;
+            return Ok((values, a.shape()));
         }
         let ix = self.float_runner.output_names.iter().position(|t| t == tensor);
-        ix.and_then(|ix| recomputed?.get(ix))
-            .ok_or_else(|| Error::Runtime(format!("no float reference for '{tensor}'")))
+        let (Some(ix), Some(values)) = (ix, recomputed) else {
+            return Err(Error::Runtime(format!("no float reference for '{tensor}'")));
+        };
+        Ok((values.slice(ix)?, values.shape(ix)))
     }
 
     /// The float value of `tensor` for sample `i`, when cached.
