@@ -347,12 +347,12 @@ pub fn sensitivity(
     let layers: Vec<String> = full_plan.layers.iter().map(|l| l.layer.clone()).collect();
     let n = sim.num_samples();
     let estimate = options.subset_size() < n;
-    let subset_sim = estimate.then(|| sim.on_samples(&sim.subset(options.subset_size())));
+    let subset_sim = estimate.then(|| sim.estimate_subset(options.subset_size())).transpose()?;
     let config = EvalConfig { skip_local: true, model_only: true, ..EvalConfig::default() };
     let base = |s: &Simulator, plan: &QuantPlan| -> Result<SimState> {
         Ok(s.evaluate_from(None, plan, &config, &mut |_| {}, cancel)?.1)
     };
-    let first = subset_sim.as_ref().unwrap_or(sim);
+    let first = subset_sim.as_deref().unwrap_or(sim);
     let mut ctx = Context {
         sim: first,
         model,

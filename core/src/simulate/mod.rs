@@ -83,6 +83,11 @@ pub struct Simulator {
     float_predictions: Vec<usize>,
     /// Float activations of the model (network order) and their element counts per sample.
     float_activations: Vec<(String, usize)>,
+    /// Bytes of the reference's budget set aside for the estimate subset's values that `float`
+    /// does not keep (`estimate_subset`); 0 when everything is kept or the room is not there.
+    subset_room: usize,
+    /// The estimate subset with every watched value, made on first use.
+    estimate: std::sync::OnceLock<Arc<Simulator>>,
 }
 
 impl Simulator {
@@ -116,13 +121,10 @@ impl Simulator {
         let runner = Runner::new(model, &shapes, &extra)?;
         // One typing of the model gives both the names (network order) and the sizes.
         let float_activations = crate::model::runtime::float_activation_sizes(model, &shapes)?;
-        let kept = reference::kept_references(
-            &watch,
-            &outputs,
-            &float_activations,
-            samples.len(),
-            config.cache_budget_bytes() / 2,
-        );
+        let budget = config.cache_budget_bytes() / 2;
+        let subset_room = reference::subset_room(&watch, &outputs, &float_activations, samples.len(), budget);
+        let kept =
+            reference::kept_references(&watch, &outputs, &float_activations, samples.len(), budget - subset_room);
         let mut float: BTreeMap<String, Vec<Arc<ArrayD<f32>>>> = BTreeMap::new();
         let feed = |i: usize| -> Result<Vec<ArrayD<f32>>> { Ok(samples[i].iter().map(|a| (**a).clone()).collect()) };
         crate::model::parallel::run_samples(
@@ -153,6 +155,8 @@ impl Simulator {
             float_runner: runner,
             float_predictions,
             float_activations,
+            subset_room,
+            estimate: std::sync::OnceLock::new(),
         })
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ndarray::ArrayD;
 
-use super::{SimState, Simulator, cache, graph};
+use super::{ESTIMATE_SAMPLES, SimState, Simulator, cache, graph};
 use crate::error::{Error, Result};
 use crate::model::runtime::Values;
 use crate::plan::QuantPlan;
@@ -99,7 +99,46 @@ impl Simulator {
             float_runner: self.float_runner.clone(),
             float_predictions: indices.iter().map(|&i| self.float_predictions[i]).collect(),
             float_activations: self.float_activations.clone(),
+            subset_room: 0,
+            estimate: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether the reference keeps every watched value (evaluations never recompute one).
+    pub fn keeps_every_watched_value(&self) -> bool {
+        self.float_runner.output_names.iter().all(|t| self.float.contains_key(t))
+    }
+
+    /// The reference restricted to the fixed subset of `m` samples ([`Simulator::subset`]). For
+    /// the estimate subset ([`ESTIMATE_SAMPLES`]) it is made once and holds every watched value
+    /// (those the whole set's reference does not keep are computed for its samples, in the room
+    /// `new` set aside for them), so that estimates never recompute float values and cut the
+    /// graph right at the changed layer.
+    pub fn estimate_subset(&self, m: usize) -> Result<Arc<Self>> {
+        if m != ESTIMATE_SAMPLES || self.subset_room == 0 {
+            return Ok(Arc::new(self.on_samples(&self.subset(m))));
+        }
+        if let Some(s) = self.estimate.get() {
+            return Ok(Arc::clone(s));
+        }
+        let mut sub = self.on_samples(&self.subset(m));
+        let missing: Vec<(usize, &String)> =
+            self.float_runner.output_names.iter().enumerate().filter(|(_, t)| !self.float.contains_key(*t)).collect();
+        let mut values: BTreeMap<String, Vec<Arc<ArrayD<f32>>>> = BTreeMap::new();
+        let never = std::sync::atomic::AtomicBool::new(false);
+        crate::model::parallel::run_map(
+            sub.num_samples(),
+            &|i| sub.float_runner.run_values(sub.inputs(i)),
+            &mut |_, out| {
+                for &(k, t) in &missing {
+                    values.entry(t.clone()).or_default().push(Arc::new(out.to_array(k)?));
+                }
+                Ok(())
+            },
+            &never,
+        )?;
+        sub.float.extend(values);
+        Ok(Arc::clone(self.estimate.get_or_init(|| Arc::new(sub))))
     }
 
     /// The float value of watched `tensor` for sample `i`: kept, or in `recomputed` (the float
@@ -131,6 +170,27 @@ impl Simulator {
     pub(crate) fn float_value(&self, tensor: &str, i: usize) -> Option<&ArrayD<f32>> {
         self.float.get(tensor).and_then(|v| v.get(i)).map(|a| &**a)
     }
+}
+
+/// The room to set aside in the reference's `budget` for the estimate subset's watched values:
+/// their bytes for [`ESTIMATE_SAMPLES`] samples when the whole set's do not all fit and these
+/// take at most a third of the budget, else 0.
+pub(super) fn subset_room(
+    watch: &[String],
+    outputs: &[&str],
+    sizes: &[(String, usize)],
+    samples: usize,
+    budget: usize,
+) -> usize {
+    let size: BTreeMap<&str, usize> = sizes.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    let per_sample = watch
+        .iter()
+        .filter(|t| !outputs.contains(&t.as_str()))
+        .fold(0usize, |a, t| a.saturating_add(size.get(t.as_str()).copied().unwrap_or(0).saturating_mul(4)));
+    let outputs_bytes = outputs.iter().fold(0usize, |a, o| a.saturating_add(size.get(o).copied().unwrap_or(0) * 4));
+    let whole = per_sample.saturating_add(outputs_bytes).saturating_mul(samples);
+    let room = per_sample.saturating_mul(ESTIMATE_SAMPLES);
+    if samples > ESTIMATE_SAMPLES && whole > budget && room <= budget / 3 { room } else { 0 }
 }
 
 /// The watched tensors whose float values the reference keeps: the model outputs always; then,

@@ -1,5 +1,6 @@
 //! Simulation: the metrics move the way physics says they must, and `analyze` writes the report.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use quantbench_core::calibrate::{CalibrationConfig, calibrate};
@@ -251,6 +252,46 @@ fn over_the_cache_budget_evaluations_fall_back_to_full_runs() {
     assert!(state3.nodes_rerun < state3.nodes_total, "{} of {}", state3.nodes_rerun, state3.nodes_total);
     assert!(state2.nodes_rerun >= state3.nodes_rerun, "{} vs {}", state2.nodes_rerun, state3.nodes_rerun);
     assert_eq!(again, second);
+}
+
+/// Within a budget that keeps only part of the layers' values, the estimate subset is completed in
+/// the room set aside for it (it keeps every watched value, so estimates never recompute float
+/// values), and its evaluations, full and incremental, equal those on the plain subset.
+#[test]
+fn the_estimate_subset_keeps_every_value_and_gives_the_same_results() {
+    use quantbench_core::quant::LayerConfig;
+    use quantbench_core::simulate::ESTIMATE_SAMPLES;
+    let never = AtomicBool::new(false);
+    let mut completed = Vec::new();
+    for name in SAMPLE_MODELS {
+        let (model, mut recipe, measured, _) = setup(name);
+        let eval = DataSet::open(DataSource::Npz(sample(name, "eval.npz")), &model.summary.inputs).expect("eval");
+        let budget = EvalConfig { cache_budget_mib: 1, ..EvalConfig::default() };
+        let sim = Simulator::new(&model, &eval, &budget, &never).expect("simulator within 1 MiB");
+        let complete = sim.estimate_subset(ESTIMATE_SAMPLES).expect("estimate subset");
+        let plain = sim.on_samples(&sim.subset(ESTIMATE_SAMPLES));
+        if complete.keeps_every_watched_value() && !plain.keeps_every_watched_value() {
+            completed.push(name);
+        }
+        let cfg = EvalConfig::default();
+        let plan = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
+        let (want, state) = plain.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");
+        let (got, complete_state) = complete.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("full");
+        assert_eq!(got, want, "{name}: full evaluation on the subset");
+        let mut changed = LayerConfig::default();
+        changed.weight.bits = 4;
+        recipe.layers.insert(model.summary.layers[0].name.clone(), changed);
+        let plan2 = QuantPlan::build(&model, &recipe, &measured, &PlanFilter::default()).expect("plan");
+        let (want, _) = plain.evaluate_from(Some(&state), &plan2, &cfg, &mut |_| {}, &never).expect("incremental");
+        let (got, _) = complete.evaluate_from(Some(&complete_state), &plan2, &cfg, &mut |_| {}, &never).expect("inc");
+        assert_eq!(got, want, "{name}: incremental evaluation on the subset");
+        assert!(
+            Arc::ptr_eq(&complete, &sim.estimate_subset(ESTIMATE_SAMPLES).expect("again"))
+                || !completed.contains(&name),
+            "{name}: the completed subset is made once"
+        );
+    }
+    assert!(!completed.is_empty(), "no sample model had its estimate subset completed within 1 MiB");
 }
 
 /// A float reference built within a memory budget too small for its layers' values keeps only
