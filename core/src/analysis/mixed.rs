@@ -301,7 +301,7 @@ pub fn mixed_precision(
     let n = sim.num_samples();
     let path_len = search.layers.len() * (MIXED_PRECISION_BITS.len() - 1) + 1;
     let fast = path_len > options.max_points() && options.subset_size() < n;
-    let subset = fast.then(|| sim.estimate_subset(options.subset_size())).transpose()?;
+    let subset = fast.then(|| sim.estimate_subset(options.subset_size(), cancel)).transpose()?;
     let noise = search.noise(subset.as_deref().unwrap_or(sim), fast, on_step)?;
     let levels = search.greedy(&noise);
     // Measured points by path index; the whole set's replace the subset's.

@@ -347,7 +347,7 @@ pub fn sensitivity(
     let layers: Vec<String> = full_plan.layers.iter().map(|l| l.layer.clone()).collect();
     let n = sim.num_samples();
     let estimate = options.subset_size() < n;
-    let subset_sim = estimate.then(|| sim.estimate_subset(options.subset_size())).transpose()?;
+    let subset_sim = estimate.then(|| sim.estimate_subset(options.subset_size(), cancel)).transpose()?;
     let config = EvalConfig { skip_local: true, model_only: true, ..EvalConfig::default() };
     let base = |s: &Simulator, plan: &QuantPlan| -> Result<SimState> {
         Ok(s.evaluate_from(None, plan, &config, &mut |_| {}, cancel)?.1)

@@ -114,7 +114,8 @@ impl Simulator {
     /// (those the whole set's reference does not keep are computed for its samples, in the room
     /// `new` set aside for them), so that estimates never recompute float values and cut the
     /// graph right at the changed layer.
-    pub fn estimate_subset(&self, m: usize) -> Result<Arc<Self>> {
+    /// `cancel` stops the completing float run within one sample.
+    pub fn estimate_subset(&self, m: usize, cancel: &std::sync::atomic::AtomicBool) -> Result<Arc<Self>> {
         if m != ESTIMATE_SAMPLES || self.subset_room == 0 {
             return Ok(Arc::new(self.on_samples(&self.subset(m))));
         }
@@ -125,7 +126,6 @@ impl Simulator {
         let missing: Vec<(usize, &String)> =
             self.float_runner.output_names.iter().enumerate().filter(|(_, t)| !self.float.contains_key(*t)).collect();
         let mut values: BTreeMap<String, Vec<Arc<ArrayD<f32>>>> = BTreeMap::new();
-        let never = std::sync::atomic::AtomicBool::new(false);
         crate::model::parallel::run_map(
             sub.num_samples(),
             &|i| sub.float_runner.run_values(sub.inputs(i)),
@@ -135,7 +135,7 @@ impl Simulator {
                 }
                 Ok(())
             },
-            &never,
+            cancel,
         )?;
         sub.float.extend(values);
         Ok(Arc::clone(self.estimate.get_or_init(|| Arc::new(sub))))

@@ -266,7 +266,7 @@ fn evaluate(inputs: &EvaluationInputs, inject_panic: bool, job: &mut JobContext<
     let estimate = if simulator.num_samples() > ESTIMATE_SAMPLES {
         let (sub, previous) = match inputs.estimate.as_ref().filter(|_| inputs.simulator.is_some()) {
             Some((sub, previous)) => (Arc::clone(sub), previous.clone()),
-            None => (simulator.estimate_subset(ESTIMATE_SAMPLES)?, None),
+            None => (simulator.estimate_subset(ESTIMATE_SAMPLES, &job.flags.job)?, None),
         };
         let (e, state) = sub.evaluate_from(previous.as_deref(), &plan, &inputs.config, &mut |_| {}, &job.flags.job)?;
         job.sink.send(Event::EvaluationEstimate { job: job.id, revision: inputs.revision, evaluation: Box::new(e) });

@@ -222,7 +222,7 @@ fn bench(case: &Case, worst: &mut Worst) {
     }
     // The first result of a progressive evaluation (the worker's estimate): the same changes on
     // the fixed subset, incremental from the subset's own state.
-    let subset = sim.estimate_subset(ESTIMATE_SAMPLES).expect("subset");
+    let subset = sim.estimate_subset(ESTIMATE_SAMPLES, &never).expect("subset");
     let (_, subset_state) = subset.evaluate_from(None, &plan, &cfg, &mut |_| {}, &never).expect("subset");
     let first = incremental_times(&model, &subset, &measured, &recipe, &subset_state, case);
     let (mean_first, max_first) = mean_max(&first);

@@ -268,7 +268,7 @@ fn the_estimate_subset_keeps_every_value_and_gives_the_same_results() {
         let eval = DataSet::open(DataSource::Npz(sample(name, "eval.npz")), &model.summary.inputs).expect("eval");
         let budget = EvalConfig { cache_budget_mib: 1, ..EvalConfig::default() };
         let sim = Simulator::new(&model, &eval, &budget, &never).expect("simulator within 1 MiB");
-        let complete = sim.estimate_subset(ESTIMATE_SAMPLES).expect("estimate subset");
+        let complete = sim.estimate_subset(ESTIMATE_SAMPLES, &never).expect("estimate subset");
         let plain = sim.on_samples(&sim.subset(ESTIMATE_SAMPLES));
         if complete.keeps_every_watched_value() && !plain.keeps_every_watched_value() {
             completed.push(name);
@@ -286,7 +286,7 @@ fn the_estimate_subset_keeps_every_value_and_gives_the_same_results() {
         let (got, _) = complete.evaluate_from(Some(&complete_state), &plan2, &cfg, &mut |_| {}, &never).expect("inc");
         assert_eq!(got, want, "{name}: incremental evaluation on the subset");
         assert!(
-            Arc::ptr_eq(&complete, &sim.estimate_subset(ESTIMATE_SAMPLES).expect("again"))
+            Arc::ptr_eq(&complete, &sim.estimate_subset(ESTIMATE_SAMPLES, &never).expect("again"))
                 || !completed.contains(&name),
             "{name}: the completed subset is made once"
         );
