@@ -196,7 +196,8 @@ impl Sink for SimulationSink<'_> {
         if !a.dynamic && self.on_grid.contains(&a.tensor) {
             let k = |s: &str| format!("{}/qb_fq/{s}", a.tensor);
             let p = a.params;
-            // The constants `codes_of` reads stay; tract removes the Identity.
+            // The constants the emulations read (`saturate.rs`: scale, zero point) stay; tract
+            // removes the Identity.
             let inits = vec![
                 float_tensor(&k("scale"), &[], &[p.scale]),
                 float_tensor(&k("zero_point"), &[], &[p.zero_point as f32]),
