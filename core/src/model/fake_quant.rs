@@ -186,8 +186,6 @@ mod tests {
         }
     }
 
-    /// The branch-free rounding is `round_ties_even` on ties, near ties, large values, signed
-    /// zeros, infinities and NaN.
     /// The clamp-first path gives, bit for bit, the general formula's values: ties, grid points,
     /// values beyond the range, NaN, infinities and signed zeros, for several grids.
     #[test]
@@ -216,6 +214,8 @@ mod tests {
         }
     }
 
+    /// The branch-free rounding is `round_ties_even` on ties, near ties, large values, signed
+    /// zeros, infinities and NaN.
     #[test]
     fn branch_free_rounding_is_round_ties_even() {
         let mut xs: Vec<f32> = (-2000..2000).map(|k| k as f32 * 0.25).collect();

@@ -172,6 +172,12 @@ impl Simulator {
     }
 }
 
+/// The bytes of one sample's f32 value of a tensor listed in `sizes` (element counts; 0 if absent).
+fn sample_bytes(sizes: &[(String, usize)]) -> impl Fn(&str) -> usize + '_ {
+    let size: BTreeMap<&str, usize> = sizes.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    move |t| size.get(t).copied().unwrap_or(0).saturating_mul(4)
+}
+
 /// The room to set aside in the reference's `budget` for the estimate subset's watched values:
 /// their bytes for [`ESTIMATE_SAMPLES`] samples when the whole set's do not all fit and these
 /// take at most a third of the budget, else 0.
@@ -182,12 +188,10 @@ pub(super) fn subset_room(
     samples: usize,
     budget: usize,
 ) -> usize {
-    let size: BTreeMap<&str, usize> = sizes.iter().map(|(t, n)| (t.as_str(), *n)).collect();
-    let per_sample = watch
-        .iter()
-        .filter(|t| !outputs.contains(&t.as_str()))
-        .fold(0usize, |a, t| a.saturating_add(size.get(t.as_str()).copied().unwrap_or(0).saturating_mul(4)));
-    let outputs_bytes = outputs.iter().fold(0usize, |a, o| a.saturating_add(size.get(o).copied().unwrap_or(0) * 4));
+    let bytes = sample_bytes(sizes);
+    let per_sample =
+        watch.iter().filter(|t| !outputs.contains(&t.as_str())).fold(0usize, |a, t| a.saturating_add(bytes(t)));
+    let outputs_bytes = outputs.iter().fold(0usize, |a, o| a.saturating_add(bytes(o)));
     let whole = per_sample.saturating_add(outputs_bytes).saturating_mul(samples);
     let room = per_sample.saturating_mul(ESTIMATE_SAMPLES);
     if samples > ESTIMATE_SAMPLES && whole > budget && room <= budget / 3 { room } else { 0 }
@@ -207,8 +211,8 @@ pub(super) fn kept_references(
     samples: usize,
     budget: usize,
 ) -> BTreeSet<String> {
-    let size: BTreeMap<&str, usize> = sizes.iter().map(|(t, n)| (t.as_str(), *n)).collect();
-    let bytes = |t: &str| size.get(t).copied().unwrap_or(0).saturating_mul(4).saturating_mul(samples);
+    let per_sample = sample_bytes(sizes);
+    let bytes = |t: &str| per_sample(t).saturating_mul(samples);
     let mut kept: BTreeSet<String> = outputs.iter().map(|o| (*o).to_string()).collect();
     let mut used: usize = outputs.iter().map(|o| bytes(o)).sum();
     let rest: Vec<&String> = watch.iter().filter(|t| !outputs.contains(&t.as_str())).collect();
