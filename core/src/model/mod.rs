@@ -9,6 +9,7 @@ pub mod graph;
 mod inline;
 mod names;
 pub mod opset;
+mod ort_reduce;
 pub mod parallel;
 pub mod qlinear_op;
 pub mod runtime;

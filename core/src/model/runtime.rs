@@ -69,7 +69,8 @@ impl Runner {
                 names.push(name.clone());
             }
             inf.select_output_outlets(&outlets)?;
-            let typed = inf.into_typed()?;
+            let mut typed = inf.into_typed()?;
+            super::ort_reduce::follow_ort(&mut typed)?;
             let plan = typed.into_optimized()?.into_runnable()?;
             Ok((plan, names))
         };

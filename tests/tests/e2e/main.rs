@@ -17,6 +17,7 @@ mod opset;
 mod parity;
 mod placement;
 mod realworld;
+mod reduce_order;
 mod saturation;
 mod sensitivity;
 mod simulate;
