@@ -1,8 +1,9 @@
-"""Oracle for ONNX Runtime's float summation order (core/src/model/ort_reduce.rs): small models
-with ReduceSum / ReduceMean over trailing axes (rows whose length is and is not a multiple of
-four, several reduced axes, fewer values than a packet, opsets 11 and 13, keepdims on and off)
-and a LayerNorm written out as basic ops (the variance E[x^2] - E[x]^2, as magika's), on data
-whose sums cancel. ORT runs each with graph optimisations off (as its calibrator does) and on;
+"""Oracle for ONNX Runtime's float summation order and division (core/src/model/ort_reduce.rs,
+exact_div.rs): small models with ReduceSum / ReduceMean over trailing axes (rows whose length
+is and is not a multiple of four, several reduced axes, fewer values than a packet, opsets 11
+and 13, keepdims on and off), a LayerNorm written out as basic ops (the variance
+E[x^2] - E[x]^2, as magika's), an unfused BatchNormalization, a hardswish dividing by 6 and a division by a computed,
+broadcast tensor, on data whose sums cancel. ORT runs each with graph optimisations off (as its calibrator does) and on;
 both outputs are written for the test to compare bit for bit with tract's.
 
 Usage: reduce_cases.py OUT_DIR    writes OUT_DIR/<case>.onnx, <case>.npz (input `x`),
@@ -49,6 +50,22 @@ def cases():
     yield model("sum11_all", 11, [n("ReduceSum", ["x"], ["y"], keepdims=0)], [1, 3, 67], ["y"])
     yield model("mean11_rows512", 11, [n("ReduceMean", ["x"], ["y"], axes=[-1])], [5, 7, 512], ["y"])
     yield model("mean13_rows9", 13, [n("ReduceMean", ["x"], ["y"], axes=[2], keepdims=0)], [2, 3, 9], ["y"])
+    c6 = numpy_helper.from_array(np.array(6.0, dtype=np.float32), "six")
+    c3 = numpy_helper.from_array(np.array(3.0, dtype=np.float32), "three")
+    c0 = numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")
+    yield model("hardswish_div6", 11, [
+        n("Add", ["x", "three"], ["x3"]), n("Clip", ["x3", "zero", "six"], ["r6"]),
+        n("Mul", ["x", "r6"], ["xr"]), n("Div", ["xr", "six"], ["y"]),
+    ], [2, 8, 37], ["y"], [c6, c3, c0])
+    yield model("div_by_row_sums", 13, [
+        n("ReduceSum", ["x", "ax"], ["s"], keepdims=1), n("Div", ["x", "s"], ["y"]), n("Div", ["s", "x"], ["z"]),
+    ], [6, 50], ["y", "z"], [axes("ax", [1])])
+    r = np.random.default_rng(3)
+    stats = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in (
+        ("bn_scale", r.uniform(0.2, 3, 24)), ("bn_bias", r.normal(0, 2, 24)), ("bn_mean", r.normal(20, 5, 24)),
+        ("bn_var", r.uniform(0.01, 9, 24)))]
+    yield model("batchnorm_unfused", 11, [n("BatchNormalization", ["x", "bn_scale", "bn_bias", "bn_mean", "bn_var"],
+                                            ["y"], epsilon=1e-3)], [2, 24, 9, 7], ["y"], stats)
     # A LayerNorm as basic ops (jax2tf's, magika's): E[x^2] - E[x]^2 under cancellation.
     c = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.float32), name)  # noqa: E731
     yield model("layernorm_basic_ops", 13, [

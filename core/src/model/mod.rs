@@ -3,12 +3,14 @@
 //! [`onnx`], ONNX editing lives in [`graph`], and [`runtime`] / [`parallel`] run models.
 
 mod build;
+mod exact_div;
 pub(crate) mod external_data;
 pub mod fake_quant;
 pub mod graph;
 mod inline;
 mod names;
 pub mod opset;
+mod ort_batchnorm;
 mod ort_reduce;
 pub mod parallel;
 pub mod qlinear_op;
@@ -26,6 +28,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::Tensor;
 
 pub use graph::{float_value_info, node_name};
+pub use ort_reduce::SEQUENTIAL_SUM;
 pub use summary::{Dim, ModelSummary, NodeInfo, QuantizableLayer, TensorInfo, shape_to_string};
 
 use crate::error::{Error, Result, one_line};
@@ -297,6 +300,7 @@ fn check_no_empty_tensors(summary: &ModelSummary) -> Result<()> {
 pub(crate) fn tract_parser() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
     fake_quant::register(&mut onnx);
+    onnx.op_register.insert("BatchNormalization", ort_batchnorm::build);
     onnx
 }
 

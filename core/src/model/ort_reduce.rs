@@ -9,6 +9,12 @@
 //! fifth digit, and calibrated ranges after such a node differ from ORT's. [`follow_ort`] puts
 //! [`OrtSum`] in place of tract's f32 sums over trailing axes (and of the division that follows
 //! a mean) before tract declutters the graph, so every plan QuantBench runs sums as ORT does.
+//!
+//! Only the sums of the graph's own ReduceSum/ReduceMean nodes: tract also lowers other
+//! operators (GlobalAveragePool, LayerNormalization) into sums, which ORT computes with other
+//! kernels (MLAS pooling), left as they are. A ReduceSum whose name ends with
+//! [`SEQUENTIAL_SUM`] sums one value after the other from zero, as the row sum of ORT's
+//! `QLinearSoftmax` kernel does (the simulation's emulation of that kernel names its sum so).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{
@@ -18,8 +24,22 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::math::Div;
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
 
+use super::onnx as pb;
+
 /// Floats per Eigen packet in ORT's CPU build (SSE).
 const PACKET: usize = 4;
+
+/// The end of the name of a ReduceSum node to be summed in sequence (see the module's doc).
+pub const SEQUENTIAL_SUM: &str = "qb_sequential_sum";
+
+/// In which order a row is summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Order {
+    /// Eigen's vectorised `sum()` (ORT's Reduce kernels).
+    Eigen,
+    /// One value after the other, from zero.
+    Sequential,
+}
 
 /// A sum over the trailing axes `axes` of an f32 tensor, in ORT's order, divided by the count of
 /// summed values when `mean`. The reduced axes stay, of size 1 (as tract's `Reduce`).
@@ -27,6 +47,7 @@ const PACKET: usize = 4;
 pub(crate) struct OrtSum {
     axes: TVec<usize>,
     mean: bool,
+    order: Order,
 }
 
 /// Eigen's `sum()` of `row`, whose first element sits `offset` floats past a 16-byte boundary.
@@ -88,7 +109,10 @@ impl EvalOp for OrtSum {
             x.chunks_exact(n)
                 .enumerate()
                 .map(|(d, row)| {
-                    let s = eigen_sum(row, d * n);
+                    let s = match self.order {
+                        Order::Eigen => eigen_sum(row, d * n),
+                        Order::Sequential => row.iter().fold(0.0, |s, v| s + v),
+                    };
                     if self.mean { s / n as f32 } else { s }
                 })
                 .collect()
@@ -121,13 +145,34 @@ fn trailing(axes: &[usize], shape: &[usize]) -> bool {
     ordered && !shape.contains(&0)
 }
 
-/// Puts [`OrtSum`] in place of every f32 `Reduce<Sum>` of `model` over trailing axes of a
-/// concrete shape, and folds the division by the count that tract wires after a ReduceMean into
-/// it (tract would turn that division into a product by the reciprocal, another rounding).
-pub(crate) fn follow_ort(model: &mut TypedModel) -> TractResult<()> {
+/// The order of each sum tract wires for the ReduceSum/ReduceMean nodes of `graph`, by the name
+/// tract gives it: the ONNX node's name (its first output's when it has none), `.sum` added
+/// for a mean.
+fn orders(graph: &pb::GraphProto) -> std::collections::BTreeMap<String, Order> {
+    let mut orders = std::collections::BTreeMap::new();
+    for n in &graph.node {
+        if !super::graph::is_default_domain(&n.domain) || !matches!(n.op_type.as_str(), "ReduceSum" | "ReduceMean") {
+            continue;
+        }
+        let name = if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() };
+        let order =
+            if n.op_type == "ReduceSum" && name.ends_with(SEQUENTIAL_SUM) { Order::Sequential } else { Order::Eigen };
+        orders.insert(format!("{name}.sum"), order);
+        orders.insert(name, order);
+    }
+    orders
+}
+
+/// Puts [`OrtSum`] in place of every f32 `Reduce<Sum>` of `model` that a ReduceSum/ReduceMean
+/// node of `proto` became, over trailing axes of a concrete shape, and folds the division by the
+/// count that tract wires after a ReduceMean into it (tract would turn that division into a
+/// product by the reciprocal, another rounding).
+pub(crate) fn follow_ort(model: &mut TypedModel, proto: &pb::ModelProto) -> TractResult<()> {
+    let Some(orders) = proto.graph.as_ref().map(orders).filter(|o| !o.is_empty()) else { return Ok(()) };
     for id in model.eval_order()? {
         let node = model.node(id);
         let Some(reduce) = node.op_as::<Reduce>() else { continue };
+        let Some(&order) = orders.get(&node.name) else { continue };
         let fact = model.outlet_fact(node.inputs[0])?;
         let Some(shape) = fact.shape.as_concrete() else { continue };
         if reduce.reducer != Reducer::Sum || fact.datum_type != f32::datum_type() || !trailing(&reduce.axes, shape) {
@@ -135,10 +180,10 @@ pub(crate) fn follow_ort(model: &mut TypedModel) -> TractResult<()> {
         }
         let n: usize = reduce.axes.iter().map(|&a| shape[a]).product();
         let axes = reduce.axes.clone();
-        let mean_div = mean_division(model, id, n)?;
+        let mean_div = if order == Order::Eigen { mean_division(model, id, n)? } else { None };
         let mut patch = TypedModelPatch::default();
         let input = patch.tap_model(model, node.inputs[0])?;
-        let out = patch.wire_node(&node.name, OrtSum { axes, mean: mean_div.is_some() }, &[input])?[0];
+        let out = patch.wire_node(&node.name, OrtSum { axes, mean: mean_div.is_some(), order }, &[input])?[0];
         patch.shunt_outside(model, OutletId::new(mean_div.unwrap_or(id), 0), out)?;
         patch.apply(model)?;
     }

@@ -102,14 +102,20 @@ impl QLinearParams {
 /// Input `A` of an evaluation: its values and shape, or the output itself (computed in place,
 /// A having the output's shape).
 #[derive(Clone, Copy)]
-enum Operand<'a> {
+pub(super) enum Operand<'a> {
     Values(&'a [f32], &'a [usize]),
     InPlace,
 }
 
 /// `c[i] = f(a[i], b[i])` with ONNX broadcasting (equal ranks), span by span.
 #[inline]
-fn for_each_element(c: &mut [f32], cs: &[usize], a: Operand<'_>, b: (&[f32], &[usize]), f: impl Fn(f32, f32) -> f32) {
+pub(super) fn for_each_element(
+    c: &mut [f32],
+    cs: &[usize],
+    a: Operand<'_>,
+    b: (&[f32], &[usize]),
+    f: impl Fn(f32, f32) -> f32,
+) {
     let a_shape = match a {
         Operand::Values(_, s) => s,
         Operand::InPlace => cs,
@@ -160,7 +166,7 @@ struct Span {
 }
 
 /// Whether `x` (of the same rank) broadcasts to `c`: each dimension equal or 1.
-fn broadcasts(x: &[usize], c: &[usize]) -> bool {
+pub(super) fn broadcasts(x: &[usize], c: &[usize]) -> bool {
     x.len() == c.len() && x.iter().zip(c).all(|(&d, &e)| d == e || d == 1)
 }
 

@@ -70,7 +70,8 @@ impl Runner {
             }
             inf.select_output_outlets(&outlets)?;
             let mut typed = inf.into_typed()?;
-            super::ort_reduce::follow_ort(&mut typed)?;
+            super::ort_reduce::follow_ort(&mut typed, proto)?;
+            super::exact_div::divide_exactly(&mut typed)?;
             let plan = typed.into_optimized()?.into_runnable()?;
             Ok((plan, names))
         };

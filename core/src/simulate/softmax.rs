@@ -83,9 +83,11 @@ pub(super) fn emulate(
         cast(&k("index"), &k("index_f32"), I64),
         node("Gather", k("lookup"), &[&k("table"), &k("index")], k("e")),
     ]);
-    nodes.push(reduce("ReduceSum", &k("row_sum"), &k("e"), reduce_axis, opset, &mut inits));
+    // Summed one value after the other, as the kernel does (the name asks tract's runner for it).
+    let row_sum = k(crate::model::SEQUENTIAL_SUM);
+    nodes.push(reduce("ReduceSum", &row_sum, &k("e"), reduce_axis, opset, &mut inits));
     nodes.push(node("Mul", k("times_inv"), &[&k("e"), &k("y_scale_inv")], k("scaled")));
-    nodes.extend(exact_div(&k("share"), &k("scaled"), &k("row_sum/out"), k("quotient")));
+    nodes.extend(exact_div(&k("share"), &k("scaled"), &format!("{row_sum}/out"), k("quotient")));
     let y_float = if opset < 13 { k("y2d") } else { out.clone() };
     nodes.extend([
         node("Round", k("round"), &[&k("quotient")], k("rounded")),
