@@ -16,7 +16,7 @@ use std::path::Path;
 use quantbench_core::model::OnnxModel;
 use quantbench_tests::{repo_root, run_cli, run_oracle, texts};
 
-use super::parity::{check_parity, parity_on, parity_with};
+use super::parity::{Parity, Predictions, check_parity, parity_on, parity_with};
 
 /// Calibration samples per model, and evaluation samples (another split of the same generator):
 /// enough for the parity bar, few enough for a debug build in CI.
@@ -59,6 +59,40 @@ fn entries() -> Vec<(String, Status, bool, Option<String>)> {
             (m["name"].as_str().expect("name").to_string(), status, m["labels"]["kind"] == "class", shortfall)
         })
         .collect()
+}
+
+/// How the model's predictions are read (`predictions` in corpus.json), when the samples' top-1
+/// is none: `argmax_last` (a CTC recogniser's step classes), `above` with a `threshold` (a
+/// probability map's pixels, a wake word's score), `score_above` with `channels` and a
+/// `threshold` (a YOLOX anchor's objectness × class).
+fn predictions(name: &str) -> Option<Predictions> {
+    let text = std::fs::read_to_string(repo_root().join("tests/corpus/corpus.json")).expect("corpus.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("corpus.json parses");
+    let m = json["models"].as_array().expect("models").iter().find(|m| m["name"] == name)?;
+    let p = &m["predictions"];
+    let threshold = p["threshold"].as_f64().map(|t| t as f32);
+    match p["rule"].as_str()? {
+        "argmax_last" => Some(Predictions::ArgmaxLast),
+        "above" => Some(Predictions::Above(threshold.expect("above: threshold"))),
+        "score_above" => Some(Predictions::ScoreAbove {
+            channels: p["channels"]
+                .as_array()
+                .expect("score_above: channels")
+                .iter()
+                .map(|c| c.as_u64().expect("channel") as usize)
+                .collect(),
+            threshold: threshold.expect("score_above: threshold"),
+        }),
+        rule => panic!("{name}: unknown predictions rule {rule}"),
+    }
+}
+
+/// Applies the model's prediction rule, if it has one, to `p`.
+fn by_predictions(name: &str, p: &mut Parity) {
+    if let Some(rule) = predictions(name) {
+        let (total, positive) = p.predict(&rule);
+        eprintln!("{name}: {total} predictions by {rule:?}, {positive} of ORT's positive");
+    }
 }
 
 /// The default command on a model QuantBench cannot handle yet: it must fail with one line.
@@ -158,11 +192,12 @@ fn corpus_models_run_end_to_end_or_are_refused_in_one_line() {
             }
         };
         match parity_on(dir.path(), name, layers, &file(".npz"), &file(".eval.npz")) {
-            Ok(p) => {
+            Ok(mut p) => {
+                by_predictions(name, &mut p);
                 let mut found = Vec::new();
                 check_parity(name, &p, &mut found);
                 let drift = |f: &String| {
-                    ["max |sim - ORT|", "SQNR sim", "top-1 agreement"]
+                    ["max |sim - ORT|", "SQNR sim", "agreement"]
                         .iter()
                         .any(|bar| f.starts_with(&format!("{name}: {bar}")))
                 };
@@ -226,7 +261,8 @@ fn corpus_models_on_the_tensorrt_and_npu_targets() {
         for target in ["tensorrt", "npu"] {
             let tag = format!("{name} {target}");
             match parity_with(dir.path(), name, layers, [&file(".npz"), &file(".eval.npz")], &["--target", target]) {
-                Ok(p) => {
+                Ok(mut p) => {
+                    by_predictions(name, &mut p);
                     let mut found = Vec::new();
                     check_parity(&tag, &p, &mut found);
                     match target_drift(name, target) {

@@ -22,8 +22,14 @@ pub fn read_npz(path: &Path, key: &str) -> Result<ArrayD<f32>, String> {
 
 /// What the CLI's export run in ONNX Runtime gives against QuantBench's own simulation.
 pub struct Parity {
-    /// Fraction of samples where the report's quantized top-1 (first output) is ORT's.
+    /// Fraction of samples where the report's quantized top-1 (first output) is ORT's, or of the
+    /// predictions of a [`Predictions`] rule once [`Parity::predict`] has applied it.
     pub agreement: f64,
+    /// What `agreement` counts: "samples' top-1" or the rule's predictions.
+    pub counted: String,
+    /// The simulation's first output per sample, and ORT's (samples stacked on a first axis).
+    sim_first: Vec<ArrayD<f32>>,
+    ort_first: ArrayD<f32>,
     /// Worst |simulation − ORT| over every output, and that output's max |float| (its scale).
     pub max_diff: f32,
     pub scale: f32,
@@ -146,12 +152,7 @@ pub fn parity_with(
         }
         sim_first.push(outputs[0].clone());
     }
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let quant: Vec<u64> = json["predictions"]["quant"]
-        .as_array()
-        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
-        .unwrap_or_default();
+    let (json, quant) = report_predictions(&report)?;
     let ort_top1: Vec<u64> = ort[0].outer_iter().map(|s| argmax(&s) as u64).collect();
     if quant.len() != set.num_samples || ort_top1.len() != set.num_samples {
         return Err(format!("{} report predictions, {} ORT, {} samples", quant.len(), ort_top1.len(), set.num_samples));
@@ -160,12 +161,75 @@ pub fn parity_with(
     let agree = quant.iter().zip(&ort_top1).filter(|(a, b)| a == b).count();
     Ok(Parity {
         agreement: agree as f64 / quant.len() as f64,
+        counted: format!("top-1 of {} samples", quant.len()),
+        sim_first,
+        ort_first: ort[0].clone(),
         max_diff,
         scale,
         sqnr_sim: json["metrics"]["output_sqnr_db"].as_f64().ok_or("no output_sqnr_db")?,
         // Against the float model run by ORT on `eval`.
         sqnr_ort: sqnr_db(&read_npz(&file(".ort.npz"), &runner.output_names[0])?, &ort[0]),
     })
+}
+
+/// The report at `path` and its quantized predictions (top-1 per sample).
+fn report_predictions(path: &Path) -> Result<(serde_json::Value, Vec<u64>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let quant = json["predictions"]["quant"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default();
+    Ok((json, quant))
+}
+
+/// How a model's predictions are read from its first output, sample by sample, where the
+/// argmax of the whole output is no prediction at all (a CTC recogniser's steps, a detector's
+/// probability map or anchors).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predictions {
+    /// The argmax over the last axis at every position (a CTC model's class at each step).
+    ArgmaxLast,
+    /// Whether each value is above the threshold (a probability map's pixels, a score).
+    Above(f32),
+    /// Whether, at each position of the last axis' rows, the product of the values at
+    /// `channels` is above the threshold (a YOLOX anchor's objectness × class score).
+    ScoreAbove { channels: Vec<usize>, threshold: f32 },
+}
+
+impl Predictions {
+    /// The rule's predictions for one sample's output.
+    fn of(&self, a: &ndarray::ArrayViewD<f32>) -> Vec<usize> {
+        let last = a.shape().last().copied().unwrap_or(1).max(1);
+        let values: Vec<f32> = a.iter().copied().collect();
+        match self {
+            Self::ArgmaxLast => values.chunks(last).map(argmax).collect(),
+            Self::Above(t) => values.iter().map(|v| usize::from(v > t)).collect(),
+            Self::ScoreAbove { channels, threshold } => values
+                .chunks(last)
+                .map(|row| usize::from(channels.iter().map(|&c| row[c]).product::<f32>() > *threshold))
+                .collect(),
+        }
+    }
+}
+
+impl Parity {
+    /// Counts agreement by `rule`, over every prediction of every sample, instead of the
+    /// samples' top-1; returns how many predictions there were and how many of ORT's were
+    /// positive (for the threshold rules; 0 for the argmax).
+    pub fn predict(&mut self, rule: &Predictions) -> (usize, usize) {
+        let (mut agree, mut total, mut positive) = (0, 0, 0);
+        for (i, sim) in self.sim_first.iter().enumerate() {
+            let ort = self.ort_first.index_axis(Axis(0), i);
+            let (s, o) = (rule.of(&sim.view()), rule.of(&ort));
+            agree += s.iter().zip(&o).filter(|(a, b)| a == b).count();
+            total += o.len();
+            positive += if *rule == Predictions::ArgmaxLast { 0 } else { o.iter().sum::<usize>() };
+        }
+        self.agreement = agree as f64 / total.max(1) as f64;
+        self.counted = format!("{total} predictions ({rule:?})");
+        (total, positive)
+    }
 }
 
 /// What the CLI measured for the saved recipe: its calibration, and the layer-wise algorithms'
@@ -215,16 +279,17 @@ fn report_is_the_simulation(quant: &[u64], sim: &[ArrayD<f32>]) -> Result<(), St
 /// than 1 % of its scale away from ORT's, or output SQNR differing by more than 0.1 dB.
 pub fn check_parity(name: &str, p: &Parity, failures: &mut Vec<String>) {
     eprintln!(
-        "{}: sim/ORT top-1 agreement {:.2} %, max |sim - ORT| {:.3e} (output scale {:.3}), SQNR sim {:.2} dB / ORT {:.2} dB",
+        "{}: sim/ORT agreement {:.2} % of {}, max |sim - ORT| {:.3e} (output scale {:.3}), SQNR sim {:.2} dB / ORT {:.2} dB",
         name,
         100.0 * p.agreement,
+        p.counted,
         p.max_diff,
         p.scale,
         p.sqnr_sim,
         p.sqnr_ort
     );
     if p.agreement < 0.995 {
-        failures.push(format!("{}: top-1 agreement {:.2} %", name, 100.0 * p.agreement));
+        failures.push(format!("{}: agreement {:.2} % of {}", name, 100.0 * p.agreement, p.counted));
     }
     if p.max_diff > 0.01 * p.scale {
         failures.push(format!("{}: max |sim - ORT| {:e} (scale {})", name, p.max_diff, p.scale));
