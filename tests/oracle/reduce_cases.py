@@ -2,7 +2,8 @@
 exact_div.rs): small models with ReduceSum / ReduceMean over trailing axes (rows whose length
 is and is not a multiple of four, several reduced axes, fewer values than a packet, opsets 11
 and 13, keepdims on and off), a LayerNorm written out as basic ops (the variance
-E[x^2] - E[x]^2, as magika's), an unfused BatchNormalization, a hardswish dividing by 6 and a division by a computed,
+E[x^2] - E[x]^2, as magika's), an unfused BatchNormalization, an InstanceNormalization (rows of 45, not a
+multiple of four), a hardswish dividing by 6 and a division by a computed,
 broadcast tensor, on data whose sums cancel. ORT runs each with graph optimisations off (as its calibrator does) and on;
 both outputs are written for the test to compare bit for bit with tract's.
 
@@ -66,6 +67,10 @@ def cases():
         ("bn_var", r.uniform(0.01, 9, 24)))]
     yield model("batchnorm_unfused", 11, [n("BatchNormalization", ["x", "bn_scale", "bn_bias", "bn_mean", "bn_var"],
                                             ["y"], epsilon=1e-3)], [2, 24, 9, 7], ["y"], stats)
+    s_in = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in (
+        ("in_scale", r.uniform(0.2, 3, 6)), ("in_bias", r.normal(0, 2, 6)))]
+    yield model("instancenorm_rows45", 13, [n("InstanceNormalization", ["x", "in_scale", "in_bias"], ["y"],
+                                              epsilon=1e-4)], [2, 6, 5, 9], ["y"], s_in)
     # A LayerNorm as basic ops (jax2tf's, magika's): E[x^2] - E[x]^2 under cancellation.
     c = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.float32), name)  # noqa: E731
     yield model("layernorm_basic_ops", 13, [

@@ -2,8 +2,9 @@
 //! a product by the reciprocal (`x · (1 / q)`), one ulp off the quotient in about a third of the
 //! cases; where a quantized tensor follows (a hardswish's `/ 6`, a LayerNorm's `/ σ`), such an
 //! ulp sometimes moves a value across a rounding boundary, and the calibration and the simulation
-//! part from ORT. [`divide_exactly`] puts [`ExactDiv`] in place of every f32 Div of a typed
-//! model before tract declutters it.
+//! part from ORT. [`divide_exactly`] puts [`ExactDiv`] in place of the f32 Div of every ONNX Div
+//! node of a typed model before tract declutters it; the divisions tract wires for other
+//! operators (InstanceNormalization's, whose ORT kernel computes otherwise) stay as they are.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
@@ -56,11 +57,19 @@ impl BinMiniOp for ExactDiv {
     }
 }
 
-/// Puts [`ExactDiv`] in place of every Div of two f32 tensors in `model`.
-pub(crate) fn divide_exactly(model: &mut TypedModel) -> TractResult<()> {
+/// Puts [`ExactDiv`] in place of every Div of two f32 tensors in `model` that an ONNX Div node of
+/// `proto`'s graph became (tract names it after the node, or its first output when unnamed).
+pub(crate) fn divide_exactly(model: &mut TypedModel, proto: &super::onnx::ModelProto) -> TractResult<()> {
+    let names: std::collections::BTreeSet<String> = proto
+        .graph
+        .iter()
+        .flat_map(|g| &g.node)
+        .filter(|n| n.op_type == "Div" && super::graph::is_default_domain(&n.domain))
+        .map(|n| if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() })
+        .collect();
     let f32_div = |model: &TypedModel, id: usize| -> TractResult<bool> {
         let node = model.node(id);
-        let is_div = node.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Div>());
+        let is_div = node.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Div>()) && names.contains(&node.name);
         Ok(is_div && model.node_input_facts(id)?.iter().all(|f| f.datum_type == f32::datum_type()))
     };
     for id in 0..model.nodes().len() {

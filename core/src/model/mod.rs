@@ -10,7 +10,7 @@ pub mod graph;
 mod inline;
 mod names;
 pub mod opset;
-mod ort_batchnorm;
+mod ort_norms;
 mod ort_reduce;
 pub mod parallel;
 pub mod qlinear_op;
@@ -300,7 +300,8 @@ fn check_no_empty_tensors(summary: &ModelSummary) -> Result<()> {
 pub(crate) fn tract_parser() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
     fake_quant::register(&mut onnx);
-    onnx.op_register.insert("BatchNormalization", ort_batchnorm::build);
+    onnx.op_register.insert("BatchNormalization", ort_norms::build_batch_norm);
+    onnx.op_register.insert("InstanceNormalization", ort_norms::build_instance_norm);
     onnx
 }
 

@@ -71,7 +71,7 @@ impl Runner {
             inf.select_output_outlets(&outlets)?;
             let mut typed = inf.into_typed()?;
             super::ort_reduce::follow_ort(&mut typed, proto)?;
-            super::exact_div::divide_exactly(&mut typed)?;
+            super::exact_div::divide_exactly(&mut typed, proto)?;
             let plan = typed.into_optimized()?.into_runnable()?;
             Ok((plan, names))
         };

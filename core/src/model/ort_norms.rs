@@ -1,11 +1,23 @@
-//! ONNX Runtime's float BatchNormalization (inference), bit for bit. ORT's CPU kernel
+//! ONNX Runtime's float BatchNormalization (inference) and InstanceNormalization, bit for bit.
+//!
+//! BatchNormalization: ORT's CPU kernel
 //! (`batch_norm.h`) folds the statistics as `inv_std = 1 / sqrt(var + ε)`, `a = inv_std · scale`,
 //! `b = bias − mean · a`, then computes `x · a + b` with the product and the sum each rounded;
 //! tract folds them as `scale / sqrt(var + ε)` and `bias − (mean · scale) / sqrt(var + ε)`, an
 //! ulp apart in about half the elements. Real exporters leave BatchNormalization unfused
 //! (Paddle's models have dozens), and where a quantized tensor follows, such ulps move values
-//! across rounding boundaries. This builder replaces tract's for the ONNX operator.
+//! across rounding boundaries.
+//!
+//! InstanceNormalization: ORT's kernel (`instance_norm.cc`) takes, per sample and channel, the
+//! mean by Eigen's `mean()` (the sum in [`eigen_sum`]'s order, divided by the count), the squared
+//! norm of the centred values by Eigen's `squaredNorm()` (the same order over an expression, so
+//! from the first element whatever the row's alignment), `inv = 1 / sqrt(norm / W + ε)`,
+//! `a = inv · scale`, `b = bias − mean · a`, and `x · a + b`; tract lowers the operator into
+//! reductions and a division of its own.
+//!
+//! These builders replace tract's for the two ONNX operators.
 
+use super::ort_reduce::eigen_sum;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{
     EvalContext, EvalOp, Op, StaticName, TypedOp, args_1, as_op, op_as_typed_op, op_out_of_plan,
@@ -122,7 +134,7 @@ impl Expansion for OrtBatchNorm {
 }
 
 /// tract's builder for ONNX BatchNormalization, computing as ORT does.
-pub(super) fn build(
+pub(super) fn build_batch_norm(
     _ctx: &tract_onnx::model::ParsingContext,
     node: &tract_onnx::pb::NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
@@ -134,6 +146,128 @@ pub(super) fn build(
         bail!("BatchNormalization in training mode is not supported");
     }
     Ok((expand(OrtBatchNorm { epsilon_bits: f32::to_bits(epsilon) }), vec![]))
+}
+
+/// ONNX InstanceNormalization with ORT's arithmetic; scale and bias must be constants.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct OrtInstanceNorm {
+    /// ε's bits.
+    epsilon_bits: u32,
+}
+
+/// The per-(sample, channel) normalization of [`OrtInstanceNorm`] on a typed graph.
+#[derive(Debug, Clone, PartialEq, Hash)]
+pub(crate) struct InstanceNormOp {
+    scale: Arc<Tensor>,
+    bias: Arc<Tensor>,
+    epsilon_bits: u32,
+}
+
+/// As [`ChannelAffine`]: finite constants.
+impl Eq for InstanceNormOp {}
+
+/// ORT's instance normalization of one row `x` (one sample's channel, `offset` floats into the
+/// tensor) into `y`, with the channel's `scale` and `bias`.
+pub(crate) fn instance_norm_row(x: &[f32], offset: usize, scale: f32, bias: f32, epsilon: f32, y: &mut [f32]) {
+    let w = x.len() as f32;
+    let mean = eigen_sum(x, offset) / w;
+    let squares: Vec<f32> = x.iter().map(|v| (v - mean) * (v - mean)).collect();
+    let inv = 1.0 / (eigen_sum(&squares, 0) / w + epsilon).sqrt();
+    let a = inv * scale;
+    let b = bias - mean * a;
+    for (o, v) in y.iter_mut().zip(x) {
+        *o = v * a + b;
+    }
+}
+
+impl Op for InstanceNormOp {
+    fn name(&self) -> StaticName {
+        "QuantBenchInstanceNorm".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for InstanceNormOp {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let (s, b) = (self.scale.try_as_plain_ram()?, self.bias.try_as_plain_ram()?);
+        let (s, b) = (s.as_slice::<f32>()?, b.as_slice::<f32>()?);
+        let shape = input.shape().to_vec();
+        if shape.len() < 3 || shape[1] != s.len() {
+            bail!("InstanceNormalization: {} channels for input {shape:?}", s.len());
+        }
+        let w: usize = shape[2..].iter().product();
+        let x = input.try_as_plain_ram()?;
+        let x = x.as_slice::<f32>()?;
+        let mut out = vec![0f32; x.len()];
+        if w > 0 {
+            for (i, (row, y)) in x.chunks(w).zip(out.chunks_mut(w)).enumerate() {
+                let c = i % s.len();
+                instance_norm_row(row, i * w, s[c], b[c], f32::from_bits(self.epsilon_bits), y);
+            }
+        }
+        Ok(tvec!(tract_ndarray::ArrayD::from_shape_vec(shape, out)?.into_tensor().into_tvalue()))
+    }
+}
+
+impl TypedOp for InstanceNormOp {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+impl Expansion for OrtInstanceNorm {
+    fn name(&self) -> StaticName {
+        "OrtInstanceNorm".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        if inputs.len() != 3 || outputs.len() != 1 {
+            bail!("InstanceNormalization: 3 inputs and 1 output expected, {} and {}", inputs.len(), outputs.len());
+        }
+        s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
+        for i in 1..3 {
+            s.equals(&inputs[i].datum_type, &inputs[0].datum_type)?;
+            s.equals(&inputs[i].rank, 1)?;
+            s.equals(&inputs[i].shape[0], &inputs[0].shape[1])?;
+        }
+        s.equals(&inputs[0].shape, &outputs[0].shape)?;
+        Ok(())
+    }
+
+    fn wire(&self, prefix: &str, target: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let x = target.outlet_fact(inputs[0])?.clone();
+        if x.datum_type != f32::datum_type() {
+            bail!("InstanceNormalization computes in f32 here, not {:?}", x.datum_type);
+        }
+        let constant = |i: usize| -> TractResult<Arc<Tensor>> {
+            let Some(k) = target.outlet_fact(inputs[i])?.konst.clone() else {
+                bail!("InstanceNormalization: scale and bias are not constants")
+            };
+            Ok(k.cast_to::<f32>()?.into_owned().into_arc_tensor())
+        };
+        let op = InstanceNormOp { scale: constant(1)?, bias: constant(2)?, epsilon_bits: self.epsilon_bits };
+        target.wire_node(prefix, op, &inputs[..1])
+    }
+}
+
+/// tract's builder for ONNX InstanceNormalization, computing as ORT does.
+pub(super) fn build_instance_norm(
+    _ctx: &tract_onnx::model::ParsingContext,
+    node: &tract_onnx::pb::NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let epsilon: f32 = node.get_attr_opt("epsilon")?.unwrap_or(1e-5);
+    Ok((expand(OrtInstanceNorm { epsilon_bits: epsilon.to_bits() }), vec![]))
 }
 
 #[cfg(test)]
