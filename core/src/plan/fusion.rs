@@ -97,10 +97,17 @@ pub fn qlinear_io<'p>(
     fused.then_some((inputs, y))
 }
 
-/// Whether `tensor` (an op's output) feeds only a static QuantizeLinear in the export, directly
-/// or through a single Relu or Clip that ORT removes because the quantized range lies inside it
-/// (`ReluQuantFusion` / `ClipQuantFusion`).
+/// Whether `tensor` (an op's output) feeds only a static QuantizeLinear in the export (see
+/// [`requantized_output`]).
 fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool {
+    requantized_output(model, tensor, plan).is_some()
+}
+
+/// The quantization of `tensor` (an op's output) when it feeds only a static QuantizeLinear in
+/// the export, directly or through a single Relu or Clip that ORT removes because the quantized
+/// range lies inside it (`ReluQuantFusion` / `ClipQuantFusion`): the grid ORT's integer kernel
+/// requantizes its accumulators to.
+pub fn requantized_output<'p>(model: &OnnxModel, tensor: &str, plan: &'p QuantPlan) -> Option<&'p ActQuant> {
     let graph = model.graph();
     let quantized_only = |t: &str| -> Option<&ActQuant> {
         let a = plan.activations.get(t)?;
@@ -110,19 +117,19 @@ fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool
             && readers.iter().all(|n| a.consumers.contains(&crate::model::node_name(n)));
         only.then_some(a)
     };
-    if quantized_only(tensor).is_some() {
-        return true;
+    if let Some(a) = quantized_only(tensor) {
+        return Some(a);
     }
     let readers = consumers(graph, tensor);
-    let [act] = readers.as_slice() else { return false };
+    let [act] = readers.as_slice() else { return None };
     if is_graph_output(graph, tensor) {
-        return false;
+        return None;
     }
-    let Some(a) = act.output.first().and_then(|o| quantized_only(o)) else { return false };
+    let a = act.output.first().and_then(|o| quantized_only(o))?;
     let p = a.params;
     let (lo, hi) = ((p.range.qmin - p.zero_point) as f32 * p.scale, (p.range.qmax - p.zero_point) as f32 * p.scale);
     let eps = 1e-5 * p.scale.max(f32::MIN_POSITIVE);
-    match act.op_type.as_str() {
+    let folded = match act.op_type.as_str() {
         "Relu" => p.zero_point == p.range.qmin,
         "Clip" => {
             let bound = |i: usize, attr: &str, default: f32| -> Option<f32> {
@@ -134,11 +141,12 @@ fn output_requantized(model: &OnnxModel, tensor: &str, plan: &QuantPlan) -> bool
                     None => Some(act.attribute.iter().find(|x| x.name == attr).map_or(default, |x| x.f)),
                 }
             };
-            let (Some(cmin), Some(cmax)) = (bound(1, "min", f32::MIN), bound(2, "max", f32::MAX)) else { return false };
+            let (Some(cmin), Some(cmax)) = (bound(1, "min", f32::MIN), bound(2, "max", f32::MAX)) else { return None };
             cmin <= lo + eps && cmax >= hi - eps
         }
         _ => false,
-    }
+    };
+    folded.then_some(a)
 }
 
 /// `(K, block)` when ONNX Runtime runs `lp` as MatMulNBits with int8 inputs: its QDQ fusion turns

@@ -12,7 +12,7 @@ mod fusion;
 mod placement;
 mod tensors;
 
-pub use fusion::{int8_block_input, integer_kernel, qlinear_io};
+pub use fusion::{int8_block_input, integer_kernel, qlinear_io, requantized_output};
 
 pub use placement::{ORT_RULES, Rule, rule};
 pub use tensors::QuantizedTensor;

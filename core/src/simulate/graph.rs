@@ -228,6 +228,12 @@ impl Sink for SimulationSink<'_> {
         {
             return Emitted { nodes: e.nodes, inits: e.inits, output: String::new() };
         }
+        if !lp.saturates
+            && let Some(a) = act
+            && let Some(e) = super::requant::emulate(self.model, self.plan, &node, lp, a)
+        {
+            return Emitted { nodes: e.nodes, inits: e.inits, output: String::new() };
+        }
         if let Some((k, block)) = lp.int8_blocks
             && let Some((nodes, inits)) = super::block_int8::emulate(&node, self.model.summary.opset, k, block)
         {

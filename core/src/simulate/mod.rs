@@ -13,6 +13,7 @@ mod incremental;
 mod layer;
 mod qlinear;
 mod reference;
+mod requant;
 mod results;
 mod saturate;
 mod softmax;
