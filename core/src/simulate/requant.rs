@@ -9,9 +9,11 @@
 //! rounding tie (`acc · M_c` exactly `k + 0.5`, which real models meet) lands one code off, and the
 //! difference cascades through the layers that follow. The emulation computes ORT's integers:
 //! the codes `x / s_x` (exact: the input is on its grid), a Conv of them with the integer weights
-//! and bias (exact while partial sums stay below 2^24), the product by `M_c`, then the rounding
-//! and clamping (a FakeQuant of scale 1) and the output scale. Its output is on the output's grid,
-//! where the output's own fake quantization leaves it unchanged.
+//! and bias (exact while partial sums stay below 2^24), the product by `M_c`, the rounding (a
+//! FakeQuant of scale 1 whose bounds never bind) and the output scale. The clamp is left to the
+//! output's own fake quantization, after the Relu or Clip ORT folds (the same integers, since the
+//! bounds are integers and the folded op's range holds the grid's), so that the Conv's output is
+//! still a Conv output, on the output's grid.
 
 use crate::model::OnnxModel;
 use crate::model::fake_quant::{self, FakeQuantParams};
@@ -24,6 +26,8 @@ use super::saturate::Emulation;
 
 /// Largest integer below which every f32 integer is exact.
 const EXACT: f32 = 16_777_216.0;
+/// Bounds of the rounding that never bind (2^22: FakeQuant rounds exactly within them).
+const UNCLAMPED: f32 = 4_194_304.0;
 
 /// The replacement of the Conv `node` (layer `lp`, activation input `x`) when ORT runs it as
 /// `QLinearConv`, or None (another op, a dynamic or unquantized input or output, weights with a
@@ -85,12 +89,10 @@ pub(super) fn emulate(
     }
     let out = conv.output.first()?.clone();
     int_conv.output = vec![p("acc_out")];
-    let rounding = FakeQuantParams {
-        scale: 1.0,
-        zero_point: y.params.zero_point as f32,
-        qmin: y.params.range.qmin as f32,
-        qmax: y.params.range.qmax as f32,
-    };
+    // Rounded, not clamped: the output's own fake quantization clamps (after the Relu or Clip ORT
+    // folds, which it equals then), and the layer's output stays a Conv output, not a clamped one
+    // (its accumulated error is measured against the float Conv's).
+    let rounding = FakeQuantParams { scale: 1.0, zero_point: 0.0, qmin: -UNCLAMPED, qmax: UNCLAMPED };
     let nodes = vec![
         fake_quant::codes_node(p("codes"), &fq_name(&x.tensor), p("x_codes"), codes_params),
         int_conv,
