@@ -66,7 +66,8 @@ fn gemm_bias_add<'m>(
 
 /// The quantized inputs and output of the non-layer node `n` when ONNX Runtime's QDQ fusion turns
 /// it into a QLinear* kernel: every input read through a DequantizeLinear and the output going
-/// only into a static QuantizeLinear (the simulation then emulates the kernels whose arithmetic
+/// only into a static QuantizeLinear, directly or through a Relu/Clip ORT folds (then the
+/// returned output is the Relu/Clip's, the grid the kernel requantizes to; the simulation then emulates the kernels whose arithmetic
 /// differs from the float op's: `simulate::softmax`, `simulate::qlinear`). An opset-12 Softmax the
 /// export converts to opset 13 becomes Flatten → Softmax → Reshape (unless its axis is -1), which
 /// ORT leaves float.
@@ -88,13 +89,10 @@ pub fn qlinear_io<'p>(
         .iter()
         .map(|t| plan.activations.get(t).filter(|a| !a.dynamic && a.consumers.contains(&name)))
         .collect::<Option<_>>()?;
-    let y = plan.activations.get(n.output.first()?)?;
-    let graph = model.graph();
-    let readers = consumers(graph, &y.tensor);
-    let fused = !y.dynamic
-        && (is_graph_output(graph, &y.tensor) || !readers.is_empty())
-        && readers.iter().all(|r| y.consumers.contains(&crate::model::node_name(r)));
-    fused.then_some((inputs, y))
+    // The output quantized directly, or through a Relu/Clip ORT removes first (ClipQuantFusion
+    // turns Add → Clip → Q into a QLinearAdd requantizing to the Clip output's grid).
+    let y = requantized_output(model, n.output.first()?, plan)?;
+    Some((inputs, y))
 }
 
 /// Whether `tensor` (an op's output) feeds only a static QuantizeLinear in the export (see

@@ -252,7 +252,9 @@ impl Sink for SimulationSink<'_> {
                 ("Softmax", [x]) => super::softmax::emulate(&node, self.model.summary.opset, x, y),
                 ("Add" | "Mul", [a, b]) => {
                     let e = super::qlinear::emulate(self.model, &node, a, b, y);
-                    if e.is_some() {
+                    // Through a folded Relu/Clip the output is clipped after the kernel: its
+                    // fake quantization stays.
+                    if e.is_some() && node.output.first() == Some(&y.tensor) {
                         self.on_grid.insert(y.tensor.clone());
                     }
                     e

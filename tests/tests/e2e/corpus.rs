@@ -306,7 +306,7 @@ fn corpus_integer_codes_equal_onnx_runtime_s() {
         .collect();
     assert!(exact.len() >= 2, "corpus.json marks {} models exact_codes", exact.len());
     let mut failures = Vec::new();
-    for name in exact.iter().copied().chain(["rapidocr_cls"]) {
+    for name in exact.iter().copied().chain(["rapidocr_rec"]) {
         let file = |suffix: &str| dir.path().join(format!("{name}{suffix}"));
         for (n, split) in [(SAMPLES, "calib"), ("1", "eval")] {
             run_oracle(
