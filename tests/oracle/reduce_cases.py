@@ -18,23 +18,15 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-F = TensorProto.FLOAT
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import opset_cases  # noqa: E402
 
 
 def model(name, opset, nodes, x_shape, outputs, inits=()):
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", F, x_shape)],
-                              [helper.make_tensor_value_info(o, F, None) for o in outputs],
-                              initializer=list(inits))
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="reduce_cases")
-    m.ir_version = 7
-    # Outputs typed by ONNX's own shape inference (the checker wants their shapes).
-    inferred = {v.name: v for v in onnx.shape_inference.infer_shapes(m, strict_mode=True).graph.output}
-    for o in m.graph.output:
-        o.type.CopyFrom(inferred[o.name].type)
-    onnx.checker.check_model(m)
-    return name, m, x_shape
+    """The case `name` as (name, checked model with typed outputs, input shape)."""
+    return name, opset_cases.model(name, opset, nodes, x_shape, outputs, inits), x_shape
 
 
 def axes(name, values):

@@ -91,6 +91,28 @@ impl TypedOp for ChannelAffine {
     as_op!();
 }
 
+/// The typing rules of a normalization with `arity` inputs: `x`, then one vector per channel
+/// (axis 1) each; the output has `x`'s type and shape.
+fn per_channel_rules<'r, 'p: 'r>(
+    op: &str,
+    arity: usize,
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+) -> InferenceResult {
+    if inputs.len() != arity || outputs.len() != 1 {
+        bail!("{op}: {arity} inputs and 1 output expected, {} and {}", inputs.len(), outputs.len());
+    }
+    s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
+    for input in &inputs[1..] {
+        s.equals(&input.datum_type, &inputs[0].datum_type)?;
+        s.equals(&input.rank, 1)?;
+        s.equals(&input.shape[0], &inputs[0].shape[1])?;
+    }
+    s.equals(&inputs[0].shape, &outputs[0].shape)?;
+    Ok(())
+}
+
 impl Expansion for OrtBatchNorm {
     fn name(&self) -> StaticName {
         "OrtBatchNorm".into()
@@ -102,17 +124,7 @@ impl Expansion for OrtBatchNorm {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        if inputs.len() != 5 || outputs.len() != 1 {
-            bail!("BatchNormalization: 5 inputs and 1 output expected, {} and {}", inputs.len(), outputs.len());
-        }
-        s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
-        for i in 1..5 {
-            s.equals(&inputs[i].datum_type, &inputs[0].datum_type)?;
-            s.equals(&inputs[i].rank, 1)?;
-            s.equals(&inputs[i].shape[0], &inputs[0].shape[1])?;
-        }
-        s.equals(&inputs[0].shape, &outputs[0].shape)?;
-        Ok(())
+        per_channel_rules("BatchNormalization", 5, s, inputs, outputs)
     }
 
     fn wire(&self, prefix: &str, target: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
@@ -232,17 +244,7 @@ impl Expansion for OrtInstanceNorm {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        if inputs.len() != 3 || outputs.len() != 1 {
-            bail!("InstanceNormalization: 3 inputs and 1 output expected, {} and {}", inputs.len(), outputs.len());
-        }
-        s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
-        for i in 1..3 {
-            s.equals(&inputs[i].datum_type, &inputs[0].datum_type)?;
-            s.equals(&inputs[i].rank, 1)?;
-            s.equals(&inputs[i].shape[0], &inputs[0].shape[1])?;
-        }
-        s.equals(&inputs[0].shape, &outputs[0].shape)?;
-        Ok(())
+        per_channel_rules("InstanceNormalization", 3, s, inputs, outputs)
     }
 
     fn wire(&self, prefix: &str, target: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
