@@ -66,9 +66,10 @@ fn gemm_bias_add<'m>(
 
 /// The quantized inputs and output of the non-layer node `n` when ONNX Runtime's QDQ fusion turns
 /// it into a QLinear* kernel: every input read through a DequantizeLinear and the output going
-/// only into a static QuantizeLinear, directly or through a Relu/Clip ORT folds (then the
-/// returned output is the Relu/Clip's, the grid the kernel requantizes to; the simulation then emulates the kernels whose arithmetic
-/// differs from the float op's: `simulate::softmax`, `simulate::qlinear`). An opset-12 Softmax the
+/// only into a static QuantizeLinear, directly or through a Relu/Clip ORT folds (the returned
+/// output is then the Relu/Clip's: the grid the kernel requantizes to). The simulation emulates
+/// the kernels whose arithmetic differs from the float op's (`simulate::softmax`,
+/// `simulate::qlinear`). An opset-12 Softmax the
 /// export converts to opset 13 becomes Flatten → Softmax → Reshape (unless its axis is -1), which
 /// ORT leaves float.
 pub fn qlinear_io<'p>(
