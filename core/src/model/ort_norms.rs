@@ -31,16 +31,37 @@ struct OrtBatchNorm {
     epsilon_bits: u32,
 }
 
-/// `y = x · a[c] + b[c]` along axis 1, the product and the sum each rounded to f32.
-#[derive(Debug, Clone, PartialEq, Hash)]
-pub(crate) struct ChannelAffine {
-    a: Arc<Tensor>,
-    b: Arc<Tensor>,
+/// What [`PerChannel`] computes on each (sample, channel) row of its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RowOp {
+    /// `x · p[c] + q[c]`, the product and the sum each rounded to f32 (BatchNormalization, folded).
+    Affine,
+    /// ORT's instance normalization with scale `p[c]`, bias `q[c]` and ε (its bits).
+    InstanceNorm { epsilon_bits: u32 },
 }
 
-/// Tensors compare element by element; the factors are folded from finite statistics (a NaN
-/// would make an operator unequal to itself, which only costs tract a missed deduplication).
-impl Eq for ChannelAffine {}
+/// A normalization on a typed graph: one vector pair `(p, q)` indexed by the channel (axis 1),
+/// applied to each row of the trailing axes.
+#[derive(Debug, Clone, PartialEq, Hash)]
+pub(crate) struct PerChannel {
+    row: RowOp,
+    p: Arc<Tensor>,
+    q: Arc<Tensor>,
+}
+
+/// Tensors compare element by element; the vectors come from finite constants (a NaN would make
+/// an operator unequal to itself, which only costs tract a missed deduplication).
+impl Eq for PerChannel {}
+
+impl PerChannel {
+    /// The ONNX operator it computes, for messages.
+    fn onnx_name(&self) -> &'static str {
+        match self.row {
+            RowOp::Affine => "BatchNormalization",
+            RowOp::InstanceNorm { .. } => "InstanceNormalization",
+        }
+    }
+}
 
 /// ORT's folded factors `(a, b)` of BatchNormalization from its statistics.
 pub(crate) fn folded(scale: &[f32], bias: &[f32], mean: &[f32], var: &[f32], epsilon: f32) -> (Vec<f32>, Vec<f32>) {
@@ -49,41 +70,53 @@ pub(crate) fn folded(scale: &[f32], bias: &[f32], mean: &[f32], var: &[f32], eps
     (a, b)
 }
 
-impl Op for ChannelAffine {
+impl Op for PerChannel {
     fn name(&self) -> StaticName {
-        "QuantBenchChannelAffine".into()
+        match self.row {
+            RowOp::Affine => "QuantBenchChannelAffine".into(),
+            RowOp::InstanceNorm { .. } => "QuantBenchInstanceNorm".into(),
+        }
     }
 
     op_as_typed_op!();
 }
 
-impl EvalOp for ChannelAffine {
+impl EvalOp for PerChannel {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let (a, b) = (self.a.try_as_plain_ram()?, self.b.try_as_plain_ram()?);
-        let (a, b) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
+        let (p, q) = (self.p.try_as_plain_ram()?, self.q.try_as_plain_ram()?);
+        let (p, q) = (p.as_slice::<f32>()?, q.as_slice::<f32>()?);
         let shape = input.shape().to_vec();
-        if shape.len() < 2 || shape[1] != a.len() {
-            bail!("BatchNormalization: {} channels for input {shape:?}", a.len());
+        let min_rank = if self.row == RowOp::Affine { 2 } else { 3 };
+        if shape.len() < min_rank || shape[1] != p.len() {
+            bail!("{}: {} channels for input {shape:?}", self.onnx_name(), p.len());
         }
-        let inner: usize = shape[2..].iter().product();
-        let mut out = input.into_tensor();
-        if inner > 0 {
-            let mut y = out.try_as_plain_ram_mut()?;
-            for (i, block) in y.as_slice_mut::<f32>()?.chunks_mut(inner).enumerate() {
-                let c = i % a.len();
-                for x in block.iter_mut() {
-                    *x = *x * a[c] + b[c];
+        let w: usize = shape[2..].iter().product();
+        let x = input.try_as_plain_ram()?;
+        let x = x.as_slice::<f32>()?;
+        let mut out = vec![0f32; x.len()];
+        if w > 0 {
+            for (i, (row, y)) in x.chunks(w).zip(out.chunks_mut(w)).enumerate() {
+                let c = i % p.len();
+                match self.row {
+                    RowOp::Affine => {
+                        for (o, v) in y.iter_mut().zip(row) {
+                            *o = v * p[c] + q[c];
+                        }
+                    }
+                    RowOp::InstanceNorm { epsilon_bits } => {
+                        instance_norm_row(row, i * w, p[c], q[c], f32::from_bits(epsilon_bits), y);
+                    }
                 }
             }
         }
-        Ok(tvec!(out.into_tvalue()))
+        Ok(tvec!(tract_ndarray::ArrayD::from_shape_vec(shape, out)?.into_tensor().into_tvalue()))
     }
 }
 
-impl TypedOp for ChannelAffine {
+impl TypedOp for PerChannel {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(f32::fact(inputs[0].shape.clone())))
     }
@@ -140,7 +173,7 @@ impl Expansion for OrtBatchNorm {
             bail!("BatchNormalization computes in f32 here, not {:?}", x.datum_type);
         }
         let (a, b) = folded(&stats[0], &stats[1], &stats[2], &stats[3], f32::from_bits(self.epsilon_bits));
-        let op = ChannelAffine { a: Arc::new(tensor1(&a)), b: Arc::new(tensor1(&b)) };
+        let op = PerChannel { row: RowOp::Affine, p: Arc::new(tensor1(&a)), q: Arc::new(tensor1(&b)) };
         target.wire_node(prefix, op, &inputs[..1])
     }
 }
@@ -167,17 +200,6 @@ struct OrtInstanceNorm {
     epsilon_bits: u32,
 }
 
-/// The per-(sample, channel) normalization of [`OrtInstanceNorm`] on a typed graph.
-#[derive(Debug, Clone, PartialEq, Hash)]
-pub(crate) struct InstanceNormOp {
-    scale: Arc<Tensor>,
-    bias: Arc<Tensor>,
-    epsilon_bits: u32,
-}
-
-/// As [`ChannelAffine`]: finite constants.
-impl Eq for InstanceNormOp {}
-
 /// ORT's instance normalization of one row `x` (one sample's channel, `offset` floats into the
 /// tensor) into `y`, with the channel's `scale` and `bias`.
 pub(crate) fn instance_norm_row(x: &[f32], offset: usize, scale: f32, bias: f32, epsilon: f32, y: &mut [f32]) {
@@ -190,47 +212,6 @@ pub(crate) fn instance_norm_row(x: &[f32], offset: usize, scale: f32, bias: f32,
     for (o, v) in y.iter_mut().zip(x) {
         *o = v * a + b;
     }
-}
-
-impl Op for InstanceNormOp {
-    fn name(&self) -> StaticName {
-        "QuantBenchInstanceNorm".into()
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for InstanceNormOp {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let (s, b) = (self.scale.try_as_plain_ram()?, self.bias.try_as_plain_ram()?);
-        let (s, b) = (s.as_slice::<f32>()?, b.as_slice::<f32>()?);
-        let shape = input.shape().to_vec();
-        if shape.len() < 3 || shape[1] != s.len() {
-            bail!("InstanceNormalization: {} channels for input {shape:?}", s.len());
-        }
-        let w: usize = shape[2..].iter().product();
-        let x = input.try_as_plain_ram()?;
-        let x = x.as_slice::<f32>()?;
-        let mut out = vec![0f32; x.len()];
-        if w > 0 {
-            for (i, (row, y)) in x.chunks(w).zip(out.chunks_mut(w)).enumerate() {
-                let c = i % s.len();
-                instance_norm_row(row, i * w, s[c], b[c], f32::from_bits(self.epsilon_bits), y);
-            }
-        }
-        Ok(tvec!(tract_ndarray::ArrayD::from_shape_vec(shape, out)?.into_tensor().into_tvalue()))
-    }
-}
-
-impl TypedOp for InstanceNormOp {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(inputs[0].shape.clone())))
-    }
-
-    as_op!();
 }
 
 impl Expansion for OrtInstanceNorm {
@@ -258,7 +239,11 @@ impl Expansion for OrtInstanceNorm {
             };
             Ok(k.cast_to::<f32>()?.into_owned().into_arc_tensor())
         };
-        let op = InstanceNormOp { scale: constant(1)?, bias: constant(2)?, epsilon_bits: self.epsilon_bits };
+        let op = PerChannel {
+            row: RowOp::InstanceNorm { epsilon_bits: self.epsilon_bits },
+            p: constant(1)?,
+            q: constant(2)?,
+        };
         target.wire_node(prefix, op, &inputs[..1])
     }
 }
