@@ -24,9 +24,29 @@ use tract_onnx::tract_core::internal::{
 };
 use tract_onnx::tract_hir::internal::{Expansion, InferenceOp, InferenceResult, Solver, TensorProxy, bail, expand};
 
-/// The ONNX operator with ORT's folding; its statistics must be constants.
+/// Which ONNX normalization an [`OrtNormalization`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum NormKind {
+    /// BatchNormalization (inference): `x`, scale, bias, mean, variance.
+    Batch,
+    /// InstanceNormalization: `x`, scale, bias.
+    Instance,
+}
+
+impl NormKind {
+    /// The ONNX operator's name, for messages.
+    fn onnx_name(self) -> &'static str {
+        match self {
+            Self::Batch => "BatchNormalization",
+            Self::Instance => "InstanceNormalization",
+        }
+    }
+}
+
+/// An ONNX normalization with ORT's arithmetic; its per-channel inputs must be constants.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct OrtBatchNorm {
+struct OrtNormalization {
+    kind: NormKind,
     /// ε's bits (tract's operators compare and hash).
     epsilon_bits: u32,
 }
@@ -57,9 +77,10 @@ impl PerChannel {
     /// The ONNX operator it computes, for messages.
     fn onnx_name(&self) -> &'static str {
         match self.row {
-            RowOp::Affine => "BatchNormalization",
-            RowOp::InstanceNorm { .. } => "InstanceNormalization",
+            RowOp::Affine => NormKind::Batch,
+            RowOp::InstanceNorm { .. } => NormKind::Instance,
         }
+        .onnx_name()
     }
 }
 
@@ -146,9 +167,12 @@ fn per_channel_rules<'r, 'p: 'r>(
     Ok(())
 }
 
-impl Expansion for OrtBatchNorm {
+impl Expansion for OrtNormalization {
     fn name(&self) -> StaticName {
-        "OrtBatchNorm".into()
+        match self.kind {
+            NormKind::Batch => "OrtBatchNorm".into(),
+            NormKind::Instance => "OrtInstanceNorm".into(),
+        }
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(
@@ -157,23 +181,35 @@ impl Expansion for OrtBatchNorm {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        per_channel_rules("BatchNormalization", 5, s, inputs, outputs)
+        let arity = if self.kind == NormKind::Batch { 5 } else { 3 };
+        per_channel_rules(self.kind.onnx_name(), arity, s, inputs, outputs)
     }
 
     fn wire(&self, prefix: &str, target: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let name = self.kind.onnx_name();
         let x = target.outlet_fact(inputs[0])?.clone();
-        let mut stats = Vec::with_capacity(4);
-        for &i in &inputs[1..5] {
-            let Some(k) = target.outlet_fact(i)?.konst.clone() else {
-                bail!("BatchNormalization: statistics are not constants")
-            };
-            stats.push(k.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec());
-        }
         if x.datum_type != f32::datum_type() {
-            bail!("BatchNormalization computes in f32 here, not {:?}", x.datum_type);
+            bail!("{name} computes in f32 here, not {:?}", x.datum_type);
         }
-        let (a, b) = folded(&stats[0], &stats[1], &stats[2], &stats[3], f32::from_bits(self.epsilon_bits));
-        let op = PerChannel { row: RowOp::Affine, p: Arc::new(tensor1(&a)), q: Arc::new(tensor1(&b)) };
+        let mut vectors = Vec::with_capacity(inputs.len() - 1);
+        for &i in &inputs[1..] {
+            let Some(k) = target.outlet_fact(i)?.konst.clone() else {
+                bail!("{name}: its parameters are not constants")
+            };
+            vectors.push(k.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec());
+        }
+        let epsilon = f32::from_bits(self.epsilon_bits);
+        let op = match self.kind {
+            NormKind::Batch => {
+                let (a, b) = folded(&vectors[0], &vectors[1], &vectors[2], &vectors[3], epsilon);
+                PerChannel { row: RowOp::Affine, p: Arc::new(tensor1(&a)), q: Arc::new(tensor1(&b)) }
+            }
+            NormKind::Instance => PerChannel {
+                row: RowOp::InstanceNorm { epsilon_bits: self.epsilon_bits },
+                p: Arc::new(tensor1(&vectors[0])),
+                q: Arc::new(tensor1(&vectors[1])),
+            },
+        };
         target.wire_node(prefix, op, &inputs[..1])
     }
 }
@@ -190,14 +226,7 @@ pub(super) fn build_batch_norm(
     if node.get_attr_opt::<i64>("training_mode")?.unwrap_or(0) != 0 {
         bail!("BatchNormalization in training mode is not supported");
     }
-    Ok((expand(OrtBatchNorm { epsilon_bits: f32::to_bits(epsilon) }), vec![]))
-}
-
-/// ONNX InstanceNormalization with ORT's arithmetic; scale and bias must be constants.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct OrtInstanceNorm {
-    /// ε's bits.
-    epsilon_bits: u32,
+    Ok((expand(OrtNormalization { kind: NormKind::Batch, epsilon_bits: f32::to_bits(epsilon) }), vec![]))
 }
 
 /// ORT's instance normalization of one row `x` (one sample's channel, `offset` floats into the
@@ -214,47 +243,13 @@ pub(crate) fn instance_norm_row(x: &[f32], offset: usize, scale: f32, bias: f32,
     }
 }
 
-impl Expansion for OrtInstanceNorm {
-    fn name(&self) -> StaticName {
-        "OrtInstanceNorm".into()
-    }
-
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        per_channel_rules("InstanceNormalization", 3, s, inputs, outputs)
-    }
-
-    fn wire(&self, prefix: &str, target: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let x = target.outlet_fact(inputs[0])?.clone();
-        if x.datum_type != f32::datum_type() {
-            bail!("InstanceNormalization computes in f32 here, not {:?}", x.datum_type);
-        }
-        let constant = |i: usize| -> TractResult<Arc<Tensor>> {
-            let Some(k) = target.outlet_fact(inputs[i])?.konst.clone() else {
-                bail!("InstanceNormalization: scale and bias are not constants")
-            };
-            Ok(k.cast_to::<f32>()?.into_owned().into_arc_tensor())
-        };
-        let op = PerChannel {
-            row: RowOp::InstanceNorm { epsilon_bits: self.epsilon_bits },
-            p: constant(1)?,
-            q: constant(2)?,
-        };
-        target.wire_node(prefix, op, &inputs[..1])
-    }
-}
-
 /// tract's builder for ONNX InstanceNormalization, computing as ORT does.
 pub(super) fn build_instance_norm(
     _ctx: &tract_onnx::model::ParsingContext,
     node: &tract_onnx::pb::NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let epsilon: f32 = node.get_attr_opt("epsilon")?.unwrap_or(1e-5);
-    Ok((expand(OrtInstanceNorm { epsilon_bits: epsilon.to_bits() }), vec![]))
+    Ok((expand(OrtNormalization { kind: NormKind::Instance, epsilon_bits: epsilon.to_bits() }), vec![]))
 }
 
 #[cfg(test)]
